@@ -1,0 +1,321 @@
+"""Line formats: how a raw log line splits into header fields and the message content.
+
+A format is either a loghub-style *header* such as ``<Date> <Time> <Level> <Component>: <Content>``
+(each ``<Name>`` becomes a named field, a space matches any run of whitespace, everything else is a
+regular expression as in loghub's benchmark settings) or a regular expression with named groups. Either
+way the message itself must be the group ``Content``.
+
+Built-in formats cover the 16 loghub systems; ``hdfs``, ``openstack`` and ``bgl`` also carry their
+default session rule and, for BGL, the per-line label.
+
+>>> fmt = get_format("hdfs")
+>>> fmt.split("081109 203615 148 INFO dfs.DataNode: Receiving block blk_1 src: /10.0.0.1:5")["Content"]
+'Receiving block blk_1 src: /10.0.0.1:5'
+>>> LogFormat.from_header("<Date> <Time> <Level>: <Content>").fields
+('Date', 'Time', 'Level', 'Content')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+__all__ = [
+    "BUILTIN_FORMATS",
+    "DEFAULT_MASKS",
+    "LogFormat",
+    "Mask",
+    "get_format",
+    "header_to_regex",
+]
+
+_FIELD = re.compile(r"<(\w+)>")
+
+
+@dataclass(frozen=True)
+class Mask:
+    """One masking rule applied to the content before template mining.
+
+    The matched text is replaced by ``<name>`` so that, for instance, every block id looks the same to the
+    template miner. Patterns must not match whitespace, so that masked and raw tokens stay aligned.
+    """
+
+    name: str  # shown in templates as <name>
+    pattern: str  # a Python regular expression
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise ValueError(f"mask name must be an identifier, got {self.name!r}")
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"mask {self.name!r}: invalid regular expression: {exc}") from exc
+
+
+#: Masks applied by default, in order: HDFS block ids, UUIDs, host names or IP addresses with a port,
+#: (lists of) IP addresses, clock times, weekday names, hex numbers, long hexadecimal ids
+#: (request/tenant ids), and free-standing numbers.
+DEFAULT_MASKS: tuple[Mask, ...] = (
+    Mask("BLK", r"blk_-?\d+"),
+    Mask(
+        "UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    ),
+    Mask(
+        "HOST",
+        r"(?<![\w.\-])(?:[A-Za-z][\w\-]*(?:\.[\w\-]+)*|\d{1,3}(?:\.\d{1,3}){3}):\d+(?![\w.:])",
+    ),
+    Mask("IP", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?:,\d{1,3}(?:\.\d{1,3}){3})*(?![\w.])"),
+    Mask("TIME", r"(?<![\w:])\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?![\w:])"),
+    Mask("WEEKDAY", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b"),
+    Mask("HEX", r"\b0[xX][0-9a-fA-F]+\b"),
+    Mask("ID", r"\b(?=[0-9a-f]*\d)[0-9a-f]{16,}\b"),
+    Mask("NUM", r"(?<![\w.\-])[-+]?\d+(?:\.\d+)?(?![\w.])"),
+)
+
+
+def header_to_regex(header: str) -> re.Pattern[str]:
+    """Compile a loghub-style header into a regular expression with one named group per field.
+
+    Literal text between fields is kept as regular-expression syntax (loghub headers use ``\\[`` and
+    optional groups such as ``(\\[<PID>\\])?``); every space matches one or more whitespace characters.
+
+    >>> header_to_regex("<Date> <Time> - <Content>").match("2024-01-01 10:00:00 - hello  world")["Content"]
+    'hello  world'
+    """
+    names = _FIELD.findall(header)
+    if "Content" not in names:
+        raise ValueError(f"a header must contain <Content>: {header!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a header names a field twice: {header!r}")
+    parts = re.split(r"(<\w+>)", header)
+    out = []
+    for part in parts:
+        m = _FIELD.fullmatch(part)
+        if m:
+            out.append(f"(?P<{m.group(1)}>.*?)")
+        else:
+            # Spaces are flexible; a literal '-' is escaped, the rest is loghub regex syntax.
+            literal = re.sub(r" +", r"\\s+", part).replace("-", r"\-")
+            out.append(literal)
+    try:
+        return re.compile("^" + "".join(out) + "$")
+    except re.error as exc:
+        raise ValueError(f"header {header!r} is not a valid pattern: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """How to read one kind of log line.
+
+    Attributes hold the compiled pattern plus the knowledge of which fields make the timestamp, the
+    session and the label, and the template-mining settings that suit the system.
+    """
+
+    name: str  # a short name shown in reports
+    pattern: str  # regular expression with named groups, including 'Content'
+    timestamp_fields: tuple[str, ...] = ()  # fields joined by a space to form the timestamp
+    timestamp_format: str | None = None  # strptime format of that text; None lets pandas infer it
+    session_regex: str | None = (
+        None  # default session rule: first match (group 1 if any) in Content
+    )
+    session_field: str | None = None  # or: a header field whose value names the session
+    label_field: str | None = None  # a field holding a per-line label (BGL: '-' means normal)
+    masks: tuple[Mask, ...] = DEFAULT_MASKS
+    sim_th: float = 0.4  # Drain similarity threshold
+    depth: int = 4  # Drain parse-tree depth
+    header: str | None = None  # the loghub-style header this was built from, if any
+    fields: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"format {self.name!r}: invalid regular expression: {exc}") from exc
+        names = tuple(compiled.groupindex)
+        if "Content" not in names:
+            raise ValueError(f"format {self.name!r}: the pattern needs a named group 'Content'")
+        for f in (*self.timestamp_fields, self.session_field, self.label_field):
+            if f is not None and f not in names:
+                raise ValueError(f"format {self.name!r}: field {f!r} is not in the pattern {names}")
+        if not 0.0 < self.sim_th <= 1.0:
+            raise ValueError(f"sim_th must be in (0, 1], got {self.sim_th}")
+        if self.depth < 3:
+            raise ValueError(f"depth must be at least 3, got {self.depth}")
+        if self.session_regex is not None:
+            re.compile(self.session_regex)
+        object.__setattr__(self, "fields", names)
+        object.__setattr__(self, "_regex", compiled)
+
+    @classmethod
+    def from_header(cls, header: str, name: str = "custom", **kwargs: object) -> LogFormat:
+        """Build a format from a loghub-style header; Date/Time/Timestamp fields make the timestamp."""
+        regex = header_to_regex(header)
+        if "timestamp_fields" not in kwargs:
+            kwargs["timestamp_fields"] = tuple(
+                f
+                for f in regex.groupindex
+                if f.lower() in {"date", "time", "timestamp", "datetime"}
+            )
+        return cls(name=name, pattern=regex.pattern, header=header, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_regex(cls, pattern: str, name: str = "custom", **kwargs: object) -> LogFormat:
+        """Build a format from a regular expression with named groups (one must be ``Content``)."""
+        return cls(name=name, pattern=pattern, **kwargs)  # type: ignore[arg-type]
+
+    def split(self, line: str) -> dict[str, str] | None:
+        """Return the named fields of ``line``, or None when it does not fit the format."""
+        m = self._regex.match(line)  # type: ignore[attr-defined]
+        return m.groupdict() if m else None
+
+    def with_options(self, **changes: object) -> LogFormat:
+        """A copy with some attributes changed (masks, sim_th, session rule...)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able description, the inverse of :meth:`from_dict`."""
+        return {
+            "name": self.name,
+            "pattern": self.pattern,
+            "timestamp_fields": list(self.timestamp_fields),
+            "timestamp_format": self.timestamp_format,
+            "session_regex": self.session_regex,
+            "session_field": self.session_field,
+            "label_field": self.label_field,
+            "masks": [[m.name, m.pattern] for m in self.masks],
+            "sim_th": self.sim_th,
+            "depth": self.depth,
+            "header": self.header,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> LogFormat:
+        """Rebuild a format saved by :meth:`to_dict`; unknown keys are rejected."""
+        allowed = set(cls.__dataclass_fields__) - {"fields"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ValueError(f"unknown log-format keys: {sorted(unknown)}")
+        kw = dict(data)
+        kw["timestamp_fields"] = tuple(kw.get("timestamp_fields", ()))  # type: ignore[arg-type]
+        if "masks" in kw:
+            kw["masks"] = tuple(Mask(n, p) for n, p in kw["masks"])  # type: ignore[union-attr]
+        return cls(**kw)  # type: ignore[arg-type]
+
+
+def _h(name: str, header: str, **kw: object) -> LogFormat:
+    return LogFormat.from_header(header, name=name, **kw)
+
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+#: The built-in formats, by name. Headers follow the loghub benchmark settings.
+BUILTIN_FORMATS: dict[str, LogFormat] = {
+    f.name: f
+    for f in (
+        _h(
+            "hdfs",
+            "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            timestamp_fields=("Date", "Time"),
+            timestamp_format="%y%m%d %H%M%S",
+            session_regex=r"(blk_-?\d+)",
+        ),
+        _h(
+            "openstack",
+            r"<Logrecord> <Date> <Time> <Pid> <Level> <Component> \[<ADDR>\] <Content>",
+            timestamp_fields=("Date", "Time"),
+            timestamp_format="%Y-%m-%d %H:%M:%S.%f",
+            session_regex=rf"\[instance: ({_UUID})\]",
+        ),
+        _h(
+            "bgl",
+            "<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> "
+            "<Content>",
+            timestamp_fields=("Time",),
+            timestamp_format="%Y-%m-%d-%H.%M.%S.%f",
+            session_field="Node",
+            label_field="Label",
+        ),
+        _h(
+            "hadoop",
+            r"<Date> <Time> <Level> \[<Process>\] <Component>: <Content>",
+            timestamp_format="%Y-%m-%d %H:%M:%S,%f",
+        ),
+        _h(
+            "spark",
+            "<Date> <Time> <Level> <Component>: <Content>",
+            timestamp_format="%y/%m/%d %H:%M:%S",
+        ),
+        _h(
+            "zookeeper",
+            r"<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>",
+            timestamp_format="%Y-%m-%d %H:%M:%S,%f",
+        ),
+        _h(
+            "thunderbird",
+            r"<Label> <Timestamp> <Date> <User> <Month> <Day> <Time> <Location> "
+            r"<Component>(\[<PID>\])?: <Content>",
+            timestamp_fields=("Date", "Time"),
+            timestamp_format="%Y.%m.%d %H:%M:%S",
+            session_field="User",
+            label_field="Label",
+        ),
+        _h(
+            "windows",
+            "<Date> <Time>, <Level> <Component> <Content>",
+            timestamp_format="%Y-%m-%d %H:%M:%S",
+        ),
+        _h(
+            "linux",
+            r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
+            timestamp_fields=(),
+        ),
+        _h(
+            "android",
+            "<Date> <Time> <Pid> <Tid> <Level> <Component>: <Content>",
+            timestamp_fields=(),
+        ),
+        _h(
+            "healthapp",
+            r"<Time>\|<Component>\|<Pid>\|<Content>",
+            timestamp_format="%Y%m%d-%H:%M:%S:%f",
+        ),
+        _h("apache", r"\[<Time>\] \[<Level>\] <Content>", timestamp_format="%a %b %d %H:%M:%S %Y"),
+        _h("proxifier", r"\[<Time>\] <Program> - <Content>", timestamp_fields=()),
+        _h(
+            "openssh",
+            r"<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>",
+            timestamp_fields=(),
+        ),
+        _h(
+            "hpc", "<LogId> <Node> <Component> <State> <Time> <Flag> <Content>", timestamp_fields=()
+        ),
+        _h(
+            "mac",
+            r"<Month>  <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>",
+            timestamp_fields=(),
+        ),
+    )
+}
+
+
+def get_format(spec: str | LogFormat) -> LogFormat:
+    """Resolve a built-in name (case-insensitive), a loghub-style header, or a format object.
+
+    >>> get_format("BGL").label_field
+    'Label'
+    >>> get_format("<Level>: <Content>").fields
+    ('Level', 'Content')
+    """
+    if isinstance(spec, LogFormat):
+        return spec
+    key = spec.strip().lower()
+    if key in BUILTIN_FORMATS:
+        return BUILTIN_FORMATS[key]
+    if "<Content>" in spec:
+        return LogFormat.from_header(spec)
+    if "(?P<Content>" in spec:
+        return LogFormat.from_regex(spec)
+    raise ValueError(
+        f"unknown log format {spec!r}: use one of {sorted(BUILTIN_FORMATS)}, a loghub-style header "
+        "containing <Content>, or a regular expression with a named group (?P<Content>...)"
+    )

@@ -1,0 +1,589 @@
+"""Log parsing: raw lines -> one DataFrame row per entry with its log key and parameter values.
+
+DeepLog turns every log entry into a *log key* (the constant part of the message, its print statement)
+and a *parameter value vector* (the variable numbers, preceded by the elapsed time). The template miner is
+``drain3``; this module wraps it with line formats, masking, a stable key vocabulary, an explicit unknown
+key in inference mode, and careful handling of lines that do not fit.
+
+The work is split so that a large log can be processed per partition: :meth:`LogParser.fit` mines
+templates (on a sample, say), :meth:`LogParser.transform` only matches and never changes the parser, and
+:func:`workbench.sessions.add_elapsed_times` runs once over the concatenated result.
+
+Row schema (one row per input line, in input order)
+
+==============  ===========================================================================
+``line``        1-based line number in the input
+``raw``         the line as read (decoded, newline stripped)
+``timestamp``   parsed timestamp, timezone-naive (NaT when the format has none or it fails)
+``session``     session id (None when the line belongs to none)
+``key``         log key id: 1..n for known templates, 0 (:data:`UNKNOWN_KEY`) for a template never
+                seen in training (inference mode), -1 (:data:`UNPARSED_KEY`) for unparsed lines
+``template``    the key's template text ('' for unparsed lines)
+``params``      tuple of the numeric parameter values found at the template's variable positions
+``dt_session``  seconds since the previous entry of the same session (NaN for the first)
+``dt_global``   seconds since the previous entry of the whole log (NaN for the first)
+``label``       the per-line label when the format carries one (BGL: '-' = normal), else None
+``parsed``      False when the line did not fit the format (or was empty, binary or too long)
+``error``       why it was not parsed, or a note such as invalid UTF-8 that was replaced
+``content``     the message part the template was mined from
+==============  ===========================================================================
+
+>>> p = LogParser("<Level> <Content>")
+>>> df = p.parse(["INFO took 3 s", "INFO took 5 s", "garbage"])
+>>> df[["line", "key", "template", "params", "parsed"]].to_dict("list")["params"]
+[(3.0,), (5.0,), ()]
+>>> int(df["parsed"].sum()), p.summary(df)["unparsed"]
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import logging
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonpickle
+import numpy as np
+import pandas as pd
+from drain3.drain import Drain
+from drain3.masking import LogMasker, MaskingInstruction
+
+from workbench.formats import LogFormat, get_format
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "UNKNOWN_KEY",
+    "UNPARSED_KEY",
+    "LogParser",
+    "ParseSummary",
+    "add_parse_command",
+    "read_lines",
+]
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_KEY = 0  #: key of a line whose template was never seen in training (inference mode)
+UNPARSED_KEY = -1  #: key of a line that did not fit the format
+MAX_LINE_BYTES = 64 * 1024  #: longer lines are kept as unparsed rows, not mined
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_STRIP = ",;:()[]{}\"'"
+_PARAM_STR = "<*>"
+_WORD = re.compile(r"[\"'(\[]?[A-Za-z][A-Za-z_\-]*[\"')\],.;:!?]*")
+_VARIABLE: Any = frozenset()  # marks a position seen with too many or non-word values
+
+
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    error: str | None = None  # set when the line cannot be parsed at all
+    note: str | None = None  # set when it was repaired (invalid UTF-8 replaced)
+
+
+def _decode(raw: bytes, max_bytes: int) -> _Line:
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if len(raw) > max_bytes:
+        return _Line(raw[:200].decode("utf-8", "replace"), f"line too long ({len(raw)} bytes)")
+    if b"\x00" in raw:
+        return _Line(raw[:200].decode("utf-8", "replace"), "binary data (NUL byte)")
+    try:
+        return _Line(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "replace")
+        bad = sum(1 for ch in text if ch == "\ufffd")
+        if bad > max(4, len(text) // 4):
+            return _Line(text[:200], "binary data (not UTF-8 text)")
+        return _Line(text, note="invalid UTF-8 replaced")
+
+
+def read_lines(source: str | Path | bytes | Iterable[str | bytes], max_bytes: int = MAX_LINE_BYTES):
+    """Yield the lines of a file (plain or ``.gz``), a bytes buffer, or an iterable of lines.
+
+    Lines are split on ``\\n`` only (a trailing ``\\r`` is dropped), so line numbers match ``wc -l``.
+    Each item is a private record with the decoded text and, when the line cannot be parsed, why.
+
+    >>> [x.text for x in read_lines(b"a\\r\\nb\\n")]
+    ['a', 'b']
+    """
+    if isinstance(source, bytes):
+        yield from (_decode(r, max_bytes) for r in _split_bytes(io.BytesIO(source)))
+        return
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"log file not found: {path}")
+        if path.is_dir():
+            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
+        with path.open("rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            yield from (_decode(r, max_bytes) for r in _split_bytes(fh))
+        return
+    for item in source:
+        if isinstance(item, bytes):
+            yield _decode(item.rstrip(b"\n"), max_bytes)
+        else:
+            text = item.rstrip("\n").removesuffix("\r")
+            if len(text) > max_bytes:
+                yield _Line(text[:200], f"line too long ({len(text)} characters)")
+            elif "\x00" in text:
+                yield _Line(text[:200], "binary data (NUL byte)")
+            else:
+                yield _Line(text)
+
+
+def _split_bytes(fh: Any) -> Iterator[bytes]:
+    for raw in fh:
+        yield raw[:-1] if raw.endswith(b"\n") else raw
+
+
+@dataclass(frozen=True)
+class ParseSummary:
+    """Counts reported after a parse: what came in, what was understood, and why the rest was not."""
+
+    lines: int
+    parsed: int
+    unparsed: int
+    unparsed_reasons: dict[str, int]
+    keys: int
+    unknown: int
+    sessions: int
+
+    def __str__(self) -> str:
+        reasons = ", ".join(f"{n} {r}" for r, n in self.unparsed_reasons.items()) or "none"
+        return (
+            f"{self.lines} lines, {self.parsed} parsed, {self.unparsed} unparsed ({reasons}), "
+            f"{self.keys} keys, {self.unknown} unknown-key entries, {self.sessions} sessions"
+        )
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+class LogParser:
+    """Template mining and matching over one line format, with a persistent key vocabulary.
+
+    Parameters
+    ----------
+    fmt
+        A built-in format name (``"hdfs"``, ``"openstack"``, ``"bgl"``, ...), a loghub-style header
+        containing ``<Content>``, a regular expression with ``(?P<Content>...)``, or a
+        :class:`~workbench.formats.LogFormat`.
+    masks
+        Override the format's masking rules (a sequence of :class:`~workbench.formats.Mask`).
+    sim_th, depth
+        Override the format's Drain similarity threshold and tree depth.
+    max_line_bytes
+        Lines longer than this are kept as unparsed rows.
+    max_word_values
+        A wildcard position holding at most this many distinct plain words is split into one key per
+        word (see :meth:`_refine`); 0 keeps Drain's clusters as they are.
+
+    Key ids (1, 2, ...) are given in order of first appearance and never change once given, so they
+    persist with :meth:`to_state`. After :meth:`fit`, :meth:`transform` maps unseen templates to :data:`UNKNOWN_KEY`.
+    """
+
+    def __init__(
+        self,
+        fmt: str | LogFormat = "openstack",
+        *,
+        masks: Iterable[Any] | None = None,
+        sim_th: float | None = None,
+        depth: int | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_word_values: int = 8,
+    ) -> None:
+        base = get_format(fmt)
+        changes: dict[str, Any] = {}
+        if masks is not None:
+            changes["masks"] = tuple(masks)
+        if sim_th is not None:
+            changes["sim_th"] = sim_th
+        if depth is not None:
+            changes["depth"] = depth
+        self.format = base.with_options(**changes) if changes else base
+        if max_line_bytes < 16:
+            raise ValueError(f"max_line_bytes must be at least 16, got {max_line_bytes}")
+        self.max_line_bytes = max_line_bytes
+        self.drain_ = self._new_drain()
+        self._masker = LogMasker(
+            [MaskingInstruction(m.pattern, m.name) for m in self.format.masks], "<", ">"
+        )
+        self._cache: dict[str, int] = {}  # masked content -> cluster id
+        self.counts_: Counter[int] = Counter()  # entries per key seen while mining
+        self.max_word_values = max_word_values
+        self.keys_: dict[int, tuple[int, tuple[tuple[int, str], ...]]] = {}  # key -> cluster, words
+        self._keymap: dict[tuple[int, tuple[tuple[int, str], ...]], int] = {}
+        self._words: dict[int, dict[int, Any]] = {}  # cluster -> position -> word values seen
+
+    def _new_drain(self) -> Drain:
+        return Drain(
+            sim_th=self.format.sim_th,
+            depth=self.format.depth,
+            max_children=100,
+            param_str=_PARAM_STR,
+        )
+
+    # ------------------------------------------------------------------ mining and matching
+    @property
+    def n_keys(self) -> int:
+        """How many keys (templates) the parser knows."""
+        return len(self.keys_)
+
+    @property
+    def templates_(self) -> pd.DataFrame:
+        """The key vocabulary: ``key``, ``template``, ``count`` (entries seen while mining)."""
+        rows = [(k, self.template_of(k), self.counts_.get(k, 0)) for k in sorted(self.keys_)]
+        return pd.DataFrame(rows, columns=["key", "template", "count"])
+
+    def template_of(self, key: int) -> str:
+        """The template text of ``key``: Drain's template with the key's word values filled in."""
+        if key == UNKNOWN_KEY:
+            return "<unknown template>"
+        if key not in self.keys_:
+            return "<unparsed>"
+        cid, fixed = self.keys_[key]
+        cluster = self.drain_.id_to_cluster.get(cid)
+        if cluster is None:
+            return "<unknown template>"
+        tokens = list(cluster.log_template_tokens)
+        for pos, value in fixed:
+            if pos < len(tokens):
+                tokens[pos] = value
+        return " ".join(tokens)
+
+    def _cluster_of(self, masked: str, learn: bool) -> int:
+        cid = self._cache.get(masked)
+        if cid is not None:
+            return cid
+        if learn:
+            cluster, _ = self.drain_.add_log_message(masked)
+        else:
+            cluster = self.drain_.match(masked, "fallback")
+            if cluster is None:
+                return 0  # never cached: a later fit may learn it
+        self._cache[masked] = cluster.cluster_id
+        return cluster.cluster_id
+
+    def _refine(self, masked_by_cid: dict[int, set[str]], learn: bool) -> dict[str, int]:
+        """Key of every distinct masked message, splitting clusters on few-valued word positions.
+
+        Drain merges messages that differ in one word ("VM Paused" / "VM Started", "Took 3 s to spawn"
+        / "... to destroy"). A wildcard position whose values are all plain words, and at most
+        :attr:`max_word_values` of them, is treated as constant: each value gets a key of its own.
+        Positions with more distinct values (user names, say) stay variable.
+        """
+        out: dict[str, int] = {}
+        for cid, members in masked_by_cid.items():
+            cluster = self.drain_.id_to_cluster[cid]
+            wild = [i for i, t in enumerate(cluster.log_template_tokens) if t == _PARAM_STR]
+            split = [tuple(m.split()) for m in members]
+            if learn and wild:
+                stats = self._words.setdefault(cid, {})
+                for pos in wild:
+                    seen = stats.setdefault(pos, set())
+                    if seen is _VARIABLE:
+                        continue
+                    for toks in split:
+                        v = toks[pos] if pos < len(toks) else ""
+                        if not _WORD.fullmatch(v):
+                            stats[pos] = _VARIABLE
+                            break
+                        seen.add(v)
+                        if len(seen) > self.max_word_values:
+                            stats[pos] = _VARIABLE
+                            break
+            stats = self._words.get(cid, {})
+            fixed_pos = [p for p in wild if stats.get(p, _VARIABLE) is not _VARIABLE]
+            for m, toks in zip(members, split, strict=True):
+                fixed = tuple((p, toks[p]) for p in fixed_pos if p < len(toks))
+                key = self._keymap.get((cid, fixed))
+                if key is None:
+                    if not learn:
+                        out[m] = UNKNOWN_KEY
+                        continue
+                    key = len(self.keys_) + 1
+                    self.keys_[key] = (cid, fixed)
+                    self._keymap[(cid, fixed)] = key
+                out[m] = key
+        return out
+
+    def fit(self, source: Any) -> LogParser:
+        """Mine templates from ``source`` (a path, bytes, or lines) and return self."""
+        self.parse(source, learn=True, sessions=False)
+        return self
+
+    def transform(self, source: Any, *, first_line: int = 1, sessions: bool = True) -> pd.DataFrame:
+        """Parse without learning: templates never seen get :data:`UNKNOWN_KEY`. Read-only."""
+        return self.parse(source, learn=False, first_line=first_line, sessions=sessions)
+
+    def parse(
+        self,
+        source: Any,
+        *,
+        learn: bool = True,
+        first_line: int = 1,
+        sessions: bool = True,
+    ) -> pd.DataFrame:
+        """Parse ``source`` into the row schema of this module.
+
+        Parameters
+        ----------
+        source
+            A file path (plain or gzip), bytes, or an iterable of lines.
+        learn
+            Mine new templates (True) or only match known ones (False, inference mode).
+        first_line
+            Line number of the first line, when parsing one partition of a larger log.
+        sessions
+            Assign sessions with the format's default rule and compute elapsed times. Turn off when
+            parsing partitions; run :func:`workbench.sessions.add_elapsed_times` on the whole result.
+        """
+        fmt = self.format
+        split = fmt.split
+        mask = self._masker.mask
+        cluster_of = self._cluster_of
+        rows_raw: list[str] = []
+        rows_content: list[str] = []
+        rows_key: list[int] = []
+        rows_err: list[str | None] = []
+        rows_fields: list[dict[str, str] | None] = []
+        masked_per_row: list[str | None] = []
+        for item in read_lines(source, self.max_line_bytes):
+            text = item.text
+            rows_raw.append(text)
+            if item.error is not None:
+                rows_content.append("")
+                rows_key.append(UNPARSED_KEY)
+                rows_err.append(item.error)
+                rows_fields.append(None)
+                masked_per_row.append(None)
+                continue
+            fields = split(text) if text.strip() else None
+            if fields is None:
+                rows_content.append("")
+                rows_key.append(UNPARSED_KEY)
+                rows_err.append("empty line" if not text.strip() else "does not fit the format")
+                rows_fields.append(None)
+                masked_per_row.append(None)
+                continue
+            content = fields["Content"].strip()
+            masked = mask(content)
+            rows_content.append(content)
+            rows_key.append(cluster_of(masked, learn))
+            rows_err.append(item.note)
+            rows_fields.append(fields)
+            masked_per_row.append(masked)
+        n = len(rows_raw)
+        by_cid: dict[int, set[str]] = {}
+        for cid, m in zip(rows_key, masked_per_row, strict=True):
+            if cid > 0:
+                by_cid.setdefault(cid, set()).add(m)  # type: ignore[arg-type]
+        refined = self._refine(by_cid, learn)
+        rows_key = [
+            refined[m] if cid > 0 else cid  # type: ignore[index]
+            for cid, m in zip(rows_key, masked_per_row, strict=True)
+        ]
+        if learn:
+            self.counts_.update(k for k in rows_key if k > 0)
+        if n == 0:
+            logger.warning("empty input: no lines to parse")
+        df = pd.DataFrame(
+            {
+                "line": np.arange(first_line, first_line + n, dtype=np.int64),
+                "raw": pd.Series(rows_raw, dtype=object),
+                "key": np.asarray(rows_key, dtype=np.int64),
+            }
+        )
+        templates = {k: self.template_of(k) for k in set(rows_key) if k != UNPARSED_KEY}
+        templates[UNPARSED_KEY] = ""
+        df["template"] = pd.Series([templates[k] for k in rows_key], dtype=object)
+        df["params"] = pd.Series(
+            [
+                _numeric_params(c, m, templates[k]) if m is not None else ()
+                for c, m, k in zip(rows_content, masked_per_row, rows_key, strict=True)
+            ],
+            dtype=object,
+        )
+        df["timestamp"] = self._timestamps(rows_fields)
+        df["label"] = pd.Series(
+            [f.get(fmt.label_field) if f and fmt.label_field else None for f in rows_fields],
+            dtype=object,
+        )
+        df["parsed"] = df["key"].to_numpy() != UNPARSED_KEY
+        df["error"] = pd.Series(rows_err, dtype=object)
+        df["content"] = pd.Series(rows_content, dtype=object)
+        for name in fmt.fields:
+            if name != "Content" and name not in df.columns:
+                df[name] = pd.Series(
+                    [f.get(name) if f else None for f in rows_fields], dtype=object
+                )
+        df["session"] = pd.Series([None] * n, dtype=object)
+        df["dt_session"] = np.nan
+        df["dt_global"] = np.nan
+        if sessions and n:
+            from workbench.sessions import add_elapsed_times, assign_default_sessions
+
+            assign_default_sessions(df, fmt)
+            add_elapsed_times(df)
+        cols = ["line", "raw", "timestamp", "session", "key", "template", "params"]
+        cols += ["dt_session", "dt_global", "label", "parsed", "error", "content"]
+        return df[cols + [c for c in df.columns if c not in cols]]
+
+    def _timestamps(self, rows_fields: list[dict[str, str] | None]) -> pd.Series:
+        fmt = self.format
+        if not fmt.timestamp_fields:
+            return pd.Series(pd.NaT, index=range(len(rows_fields)), dtype="datetime64[ns]")
+        text = [
+            " ".join(f[t] or "" for t in fmt.timestamp_fields) if f else None for f in rows_fields
+        ]
+        kw: dict[str, Any] = {"errors": "coerce"}
+        kw["format"] = fmt.timestamp_format if fmt.timestamp_format else "mixed"
+        ts = pd.to_datetime(pd.Series(text, dtype=object), **kw)
+        if getattr(ts.dt, "tz", None) is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        return ts.astype("datetime64[ns]")
+
+    # ------------------------------------------------------------------ reports
+    @staticmethod
+    def summary(df: pd.DataFrame) -> ParseSummary:
+        """Counts of a parsed frame: lines, parsed, unparsed by reason, keys, unknowns, sessions."""
+        parsed = df["parsed"].to_numpy(dtype=bool) if len(df) else np.zeros(0, bool)
+        reasons = Counter(str(e) for e, ok in zip(df["error"], parsed, strict=True) if not ok)
+        keys = df.loc[parsed, "key"]
+        return ParseSummary(
+            lines=len(df),
+            parsed=int(parsed.sum()),
+            unparsed=int((~parsed).sum()),
+            unparsed_reasons=dict(reasons.most_common()),
+            keys=int(keys[keys > 0].nunique()),
+            unknown=int((keys == UNKNOWN_KEY).sum()),
+            sessions=int(df["session"].dropna().nunique()),
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able state: the format, the settings and drain3's own serialised tree."""
+        blob = jsonpickle.dumps(self.drain_, keys=True).encode("utf-8")
+        return {
+            "format": self.format.to_dict(),
+            "max_line_bytes": self.max_line_bytes,
+            "drain": base64.b64encode(zlib.compress(blob)).decode("ascii"),
+            "counts": {str(k): v for k, v in sorted(self.counts_.items())},
+            "max_word_values": self.max_word_values,
+            "keys": [[k, cid, [list(f) for f in fixed]] for k, (cid, fixed) in self.keys_.items()],
+            "words": [
+                [cid, pos, None if vals is _VARIABLE else sorted(vals)]
+                for cid, d in self._words.items()
+                for pos, vals in d.items()
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LogParser:
+        """Rebuild a parser saved by :meth:`to_state`; raises ValueError on a malformed state."""
+        try:
+            fmt = LogFormat.from_dict(state["format"])
+            parser = cls(
+                fmt,
+                max_line_bytes=int(state["max_line_bytes"]),
+                max_word_values=int(state["max_word_values"]),
+            )
+            for k, cid, fixed in state["keys"]:
+                key = (int(cid), tuple((int(p), str(v)) for p, v in fixed))
+                parser.keys_[int(k)] = key
+                parser._keymap[key] = int(k)
+            for cid, pos, vals in state["words"]:
+                parser._words.setdefault(int(cid), {})[int(pos)] = (
+                    _VARIABLE if vals is None else set(vals)
+                )
+            blob = zlib.decompress(base64.b64decode(state["drain"]))
+            drain = jsonpickle.loads(blob.decode("utf-8"), keys=True)
+            counts = Counter({int(k): int(v) for k, v in state.get("counts", {}).items()})
+        except (KeyError, TypeError, ValueError, zlib.error) as exc:
+            raise ValueError(f"malformed parser state: {exc!r}") from exc
+        if not isinstance(drain, Drain):
+            raise ValueError("malformed parser state: the drain tree did not load")
+        parser.drain_ = drain
+        parser.counts_ = counts
+        return parser
+
+
+def _numeric_params(content: str, masked: str, template: str) -> tuple[float, ...]:
+    """Numbers at the template's variable positions (raw and masked tokens align: masks hold no space)."""
+    if "<" not in template:
+        return ()
+    t_tokens = template.split()
+    raw_tokens = content.split()
+    if len(raw_tokens) != len(t_tokens):
+        return ()
+    out = []
+    for tt, rt in zip(t_tokens, raw_tokens, strict=True):
+        if tt == rt or "<" not in tt:
+            continue
+        tok = rt.strip(_STRIP).rstrip(".")
+        if _NUMBER.fullmatch(tok):
+            value = float(tok)
+            if math.isfinite(value):
+                out.append(value)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------- command line
+def add_parse_command(subparsers: Any) -> None:
+    """Register ``deeplog-workbench parse``."""
+    p = subparsers.add_parser(
+        "parse",
+        help="parse a raw log into log keys and parameter values",
+        description="Parse LOG, write the parsed entries and the templates to DIR, print a summary.",
+    )
+    p.add_argument("log", help="log file (plain or .gz)")
+    p.add_argument(
+        "--format",
+        default="openstack",
+        help="built-in format name, a loghub-style header, or a regex with (?P<Content>...)",
+    )
+    p.add_argument(
+        "--session",
+        default=None,
+        help="session rule: 'regex:PATTERN', 'field:NAME', 'window:SECONDS' or "
+        "'sliding:SECONDS,STEP' (default: the format's own rule)",
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--csv", action="store_true", help="write CSV instead of parquet")
+    p.set_defaults(func=_run_parse)
+
+
+def _run_parse(args: Any) -> int:
+    from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
+
+    parser = LogParser(args.format)
+    df = parser.parse(args.log, sessions=args.session is None)
+    if args.session is not None:
+        apply_session_rule(df, SessionRule.parse(args.session))
+        add_elapsed_times(df)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = df.copy()
+    table["params"] = table["params"].map(lambda p: " ".join(repr(v) for v in p))
+    if args.csv:
+        table.to_csv(out / "entries.csv", index=False)
+    else:
+        table.to_parquet(out / "entries.parquet", index=False)
+    parser.templates_.to_csv(out / "templates.csv", index=False)
+    summary = parser.summary(df)
+    print(f"{args.log}: {summary}")
+    if summary.lines == 0:
+        print("warning: the input is empty")
+    return 0
