@@ -311,10 +311,10 @@ def get_format(spec: str | LogFormat) -> LogFormat:
     key = spec.strip().lower()
     if key in BUILTIN_FORMATS:
         return BUILTIN_FORMATS[key]
+    if "(?P<" in spec:
+        return LogFormat.from_regex(spec)
     if "<Content>" in spec:
         return LogFormat.from_header(spec)
-    if "(?P<Content>" in spec:
-        return LogFormat.from_regex(spec)
     raise ValueError(
         f"unknown log format {spec!r}: use one of {sorted(BUILTIN_FORMATS)}, a loghub-style header "
         "containing <Content>, or a regular expression with a named group (?P<Content>...)"
