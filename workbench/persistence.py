@@ -1,0 +1,105 @@
+"""Atomic file writes and checked reads for run directories.
+
+A run directory holds plain files: JSON for configuration and vocabularies, torch state dicts for
+weights, and the SQLite feedback journal. Every file is written to a temporary name in the same folder
+and renamed into place, so a crash leaves either the old file or the new one, never half of one. The
+manifest (``run.json``) is written last and lists a SHA-256 checksum per file, so loading can say which
+file is missing or corrupt before anything is half-loaded.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> write_json(d / "a.json", {"x": 1})
+>>> read_json(d / "a.json")
+{'x': 1}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FORMAT_VERSION",
+    "RunFormatError",
+    "atomic_write_bytes",
+    "file_digest",
+    "load_tensors",
+    "read_json",
+    "save_tensors",
+    "write_json",
+]
+
+#: Version of the run-directory layout written by this package.
+FORMAT_VERSION = 1
+
+
+class RunFormatError(ValueError):
+    """A run directory (or one of its files) cannot be loaded; the message names the file."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file; a missing or malformed file raises :class:`RunFormatError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFormatError(f"{path}: file is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFormatError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def save_tensors(path: str | Path, state: dict[str, Any]) -> None:
+    """Save a (nested) dict of tensors and plain values with ``torch.save``, atomically."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_tensors(path: str | Path) -> dict[str, Any]:
+    """Load a file written by :func:`save_tensors` (``weights_only``: no code is unpickled)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunFormatError(f"{path}: file is missing")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RunFormatError(f"{path}: cannot be read as a weights file ({exc})") from exc
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
