@@ -42,7 +42,7 @@ Examples
 >>> print(log.lines[0][:62])
 nova-compute.log.1.2017-05-16_00:00:00 2017-05-16 00:00:15.712
 >>> log.labels.loc[0, ["task", "event"]].tolist()
-[ 'create', 'create.claim']
+['create', 'create.claim']
 """
 
 from __future__ import annotations
