@@ -32,7 +32,18 @@ def test_parse_command_writes_outputs(tmp_path, capsys):
 def test_parse_command_parquet_and_session_rule(tmp_path, capsys):
     log = tmp_path / "x.log"
     log.write_text(LINES)
-    rc = main(["parse", str(log), "--format", "hdfs", "--session", "window:60", "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "parse",
+            str(log),
+            "--format",
+            "hdfs",
+            "--session",
+            "window:60",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == 0
     entries = pd.read_parquet(tmp_path / "o" / "entries.parquet")
     assert entries["session"].dropna().unique().tolist() == ["w0"]

@@ -77,7 +77,11 @@ def test_unparsed_lines_are_kept_with_reasons(tmp_path):
     assert df["parsed"].tolist() == [True, False, False, False]
     assert (df.loc[~df["parsed"], "key"] == UNPARSED_KEY).all()
     reasons = p.summary(df).unparsed_reasons
-    assert reasons == {"empty line": 1, "does not fit the format": 1, "line too long (105 characters)": 1}
+    assert reasons == {
+        "empty line": 1,
+        "does not fit the format": 1,
+        "line too long (105 characters)": 1,
+    }
 
 
 def test_bytes_input_binary_invalid_utf8_and_huge_lines(tmp_path):
@@ -164,7 +168,10 @@ def test_partitions_give_the_same_keys_as_one_pass():
     p = LogParser("openstack").fit(OPENSTACK)
     whole = p.transform(OPENSTACK)
     parts = pd.concat(
-        [p.transform(OPENSTACK[:2], sessions=False), p.transform(OPENSTACK[2:], first_line=3, sessions=False)],
+        [
+            p.transform(OPENSTACK[:2], sessions=False),
+            p.transform(OPENSTACK[2:], first_line=3, sessions=False),
+        ],
         ignore_index=True,
     )
     assert parts["key"].tolist() == whole["key"].tolist()
@@ -201,7 +208,9 @@ def test_grouping_accuracy_on_loghub(shared_data, system):
 
     folder = shared_data / "loghub_2k" / system
     truth = pd.read_csv(folder / f"{system}_2k.log_structured.csv")["EventId"]
-    df = LogParser(BUILTIN_FORMATS[system.lower()]).parse(folder / f"{system}_2k.log", sessions=False)
+    df = LogParser(BUILTIN_FORMATS[system.lower()]).parse(
+        folder / f"{system}_2k.log", sessions=False
+    )
     pairs = pd.DataFrame({"p": df["key"], "t": truth})
     sizes_p = pairs.groupby("p")["t"].transform("size")
     sizes_t = pairs.groupby("t")["p"].transform("size")

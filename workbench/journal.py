@@ -137,9 +137,7 @@ class FeedbackJournal:
         )
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
-    def commit_version(
-        self, weights: bytes, *, reason: str, feedback_id: int | None = None
-    ) -> int:
+    def commit_version(self, weights: bytes, *, reason: str, feedback_id: int | None = None) -> int:
         """Store new weights as the current version (and mark the feedback applied), atomically."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -210,7 +208,9 @@ class FeedbackJournal:
         """The weights of ``version`` (default: the current one)."""
         with self._lock:
             v = self._current() if version is None else version
-            row = self._db.execute("SELECT weights FROM versions WHERE version = ?", (v,)).fetchone()
+            row = self._db.execute(
+                "SELECT weights FROM versions WHERE version = ?", (v,)
+            ).fetchone()
         if row is None:
             raise KeyError(f"no model version {v} in the journal {self.path}")
         return bytes(row[0])
@@ -224,9 +224,7 @@ class FeedbackJournal:
             args = (state,)
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
-        return [
-            FeedbackEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows
-        ]
+        return [FeedbackEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
     def replay_entries(self) -> list[FeedbackEntry]:
         """The false positives to learn again onto a fresh model, in order (undone ones skipped)."""

@@ -202,7 +202,7 @@ class LogParser:
         sim_th: float | None = None,
         depth: int | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
-        max_word_values: int = 4,
+        max_word_values: int = 8,
     ) -> None:
         base = get_format(fmt)
         changes: dict[str, Any] = {}
