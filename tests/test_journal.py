@@ -76,7 +76,7 @@ def test_atomic_write_and_checked_reads(tmp_path):
     write_json(p, {"a": [1, 2]})
     assert read_json(p) == {"a": [1, 2]}
     atomic_write_bytes(p, b"{broken")
-    with pytest.raises(RunFormatError, match="x.json: not valid JSON"):
+    with pytest.raises(RunFormatError, match=r"x\.json: not valid JSON"):
         read_json(p)
     with pytest.raises(RunFormatError, match="missing"):
         read_json(tmp_path / "nope.json")
