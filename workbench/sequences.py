@@ -53,6 +53,7 @@ __all__ = [
     "SessionFile",
     "count_keys",
     "frame_sessions",
+    "guess_format",
     "read_sessions",
     "unique_sessions",
 ]
@@ -115,7 +116,24 @@ def _parse_keys(text: str, path: Path, lineno: int, cache: dict[str, Session]) -
     return session
 
 
-def read_sessions(path: str | Path, fmt: Format = "keys") -> SessionFile:
+def guess_format(path: str | Path) -> str:
+    """``"csv"`` for a ``.csv`` name, ``"idkeys"`` if the first line holds a comma, else ``"keys"``.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "s")
+    >>> _ = open(p, "w").write("blk_1,5 22\n")
+    >>> guess_format(p)
+    'idkeys'
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    with path.open(encoding="utf-8") as f:
+        first = f.readline()
+    return "idkeys" if "," in first else "keys"
+
+
+def read_sessions(path: str | Path, fmt: Format | Literal["auto"] = "keys") -> SessionFile:
     """Read a preprocessed key-sequence file.
 
     Parameters
@@ -123,7 +141,8 @@ def read_sessions(path: str | Path, fmt: Format = "keys") -> SessionFile:
     path
         The file.
     fmt
-        ``"keys"``, ``"idkeys"`` or ``"csv"`` (see the module docstring).
+        ``"keys"``, ``"idkeys"`` or ``"csv"`` (see the module docstring), or ``"auto"``
+        (:func:`guess_format`).
 
     Returns
     -------
@@ -147,6 +166,8 @@ def read_sessions(path: str | Path, fmt: Format = "keys") -> SessionFile:
     [(5, 5, 22), (5, 22)]
     """
     path = Path(path)
+    if fmt == "auto":
+        fmt = guess_format(path)  # type: ignore[assignment]
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     cache: dict[str, Session] = {}
