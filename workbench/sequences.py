@@ -121,7 +121,7 @@ def guess_format(path: str | Path) -> str:
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "s")
-    >>> _ = open(p, "w").write("blk_1,5 22\n")
+    >>> _ = open(p, "w").write("blk_1,5 22,")
     >>> guess_format(p)
     'idkeys'
     """

@@ -62,6 +62,7 @@ class TrainConfig:
     patience: int = 5  # epochs without validation improvement before stopping; 0 never stops
     min_delta: float = 1e-4  # smallest decrease of the validation loss that counts as improvement
     grad_clip: float | None = 1.0  # max gradient norm, None for no clipping
+    min_batches: int = 8  # gradient steps per epoch at least (tiny data sets pass over it again)
 
     def __post_init__(self) -> None:
         assert self.max_epochs >= 0, f"max_epochs must be >= 0, got {self.max_epochs}"
@@ -289,7 +290,9 @@ def train_module(
             None if vw is None else vw.to(dev, dtype=torch.float32),
         )
     n = len(y)
-    n_batches = max(1, -(-n // config.batch_size))
+    batch_size = max(1, min(config.batch_size, n))
+    n_batches = max(-(-n // batch_size), config.min_batches)
+    n_passes = -(-(n_batches * batch_size) // max(n, 1))
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -309,10 +312,11 @@ def train_module(
     try:
         for epoch in range(1, config.max_epochs + 1):
             module.train()
-            order = torch.randperm(n, generator=generator).to(dev)
+            order = torch.cat([torch.randperm(n, generator=generator) for _ in range(n_passes)])
+            order = order.to(dev)
             total, weight = 0.0, 0.0
             for b in range(n_batches):
-                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+                idx = order[b * batch_size : (b + 1) * batch_size]
                 loss_sum, wsum = _weighted_loss(
                     module, loss_fn, tuple(t[idx] for t in x), y[idx], None if w is None else w[idx]
                 )
