@@ -1,0 +1,93 @@
+"""Scores kept apart from the top-g decision; the rule at its boundary; g selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.detection import detect, score_sessions, select_g, session_max_rank
+from workbench.sequences import END, KeyVocabulary
+
+VOCAB = KeyVocabulary([1, 2, 3, 4, 5])  # internal 3..7, END = 2
+
+
+def fixed_ranking(windows):
+    """Same distribution after every window: key 1 > 2 > 3 > 4 > 5 > END."""
+    p = np.zeros((len(windows), VOCAB.size))
+    p[:, 3:8] = [0.4, 0.25, 0.15, 0.1, 0.06]
+    p[:, END] = 0.04
+    return p
+
+
+@pytest.mark.parametrize("g", [1, 2, 3, 4])
+def test_top_g_boundary(g):
+    # Key k has rank k; the session (k,) ends with END at rank 6.
+    scores = score_sessions([(g,), (g + 1,)], VOCAB, 3, fixed_ranking)
+    entries = detect(scores, g).entries
+    first_keys = entries[entries.position == 0]
+    assert first_keys["rank"].tolist() == [g, g + 1]
+    assert first_keys["anomalous"].tolist() == [False, True]  # rank g normal, g + 1 not
+
+
+def test_end_marker_and_reasons():
+    scores = score_sessions([(1,), (1, 7), (1, 2)], VOCAB, 3, fixed_ranking)
+    d = detect(scores, 5)
+    assert d.reason.tolist() == [
+        "session ended unexpectedly",
+        "unknown key",
+        "session ended unexpectedly",
+    ]
+    assert d.first_position.tolist() == [1, 1, 2]
+    assert detect(scores, 6).anomalous.tolist() == [False, True, False]
+
+
+def test_probability_floor():
+    scores = score_sessions([(1,), (5,)], VOCAB, 3, fixed_ranking)
+    d = detect(scores, 6, min_probability=0.05)
+    assert d.anomalous.tolist() == [True, True]  # END has p = 0.04 < 0.05
+    assert d.reason.tolist() == ["session ended unexpectedly"] * 2
+    d = detect(scores, 6, min_probability=0.07)  # key 5 has p = 0.06
+    assert d.reason.tolist()[1] == "key below probability floor"
+    assert d.first_position.tolist() == [1, 0]
+
+
+def test_scores_map_back_with_multiplicity():
+    sessions = [(1, 2)] * 3 + [(3,)]
+    scores = score_sessions(sessions, VOCAB, 2, fixed_ranking)
+    assert scores.n_sessions == 4 and len(scores.rank) == 3 * 3 + 2
+    assert scores.session.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
+    assert session_max_rank(scores).tolist() == [6, 6, 6, 6]
+    assert scores.candidates(0)[0] == (1, pytest.approx(0.4))
+    frame = scores.to_frame()
+    assert frame.loc[0, "candidates"][:3] == [1, 2, 3]
+
+
+def test_zero_probability_is_never_normal():
+    def only_one(windows):
+        p = np.zeros((len(windows), VOCAB.size))
+        p[:, 3] = 0.9
+        p[:, END] = 0.1
+        return p
+
+    scores = score_sessions([(1,), (2,)], VOCAB, 2, only_one)
+    assert detect(scores, 6).anomalous.tolist() == [False, True]
+
+
+def test_select_g_uses_the_documented_rule():
+    # END ranks 1 and key k ranks k + 1: 97 sessions need g = 2, two g = 3, one g = 4.
+    def end_first(windows):
+        p = fixed_ranking(windows)
+        p[:, END] = 0.45
+        return p
+
+    sessions = [(1,)] * 97 + [(2,)] * 2 + [(3,)]
+    scores = score_sessions(sessions, VOCAB, 2, end_first)
+    sel = select_g(scores, target_fpr=0.01)
+    assert sel.validation_fpr[2] == pytest.approx(0.03)
+    assert sel.validation_fpr[3] == pytest.approx(0.01) and sel.validation_fpr[4] == 0.0
+    assert sel.g == 3 and sel.method == "validation"
+    assert select_g(scores, target_fpr=0.03).g == 2
+    fixed = select_g(scores, fixed=5)
+    assert fixed.g == 5 and fixed.method == "fixed"
+    with pytest.raises(ValueError):
+        detect(scores, 0)

@@ -1,0 +1,152 @@
+"""The LSTM key model on generated sessions with planted anomalies, and the training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.keymodel import KeyModel, KeyModelConfig, NextKeyLSTM
+from workbench.sequences import END_KEY
+from workbench.training import EventRecorder, TrainConfig, train_module
+
+SMALL = dict(window=4, hidden_size=24, max_epochs=40, batch_size=8, patience=5)
+
+
+def workflow_sessions(rng: np.random.Generator, n: int) -> list[tuple[int, ...]]:
+    """Sessions of a small workflow: 1, then 2 and 3 in either order, a loop of 4 5, then 6."""
+    out = []
+    for _ in range(n):
+        s = [1, *([2, 3] if rng.random() < 0.7 else [3, 2])]
+        s += [4, 5] * int(rng.integers(1, 4))
+        s.append(6)
+        out.append(tuple(s))
+    return out
+
+
+def plant(rng: np.random.Generator, s: tuple[int, ...]) -> tuple[int, ...]:
+    """One anomaly: a missing key, a key out of place, or a session cut short."""
+    kind = rng.integers(3)
+    if kind == 0:
+        i = int(rng.integers(len(s)))
+        return s[:i] + s[i + 1 :]
+    if kind == 1:
+        return (*s[:2], 6, *s[2:])
+    return s[: int(rng.integers(1, 3))]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[KeyModel, list]:
+    rng = np.random.default_rng(0)
+    train = workflow_sessions(rng, 300)
+    model = KeyModel(KeyModelConfig(top_g="auto", min_probability="auto", **SMALL))
+    return model.fit(train, seed=0, device="cpu"), train
+
+
+def test_planted_anomalies_accuracy_floor(fitted):
+    model, train = fitted
+    rng = np.random.default_rng(1)
+    normal = workflow_sessions(rng, 200)
+    abnormal = [plant(rng, s) for s in workflow_sessions(rng, 200)]
+    known = set(train) | set(normal)
+    abnormal = [s for s in abnormal if s not in known]
+    assert len(abnormal) > 150
+    recall = model.detect(abnormal).anomalous.mean()
+    fpr = model.detect(normal).anomalous.mean()
+    assert recall >= 0.95, recall
+    assert fpr <= 0.02, fpr
+
+
+def test_short_sessions_are_scored_not_flagged(fitted):
+    model, _ = fitted
+    # Shorter than h = 4 but a normal session start and end: scored, and normal.
+    model2 = KeyModel(KeyModelConfig(top_g=2, **SMALL)).fit([(7, 8)] * 50 + [(7, 9)] * 50, seed=0)
+    d = model2.detect([(7, 8), (7, 9), (7,)])
+    assert d.anomalous.tolist() == [False, False, True]
+    assert d.reason[2] == "session ended unexpectedly" and d.first_position[2] == 1
+    scores = model.score([(1,)])
+    assert scores.rank.shape == (2,) and scores.key.tolist() == [1, END_KEY]
+
+
+def test_unknown_key(fitted):
+    model, _ = fitted
+    d = model.detect([(1, 2, 3, 99, 4, 5, 6)])
+    assert d.anomalous[0] and d.reason[0] == "unknown key" and d.first_position[0] == 3
+
+
+def test_g_selection_reported(fitted):
+    model, _ = fitted
+    sel = model.g_selection_
+    assert sel.method == "validation" and sel.g == model.g_ and 1 <= model.g_ <= 7
+    assert sel.n_validation_sessions == 60 and "smallest g" in sel.rule
+
+
+def test_deterministic_by_seed_and_state_round_trip(fitted):
+    model, train = fitted
+    again = KeyModel(model.config).fit(train, seed=0, device="cpu")
+    probe = [(1, 2, 3, 4, 5, 6), (1, 3, 2, 4, 5, 4, 5, 6)]
+    np.testing.assert_allclose(model.score(probe).probability, again.score(probe).probability)
+    state = model.state_dict()
+    restored = KeyModel.from_state(state, device="cpu")
+    assert restored.g_ == model.g_ and restored.vocab_.keys == model.vocab_.keys
+    np.testing.assert_allclose(restored.score(probe).probability, model.score(probe).probability)
+    with pytest.raises(ValueError, match="not a key-model state"):
+        KeyModel.from_state({"kind": "other"})
+
+
+def test_partial_fit_learns_a_flagged_transition(fitted):
+    model, train = fitted
+    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    odd = (1, 2, 3, 7, 4, 5, 6)  # key 7 is new: it takes a spare slot
+    assert model.detect([odd]).reason[0] == "unknown key"
+    for _ in range(6):
+        model.partial_fit([(1, 2, 3), (1, 2, 3, 7)], [7, 4], replay=train[:50], steps=10)
+    assert 7 in model.vocab_ and model.updates_ == 12
+    assert not model.detect([odd]).anomalous[0]
+    assert not model.detect([(1, 2, 3, 4, 5, 6)]).anomalous[0]
+
+
+def test_config_validation():
+    with pytest.raises(AssertionError):
+        KeyModelConfig(top_g=0)
+    with pytest.raises(ValueError, match="unknown KeyModelConfig"):
+        KeyModelConfig.from_dict({"g": 3})
+    assert KeyModelConfig().top_g == 9 and KeyModelConfig().hidden_size == 64
+
+
+def test_interrupt_keeps_a_usable_model():
+    net = NextKeyLSTM(5, hidden_size=8, num_layers=1)
+    x = torch.randint(0, 5, (64, 3))
+    y = torch.randint(0, 5, (64,))
+    calls = []
+
+    def interrupt(event):
+        calls.append(event.kind)
+        if event.kind == "epoch_end" and event.epoch == 3:
+            raise KeyboardInterrupt
+
+    ce = torch.nn.functional.cross_entropy
+    result = train_module(
+        net,
+        x,
+        y,
+        lambda o, t: ce(o, t, reduction="none"),
+        validation=(x, y, None),
+        config=TrainConfig(max_epochs=50),
+        callbacks=[interrupt],
+        device="cpu",
+    )
+    assert result.stopped == "interrupted" and len(result.history) == 3
+    assert calls[-1] == "train_end" and 1 <= result.best_epoch <= 3
+    assert net(x).shape == (64, 5)
+
+
+def test_events_and_history():
+    rec = EventRecorder(kinds={"epoch_end"})
+    train = workflow_sessions(np.random.default_rng(2), 40)
+    cfg = KeyModelConfig(**{**SMALL, "max_epochs": 3})
+    m = KeyModel(cfg).fit(train, seed=0, callbacks=[rec], device="cpu")
+    assert [e.phase for e in rec.events][:3] == ["split"] * 3
+    assert rec.events[0].train_loss > 0 and rec.events[0].val_loss is not None
+    frame = m.history_.to_frame()
+    assert {"epoch", "phase", "train_loss", "val_loss"} <= set(frame.columns)

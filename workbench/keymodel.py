@@ -1,0 +1,553 @@
+"""The DeepLog log-key model: a stacked LSTM that predicts the next log key from the last h keys.
+
+:class:`KeyModelConfig` holds the settings (the paper's defaults: h = 10, g = 9, L = 2, alpha = 64),
+:class:`NextKeyLSTM` is the network, and :class:`KeyModel` is the fitted wrapper: it owns the key
+vocabulary (external key ids -> internal indices with PAD, UNKNOWN and END), trains the network with
+:func:`workbench.training.train_module`, chooses g, scores sessions (:func:`score`) and applies the
+top-g rule (:func:`detect`).
+
+Choices made where the paper is silent (see DEEPLOG.md):
+
+- Sessions are framed with h PAD entries before and an END marker after; the model predicts the
+  first key from pure padding and END after the last key, so short sessions are scored like any
+  other and a session that stops where normal ones never stop is caught ("session ended
+  unexpectedly").
+- Training uses each *distinct* (window -> next key) example once, weighted by how often it occurs
+  in the normal training sessions; the loss is the same weighted cross-entropy as over all windows.
+- ``fit`` holds out ``validation_fraction`` of the normal training sessions: early stopping watches
+  their loss, and g (plus an optional probability floor) is chosen on them
+  (:func:`workbench.detection.select_g`). With ``refit`` (default) the network is then fine-tuned on
+  all training sessions for ``refit_fraction`` of the epochs early stopping kept, so no training
+  session is wasted; g stays the one chosen on validation.
+
+>>> sessions = [(1, 2, 3, 4)] * 30 + [(1, 3, 2, 4)] * 10
+>>> model = KeyModel(KeyModelConfig(window=3, hidden_size=16, max_epochs=60, top_g="auto"))
+>>> model = model.fit(sessions, seed=0, device="cpu")
+>>> model.detect([(1, 2, 3, 4), (1, 2, 4), (1, 2, 3, 9)]).reason.tolist()
+['', 'key not in top-g', 'unknown key']
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from workbench.detection import (
+    Detection,
+    GSelection,
+    KeyScores,
+    detect,
+    score_sessions,
+    select_g,
+)
+from workbench.sequences import (
+    END,
+    END_KEY,
+    PAD,
+    KeyVocabulary,
+    Session,
+    frame_sessions,
+    unique_sessions,
+)
+from workbench.training import (
+    CPU_THREADS,
+    Callback,
+    History,
+    TrainConfig,
+    pick_device,
+    seed_everything,
+    torch_threads,
+    train_module,
+)
+
+__all__ = ["KeyModel", "KeyModelConfig", "NextKeyLSTM"]
+
+logger = logging.getLogger(__name__)
+
+STATE_KIND = "deeplog-workbench/key-model"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KeyModelConfig:
+    """Settings of the log-key model; the defaults are the paper's where it gives them."""
+
+    window: int = 10  # h: history length
+    top_g: int | Literal["auto"] = 9  # g: candidates accepted; "auto" = chosen on validation
+    min_probability: float | Literal["auto"] = 0.0  # floor on the key's probability; 0 = paper
+    num_layers: int = 2  # L: stacked LSTM layers
+    hidden_size: int = 64  # alpha: units per LSTM layer
+    encoding: Literal["onehot", "embedding"] = "onehot"  # key input encoding
+    embedding_dim: int = 16  # size of the key embedding when encoding == "embedding"
+    weighting: Literal["count", "sqrt", "log", "unit"] = "log"  # distinct example weight: f(count)
+    spare_keys: int = 8  # free vocabulary slots for keys learned online (partial_fit)
+    max_epochs: int = 40  # upper bound; early stopping on validation usually ends sooner
+    batch_size: int = 256  # distinct examples per gradient step
+    learning_rate: float = 1e-2  # Adam step size
+    patience: int = 5  # epochs without validation improvement before stopping
+    target_fpr: float = 0.003  # g / floor selection: tolerated extra validation false-positive rate
+    refit: bool = True  # then fine-tune on all training sessions (validation ones included)
+    refit_fraction: float = 0.25  # refit epochs = ceil(this * epochs chosen by early stopping)
+
+    def __post_init__(self) -> None:
+        assert self.window >= 1, f"window must be >= 1, got {self.window}"
+        assert self.top_g == "auto" or (isinstance(self.top_g, int) and self.top_g >= 1), (
+            f"top_g must be a positive int or 'auto', got {self.top_g!r}"
+        )
+        assert self.num_layers >= 1, f"num_layers must be >= 1, got {self.num_layers}"
+        assert self.hidden_size >= 1, f"hidden_size must be >= 1, got {self.hidden_size}"
+        assert self.encoding in ("onehot", "embedding"), f"bad encoding {self.encoding!r}"
+        assert self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}"
+        assert self.weighting in ("count", "sqrt", "log", "unit"), (
+            f"bad weighting {self.weighting!r}"
+        )
+        assert self.spare_keys >= 0, f"spare_keys must be >= 0, got {self.spare_keys}"
+        assert 0.0 <= self.target_fpr < 1.0, f"target_fpr must be in [0, 1), got {self.target_fpr}"
+        assert self.min_probability == "auto" or (
+            isinstance(self.min_probability, int | float) and 0.0 <= self.min_probability < 1.0
+        ), f"min_probability must be in [0, 1) or 'auto', got {self.min_probability!r}"
+        assert 0.0 < self.refit_fraction <= 1.0, f"bad refit_fraction {self.refit_fraction}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> KeyModelConfig:
+        """Build from a dict, rejecting unknown keys.
+
+        >>> KeyModelConfig.from_dict({"window": 5}).window
+        5
+        >>> KeyModelConfig.from_dict({"windwo": 5})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown KeyModelConfig fields: ['windwo']
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown KeyModelConfig fields: {unknown}")
+        return cls(**d)
+
+    def train_config(self, max_epochs: int | None = None) -> TrainConfig:
+        """The optimisation settings handed to :func:`workbench.training.train_module`."""
+        return TrainConfig(
+            max_epochs=self.max_epochs if max_epochs is None else max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+        )
+
+
+class NextKeyLSTM(nn.Module):
+    """Stacked LSTM over a window of key indices -> logits over the next key.
+
+    >>> net = NextKeyLSTM(n_keys=7, hidden_size=8, num_layers=2)
+    >>> net(torch.zeros(4, 10, dtype=torch.long)).shape
+    torch.Size([4, 7])
+    """
+
+    def __init__(
+        self, n_keys: int, *, hidden_size: int, num_layers: int, embedding_dim: int | None = None
+    ) -> None:
+        super().__init__()
+        self.n_keys = n_keys
+        self.embed = None if embedding_dim is None else nn.Embedding(n_keys, embedding_dim)
+        in_dim = n_keys if embedding_dim is None else embedding_dim
+        self.lstm = nn.LSTM(in_dim, hidden_size, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, n_keys)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dim() == 2, f"expected (batch, window) key indices, got shape {tuple(x.shape)}"
+        if self.embed is None:  # noqa: SIM108 (one shape comment per branch)
+            e = F.one_hot(x, self.n_keys).float()  # (B, h, V)
+        else:
+            e = self.embed(x)  # (B, h, E)
+        out, _ = self.lstm(e)  # (B, h, H)
+        return self.head(out[:, -1])  # (B, V) logits over the next key
+
+
+def _check_sessions(sessions: Iterable[Sequence[int]]) -> list[Session]:
+    out = [tuple(int(k) for k in s) for s in sessions]
+    for i, s in enumerate(out):
+        if any(k < 0 for k in s):
+            raise ValueError(f"session {i}: log keys must be non-negative integers")
+    return out
+
+
+def distinct_examples(
+    sessions: Sequence[Session], vocab: KeyVocabulary, window: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (window -> next key) examples of framed sessions and how often each occurs.
+
+    Returns ``windows (n, h)``, ``targets (n,)`` (internal indices) and ``counts (n,)``.
+
+    >>> w, t, c = distinct_examples([(1, 2)] * 3 + [(1,)], KeyVocabulary([1, 2]), 2)
+    >>> w.tolist(), t.tolist(), c.tolist()
+    ([[0, 0], [0, 3], [0, 3], [3, 4]], [3, 2, 4, 2], [4.0, 1.0, 3.0, 3.0])
+    """
+    distinct, _, counts = unique_sessions(sessions)
+    framed = frame_sessions([vocab.encode(s) for s in distinct], window)
+    if len(framed) == 0:
+        return framed.windows, framed.targets, np.zeros(0)
+    pairs = np.concatenate([framed.windows, framed.targets[:, None]], axis=1)  # (n, h + 1)
+    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    weight = np.bincount(inverse.reshape(-1), weights=counts[framed.session], minlength=len(uniq))
+    return uniq[:, :-1], uniq[:, -1], weight
+
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, targets, reduction="none")  # (B,)
+
+
+class KeyModel:
+    """DeepLog's log-key anomaly detector (fitted wrapper around :class:`NextKeyLSTM`).
+
+    Parameters
+    ----------
+    config
+        Settings; :class:`KeyModelConfig` defaults when None.
+
+    Attributes
+    ----------
+    vocab_ : KeyVocabulary
+        Keys seen in training (plus spare slots filled by :meth:`partial_fit`).
+    module_ : NextKeyLSTM
+        The trained network.
+    history_ : History
+        Per-epoch records of every training phase.
+    g_ : int
+        The g used by :meth:`detect` when none is given.
+    g_selection_ : GSelection
+        How g was chosen, with the validation false-positive rate for every g.
+    fit_info_ : dict
+        Training summary: epochs, how training stopped, seconds, number of examples.
+    """
+
+    def __init__(self, config: KeyModelConfig | None = None) -> None:
+        self.config = KeyModelConfig() if config is None else config
+
+    # ------------------------------------------------------------------ fitting
+
+    def _new_module(self, vocab: KeyVocabulary) -> NextKeyLSTM:
+        c = self.config
+        return NextKeyLSTM(
+            vocab.size,
+            hidden_size=c.hidden_size,
+            num_layers=c.num_layers,
+            embedding_dim=c.embedding_dim if c.encoding == "embedding" else None,
+        )
+
+    def _tensors(
+        self, sessions: Sequence[Session], vocab: KeyVocabulary
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        w, t, c = distinct_examples(sessions, vocab, self.config.window)
+        c = {"count": c, "sqrt": np.sqrt(c), "log": np.log1p(c), "unit": np.ones_like(c)}[
+            self.config.weighting
+        ]
+        return (
+            torch.from_numpy(w),
+            torch.from_numpy(t),
+            torch.from_numpy(c.astype(np.float32)),
+        )
+
+    def fit(
+        self,
+        sessions: Iterable[Sequence[int]],
+        *,
+        validation_fraction: float = 0.2,
+        callbacks: Iterable[Callback] = (),
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ) -> KeyModel:
+        """Learn the next-key model from normal sessions.
+
+        Parameters
+        ----------
+        sessions
+            Normal training sessions (external key ids), with their repetitions.
+        validation_fraction
+            Share of the sessions held out (at random) for early stopping and the choice of g.
+            With 0 there is no early stopping (``max_epochs`` run) and an ``"auto"`` g falls back to
+            the paper's 9.
+        callbacks
+            Progress callbacks (see :mod:`workbench.training`); phases are ``"split"`` (training on
+            the sessions not held out), then ``"refit"`` (all sessions), or ``"train"`` without a
+            split.
+        seed
+            Seeds the split, the weight initialisation and the shuffling.
+        device
+            Default: CUDA when available, else the CPU.
+        """
+        if not 0.0 <= validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        sessions = _check_sessions(sessions)
+        if not sessions:
+            raise ValueError("no training sessions")
+        c = self.config
+        callbacks = list(callbacks)
+        dev = pick_device(device)
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        n_val = round(validation_fraction * len(sessions))
+        n_val = min(n_val, len(sessions) - 1)
+        perm = rng.permutation(len(sessions))
+        val_sessions = [sessions[i] for i in perm[:n_val]]
+        fit_sessions = [sessions[i] for i in perm[n_val:]] if n_val else sessions
+        history = History()
+        info: dict[str, Any] = {
+            "n_sessions": len(sessions),
+            "n_validation_sessions": n_val,
+            "device": str(dev),
+            "seed": seed,
+        }
+
+        vocab = KeyVocabulary.from_sessions(fit_sessions, spare=c.spare_keys)
+        seed_everything(seed)
+        module = self._new_module(vocab)
+        x, y, w = self._tensors(fit_sessions, vocab)
+        validation = self._tensors(val_sessions, vocab) if n_val else None
+        info["n_distinct_examples"] = len(y)
+        phase = "split" if n_val else "train"
+        result = train_module(
+            module,
+            x,
+            y,
+            _cross_entropy,
+            weights=w,
+            validation=validation,
+            config=c.train_config(),
+            callbacks=callbacks,
+            seed=seed,
+            device=dev,
+            phase=phase,
+            history=history,
+        )
+        info.update(epochs=result.best_epoch, stopped=result.stopped)
+        self.vocab_, self.module_, self.device_ = vocab, module, dev
+
+        # Choose g on the held-out normal sessions, with the model that never saw them.
+        fixed = None if c.top_g == "auto" else int(c.top_g)
+        floor = None if c.min_probability == "auto" else float(c.min_probability)
+        if n_val:
+            self.g_selection_ = select_g(
+                self.score(val_sessions, top_k=10),
+                target_fpr=c.target_fpr,
+                fixed=fixed,
+                floor=floor,
+            )
+        else:
+            g = 9 if fixed is None else fixed
+            method = "fixed" if fixed is not None else "default"
+            rule = "set by the user" if fixed is not None else "paper default (no validation split)"
+            if fixed is None or floor is None:
+                logger.warning("no validation split: using g = %d and no probability floor", g)
+            self.g_selection_ = GSelection(g, method, rule, None, 0, {}, floor or 0.0)
+        self.g_ = self.g_selection_.g
+        self.min_probability_ = self.g_selection_.min_probability
+
+        if c.refit and n_val and result.stopped != "interrupted" and result.best_epoch > 0:
+            # Fine-tune on every training session, starting from the split model's weights. Keys
+            # seen only in the held-out sessions take spare vocabulary slots.
+            backup = copy.deepcopy(module.state_dict()), copy.deepcopy(vocab)
+            for key in sorted({k for s in val_sessions for k in s} - set(vocab.keys)):
+                if not vocab.add(key):
+                    logger.warning("no spare slot for key %d seen only in validation", key)
+            x, y, w = self._tensors(sessions, vocab)
+            epochs = max(1, math.ceil(c.refit_fraction * result.best_epoch))
+            refit = train_module(
+                module,
+                x,
+                y,
+                _cross_entropy,
+                weights=w,
+                config=c.train_config(max_epochs=epochs),
+                callbacks=callbacks,
+                seed=seed + 1,
+                device=dev,
+                phase="refit",
+                history=history,
+            )
+            if refit.stopped == "interrupted":
+                logger.warning("refit interrupted: keeping the model trained on the split")
+                module.load_state_dict(backup[0])
+                self.vocab_ = backup[1]
+            info.update(refit=refit.stopped, refit_epochs=epochs, refit_examples=len(y))
+        self.history_ = history
+        self.updates_ = 0
+        info["seconds"] = time.perf_counter() - t0
+        self.fit_info_ = info
+        return self
+
+    # ------------------------------------------------------------------ scoring
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise RuntimeError("this KeyModel is not fitted yet; call fit() or from_state()")
+
+    def predict_proba(self, windows: np.ndarray, *, batch_size: int = 16384) -> np.ndarray:
+        """``(n, h)`` internal key indices -> ``(n, vocab size)`` next-key probabilities.
+
+        PAD, UNKNOWN and free slots are masked out (probability 0).
+        """
+        self._check_fitted()
+        mask = torch.from_numpy(self.vocab_.candidate_mask()).to(self.device_)
+        module = self.module_.eval()
+        out = np.empty((len(windows), self.vocab_.size), dtype=np.float32)
+        threads = torch_threads(CPU_THREADS if self.device_.type == "cpu" else None)
+        with torch.inference_mode(), threads:
+            for start in range(0, len(windows), batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
+                logits = module(xb.to(self.device_))  # (B, V)
+                logits = logits.masked_fill(~mask, float("-inf"))
+                out[start : start + len(xb)] = torch.softmax(logits, dim=1).cpu().numpy()
+        return out
+
+    def score(self, sessions: Iterable[Sequence[int]], *, top_k: int | None = None) -> KeyScores:
+        """Per-entry scores: rank of the actual key and the top candidates with probabilities.
+
+        Every session yields ``len(session) + 1`` entries (the last predicts END). ``top_k``
+        defaults to ``max(g_, 10)``.
+        """
+        self._check_fitted()
+        k = max(self.g_, 10) if top_k is None else top_k
+        return score_sessions(
+            _check_sessions(sessions), self.vocab_, self.config.window, self.predict_proba, top_k=k
+        )
+
+    def detect(
+        self,
+        sessions: Iterable[Sequence[int]],
+        g: int | None = None,
+        *,
+        min_probability: float | None = None,
+    ) -> Detection:
+        """Per-entry and per-session verdicts under the top-g rule.
+
+        ``g`` and ``min_probability`` default to the fitted ``g_`` and ``min_probability_``.
+        """
+        g = self.g_ if g is None else int(g)
+        floor = self.min_probability_ if min_probability is None else float(min_probability)
+        detection = detect(self.score(sessions, top_k=max(g, 10)), g, floor)
+        detection.info["g_method"] = self.g_selection_.method if g == self.g_ else "given"
+        return detection
+
+    # ------------------------------------------------------------------ online update
+
+    def partial_fit(
+        self,
+        histories: Sequence[Sequence[int]],
+        next_keys: Sequence[int],
+        *,
+        replay: Sequence[Sequence[int]] | None = None,
+        steps: int = 5,
+        learning_rate: float | None = None,
+        seed: int = 0,
+    ) -> KeyModel:
+        """A few gradient steps that teach the model the given (history -> next key) examples.
+
+        Meant for confirmed false positives. ``histories[i]`` holds the keys before the entry (the
+        last
+        ``h`` are used; fewer means the session started there, as in scoring) and ``next_keys[i]``
+        the actual key (``END_KEY`` for the end of a session). A key new to the vocabulary takes a
+        spare slot; with none left it stays unknown. ``replay`` sessions (normal ones) are mixed
+        into each step so that the update does not erase what was learned. ``g_`` is kept.
+        """
+        self._check_fitted()
+        if len(histories) != len(next_keys):
+            raise ValueError("histories and next_keys must have the same length")
+        if not len(next_keys):
+            return self
+        h = self.config.window
+        for key in [k for hist in histories for k in hist] + [k for k in next_keys if k != END_KEY]:
+            if key not in self.vocab_ and not self.vocab_.add(int(key)):
+                logger.warning("no spare vocabulary slot for key %d: it stays unknown", key)
+        windows = np.full((len(histories), h), PAD, dtype=np.int64)
+        for i, hist in enumerate(histories):
+            tail = self.vocab_.encode(list(hist)[-h:]) if len(hist) else np.zeros(0, np.int64)
+            windows[i, h - len(tail) :] = tail
+        targets = np.array(
+            [END if k == END_KEY else int(self.vocab_.encode([k])[0]) for k in next_keys]
+        )
+        weights = np.ones(len(targets), dtype=np.float32)
+        if replay:
+            rw, rt, rc = distinct_examples(_check_sessions(replay), self.vocab_, h)
+            windows = np.concatenate([windows, rw])
+            targets = np.concatenate([targets, rt])
+            # The replayed examples together weigh as much as the new ones.
+            weights = np.concatenate([weights, (rc / rc.sum() * len(weights)).astype(np.float32)])
+        x = torch.from_numpy(windows).to(self.device_)
+        y = torch.from_numpy(targets).to(self.device_)
+        w = torch.from_numpy(weights).to(self.device_)
+        torch.manual_seed(seed)
+        lr = self.config.learning_rate if learning_rate is None else learning_rate
+        optimizer = torch.optim.Adam(self.module_.parameters(), lr=lr)
+        self.module_.train()
+        for _ in range(steps):
+            loss = (_cross_entropy(self.module_(x), y) * w).sum() / w.sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        self.module_.eval()
+        self.updates_ += len(next_keys)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild the fitted model; JSON-able except ``module`` (tensors).
+
+        Save with ``torch.save`` (or JSON for everything but ``module``); never pickles this object.
+        """
+        self._check_fitted()
+        return {
+            "kind": STATE_KIND,
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "vocab": self.vocab_.to_dict(),
+            "module": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
+            "g": self.g_,
+            "min_probability": self.min_probability_,
+            "g_selection": self.g_selection_.to_dict(),
+            "history": list(self.history_),
+            "fit_info": dict(self.fit_info_),
+            "updates": self.updates_,
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: Mapping[str, Any], *, device: str | torch.device | None = None
+    ) -> KeyModel:
+        """Rebuild a fitted model from :meth:`state_dict` output."""
+        if state.get("kind") != STATE_KIND or state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"not a key-model state (kind {state.get('kind')!r}, "
+                f"version {state.get('version')!r})"
+            )
+        model = cls(KeyModelConfig.from_dict(state["config"]))
+        model.vocab_ = KeyVocabulary.from_dict(state["vocab"])
+        model.device_ = pick_device(device)
+        model.module_ = model._new_module(model.vocab_)
+        model.module_.load_state_dict(state["module"])
+        model.module_.to(model.device_).eval()
+        model.g_ = int(state["g"])
+        model.min_probability_ = float(state.get("min_probability", 0.0))
+        model.g_selection_ = GSelection.from_dict(state["g_selection"])
+        model.history_ = History(state.get("history", []))
+        model.fit_info_ = dict(state.get("fit_info", {}))
+        model.updates_ = int(state.get("updates", 0))
+        return model
+
+    def __repr__(self) -> str:
+        fitted = f", g_={self.g_}, {self.vocab_!r}" if hasattr(self, "g_") else ""
+        return f"KeyModel({self.config!r}{fitted})"
