@@ -12,12 +12,17 @@ part after an update is scored again.
 >>> import numpy as np
 >>> from workbench.keymodel import KeyModel, KeyModelConfig
 >>> train = [1, 2, 3] * 40
->>> model = KeyModel(KeyModelConfig(window=2, hidden_size=8, max_epochs=40, top_g=1, spare_keys=2))
+>>> model = KeyModel(KeyModelConfig(window=2, hidden_size=8, max_epochs=40, top_g=2, spare_keys=2))
 >>> model = model.fit([train], seed=0, device="cpu", validation_fraction=0.0)
 >>> stream = np.array([1, 2, 3, 1, 2, 4, 1, 2, 4, 1, 2, 3])
->>> res = stream_detect(model, stream, context=train, oracle=lambda i: False, update_steps=30)
->>> res.flagged[:6].tolist(), int(res.updates)
-([False, False, False, False, False, True], 1)
+>>> # without feedback the new key 4 stays anomalous; with feedback it is learned after two flags
+>>> plain = stream_detect(model, stream, context=train)
+>>> plain.flagged.astype(int).tolist()
+[0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0]
+>>> learned = stream_detect(model, stream, context=train, oracle=lambda i: False,
+...                         resolve_unknown=lambda i: 4, update_steps=30)
+>>> learned.flagged.astype(int).tolist(), learned.updates
+([0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0], 2)
 """
 
 from __future__ import annotations
