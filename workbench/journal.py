@@ -161,6 +161,12 @@ class FeedbackJournal:
                 raise
         return version
 
+    def mark_applied(self, feedback_id: int, version: int) -> None:
+        """Mark a verdict applied by ``version`` (when one update learned several verdicts)."""
+        self._tx(
+            "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?", (version, feedback_id)
+        )
+
     def undo(self) -> int | None:
         """Go back to the parent of the current version; returns the new current version.
 

@@ -1,0 +1,749 @@
+"""The front object for notebook users: one log, its parser, both DeepLog models, the workflows and
+the feedback journal, behind a few verbs.
+
+>>> wb = Workbench.from_simulation(n_instances=60, test_instances=40, seed=3)   # doctest: +SKIP
+>>> wb.fit()                                                                    # doctest: +SKIP
+>>> report = wb.detect()                                                        # doctest: +SKIP
+>>> wb.flag_false_positive(report.anomalies["id"].iloc[0])                      # doctest: +SKIP
+>>> wb.save("runs/demo"); Workbench.load("runs/demo")                            # doctest: +SKIP
+
+Choices made where the paper is silent
+--------------------------------------
+* The key model scores sessions (instances, blocks, nodes, windows); entries that belong to no
+  session are judged by the parameter model and the unknown-key rule only.
+* An entry is first checked by the key model; its parameter vector is checked only when its key was
+  normal (the paper's order). A session that ends where normal sessions never end is reported on
+  its last entry with kind ``'session end'``.
+* Every update of the weights is committed to the journal as a new model version before the new
+  weights are used; detection keeps using the weights it started with (updates swap in atomically).
+* Everything a widget shows comes from here, through returned data and the events ``'fit'``,
+  ``'progress'``, ``'detect'`` and ``'update'`` (see :meth:`Workbench.on`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from workbench.journal import FeedbackJournal
+from workbench.keymodel import KeyModel, KeyModelConfig, distinct_examples
+from workbench.parammodel import ParamModel, ParamModelConfig
+from workbench.paramvectors import build_series
+from workbench.parsing import UNKNOWN_KEY, LogParser, ParseSummary
+from workbench.runs import load_workbench, save_workbench, state_from_bytes, state_to_bytes
+from workbench.sequences import END_KEY
+from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
+from workbench.workflow import WorkflowConfig, build_workflows
+
+__all__ = ["DetectionReport", "UpdateResult", "Workbench"]
+
+logger = logging.getLogger(__name__)
+
+ANOMALY_COLUMNS = [
+    "id", "line", "timestamp", "session", "raw", "kind", "key", "template", "position", "rank",
+    "g", "probability", "candidates", "mse", "threshold", "level", "dimension", "observed",
+    "predicted", "status",
+]  # fmt: skip
+
+EVENTS = ("fit", "progress", "detect", "update")
+
+
+@dataclass
+class DetectionReport:
+    """Verdicts on one log: every entry, and the anomalous ones as a review table.
+
+    ``entries`` is the parsed frame with the detectors' columns added (``key_rank``, ``key_probability``,
+    ``key_anomalous``, ``key_reason``, ``mse``, ``param_status``, ``param_anomalous``, ``anomalous``).
+    ``anomalies`` has one row per reported anomaly with the columns of :data:`ANOMALY_COLUMNS`; its
+    ``status`` is ``'open'``, ``'false positive'`` or ``'confirmed'``.
+    """
+
+    entries: pd.DataFrame
+    anomalies: pd.DataFrame
+    g: int
+    level: float
+    seconds: float = 0.0
+
+    def anomaly(self, anomaly_id: str) -> pd.Series:
+        """The row of one anomaly; KeyError with the id when there is none."""
+        hit = self.anomalies.index[self.anomalies["id"] == anomaly_id]
+        if not len(hit):
+            raise KeyError(f"no anomaly {anomaly_id!r} in this report")
+        return self.anomalies.loc[hit[0]]
+
+
+@dataclass
+class UpdateResult:
+    """What one piece of feedback did."""
+
+    anomaly_id: str
+    verdict: str  # 'false_positive' or 'confirmed'
+    version: int | None  # the model version it created (None for a confirmation)
+    seconds: float  # time of the weight update (journal included), not of re-scoring
+    loss_before: float | None = None  # validation loss of the model that was updated
+    loss_after: float | None = None
+    changed: list[str] = field(default_factory=list)  # anomaly ids whose verdict changed
+    report: DetectionReport | None = None  # the re-scored report
+
+
+class Workbench:
+    """Parser, models, workflows and feedback over one log (see the module docstring).
+
+    Parameters
+    ----------
+    parser
+        A fitted :class:`~workbench.parsing.LogParser`.
+    entries
+        The parsed training entries (normal behaviour to learn from).
+    key_config, param_config, workflow_config
+        Model settings; the paper's defaults when None.
+    run_dir
+        Where :meth:`save` writes and the feedback journal lives; a temporary folder until then.
+    seed
+        Seeds every training run.
+    """
+
+    def __init__(
+        self,
+        parser: LogParser,
+        entries: pd.DataFrame,
+        *,
+        key_config: KeyModelConfig | None = None,
+        param_config: ParamModelConfig | None = None,
+        workflow_config: WorkflowConfig | None = None,
+        run_dir: str | Path | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.parser = parser
+        self.entries = entries
+        self.key_config = key_config or KeyModelConfig(top_g="auto")
+        self.param_config = param_config or ParamModelConfig()
+        self.workflow_config = workflow_config or WorkflowConfig()
+        self.seed = seed
+        self.key_model: KeyModel | None = None
+        self.param_model: ParamModel | None = None
+        self.workflows_: list[nx.DiGraph] = []
+        self.report: DetectionReport | None = None
+        self.test_source: Any = None  # what detect() reads when called without a source
+        self.test_labels: pd.DataFrame | None = None  # ground truth of the test log, when known
+        self.level = 0.99
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {e: [] for e in EVENTS}
+        self._stop = threading.Event()
+        self._lock = threading.RLock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if run_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="deeplog-run-")
+            run_dir = self._tmp.name
+        self.run_dir = Path(run_dir)
+        self.journal = FeedbackJournal(self.run_dir / "journal.sqlite")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_logs(
+        cls,
+        source: Any,
+        fmt: str = "openstack",
+        *,
+        session: str | SessionRule | None = None,
+        **kwargs: Any,
+    ) -> Workbench:
+        """Parse a log (path, bytes or lines) and wrap it; ``session`` overrides the format's rule."""
+        parser = LogParser(fmt)
+        entries = parser.parse(source, sessions=session is None)
+        if session is not None:
+            rule = SessionRule.parse(session) if isinstance(session, str) else session
+            apply_session_rule(entries, rule)
+            add_elapsed_times(entries)
+        return cls(parser, entries, **kwargs)
+
+    @classmethod
+    def from_simulation(
+        cls,
+        n_instances: int = 400,
+        *,
+        test_instances: int = 200,
+        anomalies: dict[str, float | int] | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> Workbench:
+        """Train on a simulated normal log; keep a second simulated log with anomalies for detect().
+
+        The test log uses another seed, so nothing of it is seen in training; its ground truth is
+        in :attr:`test_labels`.
+        """
+        from workbench.simulator import simulate
+
+        train = simulate(n_instances=n_instances, anomalies={}, seed=seed)
+        test = simulate(
+            n_instances=test_instances,
+            anomalies={"performance": 0.05, "execution": 0.05, "parameter": 0.03}
+            if anomalies is None
+            else anomalies,
+            seed=seed + 1,
+        )
+        wb = cls.from_logs(train.lines, "openstack", seed=seed, **kwargs)
+        wb.test_source = test.lines
+        wb.test_labels = test.labels
+        return wb
+
+    @staticmethod
+    def preview(lines: Sequence[str], fmt: str, n: int = 20) -> pd.DataFrame:
+        """Parse the first ``n`` lines with a candidate format (for a live preview while typing)."""
+        df = LogParser(fmt).parse(list(lines)[:n])
+        return df[["line", "parsed", "error", "key", "template", "params", "session", "timestamp"]]
+
+    def summary(self) -> ParseSummary:
+        """Counts of the training log: lines, parsed, unparsed by reason, keys, sessions."""
+        return self.parser.summary(self.entries)
+
+    # ------------------------------------------------------------------ events
+    def on(self, event: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback(payload)`` on ``event`` ('fit', 'progress', 'detect', 'update')."""
+        if event not in self._listeners:
+            raise ValueError(f"unknown event {event!r}; expected one of {EVENTS}")
+        self._listeners[event].append(callback)
+
+    def _emit(self, event: str, **payload: Any) -> None:
+        for cb in list(self._listeners[event]):
+            try:
+                cb(payload)
+            except Exception:  # a broken view must not break the analysis
+                logger.exception("a %r listener failed", event)
+
+    # ------------------------------------------------------------------ training
+    def _sessions(self, entries: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
+        """Session names and, per session, the positional rows of its parsed entries in order."""
+        sess = entries["session"].to_numpy(dtype=object)
+        ok = entries["parsed"].to_numpy(dtype=bool) & pd.notna(sess)
+        rows = np.flatnonzero(ok)
+        if not len(rows):
+            return [], []
+        codes, names = pd.factorize(pd.Series(sess[rows], dtype=object), sort=False)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        groups = np.split(rows[order], bounds)
+        return [str(n) for n in names], groups
+
+    def stop(self) -> None:
+        """Ask a running :meth:`fit` to stop after the current step; the models stay usable."""
+        self._stop.set()
+
+    def _progress(self, stage: str, user: Sequence[Callable[[dict[str, Any]], None]]):
+        def cb(event: Any) -> None:
+            if self._stop.is_set():
+                raise KeyboardInterrupt
+            if hasattr(event, "kind"):  # a training.TrainEvent of the key model
+                payload = {
+                    "stage": stage,
+                    "event": event.kind,
+                    "epoch": getattr(event, "epoch", None),
+                    "epochs": getattr(event, "max_epochs", None),
+                    "train_loss": getattr(event, "train_loss", None),
+                    "val_loss": getattr(event, "val_loss", None),
+                    "phase": getattr(event, "phase", None),
+                }
+            else:  # the parameter model's per-epoch dict
+                payload = {"stage": stage, "event": "epoch", **dict(event)}
+            for u in user:
+                u(payload)
+            self._emit("progress", **payload)
+
+        return cb
+
+    def fit(
+        self,
+        key_config: KeyModelConfig | None = None,
+        param_config: ParamModelConfig | None = None,
+        callbacks: Iterable[Callable[[dict[str, Any]], None]] = (),
+        *,
+        workflows: bool = True,
+    ) -> Workbench:
+        """Train the key model, the parameter models and build the workflows on the training log.
+
+        ``callbacks`` receive progress dicts (``stage`` 'key' or 'param', ``event``, ``epoch``,
+        ``train_loss``, ``val_loss``...). :meth:`stop` ends training early with usable models.
+        """
+        user = list(callbacks)
+        self._stop.clear()
+        self.key_config = key_config or self.key_config
+        self.param_config = param_config or self.param_config
+        _, groups = self._sessions(self.entries)
+        keys = self.entries["key"].to_numpy()
+        sessions = [tuple(int(k) for k in keys[g]) for g in groups]
+        if not sessions:
+            raise ValueError("the training log has no sessions: choose a session rule")
+        t0 = time.perf_counter()
+        key_model = KeyModel(self.key_config).fit(
+            sessions, seed=self.seed, callbacks=[self._progress("key", user)]
+        )
+        param_model = None
+        if not self._stop.is_set():
+            param_model = ParamModel(self.param_config).fit(
+                self.entries, seed=self.seed, callbacks=[self._progress("param", user)]
+            )
+        with self._lock:
+            self.key_model = key_model
+            self.param_model = param_model
+            self._replay = _sample(sessions, 400, self.seed)
+        if workflows:
+            self.workflows_ = build_workflows(self.entries, self.workflow_config)
+        self.journal.commit_version(self._weights(), reason="trained")
+        self._emit("fit", seconds=time.perf_counter() - t0, stopped=self._stop.is_set())
+        self._stop.clear()
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.key_model is None:
+            raise RuntimeError("the workbench is not trained yet: call fit() first")
+
+    # ------------------------------------------------------------------ detection
+    def detect(
+        self, source: Any = None, *, level: float | None = None, g: int | None = None
+    ) -> DetectionReport:
+        """Detect anomalies in ``source`` (path, bytes or lines; default: the test log, or the
+        training log when there is none) with the key model first, then the parameter models."""
+        self._check_fitted()
+        if level is not None:
+            self.level = float(level)
+        t0 = time.perf_counter()
+        if source is None and self.report is not None and self.test_source is None:
+            entries = self.report.entries[self.entries.columns].copy()
+        elif source is None:
+            src = self.test_source
+            entries = self.entries.copy() if src is None else self.parser.transform(src)
+        else:
+            entries = self.parser.transform(source)
+        report = self._score(entries, g=g)
+        report.seconds = time.perf_counter() - t0
+        self.report = report
+        self._emit("detect", n_anomalies=len(report.anomalies), seconds=report.seconds)
+        return report
+
+    def _score(self, entries: pd.DataFrame, *, g: int | None = None, old: Any = None) -> DetectionReport:
+        with self._lock:
+            key_model, param_model = self.key_model, self.param_model
+        assert key_model is not None
+        g = int(key_model.g_ if g is None else g)
+        floor = float(key_model.min_probability_)
+        n = len(entries)
+        keys = entries["key"].to_numpy()
+        rank = np.full(n, np.nan)
+        prob = np.full(n, np.nan)
+        key_bad = np.zeros(n, dtype=bool)
+        reason = np.full(n, "", dtype=object)
+        position = np.full(n, -1, dtype=np.int64)
+        cand: dict[int, list[tuple[int, str, float]]] = {}
+        end_rows: dict[int, tuple[int, float, list[tuple[int, str, float]]]] = {}
+        names, groups = self._sessions(entries)
+        if groups:
+            sessions = [tuple(int(k) for k in keys[grp]) for grp in groups]
+            scores = key_model.score(sessions, top_k=max(g, 10))
+            bad = scores.unknown | (scores.rank > g) | (scores.probability < floor)
+            starts = np.concatenate([[0], np.cumsum(scores.session_length + 1)[:-1]])
+            for s, grp in enumerate(groups):
+                base = starts[s]
+                m = len(grp)
+                sl = slice(base, base + m)
+                rank[grp] = scores.rank[sl]
+                prob[grp] = scores.probability[sl]
+                key_bad[grp] = bad[sl]
+                position[grp] = np.arange(m)
+                for j in np.flatnonzero(bad[sl]):
+                    e = base + j
+                    row = int(grp[j])
+                    reason[row] = (
+                        "unknown key"
+                        if scores.unknown[e]
+                        else ("key not in top-g" if scores.rank[e] > g else "improbable key")
+                    )
+                    cand[row] = self._candidates(scores.candidates(e), g)
+                e_end = base + m
+                if bad[e_end] and not key_bad[grp[-1]]:
+                    end_rows[int(grp[-1])] = (
+                        int(scores.rank[e_end]),
+                        float(scores.probability[e_end]),
+                        self._candidates(scores.candidates(e_end), g),
+                    )
+        # entries outside every session: only the unknown-key rule applies to their key
+        loose = entries["parsed"].to_numpy(dtype=bool) & (position < 0) & (keys == UNKNOWN_KEY)
+        key_bad |= loose
+        reason[loose] = "unknown key"
+        out = entries.copy()
+        out["position"] = position
+        out["key_rank"] = rank
+        out["key_probability"] = prob
+        out["key_anomalous"] = key_bad
+        out["key_reason"] = reason
+        # parameter values, only where the key was normal
+        level = self.level
+        lv = _level_col(level)
+        if param_model is not None:
+            checked = entries["parsed"].to_numpy(dtype=bool) & ~key_bad
+            ps = param_model.score(entries, only=checked)
+            out["mse"] = ps["mse"].to_numpy()
+            out["param_status"] = ps["status"].to_numpy()
+            thr_col = f"threshold_{lv}"
+            out["threshold"] = ps[thr_col].to_numpy() if thr_col in ps else np.nan
+            flag = ps.get(f"anomalous_{lv}")
+            out["param_anomalous"] = (
+                flag.fillna(False).to_numpy(dtype=bool) if flag is not None else np.zeros(n, bool)
+            )
+            out["dimension"] = ps["dimension"].to_numpy()
+            out["observed"] = ps["observed"].to_numpy()
+            out["predicted"] = ps["predicted"].to_numpy()
+        else:
+            out["mse"] = np.nan
+            out["param_status"] = "no model"
+            out["threshold"] = np.nan
+            out["param_anomalous"] = False
+            out["dimension"] = None
+            out["observed"] = np.nan
+            out["predicted"] = np.nan
+        out["anomalous"] = out["key_anomalous"] | out["param_anomalous"]
+        rows = []
+        status_of = {} if old is None else dict(zip(old["id"], old["status"], strict=True))
+        for r in np.flatnonzero(out["anomalous"].to_numpy()):
+            e = out.iloc[r]
+            kind = "key" if key_bad[r] else "parameter"
+            if kind == "key" and reason[r] == "unknown key":
+                kind = "unknown key"
+            rows.append(self._anomaly_row(e, kind, g, level, cand.get(int(r), []), status_of))
+        for r, (rk, pr, cands) in end_rows.items():
+            e = out.iloc[r]
+            row = self._anomaly_row(e, "session end", g, level, cands, status_of)
+            row.update(rank=rk, probability=pr, id=f"L{int(e['line'])}/end")
+            row["status"] = status_of.get(row["id"], "open")
+            rows.append(row)
+            out.iat[r, out.columns.get_loc("anomalous")] = True
+        anomalies = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
+        anomalies = anomalies.sort_values(["line", "id"], kind="stable").reset_index(drop=True)
+        return DetectionReport(out, anomalies, g, level)
+
+    def _candidates(self, pairs: list[tuple[int, float]], g: int) -> list[tuple[int, str, float]]:
+        out = []
+        for k, p in pairs[: max(g, 1)]:
+            tmpl = "<end of session>" if k == END_KEY else self.parser.template_of(int(k))
+            out.append((int(k), tmpl, round(float(p), 6)))
+        return out
+
+    @staticmethod
+    def _anomaly_row(e: pd.Series, kind: str, g: int, level: float, cands, status_of) -> dict:
+        aid = f"L{int(e['line'])}"
+        param = kind == "parameter"
+        return {
+            "id": aid,
+            "line": int(e["line"]),
+            "timestamp": e["timestamp"],
+            "session": e["session"],
+            "raw": e["raw"],
+            "kind": kind,
+            "key": int(e["key"]),
+            "template": e["template"],
+            "position": int(e["position"]),
+            "rank": None if param or pd.isna(e["key_rank"]) else int(e["key_rank"]),
+            "g": g,
+            "probability": None if param else _float(e["key_probability"]),
+            "candidates": cands,
+            "mse": _float(e["mse"]) if param else None,
+            "threshold": _float(e["threshold"]) if param else None,
+            "level": level if param else None,
+            "dimension": e["dimension"] if param else None,
+            "observed": _float(e["observed"]) if param else None,
+            "predicted": _float(e["predicted"]) if param else None,
+            "status": status_of.get(aid, "open"),
+        }
+
+    # ------------------------------------------------------------------ feedback
+    def _weights(self) -> bytes:
+        state: dict[str, Any] = {}
+        if self.key_model is not None:
+            state["key"] = self.key_model.state_dict()
+        if self.param_model is not None:
+            state["param"] = self.param_model.state_dict()
+        return state_to_bytes(state)
+
+    def _load_weights(self, blob: bytes) -> None:
+        state = state_from_bytes(blob)
+        with self._lock:
+            if "key" in state:
+                self.key_model = KeyModel.from_state(state["key"])
+            if "param" in state:
+                self.param_model = ParamModel.from_state(state["param"])
+
+    def key_validation_loss(self, model: KeyModel | None = None) -> float:
+        """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
+        model = model or self.key_model
+        assert model is not None
+        w, t, c = distinct_examples(self._replay, model.vocab_, model.config.window)
+        p = model.predict_proba(w)[np.arange(len(t)), t]
+        return float(np.sum(c * -np.log(np.maximum(p, 1e-12))) / np.sum(c))
+
+    def _example(self, row: pd.Series, entries: pd.DataFrame) -> dict[str, Any]:
+        """The normal example a false positive teaches, as JSON-able data."""
+        kind = row["kind"]
+        ex: dict[str, Any] = {"kind": kind, "line": int(row["line"]), "raw": row["raw"]}
+        if kind == "parameter":
+            k = int(row["key"])
+            series = build_series(
+                entries,
+                elapsed=self.param_config.elapsed,
+                keys={k},
+                max_params=self.param_config.max_params,
+            )[k]
+            r = int(np.flatnonzero(entries["line"].to_numpy() == row["line"])[0])
+            i = int(np.flatnonzero(series.rows == r)[0])
+            h = self.param_config.history
+            ex.update(
+                key=k,
+                history=np.nan_to_num(series.values[max(0, i - h) : i], nan=np.nan).tolist(),
+                vector=series.values[i].tolist(),
+            )
+            return ex
+        sess_rows = np.flatnonzero(entries["session"].to_numpy(dtype=object) == row["session"])
+        sess_rows = sess_rows[entries["parsed"].to_numpy(dtype=bool)[sess_rows]]
+        keys = entries["key"].to_numpy()[sess_rows].tolist()
+        pos = int(row["position"])
+        if kind == "session end":
+            ex.update(history=keys, next=END_KEY)
+        else:
+            ex.update(history=keys[:pos], next=int(row["key"]))
+        return ex
+
+    def flag_false_positive(
+        self, anomaly_id: str | Sequence[str], *, background: bool = False
+    ) -> UpdateResult | Future[UpdateResult]:
+        """The user says this reported anomaly is normal: learn it now (``partial_fit``), journaled.
+
+        The verdict is committed to the journal first; the update runs on a copy of the models,
+        is committed as a new model version, and then swapped in. The current report is scored
+        again and ``changed`` lists the anomalies whose verdict changed. With ``background=True``
+        the update runs in a worker thread and a Future is returned; detection meanwhile keeps the
+        current weights.
+        """
+        if background:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
+            return self._executor.submit(self._flag, anomaly_id)
+        return self._flag(anomaly_id)
+
+    def _flag(self, anomaly_id: str | Sequence[str]) -> UpdateResult:
+        self._check_fitted()
+        if self.report is None:
+            raise RuntimeError("nothing to give feedback on: call detect() first")
+        ids = [anomaly_id] if isinstance(anomaly_id, str) else list(anomaly_id)
+        report = self.report
+        entries = report.entries[self.entries.columns]
+        t0 = time.perf_counter()
+        with self._lock:
+            key_model = copy.deepcopy(self.key_model)
+            param_model = copy.deepcopy(self.param_model)
+        assert key_model is not None
+        loss_before = self.key_validation_loss(key_model)
+        fids = []
+        for aid in ids:
+            row = report.anomaly(aid)
+            if row["status"] == "false positive":
+                continue
+            ex = self._example(row, entries)
+            fids.append(self.journal.record(aid, "false_positive", ex))
+            self._apply(ex, key_model, param_model)
+        loss_after = self.key_validation_loss(key_model)
+        with self._lock:
+            self.key_model, self.param_model = key_model, param_model
+            version = self.journal.commit_version(
+                self._weights(),
+                reason=f"false positive {', '.join(ids)}",
+                feedback_id=fids[-1] if fids else None,
+            )
+            for f in fids[:-1]:
+                self.journal.mark_applied(f, version)
+        seconds = time.perf_counter() - t0
+        new = self._rescore(report, ids, "false positive")
+        before = set(report.anomalies["id"])
+        after = set(new.anomalies["id"])
+        changed = sorted((before ^ after) - set(ids))
+        result = UpdateResult(ids[0], "false_positive", version, seconds, loss_before, loss_after)
+        result.changed = changed
+        result.report = new
+        self._emit("update", result=result)
+        return result
+
+    def _apply(self, ex: dict[str, Any], key_model: KeyModel, param_model: ParamModel | None) -> None:
+        if ex["kind"] == "parameter":
+            if param_model is not None:
+                history = np.asarray(ex["history"], dtype=float).reshape(-1, len(ex["vector"]))
+                param_model.partial_fit(int(ex["key"]), history, ex["vector"])
+            return
+        history = [int(k) for k in ex["history"]]
+        nxt = int(ex["next"])
+        if ex["kind"] == "unknown key" and nxt == UNKNOWN_KEY:
+            nxt = self._learn_template(ex["raw"])
+            ex["next"] = nxt
+        key_model.partial_fit([history], [nxt], replay=self._replay)
+
+    def _learn_template(self, raw: str) -> int:
+        """The user says a message never seen in training is normal: the parser learns it."""
+        learned = self.parser.parse([raw], learn=True, sessions=False)
+        key = int(learned["key"].iloc[0])
+        if self.report is not None:  # re-match this report's unknown entries
+            e = self.report.entries
+            unk = np.flatnonzero(e["key"].to_numpy() == UNKNOWN_KEY)
+            if len(unk):
+                again = self.parser.transform(e["raw"].iloc[unk].tolist(), sessions=False)
+                for col in ("key", "template", "params"):
+                    e.iloc[unk, e.columns.get_loc(col)] = again[col].to_numpy()
+        return key
+
+    def _rescore(self, report: DetectionReport, ids: list[str], status: str) -> DetectionReport:
+        old = report.anomalies.copy()
+        old.loc[old["id"].isin(ids), "status"] = status
+        new = self._score(report.entries[self.entries.columns], g=report.g, old=old)
+        # keep the reviewed rows visible with their verdict even when they are normal now
+        kept = old[old["id"].isin(ids) & ~old["id"].isin(new.anomalies["id"])]
+        new.anomalies = (
+            pd.concat([new.anomalies, kept], ignore_index=True)
+            .sort_values(["line", "id"], kind="stable")
+            .reset_index(drop=True)
+        )
+        new.seconds = report.seconds
+        self.report = new
+        return new
+
+    def confirm_anomaly(self, anomaly_id: str) -> UpdateResult:
+        """Record a true positive (journaled; no weight changes)."""
+        if self.report is None:
+            raise RuntimeError("nothing to give feedback on: call detect() first")
+        row = self.report.anomaly(anomaly_id)
+        t0 = time.perf_counter()
+        self.journal.record(anomaly_id, "confirmed", {"kind": row["kind"], "line": int(row["line"])})
+        self.report.anomalies.loc[self.report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
+        result = UpdateResult(anomaly_id, "confirmed", None, time.perf_counter() - t0)
+        result.report = self.report
+        self._emit("update", result=result)
+        return result
+
+    def undo(self) -> int | None:
+        """Restore the model version before the last update; returns the version now current."""
+        version = self.journal.undo()
+        if version is not None:
+            self._load_weights(self.journal.weights(version))
+            if self.report is not None:
+                self._rescore(self.report, [], "open")
+            self._emit("update", result=None)
+        return version
+
+    # ------------------------------------------------------------------ views' data
+    def param_keys(self) -> list[int]:
+        """Keys that have a trained parameter model."""
+        if self.param_model is None:
+            return []
+        return [k for k, v in self.param_model.keys_.items() if v.get("status") == "trained"]
+
+    def mse_series(self, key: int, report: DetectionReport | None = None) -> pd.DataFrame:
+        """Per-entry MSE of one key with threshold columns per level (the MSE plot's data)."""
+        self._check_fitted()
+        report = report or self.report
+        if report is None:
+            raise RuntimeError("call detect() first")
+        if self.param_model is None:
+            raise RuntimeError("no parameter model was trained")
+        e = report.entries
+        rows = np.flatnonzero(e["key"].to_numpy() == key)
+        ps = self.param_model.score(e).iloc[rows]
+        out = pd.DataFrame(
+            {
+                "line": e["line"].to_numpy()[rows],
+                "session": e["session"].to_numpy()[rows],
+                "timestamp": e["timestamp"].to_numpy()[rows],
+                "mse": ps["mse"].to_numpy(),
+                "raw": e["raw"].to_numpy()[rows],
+                "observed": ps["observed"].to_numpy(),
+                "predicted": ps["predicted"].to_numpy(),
+                "dimension": ps["dimension"].to_numpy(),
+            }
+        )
+        for lv in self.param_config.levels:
+            col = f"threshold_{_level_col(lv)}"
+            out[f"threshold_{lv}"] = ps[col].to_numpy() if col in ps else np.nan
+        lvc = f"anomalous_{_level_col(self.level)}"
+        out["anomalous"] = ps[lvc].fillna(False).to_numpy(dtype=bool) if lvc in ps else False
+        return out.reset_index(drop=True)
+
+    def workflows(self, method: int = 2) -> list[nx.DiGraph]:
+        """The workflow automata (method 2: co-occurrence clustering; 1: from the key model)."""
+        if method == 2:
+            return self.workflows_
+        if method == 1:
+            from workbench.workflow_model import build_workflows_from_model
+
+            self._check_fitted()
+            return build_workflows_from_model(self.entries, self.key_model)
+        raise ValueError(f"method must be 1 or 2, got {method!r}")
+
+    def diagnose(self, anomaly_id: str):
+        """Explain one anomaly: its place in its workflow and, for timing, the slow transition."""
+        from workbench.diagnosis import diagnose
+
+        if self.report is None:
+            raise RuntimeError("call detect() first")
+        row = self.report.anomaly(anomaly_id)
+        kind = row["kind"]
+        if kind == "parameter":
+            dim = row["dimension"]
+            idx = 0 if dim in (None, "elapsed") else int(str(dim).removeprefix("param"))
+            rec = {"line": int(row["line"]), "kind": "parameter", "dimension": idx,
+                   "value": row["observed"], "score": row["mse"]}  # fmt: skip
+        else:
+            rec = {"line": int(row["line"]), "kind": "key", "score": row["rank"],
+                   "expected": tuple((k, p) for k, _, p in row["candidates"])}  # fmt: skip
+        return diagnose(rec, self.report.entries, self.workflows_)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the run directory (see :mod:`workbench.runs`)."""
+        return save_workbench(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Workbench:
+        """Load a run directory written by :meth:`save`; nothing is half-loaded on error."""
+        return load_workbench(cls, Path(path))
+
+    def close(self) -> None:
+        """Close the journal and the worker thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self.journal.close()
+
+
+def _sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> list[tuple[int, ...]]:
+    if len(sessions) <= n:
+        return list(sessions)
+    idx = np.random.default_rng(seed).choice(len(sessions), size=n, replace=False)
+    return [sessions[i] for i in sorted(idx)]
+
+
+def _level_col(level: float) -> str:
+    from workbench.thresholds import level_name
+
+    return level_name(level)
+
+
+def _float(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(v) else v
