@@ -216,12 +216,12 @@ class Workbench:
             raise ValueError(f"unknown event {event!r}; expected one of {EVENTS}")
         self._listeners[event].append(callback)
 
-    def _emit(self, event: str, **payload: Any) -> None:
-        for cb in list(self._listeners[event]):
+    def _emit(self, name: str, **payload: Any) -> None:
+        for cb in list(self._listeners[name]):
             try:
                 cb(payload)
             except Exception:  # a broken view must not break the analysis
-                logger.exception("a %r listener failed", event)
+                logger.exception("a %r listener failed", name)
 
     # ------------------------------------------------------------------ training
     def _sessions(self, entries: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
