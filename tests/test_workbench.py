@@ -1,0 +1,216 @@
+"""The front object end to end on simulated logs: fit, detect, feedback, undo, save/load, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.keymodel import KeyModelConfig
+from workbench.parammodel import ParamModelConfig
+from workbench.persistence import RunFormatError
+from workbench.workbench import Workbench
+
+FAST_KEY = KeyModelConfig(top_g="auto", hidden_size=32, max_epochs=12, patience=3)
+FAST_PARAM = ParamModelConfig(max_epochs=4, hidden_size=16)
+
+
+def _fast_workbench(seed: int = 5) -> Workbench:
+    wb = Workbench.from_simulation(
+        n_instances=150, test_instances=60, seed=seed, key_config=FAST_KEY, param_config=FAST_PARAM
+    )
+    return wb.fit()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A trained workbench saved once; tests load their own copy."""
+    wb = _fast_workbench()
+    folder = tmp_path_factory.mktemp("run") / "base"
+    wb.save(folder)
+    wb.close()
+    return folder
+
+
+@pytest.fixture
+def wb(trained, tmp_path) -> Workbench:
+    import shutil
+
+    dest = tmp_path / "run"
+    shutil.copytree(trained, dest)
+    w = Workbench.load(dest)
+    yield w
+    w.close()
+
+
+def test_fit_reports_progress_and_detect_finds_planted_anomalies():
+    events = []
+    wb = Workbench.from_simulation(
+        n_instances=150, test_instances=60, seed=11, key_config=FAST_KEY, param_config=FAST_PARAM
+    )
+    wb.on("fit", events.append)
+    progress = []
+    wb.fit(callbacks=[progress.append])
+    assert events and {p["stage"] for p in progress} == {"key", "param"}
+    report = wb.detect()
+    labels = wb.test_labels
+    bad = set(labels.loc[labels["anomaly"].notna(), "instance"].dropna())
+    flagged = set(report.anomalies["session"].dropna())
+    assert len(bad & flagged) / len(bad) >= 0.8  # accuracy floor on planted anomalies
+    assert set(report.anomalies["kind"]) <= {"key", "unknown key", "session end", "parameter"}
+    assert report.anomalies["id"].is_unique
+    wb.close()
+
+
+def test_flag_false_positive_updates_journals_and_rescores(wb):
+    report = wb.detect()
+    key_rows = report.anomalies[report.anomalies["kind"].isin(["key", "session end"])]
+    target = key_rows["id"].iloc[0] if len(key_rows) else report.anomalies["id"].iloc[0]
+    v0 = wb.journal.current_version()
+    result = wb.flag_false_positive(target)
+    assert result.version == v0 + 1
+    assert wb.journal.current_version() == result.version
+    [entry] = wb.journal.entries()
+    assert entry.anomaly == target and entry.state == "applied"
+    assert result.report.anomaly(target)["status"] == "false positive"
+    assert result.loss_before is not None and result.loss_after is not None
+    # undo restores the previous weights and marks the verdict undone
+    assert wb.undo() == v0
+    assert wb.journal.entries()[0].state == "undone"
+
+
+def test_unconfirmed_anomalies_are_never_learned(wb):
+    wb.detect()
+    before = wb.key_model.updates_
+    first = wb.report.anomalies["id"].iloc[0]
+    wb.confirm_anomaly(first)
+    assert wb.key_model.updates_ == before
+    assert [e.verdict for e in wb.journal.entries()] == ["confirmed"]
+    assert wb.report.anomaly(first)["status"] == "confirmed"
+
+
+def test_background_update_swaps_atomically(wb):
+    report = wb.detect()
+    target = report.anomalies["id"].iloc[0]
+    old_model = wb.key_model
+    future = wb.flag_false_positive(target, background=True)
+    again = wb.detect()  # detection goes on meanwhile with whatever weights are current
+    assert len(again.entries) == len(report.entries)
+    result = future.result(timeout=60)
+    assert wb.key_model is not old_model
+    assert result.version == wb.journal.current_version()
+
+
+def test_save_load_detect_gives_the_same_verdicts(wb, tmp_path):
+    before = wb.detect()
+    wb.save(tmp_path / "copy")
+    again = Workbench.load(tmp_path / "copy")
+    after = again.detect(wb.test_source)
+    assert before.anomalies["id"].tolist() == after.anomalies["id"].tolist()
+    np.testing.assert_array_equal(before.entries["key"], after.entries["key"])
+    np.testing.assert_allclose(
+        before.entries["mse"].to_numpy(dtype=float), after.entries["mse"].to_numpy(dtype=float)
+    )
+    again.close()
+
+
+def test_load_errors_name_the_file(trained, tmp_path):
+    import shutil
+
+    def copy(name):
+        dest = tmp_path / name
+        shutil.copytree(trained, dest)
+        return dest
+
+    d = copy("newer")
+    m = json.loads((d / "run.json").read_text())
+    m["format_version"] = 99
+    (d / "run.json").write_text(json.dumps(m))
+    with pytest.raises(RunFormatError, match=r"run.json: format version 99 is newer"):
+        Workbench.load(d)
+
+    d = copy("missing")
+    (d / "key_model.pt").unlink()
+    with pytest.raises(RunFormatError, match=r"key_model.pt: file is missing"):
+        Workbench.load(d)
+
+    d = copy("corrupt")
+    (d / "workflows.json").write_text("[{")
+    with pytest.raises(RunFormatError, match=r"workflows.json: checksum mismatch"):
+        Workbench.load(d)
+
+    d = copy("vocab")
+    km = json.loads((d / "key_model.json").read_text())
+    km["vocab"]["keys"].append(9999)
+    (d / "key_model.json").write_text(json.dumps(km))
+    m = json.loads((d / "run.json").read_text())
+    from workbench.persistence import file_digest
+
+    m["files"]["key_model.json"] = file_digest(d / "key_model.json")
+    (d / "run.json").write_text(json.dumps(m))
+    with pytest.raises(RunFormatError, match=r"key_model.json: the vocabulary names keys \[9999\]"):
+        Workbench.load(d)
+
+    with pytest.raises(RunFormatError, match="not a directory"):
+        Workbench.load(tmp_path / "nothing-here")
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from workbench.workbench import Workbench
+    from workbench.keymodel import KeyModel
+
+    wb = Workbench.load(sys.argv[1])
+    report = wb.detect()
+    target = report.anomalies["id"].iloc[0]
+    original = KeyModel.partial_fit
+    def slow(self, *a, **k):
+        original(self, *a, **k)
+        print("UPDATING", flush=True)
+        time.sleep(60)  # the parent kills us here, after the verdict was journaled
+    KeyModel.partial_fit = slow
+    wb.flag_false_positive(target)
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_during_update_keeps_journal_and_last_version(trained, tmp_path):
+    import shutil
+
+    d = tmp_path / "run"
+    shutil.copytree(trained, d)
+    ref = Workbench.load(d)
+    v0 = ref.journal.current_version()
+    ref_state = {k: v.clone() for k, v in ref.key_model.module_.state_dict().items()}
+    ref.close()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(d)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    deadline = time.time() + 120
+    line = ""
+    while time.time() < deadline and "UPDATING" not in line:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+    assert "UPDATING" in line, "the child never reached the update"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    back = Workbench.load(d)
+    assert back.journal.integrity_ok()
+    entries = back.journal.entries()
+    assert [e.state for e in entries] == ["pending"]  # acknowledged verdict kept, not applied
+    assert back.journal.current_version() == v0
+    for k, v in back.key_model.module_.state_dict().items():
+        assert np.array_equal(v.numpy(), ref_state[k].numpy())
+    back.close()
