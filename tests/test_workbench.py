@@ -171,7 +171,8 @@ CHILD = textwrap.dedent(
 
     wb = Workbench.load(sys.argv[1])
     report = wb.detect()
-    target = report.anomalies["id"].iloc[0]
+    keyed = report.anomalies[report.anomalies["kind"].isin(["key", "session end"])]
+    target = keyed["id"].iloc[0]
     original = KeyModel.partial_fit
     def slow(self, *a, **k):
         original(self, *a, **k)
@@ -195,7 +196,11 @@ def test_sigkill_during_update_keeps_journal_and_last_version(trained, tmp_path)
     ref.close()
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(d)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", CHILD, str(d)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.time() + 120
     line = ""
@@ -203,7 +208,7 @@ def test_sigkill_during_update_keeps_journal_and_last_version(trained, tmp_path)
         line = proc.stdout.readline()
         if not line and proc.poll() is not None:
             break
-    assert "UPDATING" in line, "the child never reached the update"
+    assert "UPDATING" in line, f"the child never reached the update: {proc.stderr.read()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     back = Workbench.load(d)
