@@ -169,8 +169,10 @@ CHILD = textwrap.dedent(
     from workbench.workbench import Workbench
     from workbench.keymodel import KeyModel
 
+    from workbench.simulator import simulate
+
     wb = Workbench.load(sys.argv[1])
-    report = wb.detect()
+    report = wb.detect(simulate(n_instances=60, anomalies={"execution": 0.3}, seed=6).lines)
     keyed = report.anomalies[report.anomalies["kind"].isin(["key", "session end"])]
     target = keyed["id"].iloc[0]
     original = KeyModel.partial_fit
