@@ -20,7 +20,7 @@ part after an update is scored again.
 >>> plain.flagged.astype(int).tolist()
 [0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0]
 >>> learned = stream_detect(model, stream, context=train, oracle=lambda i: False,
-...                         resolve_unknown=lambda i: 4, update_steps=30)
+...                         resolve_unknown=lambda i, keys: 4, update_steps=30)
 >>> learned.flagged.astype(int).tolist(), learned.updates
 ([0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0], 2)
 """
@@ -73,7 +73,7 @@ def stream_detect(
     context: Sequence[int] = (),
     g: int | None = None,
     oracle: Callable[[int], bool] | None = None,
-    resolve_unknown: Callable[[int], int | None] | None = None,
+    resolve_unknown: Callable[[int, np.ndarray], int | None] | None = None,
     replay: Sequence[Sequence[int]] | None = None,
     update_steps: int = 5,
     chunk: int = 2048,
@@ -94,9 +94,10 @@ def stream_detect(
         ``oracle(i) -> True`` when flagged entry ``i`` is a real anomaly, False when the user reports
         it as a false positive. None: no feedback (plain detection).
     resolve_unknown
-        Called for a false positive on a key the model does not know (e.g. a template never seen):
-        returns the key id to learn (after the parser learned it), or None to skip the update. The
-        returned id replaces ``stream[i]`` and every later occurrence of the old id.
+        ``resolve_unknown(i, keys)`` is called for a false positive on a key the model does not know
+        (a template never seen in training): it returns the key id to learn, or None to skip the
+        update, and may re-key later entries of ``keys`` in place (a parser that just learned the
+        template matches the later lines that share it).
     replay
         Normal sessions mixed into each update so the model does not forget (default: ``[context]``).
     update_steps
@@ -141,11 +142,10 @@ def stream_detect(
                     continue  # a confirmed anomaly: never learned from
                 t0 = time.perf_counter()
                 if is_unknown[j]:
-                    new = resolve_unknown(i) if resolve_unknown is not None else None
+                    new = resolve_unknown(i, keys) if resolve_unknown is not None else None
                     if new is None:
                         continue
-                    old = keys[i]
-                    keys[i:][keys[i:] == old] = new
+                    keys[i] = new
                 history = np.concatenate([ctx, keys])[max(0, i + len(ctx) - h) : i + len(ctx)]
                 model.partial_fit(
                     [history.tolist()], [int(keys[i])], replay=replay_sessions, steps=update_steps
