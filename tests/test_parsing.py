@@ -217,3 +217,26 @@ def test_grouping_accuracy_on_loghub(shared_data, system):
     sizes_pt = pairs.groupby(["p", "t"])["p"].transform("size")
     acc = ((sizes_pt == sizes_p) & (sizes_pt == sizes_t)).mean()
     assert acc >= 0.95
+
+
+def test_key_ids_do_not_depend_on_hash_seed(tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "x.log"
+    log.write_text(
+        "\n".join(f"INFO VM {s} now" for s in ["Paused", "Started", "Stopped", "Resumed"] * 3)
+    )
+    code = (
+        "import sys; from workbench.parsing import LogParser; "
+        "print(LogParser('<Level> <Content>').parse(sys.argv[1])['key'].tolist())"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(log)],
+            capture_output=True, text=True, check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in (1, 2, 3)
+    }  # fmt: skip
+    assert len(outs) == 1

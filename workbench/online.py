@@ -72,6 +72,7 @@ def stream_detect(
     *,
     context: Sequence[int] = (),
     g: int | None = None,
+    min_probability: float | None = None,
     oracle: Callable[[int], bool] | None = None,
     resolve_unknown: Callable[[int, np.ndarray], int | None] | None = None,
     replay: Sequence[Sequence[int]] | None = None,
@@ -88,8 +89,9 @@ def stream_detect(
         Key ids in log order.
     context
         Keys that came just before the stream (the end of the training part), used as history.
-    g
-        Candidates accepted; default the model's fitted ``g_``.
+    g, min_probability
+        The top-g rule and probability floor; default the model's fitted ``g_`` and
+        ``min_probability_``.
     oracle
         ``oracle(i) -> True`` when flagged entry ``i`` is a real anomaly, False when the user reports
         it as a false positive. None: no feedback (plain detection).
@@ -102,11 +104,16 @@ def stream_detect(
         Normal sessions mixed into each update so the model does not forget (default: ``[context]``).
     update_steps
         Gradient steps per update.
+    chunk
+        Most entries scored ahead in one batch.
     """
     keys = np.asarray(stream, dtype=np.int64).copy()
     n = len(keys)
     h = model.config.window
     g = int(model.g_ if g is None else g)
+    floor = float(
+        getattr(model, "min_probability_", 0.0) if min_probability is None else min_probability
+    )
     flagged = np.zeros(n, dtype=bool)
     rank = np.zeros(n, dtype=np.int64)
     unknown = np.zeros(n, dtype=bool)
@@ -115,22 +122,22 @@ def stream_detect(
     ctx = np.asarray(list(context)[-h:], dtype=np.int64)
     replay_sessions = [tuple(int(k) for k in context)] if replay is None else replay
     pos = 0
+    size = min(64, chunk)  # scored ahead; small right after an update, doubling while none comes
     while pos < n:
-        stop = min(n, pos + chunk)
-        full = np.concatenate([ctx, keys])
-        encoded = model.vocab_.encode(full)
-        pad = h - len(ctx)
-        encoded = np.concatenate([np.zeros(pad, dtype=np.int64), encoded])  # PAD = 0
-        win = _windows(encoded, pos, stop, h)
+        stop = min(n, pos + size)
+        lo = pos + len(ctx) - h  # first key of entry pos's window in [ctx, keys]
+        seg = model.vocab_.encode(np.concatenate([ctx, keys])[max(0, lo) : stop + len(ctx)])
+        encoded = np.concatenate([np.zeros(max(0, -lo), dtype=np.int64), seg])  # PAD = 0
+        win = _windows(encoded, 0, stop - pos, h)
         uniq, inv = np.unique(win, axis=0, return_inverse=True)
         probs = model.predict_proba(uniq)[inv.reshape(-1)]  # (m, V)
-        actual = encoded[np.arange(pos, stop) + h]
+        actual = encoded[np.arange(stop - pos) + h]
         p_actual = probs[np.arange(stop - pos), actual]
         mask = model.vocab_.candidate_mask()
         r = 1 + ((probs > p_actual[:, None]) & mask[None, :]).sum(axis=1)
         is_unknown = ~mask[actual]
         r = np.where(is_unknown, model.vocab_.n_candidates + 1, r)
-        bad = is_unknown | (r > g)
+        bad = is_unknown | (r > g) | (p_actual < floor)
         rank[pos:stop] = r
         unknown[pos:stop] = is_unknown
         flagged[pos:stop] = bad
@@ -154,5 +161,6 @@ def stream_detect(
                 updated[i] = True
                 next_pos = i + 1  # everything after the update is scored again
                 break
+        size = min(chunk, size * 2) if next_pos == stop else min(64, chunk)
         pos = next_pos
     return StreamResult(flagged, rank, unknown, updated, seconds, g)

@@ -276,7 +276,7 @@ class LogParser:
         self._cache[masked] = cluster.cluster_id
         return cluster.cluster_id
 
-    def _refine(self, masked_by_cid: dict[int, set[str]], learn: bool) -> dict[str, int]:
+    def _refine(self, masked_by_cid: dict[int, dict[str, None]], learn: bool) -> dict[str, int]:
         """Key of every distinct masked message, splitting clusters on few-valued word positions.
 
         Drain merges messages that differ in one word ("VM Paused" / "VM Started", "Took 3 s to spawn"
@@ -288,6 +288,7 @@ class LogParser:
         for cid, members in masked_by_cid.items():
             cluster = self.drain_.id_to_cluster[cid]
             wild = [i for i, t in enumerate(cluster.log_template_tokens) if t == _PARAM_STR]
+            members = list(members)
             split = [tuple(m.split()) for m in members]
             if learn and wild:
                 stats = self._words.setdefault(cid, {})
@@ -386,10 +387,12 @@ class LogParser:
             rows_fields.append(fields)
             masked_per_row.append(masked)
         n = len(rows_raw)
-        by_cid: dict[int, set[str]] = {}
+        # distinct messages per cluster in order of first appearance (dicts keep order, so key
+        # ids do not depend on hashing and a log gets the same ids in every process)
+        by_cid: dict[int, dict[str, None]] = {}
         for cid, m in zip(rows_key, masked_per_row, strict=True):
             if cid > 0:
-                by_cid.setdefault(cid, set()).add(m)  # type: ignore[arg-type]
+                by_cid.setdefault(cid, {})[m] = None  # type: ignore[index]
         refined = self._refine(by_cid, learn)
         rows_key = [
             refined[m] if cid > 0 else cid  # type: ignore[index]
