@@ -46,6 +46,7 @@ probability that ``k_j`` appears within ``d`` after ``k_i`` (equal to ``p_1`` at
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 from collections import Counter, defaultdict
@@ -92,7 +93,7 @@ class WorkflowConfig:
 
     d_max: int = 5  # largest co-occurrence distance tried when a task cannot be extended
     tau: float = 0.8  # a key joins a task when it follows (precedes) a member with prob. > tau
-    min_lift: float = 2.0  # ... and that probability is this many times what chance gives
+    min_lift: float = 3.0  # ... and that probability is this many times what chance gives
     min_count: int = 3  # keys seen fewer times are left out of every task (too rare to place)
     min_edge_prob: float = 0.02  # automaton edges rarer than this share of their source are dropped
     per_session: bool | None = None  # co-occurrence per session; None = when sessions exist
@@ -243,13 +244,13 @@ class _Presence:
         around = f_around / np.maximum(self.f, 1.0)[:, None]
         f_after = np.bincount(idx[fwd // m] * m + fwd % m, minlength=m * m).reshape(m, m)
         f_before = np.bincount((bwd % m) * m + idx[bwd // m], minlength=m * m).reshape(m, m)
+        # chance: the share of all positions that have k_j within d after (k_i within d before)
+        chance_after = f_after.sum(axis=0) / max(self.n, 1)
+        chance_before = f_before.sum(axis=1) / max(self.n, 1)
         np.fill_diagonal(f_after, 0)
         np.fill_diagonal(f_before, 0)
         after = f_after / np.maximum(self.f, 1.0)[:, None]
         before = f_before / np.maximum(self.f, 1.0)[None, :]
-        # chance: the share of all positions that have k_j within d after (k_i within d before)
-        chance_after = f_after.sum(axis=0) / max(self.n, 1)
-        chance_before = f_before.sum(axis=1) / max(self.n, 1)
         self._cache[d] = (after, before, chance_after, chance_before)
         self._around[d] = around
         return self._cache[d]
@@ -424,7 +425,10 @@ def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
     if not len(v):
         return {"median": None, "p05": None, "p10": None, "p90": None, "p95": None}
     q = np.quantile(v, [0.5, 0.05, 0.1, 0.9, 0.95])
-    return {k: round(float(x), 6) for k, x in zip(("median", "p05", "p10", "p90", "p95"), q)}
+    return {
+        k: round(float(x), 6)
+        for k, x in zip(("median", "p05", "p10", "p90", "p95"), q, strict=True)
+    }
 
 
 def _runs(entries: pd.DataFrame, task_keys: set[int], other_keys: set[int], per_session: bool):
@@ -503,7 +507,7 @@ def build_fsa(
         n_runs += 1
         starts[run[0][1]] += 1
         ends[run[-1][1]] += 1
-        for (_, a, ta), (_, b, tb) in zip(run, run[1:], strict=False):
+        for (_, a, ta), (_, b, tb) in itertools.pairwise(run):
             edge_count[a, b] += 1
             if math.isfinite(ta) and math.isfinite(tb):
                 edge_times[a, b].append(round(tb - ta, 6))
@@ -570,8 +574,9 @@ def build_workflows(
     """Method 2 end to end: separate the tasks of a parsed log and build one FSA per task.
 
     Co-occurrence is counted over sessions when ``config.per_session`` is True (or None and the
-    entries have sessions), else over the interleaved log; the automata's transitions and elapsed
-    times come from sessions whenever the entries have them. Pass ``tasks`` (key sets, e.g. from
+    entries have sessions), else over the interleaved log; a task's automaton is built from
+    sessions when most of its entries carry one (its elapsed times then never span two
+    instances), else from the interleaved log. Pass ``tasks`` (key sets, e.g. from
     method 1) to build only the automata.
 
     >>> keys = [1, 2, 3, 1, 3, 2, 1, 2, 3] * 2
@@ -587,13 +592,20 @@ def build_workflows(
         tasks = [t.keys for t in grow_tasks(seqs, cfg)]
     templates = _templates_of(entries)
     all_keys = {int(k) for t in tasks for k in t}
+    keys = entries["key"].to_numpy()
+    in_session = (
+        entries["session"].notna().to_numpy() if has_sessions else np.zeros(len(keys), bool)
+    )
     graphs = []
     for n, t in enumerate(tasks, start=1):
+        mine = np.isin(keys, list(t))
+        # a task whose entries mostly carry a session is built per session, else interleaved
+        per_session = bool(mine.any()) and in_session[mine].mean() >= 0.5
         g = build_fsa(
             entries,
             t,
             other_keys=all_keys - set(t),
-            per_session=has_sessions,
+            per_session=per_session,
             min_edge_prob=cfg.min_edge_prob,
             templates=templates,
             task_id=n,
