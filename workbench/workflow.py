@@ -582,7 +582,8 @@ def build_workflows(
     >>> keys = [1, 2, 3, 1, 3, 2, 1, 2, 3] * 2
     >>> df = pd.DataFrame({"key": keys, "session": [f"s{i // 3}" for i in range(18)],
     ...                    "timestamp": pd.to_datetime(range(18), unit="s"), "template": "t"})
-    >>> [g.graph["keys"] for g in build_workflows(df, WorkflowConfig(tau=0.4, min_count=2))]
+    >>> cfg = WorkflowConfig(tau=0.4, min_count=2, min_lift=1.0)  # three keys: little room for lift
+    >>> [g.graph["keys"] for g in build_workflows(df, cfg)]
     [[1, 2, 3]]
     """
     cfg = config or WorkflowConfig()
