@@ -71,7 +71,9 @@ __all__ = [
     "key_sequences",
     "layered_layout",
     "match_tasks",
+    "run_transitions",
     "short_label",
+    "task_runs",
     "to_dot",
     "to_node_link",
 ]
@@ -431,6 +433,15 @@ def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+def task_runs(
+    entries: pd.DataFrame, task_keys: Iterable[int], other_keys: Iterable[int], per_session: bool
+) -> list[list[tuple[int, int, float]]]:
+    """The runs of one task as lists of ``(row, key, seconds)``; see :func:`build_fsa`."""
+    return list(
+        _runs(entries, {int(k) for k in task_keys}, {int(k) for k in other_keys}, per_session)
+    )
+
+
 def _runs(entries: pd.DataFrame, task_keys: set[int], other_keys: set[int], per_session: bool):
     """Yield runs (lists of (row, key, seconds)) of one task: per session, cut where a key of
     another task comes; over the interleaved log, the projection onto the task's keys."""
@@ -481,15 +492,17 @@ def build_fsa(
     cycle, since a key is one state.
 
     Node attributes: ``key``, ``template``, ``label`` (short), ``count``, ``starts``, ``ends``
-    (runs that begin / end there). Edge attributes: ``count``, ``prob`` (share of the source's
-    outgoing transitions), ``elapsed`` (seconds across the edge, raw values), ``median``, ``p05``,
-    ``p10``, ``p90``, ``p95``. Graph attributes: ``task``, ``keys``, ``name``, ``runs``.
+    (runs that begin / end there), ``params`` (per parameter position, quantiles of its numeric
+    values). Edge attributes: ``count`` and ``prob`` (adjacent transitions in the runs, as a share
+    of the source's), ``elapsed`` (seconds across the edge, raw values; see
+    :func:`run_transitions`), ``median``, ``p05``, ``p10``, ``p90``, ``p95``. Graph attributes:
+    ``task``, ``keys``, ``name``, ``runs``.
 
     >>> df = pd.DataFrame({"key": [1, 2, 3, 1, 3, 2], "session": list("aaabbb"),
     ...     "timestamp": pd.to_datetime([0, 1, 3, 10, 12, 13], unit="s"), "template": list("xyzxzy")})
     >>> g = build_fsa(df, [1, 2, 3])
     >>> sorted(g.edges), g.edges[1, 2]["elapsed"], g.nodes[1]["starts"]
-    ([(1, 2), (1, 3), (2, 3), (3, 2)], [1.0], 2)
+    ([(1, 2), (1, 3), (2, 3), (3, 2)], [1.0, 3.0], 2)
     """
     tk = {int(k) for k in task_keys}
     ok = set(int(k) for k in other_keys) - tk
@@ -502,16 +515,21 @@ def build_fsa(
     ends: Counter[int] = Counter()
     edge_times: dict[tuple[int, int], list[float]] = defaultdict(list)
     edge_count: Counter[tuple[int, int]] = Counter()
-    n_runs = 0
-    for run in _runs(entries, tk, ok, per_session):
-        n_runs += 1
+    runs = list(_runs(entries, tk, ok, per_session))
+    for run in runs:
         starts[run[0][1]] += 1
         ends[run[-1][1]] += 1
-        for (_, a, ta), (_, b, tb) in itertools.pairwise(run):
+        for (_, a, _), (_, b, _) in itertools.pairwise(run):
             edge_count[a, b] += 1
-            if math.isfinite(ta) and math.isfinite(tb):
-                edge_times[a, b].append(round(tb - ta, 6))
         node_count.update(k for _, k, _ in run)
+    preds: dict[int, set[int]] = defaultdict(set)
+    for a, b in edge_count:
+        preds[b].add(a)
+    for run in runs:
+        for b, a, elapsed in run_transitions(run, preds):
+            edge_times[a, b].append(elapsed)
+    n_runs = len(runs)
+    params = _param_summaries(entries, tk)
     out_total: Counter[int] = Counter()
     for (a, _), c in edge_count.items():
         out_total[a] += c
@@ -527,6 +545,7 @@ def build_fsa(
             count=int(node_count[k]),
             starts=int(starts[k]),
             ends=int(ends[k]),
+            params=params.get(k, []),
         )
     for (a, b), c in sorted(edge_count.items()):
         prob = c / out_total[a]
@@ -542,6 +561,45 @@ def build_fsa(
         runs=n_runs,
     )
     return g
+
+
+def run_transitions(
+    run: Sequence[tuple[int, int, float]], preds: Mapping[int, Iterable[int]]
+) -> list[tuple[int, int, float]]:
+    """Elapsed time of every automaton transition taken in one run: ``(key, from_key, seconds)``.
+
+    For each entry, and each automaton predecessor of its key seen earlier in the run, the time
+    since that predecessor's latest entry. Across a plain edge this is the time between the two
+    lines; where concurrent steps may be logged in either order (image creation and network
+    allocation, then "VM Started"), each branch's edge into the join gets the time since *its*
+    step, whatever the log order, so the distributions stay comparable between runs.
+
+    >>> run = [(0, 1, 0.0), (1, 2, 1.0), (2, 3, 1.5), (3, 4, 9.0)]
+    >>> run_transitions(run, {2: [1], 3: [1], 4: [2, 3]})
+    [(2, 1, 1.0), (3, 1, 1.5), (4, 2, 8.0), (4, 3, 7.5)]
+    """
+    last: dict[int, float] = {}
+    out = []
+    for _, k, t in run:
+        for a in sorted(preds.get(k, ())):
+            ta = last.get(a)
+            if ta is not None and math.isfinite(ta) and math.isfinite(t):
+                out.append((k, a, round(t - ta, 6)))
+        last[k] = t
+    return out
+
+
+def _param_summaries(entries: pd.DataFrame, keys: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """Per key, per parameter position: quantiles of the numeric values (for diagnosis)."""
+    if "params" not in entries.columns:
+        return {}
+    sub = entries.loc[entries["key"].isin(list(keys)), ["key", "params"]]
+    out: dict[int, list[dict[str, Any]]] = {}
+    for k, grp in sub.groupby("key"):
+        vals = [p for p in grp["params"] if isinstance(p, tuple | list)]
+        width = max((len(p) for p in vals), default=0)
+        out[int(k)] = [_quantiles([p[i] for p in vals if len(p) == width]) for i in range(width)]
+    return out
 
 
 def _ordered_keys(
