@@ -30,8 +30,9 @@ probability that ``k_j`` appears within ``d`` after ``k_i`` (equal to ``p_1`` at
   (``P[k within d after t] > tau``), and at its head with a key that reliably precedes one
   (``P[k within d before t] > tau``); both are conditioned on the task's member, so a key that
   merely shows up near many tasks (a shared "VM Resumed", a frequent API line) is not pulled in;
-* the link must also beat chance by ``min_lift`` (its probability over the probability of seeing
-  ``k`` within ``d`` of any position), which rejects noise keys in an interleaved log;
+* the link must also beat chance by ``min_lift`` (its probability over the share of positions
+  that ``k`` directly follows), which rejects very frequent noise keys (API polling) in an
+  interleaved log, while ``tau`` rejects the less frequent ones;
 * seeds are the linked pairs, strongest first, at ``d = 1``, then ``d = 2``, ...; a task is grown at
   ``d = 1`` and ``d`` is increased up to ``d_max`` only when it cannot be extended (concurrent keys
   appear at varying distance), dropping back to ``d = 1`` after each extension;
@@ -264,9 +265,12 @@ class _Presence:
 
     def links(self, d: int, tau: float, min_lift: float) -> np.ndarray:
         """Boolean ``leads[i, j]``: ``k_j`` reliably follows ``k_i`` within ``d``, that is
-        ``P[k_j within d after k_i | k_i] > tau`` and ``min_lift`` times what chance gives."""
-        after, _, chance_after, _ = self.probabilities(d)
-        leads = (after > tau) & (after >= min_lift * np.maximum(chance_after, 1e-12)[None, :])
+        ``P[k_j within d after k_i | k_i] > tau`` and ``min_lift`` times the chance that ``k_j``
+        comes right after any position (the d = 1 chance, so that a key frequent enough to be
+        near everything at distance d is not compared with its own saturation)."""
+        after = self.probabilities(d)[0]
+        chance = self.probabilities(1)[2]  # share of positions right after which k_j comes
+        leads = (after > tau) & (after >= min_lift * np.maximum(chance, 1e-12)[None, :])
         return leads
 
 
