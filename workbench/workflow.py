@@ -324,8 +324,7 @@ def grow_tasks(
     rank = _typical_rank(pres)
     tasks = []
     for s, seed, d_used in kept:
-        members = sorted(s, key=lambda i: (rank[i], i))
-        keys = tuple(int(pres.keys[i]) for i in members)
+        keys = _in_typical_order(seqs, [int(pres.keys[i]) for i in s])
         tasks.append(Task(keys, (int(pres.keys[seed[0]]), int(pres.keys[seed[1]])), d_used))
     tasks.sort(key=lambda t: min(rank[int(np.searchsorted(pres.keys, k))] for k in t.keys))
     logger.info("method 2: %d tasks over %d keys", len(tasks), m)
@@ -395,6 +394,28 @@ def _owned(seed: tuple[int, int], members: set[int], near: np.ndarray, tau: floa
         owned.update(frontier)
         rest -= set(frontier)
     return np.fromiter(sorted(owned), dtype=np.int64)
+
+
+def _in_typical_order(seqs: Sequence[np.ndarray], keys: list[int]) -> tuple[int, ...]:
+    """Keys ordered by their mean rank of first appearance among the task's keys, over the
+    sequences (sessions) holding at least two of them; in the interleaved log, over windows."""
+    karr = np.asarray(sorted(keys), dtype=np.int64)
+    total = np.zeros(len(karr))
+    seen = np.zeros(len(karr))
+    parts = seqs if len(seqs) > 1 else np.array_split(seqs[0], max(1, len(seqs[0]) // 200))
+    for s in parts:
+        sub = s[np.isin(s, karr)]
+        if len(sub) < 2:
+            continue
+        uniq, first = np.unique(sub, return_index=True)
+        order = np.argsort(first, kind="stable")
+        ranks = np.empty(len(uniq))
+        ranks[order] = np.arange(len(uniq)) / max(len(uniq) - 1, 1)
+        pos = np.searchsorted(karr, uniq)
+        total[pos] += ranks
+        seen[pos] += 1
+    mean = np.where(seen > 0, total / np.maximum(seen, 1), 1.0)
+    return tuple(int(karr[i]) for i in np.lexsort((karr, mean)))
 
 
 def _typical_rank(pres: _Presence) -> np.ndarray:
