@@ -23,8 +23,9 @@ that starts right after another, and the one that starts one task later, do not 
 converging); probability mass spread over keys each below ``min_prob`` (many possible next tasks)
 counts as one more branch that meets no other; a task is named by its first key, and a piece shorter than two keys joins no task.
 
->>> seqs = [[1, 2, 3, 4, 9, 8], [1, 3, 2, 4, 8, 9], [1, 2, 3, 4, 5, 6, 7]] * 5
->>> f = ngram_distribution(seqs, n=2)
+>>> heads, tails = [[1, 2, 3, 4], [1, 3, 2, 4]], [[8, 9], [9, 8], [5, 6, 7]]
+>>> seqs = [h + t for h in heads for t in tails] * 5
+>>> f = ngram_distribution(seqs, n=3)
 >>> result = model_tasks(f, seqs)
 >>> sorted(sorted(t) for t in result.tasks), sorted(result.concurrent)
 ([[1, 2, 3, 4], [5, 6, 7], [8, 9]], [(2, 3), (8, 9)])
@@ -42,6 +43,7 @@ import networkx as nx
 import numpy as np
 
 __all__ = [
+    "END",
     "ModelTasks",
     "ModelWorkflowConfig",
     "NextKeyDistribution",
@@ -53,6 +55,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 NextKeyDistribution = Callable[[Sequence[int]], Mapping[int, float]]
+END = -1  #: the end-of-session key in a distribution (keys <= 0 are never workflow states)
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,7 @@ class _Cached:
         if got is None:
             dist = self.f(list(h))
             got = sorted(
-                ((int(k), float(p)) for k, p in dist.items() if int(k) > 0),
-                key=lambda kp: (-kp[1], kp[0]),
+                ((int(k), float(p)) for k, p in dist.items()), key=lambda kp: (-kp[1], kp[0])
             )
             self.cache[h] = got
         return got
@@ -128,7 +130,7 @@ def _branch(model: _Cached, history: list[int], first: int, horizon: int) -> lis
     h = [*history, first]
     while len(out) < horizon:
         dist = model(h)
-        if not dist:
+        if not dist or dist[0][0] <= 0:  # the session ends (or nothing is known)
             break
         nxt = dist[0][0]
         out.append(nxt)
@@ -153,8 +155,9 @@ def model_tasks(
     Parameters
     ----------
     next_key_distribution
-        History (oldest first) -> probability of each next key; keys ``<= 0`` (end, unknown) in
-        the answer are ignored.
+        History (oldest first) -> probability of each next key; keys ``<= 0`` in the answer
+        (:data:`END`, unknown) are no workflow states, but their mass counts as a branch that
+        converges with nothing (a task may end there).
     sequences
         Normal key sequences, one per session (or the interleaved log as one sequence; the model
         then has to carry the interleaving).
@@ -172,9 +175,10 @@ def model_tasks(
         for t in range(1, len(s)):
             hist = s[max(0, t - cfg.window) : t]
             dist = model(hist)
-            cands = [k for k, p in dist if p >= cfg.min_prob]
-            # mass spread thinly over many keys is one more branch, one that meets no other
-            rest = 1.0 - sum(p for k, p in dist if p >= cfg.min_prob)
+            cands = [k for k, p in dist if p >= cfg.min_prob and k > 0]
+            # the end of the session, and mass spread thinly over many keys, are one more
+            # branch, one that meets no other
+            rest = 1.0 - sum(p for k, p in dist if p >= cfg.min_prob and k > 0)
             prev = s[t - 1]
             if s[t] in cands:
                 likely_edges[prev, s[t]] += 1
@@ -300,24 +304,26 @@ def ngram_distribution(sequences: Sequence[Sequence[int]], n: int = 3) -> NextKe
     """The N-gram baseline as a next-key callable: relative frequencies of the next key after the
     last ``n - 1`` keys, backing off to shorter contexts when a context was never seen.
 
+    As with the key model, a session's start is padding (key 0) and its end is the key
+    :data:`END` (-1), so the distribution says where sessions end.
+
     >>> f = ngram_distribution([[1, 2, 3], [1, 2, 4]], n=2)
-    >>> dict(f([1, 2]))
-    {3: 0.5, 4: 0.5}
+    >>> dict(f([1, 2])), dict(f([])), dict(f([3]))
+    ({3: 0.5, 4: 0.5}, {1: 1.0}, {-1: 1.0})
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     tables: list[dict[tuple[int, ...], Counter[int]]] = [defaultdict(Counter) for _ in range(n)]
-    for s in sequences:
-        s = [int(k) for k in s if int(k) > 0]
-        for t in range(len(s)):
+    pad = [0] * (n - 1)
+    for seq in sequences:
+        s = pad + [int(k) for k in seq if int(k) > 0] + [END]
+        for t in range(len(pad), len(s)):
             for order in range(n):
-                if t - order < 0:
-                    break
                 tables[order][tuple(s[t - order : t])][s[t]] += 1
 
     def dist(history: Sequence[int]) -> Mapping[int, float]:
-        h = [int(k) for k in history]
-        for order in range(min(n - 1, len(h)), -1, -1):
+        h = pad + [int(k) for k in history]
+        for order in range(n - 1, -1, -1):
             ctx = tuple(h[len(h) - order :]) if order else ()
             c = tables[order].get(ctx)
             if c:
