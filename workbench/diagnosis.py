@@ -236,7 +236,8 @@ def diagnose(
         session = None if s is None or (isinstance(s, float) and math.isnan(s)) else str(s)
     tmpl = dict(templates or {})
     if "template" in entries.columns:
-        for k, t in zip(entries["key"], entries["template"], strict=True):
+        known = entries.loc[entries["key"] > 0, ["key", "template"]].drop_duplicates("key")
+        for k, t in zip(known["key"], known["template"], strict=True):
             tmpl.setdefault(int(k), str(t))
     for g in workflows:
         for k, attrs in g.nodes(data=True):
@@ -252,7 +253,7 @@ def diagnose(
     keys = entries["key"].to_numpy()
     # the previous entry of the session that some workflow knows
     prev = None
-    for r in rows[rows < row][::-1]:
+    for r in rows[rows < row][::-1] if session is not None else []:
         if any(int(keys[r]) in g for g in workflows):
             prev = int(keys[r])
             break
@@ -270,10 +271,16 @@ def diagnose(
         "dimension": rec.dimension,
         "value": rec.value,
     }
+    if key <= 0 or not tmpl.get(key):
+        # an unknown key: show the message itself
+        for col in ("content", "template"):
+            if col in entries.columns and str(entries[col].iloc[row] or "").strip():
+                base["template"] = str(entries[col].iloc[row])
+                break
     where = _where(g, session)
     if rec.kind == "key":
         return _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where)
-    return _diagnose_time(rec, base, g, workflows, entries, row, name, where)
+    return _diagnose_time(rec, base, g if key_in else None, workflows, entries, row, name, where)
 
 
 def _where(g: nx.DiGraph | None, session: str | None) -> str:
@@ -299,7 +306,6 @@ def _step_in_run(
 
 
 def _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where) -> Diagnosis:
-    key = base["key"]
     wf_expected: tuple[tuple[int, float], ...] = ()
     step = None
     if g is not None:
@@ -316,13 +322,13 @@ def _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where) -
     def listing(items: tuple[tuple[int, float], ...], n: int = 3) -> str:
         return " or ".join(f"{_q(name(k))} ({p:.2f})" for k, p in items[:n])
 
-    head = f"after {_q(prev_t)}" if prev is not None else "at the start"
+    head = f"After {_q(prev_t)}" if prev is not None else "At the start"
     pos = ""
     if g is not None and step is not None:
         pos = f", step {step} of {g.number_of_nodes()}"
     elif g is not None and not key_in:
         pos = ", a key this workflow never has"
-    parts = [f"{head.capitalize()} {where}{pos}, {_q(name(key))} came"]
+    parts = [f"{head} {where}{pos}, {_q(base['template'])} came"]
     if wf_expected:
         parts.append(f"where the workflow expects {listing(wf_expected)}")
     elif g is not None:
