@@ -217,11 +217,24 @@ def render(g: nx.DiGraph, stem: str, title: str) -> list[str]:
     except ImportError:  # pragma: no cover - plotly is a dependency
         return written
     pos = layered_layout(g)
-    xy = {n: (lay * 1.0, -order * 1.0) for n, (lay, order) in pos.items()}
+    xy = {n: (order * 1.0, -lay * 1.0) for n, (lay, order) in pos.items()}  # top to bottom
     fig = go.Figure()
     for a, b, e in g.edges(data=True):
         (x0, y0), (x1, y1) = xy[a], xy[b]
-        back = pos[b][0] <= pos[a][0]
+        span = pos[b][0] - pos[a][0]
+        back = span <= 0
+        colour = "#d62728" if back else "#555"
+        width = 1 + 2 * float(e.get("prob", 0))
+        if back or span > 1:  # loop back or skip: detour to the side so it does not hide others
+            side = -0.18 - 0.06 * abs(span) if back else 0.18 + 0.06 * span
+            xm, ym = min(x0, x1) + side, (y0 + y1) / 2
+            fig.add_trace(
+                go.Scatter(
+                    x=[x0, xm], y=[y0, ym], mode="lines", hoverinfo="skip",
+                    line={"color": colour, "width": width},
+                )
+            )  # fmt: skip
+            x0, y0 = xm, ym
         fig.add_annotation(
             x=x1,
             y=y1,
@@ -233,17 +246,18 @@ def render(g: nx.DiGraph, stem: str, title: str) -> list[str]:
             ayref="y",
             showarrow=True,
             arrowhead=2,
-            arrowwidth=1 + 2 * float(e.get("prob", 0)),
-            arrowcolor="#d62728" if back else "#555",
+            arrowwidth=width,
+            arrowcolor=colour,
             opacity=0.7,
         )
         med = e.get("median")
-        if med is not None and not back:
+        if med is not None and span == 1:
             fig.add_annotation(
-                x=(x0 + x1) / 2,
+                x=(x0 + x1) / 2 + 0.04,
                 y=(y0 + y1) / 2,
-                text=f"{med:.2g}s",
+                text=f"{med:.2g} s",
                 showarrow=False,
+                xanchor="left",
                 font={"size": 9, "color": "#1f77b4"},
             )
     nodes = list(g.nodes)
@@ -254,19 +268,19 @@ def render(g: nx.DiGraph, stem: str, title: str) -> list[str]:
             mode="markers+text",
             marker={"size": 14, "color": "#ff7f0e"},
             text=[f"{n}: {short_label(g.nodes[n].get('template', ''), 30)}" for n in nodes],
-            textposition="bottom center",
+            textposition="middle right",
             textfont={"size": 10},
             hoverinfo="text",
         )
     )
-    width = 260 * (max(p[0] for p in pos.values()) + 1) + 200
-    height = 140 * (max(p[1] for p in pos.values()) + 1) + 160
+    width = 330 * (max(p[1] for p in pos.values()) + 1) + 260
+    height = 56 * (max(p[0] for p in pos.values()) + 1) + 140
     fig.update_layout(
         title=title,
         showlegend=False,
         width=int(width),
         height=int(max(height, 320)),
-        xaxis={"visible": False},
+        xaxis={"visible": False, "range": [-0.8, max(p[1] for p in pos.values()) + 1.2]},
         yaxis={"visible": False},
         plot_bgcolor="white",
     )
@@ -314,6 +328,7 @@ OPENSTACK_DOC = [
     "VM Stopped",
 ]
 HDFS_DOC = ["Receiving block", "allocateBlock", "PacketResponder", "addStoredBlock", "delete"]
+HDFS_WRITE = ["Receiving block", "allocateBlock", "PacketResponder", "addStoredBlock"]
 
 
 def openstack() -> dict[str, Any]:
@@ -361,17 +376,17 @@ def hdfs() -> dict[str, Any]:
     t = time.perf_counter()
     graphs = build_workflows(df)
     secs = time.perf_counter() - t
-    main = max(graphs, key=lambda g: g.graph["runs"] * g.number_of_nodes())
+    # the block's write path is the task with allocateBlock (22); others are replication, delete
+    main = next(g for g in graphs if 22 in g)
     files = render(main, "hdfs_block", "HDFS: block workflow (method 2, hdfs_train)")
     order = _order(main)
     tasks = grow_tasks(key_sequences(df), WorkflowConfig())
-    # about a fifth of the training blocks are never deleted: at tau 0.75 deletion joins the block
-    loose = build_workflows(df, WorkflowConfig(tau=0.75))
-    whole = max(loose, key=lambda g: g.graph["runs"] * g.number_of_nodes())
-    files += render(whole, "hdfs_block_tau075", "HDFS: block workflow (method 2, tau 0.75)")
+    # deletion comes later, often after reads of the block: a task of its own
+    delete = next((g for g in graphs if 23 in g and 21 in g and 22 not in g), None)
+    if delete is not None:
+        files += render(delete, "hdfs_block_delete", "HDFS: block deletion (method 2)")
     return {
-        "tau_0.75_block_order": _order(whole),
-        "tau_0.75_matches_documented_order": _follows_order(_order(whole), HDFS_DOC),
+        "delete_task_order": _order(delete) if delete is not None else [],
         "sessions": len(lines),
         "entries": len(df),
         "seconds_build_workflows": round(secs, 3),
@@ -380,6 +395,7 @@ def hdfs() -> dict[str, Any]:
         "block_edges": main.number_of_edges(),
         "block_order": order,
         "matches_documented_order": _follows_order(order, HDFS_DOC),
+        "matches_receive_allocate_respond_add": _follows_order(order, HDFS_WRITE),
         "files": files,
     }
 

@@ -177,19 +177,26 @@ def _locate(entries: pd.DataFrame, line: int) -> int:
 
 
 def _task_of(
-    workflows: Sequence[nx.DiGraph], key: int, prev: int | None
+    workflows: Sequence[nx.DiGraph], key: int, prev: int | None, recent: Sequence[int] = ()
 ) -> tuple[nx.DiGraph | None, bool]:
     """The workflow to read: one holding both the previous state and the key, else one holding
-    the key, else one holding the previous state (an unexpected key). Second value: key is in it."""
+    the key, else one holding the previous state (an unexpected key). Among several, the one
+    holding most of the session's recent keys (a key shared by tasks is read in the task the
+    session is in), then the busiest. Second value: whether the key is in it."""
+
+    def rank(g: nx.DiGraph, k: int) -> tuple[float, int]:
+        fit = sum(0.5**i for i, r in enumerate(recent) if r in g)
+        return fit, int(g.nodes[k]["count"])
+
     both = [g for g in workflows if key in g and prev is not None and prev in g]
     if both:
-        return max(both, key=lambda g: g.nodes[key]["count"]), True
+        return max(both, key=lambda g: rank(g, key)), True
     has_key = [g for g in workflows if key in g]
     if has_key:
-        return max(has_key, key=lambda g: g.nodes[key]["count"]), True
+        return max(has_key, key=lambda g: rank(g, key)), True
     has_prev = [g for g in workflows if prev is not None and prev in g]
     if has_prev:
-        return max(has_prev, key=lambda g: g.nodes[prev]["count"]), False
+        return max(has_prev, key=lambda g: rank(g, prev)), False
     return None, False
 
 
@@ -252,12 +259,14 @@ def diagnose(
     position = int(np.searchsorted(rows, row)) if row in set(rows.tolist()) else None
     keys = entries["key"].to_numpy()
     # the previous entry of the session that some workflow knows
-    prev = None
+    recent: list[int] = []  # the session's known keys before the entry, latest first
     for r in rows[rows < row][::-1] if session is not None else []:
         if any(int(keys[r]) in g for g in workflows):
-            prev = int(keys[r])
-            break
-    g, key_in = _task_of(workflows, key, prev)
+            recent.append(int(keys[r]))
+            if len(recent) == 4:
+                break
+    prev = recent[0] if recent else None
+    g, key_in = _task_of(workflows, key, prev, recent)
     base: dict[str, Any] = {
         "line": rec.line,
         "session": session,

@@ -50,6 +50,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_INSTANCE_TAG = re.compile(r"^\[instance: [^\]]*\]\s*")
 
 
 @dataclass(frozen=True)
@@ -443,7 +446,7 @@ def short_label(template: str, width: int = 36) -> str:
     >>> short_label("[instance: <UUID>] Took <NUM> seconds to spawn the instance on the hypervisor.")
     'Took <NUM> seconds to spawn the ins…'
     """
-    text = template.replace("[instance: <UUID>]", "").strip()
+    text = _INSTANCE_TAG.sub("", template).strip()
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
