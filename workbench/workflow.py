@@ -204,6 +204,14 @@ def cooccurrence(sequences: Iterable[Sequence[int] | np.ndarray], d: int) -> pd.
     return pd.DataFrame(p, index=pd.Index(keys, name="k_i"), columns=pd.Index(keys, name="k_j"))
 
 
+def _dedupe(codes: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a sort and a mask: faster than hashing for these int codes)."""
+    if not len(codes):
+        return codes
+    codes = np.sort(codes)
+    return codes[np.concatenate(([True], codes[1:] != codes[:-1]))]
+
+
 class _Presence:
     """Presence co-occurrence of every key pair at every distance up to ``d_max``, computed lazily."""
 
@@ -242,9 +250,9 @@ class _Presence:
             ok = (a >= 0) & (b >= 0)
             fwd_codes.append(t[ok] * m + b[ok])  # position of k_i, key k_j after it
             bwd_codes.append((t[ok] + delta) * m + a[ok])  # position of k_j, key k_i before it
-        fwd = np.unique(np.concatenate(fwd_codes))
-        bwd = np.unique(np.concatenate(bwd_codes))
-        both = np.union1d(fwd, bwd)
+        fwd = _dedupe(np.concatenate(fwd_codes))
+        bwd = _dedupe(np.concatenate(bwd_codes))
+        both = _dedupe(np.concatenate([fwd, bwd]))
         f_around = np.bincount(idx[both // m] * m + both % m, minlength=m * m).reshape(m, m)
         np.fill_diagonal(f_around, 0)
         around = f_around / np.maximum(self.f, 1.0)[:, None]
@@ -403,21 +411,17 @@ def _in_typical_order(seqs: Sequence[np.ndarray], keys: list[int]) -> tuple[int,
     """Keys ordered by their mean rank of first appearance among the task's keys, over the
     sequences (sessions) holding at least two of them; in the interleaved log, over windows."""
     karr = np.asarray(sorted(keys), dtype=np.int64)
-    total = np.zeros(len(karr))
-    seen = np.zeros(len(karr))
     parts = seqs if len(seqs) > 1 else np.array_split(seqs[0], max(1, len(seqs[0]) // 200))
-    for s in parts:
-        sub = s[np.isin(s, karr)]
-        if len(sub) < 2:
-            continue
-        uniq, first = np.unique(sub, return_index=True)
-        order = np.argsort(first, kind="stable")
-        ranks = np.empty(len(uniq))
-        ranks[order] = np.arange(len(uniq)) / max(len(uniq) - 1, 1)
-        pos = np.searchsorted(karr, uniq)
-        total[pos] += ranks
-        seen[pos] += 1
-    mean = np.where(seen > 0, total / np.maximum(seen, 1), 1.0)
+    lens = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+    flat = np.concatenate(parts) if len(parts) else np.zeros(0, dtype=np.int64)
+    seq_id = np.repeat(np.arange(len(parts)), lens)
+    mine = np.isin(flat, karr)
+    firsts = pd.DataFrame({"s": seq_id[mine], "k": flat[mine], "pos": np.flatnonzero(mine)})
+    firsts = firsts.drop_duplicates(["s", "k"])  # rows are in position order: first appearances
+    size = firsts.groupby("s")["k"].transform("size")
+    firsts = firsts[size >= 2]
+    rank = firsts.groupby("s").cumcount() / (firsts.groupby("s")["k"].transform("size") - 1)
+    mean = rank.groupby(firsts["k"]).mean().reindex(karr).fillna(1.0).to_numpy()
     return tuple(int(karr[i]) for i in np.lexsort((karr, mean)))
 
 
