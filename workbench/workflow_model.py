@@ -138,6 +138,26 @@ def _branch(model: _Cached, history: list[int], first: int, horizon: int) -> lis
     return out
 
 
+def _diverges(
+    model: _Cached,
+    hist: list[int],
+    cands: list[int],
+    cfg: ModelWorkflowConfig,
+    converged: set[tuple[int, int]],
+) -> bool:
+    """Whether a divergence point ends a task: its candidates' branches fall into more than one
+    group of branches that meet again (directly or through another)."""
+    branches = {c: _branch(model, list(hist), c, cfg.horizon) for c in cands}
+    g = nx.Graph()
+    g.add_nodes_from(cands)
+    for i, c in enumerate(cands):
+        for o in cands[i + 1 :]:
+            if _converge(branches[c], branches[o], cfg.slack):
+                g.add_edge(c, o)
+                converged.add((min(c, o), max(c, o)))
+    return nx.number_connected_components(g) > 1
+
+
 def _converge(a: list[int], b: list[int], slack: int) -> bool:
     pos_b: dict[int, int] = {}
     for i, k in enumerate(b):
@@ -167,48 +187,35 @@ def model_tasks(
     cfg = config or ModelWorkflowConfig()
     model = _Cached(next_key_distribution, cfg.window)
     seqs = [[int(k) for k in s if int(k) > 0] for s in sequences]
-    verdict: dict[tuple[int, int], str] = {}  # (prev key, candidate) -> 'same' / 'boundary'
+    votes: Counter[tuple[int, int, bool]] = Counter()  # (key, next key, is a boundary)
     converged: set[tuple[int, int]] = set()
-    divergences: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+    decided: dict[tuple[tuple[int, ...], tuple[int, ...]], bool] = {}  # divergence -> boundary
     likely_edges: Counter[tuple[int, int]] = Counter()
     for s in seqs:
         for t in range(1, len(s)):
             hist = s[max(0, t - cfg.window) : t]
             dist = model(hist)
             cands = [k for k, p in dist if p >= cfg.min_prob and k > 0]
+            prev, nxt = s[t - 1], s[t]
+            if nxt not in cands:
+                continue  # an unlikely transition: the pieces are cut there anyway
+            likely_edges[prev, nxt] += 1
             # the end of the session, and mass spread thinly over many keys, are one more
             # branch, one that meets no other
             rest = 1.0 - sum(p for k, p in dist if p >= cfg.min_prob and k > 0)
-            prev = s[t - 1]
-            if s[t] in cands:
-                likely_edges[prev, s[t]] += 1
-            if rest >= cfg.min_prob and cands:
-                for c in cands:
-                    verdict.setdefault((prev, c), "boundary")
+            if rest >= cfg.min_prob:
+                votes[prev, nxt, True] += 1
                 continue
             if len(cands) < 2:
-                for c in cands:
-                    verdict.setdefault((prev, c), "same")
+                votes[prev, nxt, False] += 1
                 continue
             sig = (tuple(hist), tuple(cands))
-            if sig in divergences:
-                continue
-            divergences.add(sig)
-            branches = {c: _branch(model, list(hist), c, cfg.horizon) for c in cands}
-            # candidates whose branches converge (directly or through another) form one group
-            g = nx.Graph()
-            g.add_nodes_from(cands)
-            for i, c in enumerate(cands):
-                for o in cands[i + 1 :]:
-                    if _converge(branches[c], branches[o], cfg.slack):
-                        g.add_edge(c, o)
-                        converged.add((min(c, o), max(c, o)))
-            # one group: the paths meet again, the task goes on; several: a task ended here
-            v = "same" if nx.number_connected_components(g) == 1 else "boundary"
-            for c in cands:
-                if verdict.get((prev, c)) != "same":
-                    verdict[prev, c] = v
-    boundaries = {e for e, v in verdict.items() if v == "boundary"}
+            if sig not in decided:
+                decided[sig] = _diverges(model, hist, cands, cfg, converged)
+            votes[prev, nxt, decided[sig]] += 1
+    # each transition taken votes with what the model saw at that point; most votes win
+    edges_seen = {(a, b) for a, b, _ in votes}
+    boundaries = {(a, b) for a, b in edges_seen if votes[a, b, True] > votes[a, b, False]}
     # concurrency: converging candidates that the data shows in both orders
     concurrent = {(a, b) for a, b in converged if likely_edges[a, b] and likely_edges[b, a]}
     # cut every sequence at the boundaries (and at unlikely transitions); group pieces by start
@@ -250,7 +257,7 @@ def model_tasks(
         "method 1: %d tasks, %d boundaries, %d divergence points, %d model queries",
         len(tasks),
         len(boundaries),
-        len(divergences),
+        len(decided),
         len(model.cache),
     )
     return ModelTasks(
@@ -259,7 +266,7 @@ def model_tasks(
         boundaries=frozenset(boundaries),
         concurrent=frozenset(concurrent),
         loops=tuple(loops),
-        divergences=len(divergences),
+        divergences=len(decided),
         queries=len(model.cache),
     )
 
