@@ -26,10 +26,14 @@ for a key that follows exactly once, so one fixed ``tau`` could never absorb a c
 ``d > 1``. The task-growing step therefore thresholds the *presence* form of the same count, the
 probability that ``k_j`` appears within ``d`` after ``k_i`` (equal to ``p_1`` at ``d = 1``):
 
-* a task grows at its tail with a key ``k`` that reliably follows a member ``t``
-  (``P[k within d after t] > tau``), and at its head with a key that reliably precedes one
-  (``P[k within d before t] > tau``); both are conditioned on the task's member, so a key that
-  merely shows up near many tasks (a shared "VM Resumed", a frequent API line) is not pulled in;
+* as in ``p_d(i, j)``, a link is judged from the earlier key: a task grows at its tail with a key
+  ``k`` that a member ``t`` reliably leads to (``P[k within d after t | t] > tau``), and at its
+  head with a key that reliably leads to a member (``P[t within d after k | k] > tau``);
+* a task grows only from members it *owns* (the seed's first key, and members usually preceded
+  or followed within ``d_max`` by an owned one, in more than ``(1 + tau) / 2`` of their
+  occurrences): a key logged by several tasks ("VM Paused" by boot and by pause) can join, but
+  the task does not grow from it into the other task; a new head key must also co-occur with two
+  owned members, so a key of another task that reliably leads into a shared key stays out;
 * the link must also beat chance by ``min_lift`` (its probability over the share of positions
   that ``k`` directly follows), which rejects very frequent noise keys (API polling) in an
   interleaved log, while ``tau`` rejects the less frequent ones;
