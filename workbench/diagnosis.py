@@ -125,6 +125,7 @@ class Diagnosis:
     elapsed: float | None  # its time in this run, seconds
     usual: dict[str, float | None] = field(default_factory=dict)  # median, p10, p90, p95, ...
     concurrent: tuple[tuple[int, int, float], ...] = ()  # other branches into the same join
+    settled_by: tuple[tuple[int, float], ...] = ()  # concurrent duration reports that were normal
     dimension: int | None = None
     value: float | None = None
     sentence: str = ""
@@ -367,10 +368,40 @@ def _scale(q: Mapping[str, Any]) -> float:
     return max(spread, 0.1 * abs(med), 0.05)
 
 
+def _pick_branch(g, entries, run, scored, best, also):
+    """Several concurrent branches lead into a slow join. A branch whose line reports the
+    duration of its own work (a parameter the workflow learned to equal the time since an earlier
+    step, "Took 0.6 seconds to allocate network") with a usual value was done on time: the wait
+    was on another branch. When that leaves one branch, it is the transition named."""
+    params = entries["params"].to_numpy(dtype=object) if "params" in entries.columns else None
+    latest = {k: r for r, k, _ in run}
+    done: list[tuple[int, float]] = []
+    branches = [best[1]] + [a for a, _, _ in also]
+    for a in branches:
+        measures = g.nodes[a].get("measures") or []
+        if params is None or not measures or a not in latest:
+            continue
+        value = params[latest[a]]
+        ok = True
+        for dim, _ in measures:
+            q = (g.nodes[a].get("params") or [{}] * dim)[dim - 1]
+            v = value[dim - 1] if isinstance(value, tuple | list) and len(value) >= dim else None
+            if v is None or q.get("p95") is None or v > 1.5 * q["p95"]:
+                ok = False
+        if ok:
+            done.append((a, float(value[measures[0][0] - 1])))
+    pending = [a for a in branches if a not in {d for d, _ in done}]
+    if not done or len(pending) != 1:
+        return best, also, []
+    new_best = next(t for t in scored if t[1] == pending[0] and t[2] == best[2])
+    return new_best, (), done
+
+
 def _diagnose_time(rec, base, g, workflows, entries, row, name, where) -> Diagnosis:
     rows = _session_rows(entries, row)
     best: tuple[float, int, int, float] | None = None  # (score, from, to, elapsed)
     also: tuple[tuple[int, int, float], ...] = ()
+    done: list[tuple[int, float]] = []  # concurrent branches whose own duration report was normal
     step = None
     if g is not None:
         step, run = _step_in_run(g, entries, rows, row)
@@ -389,6 +420,8 @@ def _diagnose_time(rec, base, g, workflows, entries, row, name, where) -> Diagno
                 for z, a, b, x in sorted(scored, reverse=True)
                 if b == best[2] and a != best[1] and best[0] > 1.0 and z > 0.5 * best[0]
             )
+            if also:
+                best, also, done = _pick_branch(g, entries, run, scored, best, also)
     transition = None if best is None else (best[1], best[2])
     usual: dict[str, float | None] = {}
     elapsed = None
@@ -408,11 +441,17 @@ def _diagnose_time(rec, base, g, workflows, entries, row, name, where) -> Diagno
             f"transition {_q(ttemps[0])} -> {_q(ttemps[1])} took {_fmt_s(elapsed)}, usually "
             f"{_range(usual.get('p10'), usual.get('p90'))} (p95 {_fmt_s(usual.get('p95'))})"
         )
-    if also:
+    if done:
+        reports = " and ".join(f"{_q(name(a))} ({_fmt_num(v)})" for a, v in done)
+        slow += (
+            f"; the concurrent {reports} reported its own work done in the usual time, "
+            f"so the wait was on this branch"
+        )
+    elif also:
         others = " and ".join(f"{_q(name(a))} ({_fmt_s(x)})" for a, _, x in also)
         slow += (
-            f"; {_q(name(transition[1]))} also waited that long after the concurrent {others}, "
-            f"so the log cannot tell which branch was slow"  # type: ignore[index]
+            f"; {_q(name(transition[1]))} also waited that long after the concurrent {others}, "  # type: ignore[index]
+            f"so the log cannot tell which branch was slow"
         )
     if rec.kind == "performance":
         if slow and best is not None and best[0] > 1.0:
@@ -438,6 +477,7 @@ def _diagnose_time(rec, base, g, workflows, entries, row, name, where) -> Diagno
             elapsed=elapsed,
             usual=usual,
             concurrent=also,
+            settled_by=tuple(done),
             sentence=sentence,
             **base,
         )

@@ -529,7 +529,8 @@ def build_fsa(
 
     Node attributes: ``key``, ``template``, ``label`` (short), ``count``, ``starts``, ``ends``
     (runs that begin / end there), ``params`` (per parameter position, quantiles of its numeric
-    values). Edge attributes: ``count`` and ``prob`` (adjacent transitions in the runs, as a share
+    values), ``measures`` (``[dimension, from_key]`` for a parameter that reports the time since
+    an earlier step, such as "Took X seconds to ..."). Edge attributes: ``count`` and ``prob`` (adjacent transitions in the runs, as a share
     of the source's), ``elapsed`` (seconds across the edge, raw values; see
     :func:`run_transitions`), ``median``, ``p05``, ``p10``, ``p90``, ``p95``. Graph attributes:
     ``task``, ``keys``, ``name``, ``runs``.
@@ -566,6 +567,7 @@ def build_fsa(
             edge_times[a, b].append(elapsed)
     n_runs = len(runs)
     params = _param_summaries(entries, tk)
+    measures = _duration_params(entries, runs)
     out_total: Counter[int] = Counter()
     for (a, _), c in edge_count.items():
         out_total[a] += c
@@ -582,6 +584,7 @@ def build_fsa(
             starts=int(starts[k]),
             ends=int(ends[k]),
             params=params.get(k, []),
+            measures=measures.get(k, []),
         )
     for (a, b), c in sorted(edge_count.items()):
         prob = c / out_total[a]
@@ -623,6 +626,41 @@ def run_transitions(
                 out.append((k, a, round(t - ta, 6)))
         last[k] = t
     return out
+
+
+def _duration_params(
+    entries: pd.DataFrame, runs: Sequence[Sequence[tuple[int, int, float]]], min_runs: int = 5
+) -> dict[int, list[list[int]]]:
+    """Parameters that report a duration: key -> ``[[dimension, from_key], ...]`` where the
+    value (dimension 1 = first parameter) equals, within 10 % in most runs, the time since the
+    latest ``from_key`` of the run ("Took 0.61 seconds to allocate network" measured from the
+    claim). Such a line marks the *end* of the work it measures."""
+    if "params" not in entries.columns:
+        return {}
+    params = entries["params"].to_numpy(dtype=object)
+    ratios: dict[tuple[int, int, int], list[float]] = defaultdict(list)
+    for run in runs:
+        last: dict[int, float] = {}
+        for row, k, t in run:
+            p = params[row]
+            if isinstance(p, tuple | list) and p and math.isfinite(t):
+                for i, v in enumerate(p):
+                    for a, ta in last.items():
+                        gap = t - ta
+                        if a != k and gap > 0.05 and v > 0:
+                            ratios[k, i + 1, a].append(v / gap)
+            last[k] = t
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for (k, dim, a), r in ratios.items():
+        if len(r) < min_runs:
+            continue
+        err = float(np.median(np.abs(np.asarray(r) - 1.0)))
+        if err < 0.1 and err < best.get((k, dim), (np.inf, 0))[0]:
+            best[k, dim] = (err, a)
+    out: dict[int, list[list[int]]] = defaultdict(list)
+    for (k, dim), (_, a) in sorted(best.items()):
+        out[k].append([dim, a])
+    return dict(out)
 
 
 def _param_summaries(entries: pd.DataFrame, keys: set[int]) -> dict[int, list[dict[str, Any]]]:
