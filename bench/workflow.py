@@ -1,0 +1,428 @@
+"""Workflow construction and diagnosis benchmark: simulator ground truth and two real logs.
+
+* Simulator (interleaved concurrent VM lifecycles with the true workflow of every task): per task,
+  the Jaccard similarity of recovered and true key sets and the precision / recall of the
+  recovered automaton's edges, for method 2 (per session, and on the interleaved log) and method 1
+  (a 3-gram model as the next-key callable). Settings were chosen by hand on simulator seed 1;
+  the figures are over seeds 2-6.
+* Diagnosis: a throttled transition injected into one instance per seed, 10 seeds; is it named?
+  The default one (image creation -> "VM Started") leads into a join with the concurrent network
+  allocation; a single-parent one (deallocation -> "VM Stopped") is reported beside it.
+* Real data: the lifecycle workflow of ``OpenStack_2k.log`` and the block workflow of the DeepLog
+  ``hdfs_train`` sessions, rendered to ``bench/out/*.svg|png|dot|json``, with their key order.
+
+Reads ``../shared/data``; prints one JSON object. Run: ``python bench/workflow.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from workbench.diagnosis import diagnose
+from workbench.parsing import LogParser
+from workbench.simulator import simulate
+from workbench.workflow import (
+    WorkflowConfig,
+    build_workflows,
+    edge_scores,
+    grow_tasks,
+    key_sequences,
+    layered_layout,
+    match_tasks,
+    short_label,
+    to_dot,
+    to_node_link,
+)
+from workbench.workflow_model import ModelWorkflowConfig, model_tasks, ngram_distribution
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data"
+OUT = HERE / "out"
+EVAL_SEEDS = (2, 3, 4, 5, 6)
+INTERLEAVED = WorkflowConfig(tau=0.4, d_max=4, per_session=False)  # chosen on seed 1
+
+
+# ---------------------------------------------------------------------- simulator
+def _truth(log: Any, df: pd.DataFrame) -> tuple[dict[str, set[int]], dict[str, set]]:
+    """True key sets and key-level edges of every task (events mapped to their parsed keys)."""
+    ev = df.merge(log.labels[["line", "event"]], on="line").dropna(subset=["event"])
+    key_of = ev.groupby("event")["key"].agg(lambda s: int(s.value_counts().index[0]))
+    keys = {n: {int(key_of[e]) for e in wf.events if e in key_of} for n, wf in log.tasks.items()}
+    edges = {
+        n: {(int(key_of[a]), int(key_of[b])) for a, b in wf.edges if a in key_of and b in key_of}
+        for n, wf in log.tasks.items()
+    }
+    return keys, edges
+
+
+def _score(graphs: list[nx.DiGraph], keys: dict, edges: dict) -> dict[str, Any]:
+    m = match_tasks([g.graph["keys"] for g in graphs], keys)
+    per_task = {}
+    for name, (i, j) in m.items():
+        sc = edge_scores(graphs[i].edges, edges[name]) if i is not None else None
+        per_task[name] = {
+            "jaccard": j,
+            "precision": sc["precision"] if sc else 0.0,
+            "recall": sc["recall"] if sc else 0.0,
+        }
+    return per_task
+
+
+def _mean(rows: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
+    tasks = rows[0].keys()
+    per = {
+        t: {k: round(float(np.mean([r[t][k] for r in rows])), 4) for k in rows[0][t]} for t in tasks
+    }
+    return {
+        "mean_jaccard": round(float(np.mean([v["jaccard"] for v in per.values()])), 4),
+        "mean_edge_precision": round(float(np.mean([v["precision"] for v in per.values()])), 4),
+        "mean_edge_recall": round(float(np.mean([v["recall"] for v in per.values()])), 4),
+        "per_task": per,
+    }
+
+
+def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
+    runs: dict[str, list] = {"method2_per_session": [], "method2_interleaved": [], "method1": []}
+    secs: dict[str, list[float]] = {k: [] for k in runs}
+    n_tasks: dict[str, list[int]] = {k: [] for k in runs}
+    for seed in EVAL_SEEDS:
+        log = simulate(n_instances=n_instances, anomalies={}, seed=seed)
+        df = LogParser("openstack").parse(log.lines)
+        keys, edges = _truth(log, df)
+        t = time.perf_counter()
+        g2 = build_workflows(df)
+        secs["method2_per_session"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        g2i = build_workflows(df, INTERLEAVED)
+        secs["method2_interleaved"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        seqs = key_sequences(df, per_session=True)
+        res = model_tasks(ngram_distribution(seqs, n=3), seqs, ModelWorkflowConfig())
+        g1 = build_workflows(df, tasks=res.tasks)
+        secs["method1"].append(time.perf_counter() - t)
+        for name, gs in (
+            ("method2_per_session", g2),
+            ("method2_interleaved", g2i),
+            ("method1", g1),
+        ):
+            runs[name].append(_score(gs, keys, edges))
+            n_tasks[name].append(len(gs))
+    out: dict[str, Any] = {
+        "seeds": list(EVAL_SEEDS),
+        "n_instances": n_instances,
+        "lines_per_log": len(log.lines),
+        "true_tasks": len(log.tasks),
+    }
+    for name, rows in runs.items():
+        out[name] = {
+            **_mean(rows),
+            "tasks_found": n_tasks[name],
+            "seconds": round(float(np.mean(secs[name])), 3),
+        }
+    out["method2_per_session"]["config"] = WorkflowConfig().to_dict()
+    out["method2_interleaved"]["config"] = INTERLEAVED.to_dict()
+    out["method1"]["config"] = {"model": "3-gram per session", **vars(ModelWorkflowConfig())}
+    return out
+
+
+def _keys_of_events(df: pd.DataFrame, labels: pd.DataFrame, instance: str, events) -> list[int]:
+    sub = labels[labels["instance"] == instance]
+    out = []
+    for e in events:
+        line = int(sub.loc[sub["event"] == e, "line"].iloc[0])
+        out.append(int(df.loc[df["line"] == line, "key"].iloc[0]))
+    return out
+
+
+def simulator_diagnosis(throttled: tuple[str, str] | None = None, seeds=range(10)) -> dict:
+    """Train workflows on a normal log, diagnose the one throttled instance of another log."""
+    strict, named, examples = 0, 0, []
+    for seed in seeds:
+        train = simulate(n_instances=200, anomalies={}, seed=seed)
+        kw = {"throttled": throttled} if throttled else {}
+        test = simulate(n_instances=60, anomalies={"performance": 1}, seed=seed + 1000, **kw)
+        parser = LogParser("openstack")
+        tr = parser.parse(train.lines)
+        te = parser.transform(test.lines)
+        graphs = build_workflows(tr)
+        lab = test.labels
+        bad = lab[lab["anomaly"] == "performance"]
+        inst = bad["instance"].iloc[0]
+        ea, eb = bad["anomaly_detail"].iloc[0].removeprefix("slow transition ").split(" -> ")
+        ka, kb = _keys_of_events(te, lab, inst, (ea, eb))
+        # the record a detector gives: the slow step's own line, elapsed-time dimension
+        line = int(lab.loc[(lab["instance"] == inst) & (lab["event"] == eb), "line"].iloc[0])
+        d = diagnose({"line": line, "kind": "performance", "dimension": 0}, te, graphs)
+        ok_strict = d.transition == (ka, kb)
+        ta, tb = (
+            short_label(te.loc[te["key"] == ka, "template"].iloc[0], 60),
+            short_label(te.loc[te["key"] == kb, "template"].iloc[0], 60),
+        )
+        # named: the sentence says "'A' -> 'B'" for the true pair, or (when it cannot tell
+        # concurrent branches apart) quotes both among the branches it lists
+        in_sentence = f"'{ta}' -> '{tb}'" in d.sentence or (
+            f"'{ta}'" in d.sentence and f"'{tb}'" in d.sentence and bool(d.concurrent)
+        )
+        ok_named = in_sentence and (
+            ok_strict or any((a, b) == (ka, kb) for a, b, _ in d.concurrent)
+        )
+        strict += ok_strict
+        named += ok_named
+        if len(examples) < 2 or not ok_named:
+            examples.append({"seed": seed, "named": ok_named, "sentence": d.sentence})
+    return {
+        "throttled": " -> ".join(throttled) if throttled else "create.image -> create.vm_started",
+        "seeds": len(list(seeds)),
+        "named_in_sentence": named,
+        "named_as_the_single_transition": strict,
+        "examples": examples[:3],
+    }
+
+
+def simulator_key_anomaly() -> dict[str, Any]:
+    """One execution anomaly (an error during cleanup after the instance was destroyed)."""
+    train = simulate(n_instances=200, anomalies={}, seed=7)
+    test = simulate(
+        n_instances=80, anomalies={"execution": 3}, execution_kinds=("cleanup_error",), seed=1007
+    )
+    parser = LogParser("openstack")
+    tr = parser.parse(train.lines)
+    te = parser.transform(test.lines)
+    graphs = build_workflows(tr)
+    seqs = key_sequences(tr, per_session=True)
+    model = ngram_distribution(seqs, n=3)
+    lab = test.labels
+    line = int(lab.loc[lab["anomaly"] == "execution", "line"].iloc[0])
+    row = int(np.flatnonzero(te["line"].to_numpy() == line)[0])
+    sess = te["session"].iloc[row]
+    hist = te.loc[(te["session"] == sess) & (te.index < row) & (te["key"] > 0), "key"].tolist()
+    expected = sorted(model(hist).items(), key=lambda kv: -kv[1])[:3]
+    d = diagnose({"line": line, "kind": "key", "expected": expected}, te, graphs)
+    return {"line": line, "sentence": d.sentence, "workflow_expected": d.workflow_expected}
+
+
+# ---------------------------------------------------------------------- rendering
+def render(g: nx.DiGraph, stem: str, title: str) -> list[str]:
+    """Write ``stem``.json (node-link), .dot, and .svg / .png (plotly, when it can export)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    written = []
+    (OUT / f"{stem}.json").write_text(json.dumps(to_node_link(g)))
+    (OUT / f"{stem}.dot").write_text(to_dot(g, title))
+    written += [f"{stem}.json", f"{stem}.dot"]
+    try:
+        import plotly.graph_objects as go
+        import plotly.io as pio
+    except ImportError:  # pragma: no cover - plotly is a dependency
+        return written
+    pos = layered_layout(g)
+    xy = {n: (order * 1.0, -lay * 1.0) for n, (lay, order) in pos.items()}  # top to bottom
+    fig = go.Figure()
+    for a, b, e in g.edges(data=True):
+        (x0, y0), (x1, y1) = xy[a], xy[b]
+        span = pos[b][0] - pos[a][0]
+        back = span <= 0
+        colour = "#d62728" if back else "#555"
+        width = 1 + 2 * float(e.get("prob", 0))
+        if back or span > 1:  # loop back or skip: detour to the side so it does not hide others
+            side = -0.18 - 0.06 * abs(span) if back else 0.18 + 0.06 * span
+            xm, ym = min(x0, x1) + side, (y0 + y1) / 2
+            fig.add_trace(
+                go.Scatter(
+                    x=[x0, xm], y=[y0, ym], mode="lines", hoverinfo="skip",
+                    line={"color": colour, "width": width},
+                )
+            )  # fmt: skip
+            x0, y0 = xm, ym
+        fig.add_annotation(
+            x=x1,
+            y=y1,
+            ax=x0,
+            ay=y0,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=2,
+            arrowwidth=width,
+            arrowcolor=colour,
+            opacity=0.7,
+        )
+        med = e.get("median")
+        if med is not None and span == 1:
+            fig.add_annotation(
+                x=(x0 + x1) / 2 + 0.04,
+                y=(y0 + y1) / 2,
+                text=f"{med:.2g} s",
+                showarrow=False,
+                xanchor="left",
+                font={"size": 9, "color": "#1f77b4"},
+            )
+    nodes = list(g.nodes)
+    fig.add_trace(
+        go.Scatter(
+            x=[xy[n][0] for n in nodes],
+            y=[xy[n][1] for n in nodes],
+            mode="markers+text",
+            marker={"size": 14, "color": "#ff7f0e"},
+            text=[f"{n}: {short_label(g.nodes[n].get('template', ''), 30)}" for n in nodes],
+            textposition="middle right",
+            textfont={"size": 10},
+            hoverinfo="text",
+        )
+    )
+    width = 330 * (max(p[1] for p in pos.values()) + 1) + 260
+    height = 56 * (max(p[0] for p in pos.values()) + 1) + 140
+    fig.update_layout(
+        title=title,
+        showlegend=False,
+        width=int(width),
+        height=int(max(height, 320)),
+        xaxis={"visible": False, "range": [-0.8, max(p[1] for p in pos.values()) + 1.2]},
+        yaxis={"visible": False},
+        plot_bgcolor="white",
+    )
+    for ext in ("svg", "png"):
+        try:
+            pio.write_image(fig, OUT / f"{stem}.{ext}")
+            written.append(f"{stem}.{ext}")
+        except Exception as exc:  # kaleido missing or no browser: keep the other outputs
+            print(f"could not write {stem}.{ext}: {exc}", file=sys.stderr)
+    return written
+
+
+def _order(g: nx.DiGraph) -> list[str]:
+    pos = layered_layout(g)
+    return [short_label(g.nodes[n]["template"], 48) for n in sorted(pos, key=lambda n: pos[n])]
+
+
+def _follows_order(order: list[str], documented: list[str]) -> bool:
+    """Each documented step found, in that order (first match of each by substring)."""
+    idx = []
+    for step in documented:
+        hits = [i for i, t in enumerate(order) if step.lower() in t.lower()]
+        if not hits:
+            return False
+        idx.append(hits[0])
+    return idx == sorted(idx)
+
+
+# ---------------------------------------------------------------------- real logs
+OPENSTACK_DOC = [
+    "Attempting claim",
+    "Claim successful",
+    "Creating image",
+    "VM Started",
+    "VM Paused",
+    "VM Resumed",
+    "seconds to spawn",
+    "seconds to build",
+    "Terminating instance",
+    "destroyed successfully",
+    "Deleting instance files",
+    "Deletion of",
+    "seconds to destroy",
+    "seconds to deallocate",
+    "VM Stopped",
+]
+HDFS_DOC = ["Receiving block", "allocateBlock", "PacketResponder", "addStoredBlock", "delete"]
+HDFS_WRITE = ["Receiving block", "allocateBlock", "PacketResponder", "addStoredBlock"]
+
+
+def openstack() -> dict[str, Any]:
+    path = DATA / "loghub_2k" / "OpenStack" / "OpenStack_2k.log"
+    t0 = time.perf_counter()
+    df = LogParser("openstack").parse(path)
+    t1 = time.perf_counter()
+    graphs = build_workflows(df)
+    t2 = time.perf_counter()
+    inter = build_workflows(df, WorkflowConfig(per_session=False))
+    main = max(graphs, key=lambda g: g.number_of_nodes())
+    files = render(main, "openstack_2k_lifecycle", "OpenStack 2k: VM lifecycle (method 2)")
+    order = _order(main)
+    return {
+        "seconds_parse": round(t1 - t0, 3),
+        "seconds_build_workflows": round(t2 - t1, 3),
+        "seconds_total": round(t2 - t0, 3),
+        "sessions": int(df["session"].nunique()),
+        "tasks_per_session": len(graphs),
+        "lifecycle_states": main.number_of_nodes(),
+        "lifecycle_edges": main.number_of_edges(),
+        "lifecycle_runs": main.graph["runs"],
+        "lifecycle_order": order,
+        "matches_documented_order": _follows_order(order, OPENSTACK_DOC),
+        "interleaved_tasks": [
+            [short_label(g.nodes[k]["template"], 32) for k in g.graph["keys"]]
+            for g in inter
+            if g.number_of_nodes()
+        ],
+        "files": files,
+    }
+
+
+def hdfs() -> dict[str, Any]:
+    tmpl = pd.read_csv(DATA / "loghub_2k" / "HDFS" / "HDFS_templates.csv")
+    templates = {int(e[1:]): t for e, t in zip(tmpl["EventId"], tmpl["EventTemplate"], strict=True)}
+    rows = []
+    lines = (DATA / "deeplog_hdfs" / "hdfs_train").read_text().splitlines()
+    for i, line in enumerate(lines):
+        for k in line.split():
+            rows.append((f"b{i}", int(k)))
+    df = pd.DataFrame(rows, columns=["session", "key"])
+    df["line"] = np.arange(1, len(df) + 1)
+    df["template"] = df["key"].map(templates).fillna("")
+    t = time.perf_counter()
+    graphs = build_workflows(df)
+    secs = time.perf_counter() - t
+    # the block's write path is the task with allocateBlock (22); others are replication, delete
+    main = next(g for g in graphs if 22 in g)
+    files = render(main, "hdfs_block", "HDFS: block workflow (method 2, hdfs_train)")
+    order = _order(main)
+    tasks = grow_tasks(key_sequences(df), WorkflowConfig())
+    # deletion comes later, often after reads of the block: a task of its own
+    delete = next((g for g in graphs if 23 in g and 21 in g and 22 not in g), None)
+    if delete is not None:
+        files += render(delete, "hdfs_block_delete", "HDFS: block deletion (method 2)")
+    return {
+        "delete_task_order": _order(delete) if delete is not None else [],
+        "sessions": len(lines),
+        "entries": len(df),
+        "seconds_build_workflows": round(secs, 3),
+        "tasks": [list(t.keys) for t in tasks],
+        "block_states": main.number_of_nodes(),
+        "block_edges": main.number_of_edges(),
+        "block_order": order,
+        "matches_documented_order": _follows_order(order, HDFS_DOC),
+        "matches_receive_allocate_respond_add": _follows_order(order, HDFS_WRITE),
+        "files": files,
+    }
+
+
+def main() -> int:
+    if not DATA.is_dir():
+        print(json.dumps({"skipped": f"no shared data at {DATA}"}))
+        return 0
+    out = {
+        "simulator": simulator_workflows(),
+        "diagnosis_throttled_join": simulator_diagnosis(),
+        "diagnosis_throttled_single_parent": simulator_diagnosis(
+            ("delete.took_deallocate", "delete.vm_stopped")
+        ),
+        "diagnosis_key_anomaly_example": simulator_key_anomaly(),
+        "openstack_2k": openstack(),
+        "hdfs_train": hdfs(),
+    }
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
