@@ -45,7 +45,8 @@ from workbench.parsing import UNKNOWN_KEY, LogParser, ParseSummary
 from workbench.runs import load_workbench, save_workbench, state_from_bytes, state_to_bytes
 from workbench.sequences import END_KEY
 from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
-from workbench.workflow import WorkflowConfig, build_workflows
+from workbench.workflow import WorkflowConfig, build_workflows, key_sequences
+from workbench.workflow_model import keymodel_distribution, model_tasks
 
 __all__ = ["DetectionReport", "UpdateResult", "Workbench"]
 
@@ -135,6 +136,7 @@ class Workbench:
         self.key_model: KeyModel | None = None
         self.param_model: ParamModel | None = None
         self.workflows_: list[nx.DiGraph] = []
+        self._method1: list[nx.DiGraph] | None = None
         self.report: DetectionReport | None = None
         self.test_source: Any = None  # what detect() reads when called without a source
         self.test_labels: pd.DataFrame | None = None  # ground truth of the test log, when known
@@ -298,6 +300,7 @@ class Workbench:
             self.key_model = key_model
             self.param_model = param_model
             self._replay = _sample(sessions, 400, self.seed)
+        self._method1 = None
         if workflows:
             self.workflows_ = build_workflows(self.entries, self.workflow_config)
         self.journal.commit_version(self._weights(), reason="trained")
@@ -683,14 +686,21 @@ class Workbench:
         return out.reset_index(drop=True)
 
     def workflows(self, method: int = 2) -> list[nx.DiGraph]:
-        """The workflow automata (method 2: co-occurrence clustering; 1: from the key model)."""
+        """The workflow automata (method 2: co-occurrence clustering; 1: from the key model's
+        predictions, built on first use)."""
         if method == 2:
             return self.workflows_
         if method == 1:
-            from workbench.workflow_model import build_workflows_from_model
-
             self._check_fitted()
-            return build_workflows_from_model(self.entries, self.key_model)
+            if self._method1 is None:
+                found = model_tasks(
+                    keymodel_distribution(self.key_model),
+                    key_sequences(self.entries),
+                )
+                self._method1 = build_workflows(
+                    self.entries, self.workflow_config, tasks=[list(t) for t in found.tasks]
+                )
+            return self._method1
         raise ValueError(f"method must be 1 or 2, got {method!r}")
 
     def diagnose(self, anomaly_id: str):
