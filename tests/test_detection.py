@@ -91,3 +91,24 @@ def test_select_g_uses_the_documented_rule():
     assert fixed.g == 5 and fixed.method == "fixed"
     with pytest.raises(ValueError):
         detect(scores, 0)
+
+
+def test_select_g_weighted_and_floor_within_one_budget():
+    # The same sessions as above; weighting the one g = 4 session up moves g, and the floor may
+    # only use what the g step left of the budget.
+    def end_first(windows):
+        p = fixed_ranking(windows)
+        p[:, END] = 0.45
+        return p
+
+    sessions = [(1,)] * 97 + [(2,)] * 2 + [(3,)]
+    scores = score_sessions(sessions, VOCAB, 2, end_first)
+    w = np.ones(len(sessions))
+    w[-1] = 10.0  # the last session weighs 10 of 109
+    sel = select_g(scores, target_fpr=0.05, weights=w)
+    assert sel.validation_fpr[3] == pytest.approx(10 / 109) and sel.g == 4
+    assert select_g(scores, target_fpr=0.01, weights=np.ones(len(sessions))).g == 3
+    both = select_g(scores, target_fpr=0.01, floor=None)
+    assert both.g == 3 and both.floor_fpr[both.min_probability] <= 0.01 + 1e-12
+    with pytest.raises(ValueError):
+        select_g(scores, weights=np.ones(3))

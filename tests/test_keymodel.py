@@ -150,3 +150,18 @@ def test_events_and_history():
     assert rec.events[0].train_loss > 0 and rec.events[0].val_loss is not None
     frame = m.history_.to_frame()
     assert {"epoch", "phase", "train_loss", "val_loss"} <= set(frame.columns)
+
+
+def test_fit_holds_out_novel_sequences_when_there_are_some():
+    rng = np.random.default_rng(3)
+    common = workflow_sessions(rng, 120)
+    rare = [(1, 2, 3, *([4, 5] * k), 6) for k in range(4, 12)]  # loops longer than ever seen
+    model = KeyModel(KeyModelConfig(top_g="auto", min_probability="auto", **SMALL))
+    model.fit(common + rare, seed=0, device="cpu")
+    info = model.fit_info_
+    assert info["validation_split"] == "novel" and info["n_validation_sessions"] == 4
+    assert info["novel_share"] == pytest.approx(8 / 128)
+    assert model.g_selection_.method == "validation"
+    # Without sequences seen once the split falls back to random sessions.
+    plain = KeyModel(KeyModelConfig(top_g="auto", **SMALL)).fit(common, seed=0, device="cpu")
+    assert plain.fit_info_["validation_split"] == "sessions"

@@ -396,11 +396,23 @@ class GSelection:
         )
 
 
-def validation_fpr_by_g(scores: KeyScores) -> dict[int, float]:
-    """Fraction of (normal) sessions the top-g rule flags, for g = 1 .. n_candidates."""
+def _session_weights(scores: KeyScores, weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return np.full(scores.n_sessions, 1.0 / max(scores.n_sessions, 1))
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (scores.n_sessions,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights must be (n_sessions,), non-negative, not all zero")
+    return w / w.sum()
+
+
+def validation_fpr_by_g(scores: KeyScores, weights: np.ndarray | None = None) -> dict[int, float]:
+    """Fraction of (normal) sessions the top-g rule flags, for g = 1 .. n_candidates.
+
+    With ``weights`` (one per session) the fraction is weighted.
+    """
     max_rank = session_max_rank(scores)
-    n = max(len(max_rank), 1)
-    return {g: float((max_rank > g).sum() / n) for g in range(1, scores.n_candidates + 1)}
+    w = _session_weights(scores, weights)
+    return {g: float(w[max_rank > g].sum()) for g in range(1, scores.n_candidates + 1)}
 
 
 def select_g(
@@ -410,6 +422,7 @@ def select_g(
     fixed: int | None = None,
     floor: float | None = 0.0,
     floors: Sequence[float] = PROBABILITY_FLOORS,
+    weights: np.ndarray | None = None,
 ) -> GSelection:
     """Choose g (and optionally a probability floor) on scores of *normal validation* sessions.
 
@@ -419,11 +432,15 @@ def select_g(
        where ``base`` is the rate at the largest g (sessions flagged whatever g is, e.g. for an
        unknown key). A small g flags more: this is the most sensitive g whose false alarms on
        normal validation sessions stay within the target.
-    2. With ``floor=None`` the probability floor is chosen the same way: the largest value of
-       ``floors`` whose validation rate at the chosen g is at most the rate at that g without a
-       floor plus ``target_fpr``. A number keeps that floor (0: the paper's pure top-g rule).
+    2. With ``floor=None`` the probability floor is chosen within the same budget: the largest
+       value of ``floors`` whose validation rate at the chosen g (rank > g or probability below the
+       floor) is still at most ``base + target_fpr``, so the two rules together stay within the
+       target. A number keeps that floor (0: the paper's pure top-g rule).
 
-    With ``fixed`` the user's g is kept and the tables are only reported.
+    With ``fixed`` the user's g is kept and the tables are only reported (a floor chosen on
+    validation then gets ``target_fpr`` over the rate at that g). ``weights`` (one per validation
+    session) turn the rates into weighted ones, e.g. to weigh sessions of never-seen sequences by
+    how often new sessions are expected to be of one (see :func:`workbench.sequences.split_novel`).
 
     >>> import numpy as np
     >>> from workbench.sequences import KeyVocabulary
@@ -438,7 +455,7 @@ def select_g(
     >>> select_g(s, target_fpr=0.01, floor=None).min_probability
     0.02
     """
-    table = validation_fpr_by_g(scores)
+    table = validation_fpr_by_g(scores, weights)
     if not table:
         raise ValueError("cannot select g without candidates")
     tol = 1e-12
@@ -457,14 +474,20 @@ def select_g(
     floor_table: dict[float, float] = {}
     if scores.n_sessions:
         max_rank, min_p = session_max_rank(scores), session_min_probability(scores)
+        w = _session_weights(scores, weights)
         for f in sorted(set(floors) | {0.0}):
-            floor_table[f] = float(((max_rank > g) | (min_p < f)).mean())
+            floor_table[f] = float(w[(max_rank > g) | (min_p < f)].sum())
     if floor is None:
         if not floor_table:
             raise ValueError("no validation sessions to choose the probability floor from")
-        limit = floor_table[0.0] + target_fpr + tol
+        if fixed is None:
+            limit = max(table[largest] + target_fpr, floor_table[0.0]) + tol
+            budget = f"FPR(g={largest}) + {target_fpr:g}"
+        else:
+            limit = floor_table[0.0] + target_fpr + tol
+            budget = f"FPR(g, no floor) + {target_fpr:g}"
         chosen_floor = max(f for f, fpr in floor_table.items() if fpr <= limit)
-        rule += f"; floor: largest of {list(floors)} with FPR <= FPR(g, no floor) + {target_fpr:g}"
+        rule += f"; floor: largest of {list(floors)} with FPR(g, floor) <= {budget}"
         method = "validation" if fixed is None else "fixed g, floor on validation"
     else:
         chosen_floor = float(floor)

@@ -14,11 +14,19 @@ Choices made where the paper is silent (see DEEPLOG.md):
   unexpectedly").
 - Training uses each *distinct* (window -> next key) example once, weighted by how often it occurs
   in the normal training sessions; the loss is the same weighted cross-entropy as over all windows.
-- ``fit`` holds out ``validation_fraction`` of the normal training sessions: early stopping watches
-  their loss, and g (plus an optional probability floor) is chosen on them
-  (:func:`workbench.detection.select_g`). With ``refit`` (default) the network is then fine-tuned on
-  all training sessions for ``refit_fraction`` of the epochs early stopping kept, so no training
-  session is wasted; g stays the one chosen on validation.
+- ``fit`` holds out part of the normal training sessions: early stopping watches their loss, and g
+  (plus an optional probability floor) is chosen on them (:func:`workbench.detection.select_g`).
+  The default split (``validation_split="novel"``) holds out whole *sequences* among those seen
+  once (:func:`workbench.sequences.split_novel`): normal training files repeat a few sequences
+  many times, a random share of the sessions is mostly made of copies of sequences that stay in
+  training, and its false-positive rate says little about new normal sessions never seen before,
+  which is where false positives come from. The false-positive rate of new sessions is estimated
+  as ``novel_share * FPR(held-out sequences) + (1 - novel_share) * FPR(training sequences)``, with
+  the Good-Turing ``novel_share`` (sequences seen once / sessions); g and the floor are chosen on
+  that estimate. Training sets without sequences seen once fall back to a random session split.
+  With ``refit`` (default) the network is then fine-tuned on all training sessions for
+  ``refit_fraction`` of the epochs early stopping kept, so no training session is wasted; g stays
+  the one chosen on validation.
 
 >>> sessions = [(1, 2, 3, 4)] * 30 + [(1, 3, 2, 4)] * 10
 >>> model = KeyModel(KeyModelConfig(window=3, hidden_size=16, max_epochs=60, top_g="auto"))
@@ -57,6 +65,7 @@ from workbench.sequences import (
     KeyVocabulary,
     Session,
     frame_sessions,
+    split_novel,
     unique_sessions,
 )
 from workbench.training import (
@@ -95,7 +104,10 @@ class KeyModelConfig:
     batch_size: int = 256  # distinct examples per gradient step
     learning_rate: float = 1e-2  # Adam step size
     patience: int = 5  # epochs without validation improvement before stopping
-    target_fpr: float = 0.003  # g / floor selection: tolerated extra validation false-positive rate
+    target_fpr: float = (
+        0.001  # g / floor selection: tolerated extra (estimated) false-positive rate
+    )
+    validation_split: Literal["novel", "sessions"] = "novel"  # held-out rare sequences, or sessions
     refit: bool = True  # then fine-tune on all training sessions (validation ones included)
     refit_fraction: float = 0.25  # refit epochs = ceil(this * epochs chosen by early stopping)
 
@@ -117,6 +129,9 @@ class KeyModelConfig:
             isinstance(self.min_probability, int | float) and 0.0 <= self.min_probability < 1.0
         ), f"min_probability must be in [0, 1) or 'auto', got {self.min_probability!r}"
         assert 0.0 < self.refit_fraction <= 1.0, f"bad refit_fraction {self.refit_fraction}"
+        assert self.validation_split in ("novel", "sessions"), (
+            f"bad validation_split {self.validation_split!r}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -265,7 +280,7 @@ class KeyModel:
         self,
         sessions: Iterable[Sequence[int]],
         *,
-        validation_fraction: float = 0.2,
+        validation_fraction: float | None = None,
         callbacks: Iterable[Callback] = (),
         seed: int = 0,
         device: str | torch.device | None = None,
@@ -277,9 +292,10 @@ class KeyModel:
         sessions
             Normal training sessions (external key ids), with their repetitions.
         validation_fraction
-            Share of the sessions held out (at random) for early stopping and the choice of g.
-            With 0 there is no early stopping (``max_epochs`` run) and an ``"auto"`` g falls back to
-            the paper's 9.
+            Share held out for early stopping and the choice of g: of the sequences seen once
+            (default 0.5) with ``validation_split="novel"``, of the sessions (default 0.2) with
+            ``"sessions"`` or when no sequence is seen once. With 0 there is no early stopping
+            (``max_epochs`` run) and an ``"auto"`` g falls back to the paper's 9.
         callbacks
             Progress callbacks (see :mod:`workbench.training`); phases are ``"split"`` (training on
             the sessions not held out), then ``"refit"`` (all sessions), or ``"train"`` without a
@@ -289,7 +305,7 @@ class KeyModel:
         device
             Default: CUDA when available, else the CPU.
         """
-        if not 0.0 <= validation_fraction < 1.0:
+        if validation_fraction is not None and not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         sessions = _check_sessions(sessions)
         if not sessions:
@@ -298,16 +314,30 @@ class KeyModel:
         callbacks = list(callbacks)
         dev = pick_device(device)
         t0 = time.perf_counter()
-        rng = np.random.default_rng(seed)
-        n_val = round(validation_fraction * len(sessions))
-        n_val = min(n_val, len(sessions) - 1)
-        perm = rng.permutation(len(sessions))
-        val_sessions = [sessions[i] for i in perm[:n_val]]
-        fit_sessions = [sessions[i] for i in perm[n_val:]] if n_val else sessions
+        split = c.validation_split
+        novel = None
+        if split == "novel" and validation_fraction != 0.0:
+            novel = split_novel(
+                sessions, 0.5 if validation_fraction is None else validation_fraction, seed
+            )
+            if len(novel.validation) == 0:
+                split, novel = "sessions", None  # no sequence seen once: nothing to hold out
+        if novel is not None:
+            fit_idx, val_idx = novel.fit, novel.validation
+        else:
+            split = "sessions"
+            fraction = 0.2 if validation_fraction is None else validation_fraction
+            n_val = min(round(fraction * len(sessions)), len(sessions) - 1)
+            perm = np.random.default_rng(seed).permutation(len(sessions))
+            fit_idx, val_idx = (perm[n_val:], perm[:n_val]) if n_val else (perm, perm[:0])
+        n_val = len(val_idx)
+        val_sessions = [sessions[i] for i in val_idx]
+        fit_sessions = [sessions[i] for i in fit_idx] if n_val else sessions
         history = History()
         info: dict[str, Any] = {
             "n_sessions": len(sessions),
             "n_validation_sessions": n_val,
+            "validation_split": split if n_val else None,
             "device": str(dev),
             "seed": seed,
         }
@@ -340,11 +370,25 @@ class KeyModel:
         fixed = None if c.top_g == "auto" else int(c.top_g)
         floor = None if c.min_probability == "auto" else float(c.min_probability)
         if n_val:
+            chosen_on, weights = val_sessions, None
+            if novel is not None:
+                # Estimated FPR of new sessions: held-out (never seen) sequences weigh novel_share,
+                # the training sequences (seen) the rest, each by how often it occurs.
+                seen, _, counts = unique_sessions(fit_sessions)
+                chosen_on = val_sessions + seen
+                weights = np.concatenate(
+                    [
+                        np.full(n_val, novel.novel_share / n_val),
+                        (1.0 - novel.novel_share) * counts / counts.sum(),
+                    ]
+                )
+                info["novel_share"] = novel.novel_share
             self.g_selection_ = select_g(
-                self.score(val_sessions, top_k=10),
+                self.score(chosen_on, top_k=10),
                 target_fpr=c.target_fpr,
                 fixed=fixed,
                 floor=floor,
+                weights=weights,
             )
         else:
             g = 9 if fixed is None else fixed

@@ -55,6 +55,7 @@ __all__ = [
     "frame_sessions",
     "guess_format",
     "read_sessions",
+    "split_novel",
     "unique_sessions",
 ]
 
@@ -235,6 +236,49 @@ def unique_sessions(sessions: Sequence[Session]) -> tuple[list[Session], np.ndar
     )
     counts = np.bincount(inverse, minlength=len(index))
     return list(index), inverse, counts
+
+
+@dataclass(frozen=True)
+class NovelSplit:
+    """A validation split that holds out whole sequences (see :func:`split_novel`)."""
+
+    fit: np.ndarray  # (n_fit,) indices of the sessions kept for training
+    validation: np.ndarray  # (n_val,) indices of the held-out sessions (all copies of a sequence)
+    novel_share: float  # Good-Turing estimate of the share of new sessions never seen before
+
+
+def split_novel(
+    sessions: Sequence[Session], fraction: float, seed: int = 0, *, max_count: int = 1
+) -> NovelSplit:
+    """Hold out a share of the distinct sequences that occur at most ``max_count`` times.
+
+    Every copy of a held-out sequence goes to validation and none stays in training, so the
+    held-out sessions are *new* to a model trained on the rest, like the normal sessions of a test
+    set that were never seen in training. Rare sequences are the ones held out: by the Good-Turing
+    argument a sequence seen once stands for the never-seen ones, and its share of the sessions
+    (``novel_share`` = sequences seen once / sessions) estimates how many new sessions are of a
+    never-seen sequence. Holding out a frequent sequence instead would remove a large part of
+    normal behaviour from training and say little about new sessions.
+
+    >>> s = [(1, 2)] * 6 + [(1, 3)] + [(1, 4)] + [(1, 5)] + [(2, 2)]
+    >>> split = split_novel(s, 0.5, seed=0)
+    >>> sorted(set(split.validation) | set(split.fit)) == list(range(10)), split.novel_share
+    (True, 0.4)
+    >>> len(split.validation), {s[i] for i in split.validation} <= {(1, 3), (1, 4), (1, 5), (2, 2)}
+    (2, True)
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    distinct, inverse, counts = unique_sessions(sessions)
+    n = len(inverse)
+    novel_share = float((counts == 1).sum() / n) if n else 0.0
+    pool = np.flatnonzero(counts <= max_count)
+    n_out = min(round(fraction * len(pool)), len(distinct) - 1)
+    if n_out <= 0:
+        return NovelSplit(np.arange(n), np.zeros(0, dtype=np.int64), novel_share)
+    held = np.random.default_rng(seed).permutation(pool)[:n_out]
+    out = np.isin(inverse, held)
+    return NovelSplit(np.flatnonzero(~out), np.flatnonzero(out), novel_share)
 
 
 def count_keys(sessions: Iterable[Session]) -> dict[int, int]:
