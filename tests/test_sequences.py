@@ -16,6 +16,7 @@ from workbench.sequences import (
     guess_format,
     read_sessions,
     split_novel,
+    unique_rows,
     unique_sessions,
 )
 
@@ -139,3 +140,18 @@ def test_split_novel_share_and_fallback():
     assert split.novel_share == 0.4 and len(split.validation) == 2
     with pytest.raises(ValueError):
         split_novel([(1,)], 1.0)
+
+
+@given(
+    st.integers(0, 40),
+    st.integers(1, 12),
+    st.sampled_from([2, 30, 2**40]),
+    st.integers(0, 10**6),
+)
+@settings(max_examples=60, deadline=None)
+def test_unique_rows_matches_numpy_unique(n, width, high, seed):
+    a = np.random.default_rng(seed).integers(0, high, size=(n, width))
+    a[n // 2 :] = a[: n - n // 2]  # repeated rows
+    uniq, inverse = unique_rows(a)
+    want, want_inverse = np.unique(a.reshape(n, width), axis=0, return_inverse=True)
+    assert uniq.tolist() == want.tolist() and inverse.tolist() == want_inverse.reshape(-1).tolist()

@@ -151,7 +151,7 @@ def score_sessions(
     (``n_candidates + 1``), so it is anomalous for every g. Each distinct session and each distinct
     window is evaluated once.
     """
-    from workbench.sequences import unique_sessions
+    from workbench.sequences import unique_rows, unique_sessions
 
     distinct, inverse, _ = unique_sessions(sessions)
     encoded = [vocab.encode(s) for s in distinct]
@@ -162,8 +162,7 @@ def score_sessions(
 
     # Distinct windows, scored once.
     if len(framed):
-        uniq_windows, win_index = np.unique(framed.windows, axis=0, return_inverse=True)
-        win_index = win_index.reshape(-1)
+        uniq_windows, win_index = unique_rows(framed.windows)
     else:
         uniq_windows, win_index = framed.windows, np.zeros(0, dtype=np.int64)
     probs = (

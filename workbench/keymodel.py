@@ -66,6 +66,7 @@ from workbench.sequences import (
     Session,
     frame_sessions,
     split_novel,
+    unique_rows,
     unique_sessions,
 )
 from workbench.training import (
@@ -193,10 +194,22 @@ class NextKeyLSTM(nn.Module):
 
 
 def _check_sessions(sessions: Iterable[Sequence[int]]) -> list[Session]:
-    out = [tuple(int(k) for k in s) for s in sessions]
-    for i, s in enumerate(out):
-        if any(k < 0 for k in s):
+    """Sessions as tuples of non-negative ints. Readers share one tuple between repeated sessions,
+    so each distinct object is converted and checked once (``done`` keeps it alive: ids stay
+    unique)."""
+    out: list[Session] = []
+    done: dict[int, tuple[object, Session]] = {}
+    for i, s in enumerate(sessions):
+        found = done.get(id(s))
+        if found is not None and found[0] is s:
+            out.append(found[1])
+            continue
+        session = tuple(int(k) for k in s)
+        if session and min(session) < 0:
             raise ValueError(f"session {i}: log keys must be non-negative integers")
+        if isinstance(s, tuple):
+            done[id(s)] = (s, session)
+        out.append(session)
     return out
 
 
@@ -216,8 +229,8 @@ def distinct_examples(
     if len(framed) == 0:
         return framed.windows, framed.targets, np.zeros(0)
     pairs = np.concatenate([framed.windows, framed.targets[:, None]], axis=1)  # (n, h + 1)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    weight = np.bincount(inverse.reshape(-1), weights=counts[framed.session], minlength=len(uniq))
+    uniq, inverse = unique_rows(pairs)
+    weight = np.bincount(inverse, weights=counts[framed.session], minlength=len(uniq))
     return uniq[:, :-1], uniq[:, -1], weight
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ __all__ = [
     "guess_format",
     "read_sessions",
     "split_novel",
+    "unique_rows",
     "unique_sessions",
 ]
 
@@ -104,13 +106,13 @@ def _parse_keys(text: str, path: Path, lineno: int, cache: dict[str, Session]) -
     if found is not None:
         return found
     try:
-        session = tuple(int(token) for token in text.split())
+        session = tuple(map(int, text.split()))
     except ValueError:
         bad = next(t for t in text.split() if not t.lstrip("-").isdigit())
         raise ValueError(
             f"{path}:{lineno}: bad log key {bad!r} (keys are non-negative integers)"
         ) from None
-    if any(k < 0 for k in session):
+    if session and min(session) < 0:
         bad_key = next(k for k in session if k < 0)
         raise ValueError(f"{path}:{lineno}: bad log key {bad_key} (keys are non-negative integers)")
     cache[text] = session
@@ -236,6 +238,32 @@ def unique_sessions(sessions: Sequence[Session]) -> tuple[list[Session], np.ndar
     )
     counts = np.bincount(inverse, minlength=len(index))
     return list(index), inverse, counts
+
+
+def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a 2-D array of non-negative integers, sorted, and each row's index among
+    them: ``np.unique(a, axis=0, return_inverse=True)``, many times faster on key windows.
+
+    Rows are packed into one int64 each (mixed radix, first column most significant, so the order is
+    the same) when that fits; otherwise ``np.unique`` does it.
+
+    >>> uniq, inverse = unique_rows(np.array([[3, 1], [0, 2], [3, 1]]))
+    >>> uniq.tolist(), inverse.tolist()
+    ([[0, 2], [3, 1]], [1, 0, 1])
+    """
+    a = np.asarray(a)
+    assert a.ndim == 2, f"expected a 2-D array, got shape {a.shape}"
+    if len(a) == 0:
+        return a.copy(), np.zeros(0, dtype=np.int64)
+    base = int(a.max()) + 1
+    if int(a.min()) >= 0 and a.shape[1] * math.log2(max(base, 2)) < 62:
+        code = a[:, 0].astype(np.int64)
+        for j in range(1, a.shape[1]):
+            code = code * base + a[:, j]
+        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        return a[first], inverse.reshape(-1)
+    uniq, inverse = np.unique(a, axis=0, return_inverse=True)
+    return uniq, inverse.reshape(-1)
 
 
 @dataclass(frozen=True)
