@@ -78,7 +78,11 @@ def test_g_selection_reported(fitted):
     model, _ = fitted
     sel = model.g_selection_
     assert sel.method == "validation" and sel.g == model.g_ and 1 <= model.g_ <= 7
-    assert sel.n_validation_sessions == 60 and "smallest g" in sel.rule
+    assert sel.n_validation_sessions == 60 and "synthetic anomalies" in sel.rule
+    assert model.end_g_ == sel.end_g and 1 <= sel.end_g <= len(model.vocab_) + 1
+    assert sel.estimated_fpr <= sel.target_fpr + sel.validation_fpr[max(sel.validation_fpr)]
+    # The paper's rule when g is given: END judged by g too.
+    assert model.detect([(1, 2, 3)], g=7).info["end_g"] is None
 
 
 def test_deterministic_by_seed_and_state_round_trip(fitted):
@@ -99,9 +103,13 @@ def test_partial_fit_learns_a_flagged_transition(fitted):
     model = KeyModel.from_state(model.state_dict(), device="cpu")
     odd = (1, 2, 3, 7, 4, 5, 6)  # key 7 is new: it takes a spare slot
     assert model.detect([odd]).reason[0] == "unknown key"
+    # Every entry the fitted rule flags is taught, the END after the new history included (the END
+    # limit chosen on validation may be stricter than g).
     for _ in range(6):
-        model.partial_fit([(1, 2, 3), (1, 2, 3, 7)], [7, 4], replay=train[:50], steps=10)
-    assert 7 in model.vocab_ and model.updates_ == 12
+        model.partial_fit(
+            [(1, 2, 3), (1, 2, 3, 7), odd], [7, 4, END_KEY], replay=train[:50], steps=10
+        )
+    assert 7 in model.vocab_ and model.updates_ == 18
     assert not model.detect([odd]).anomalous[0]
     assert not model.detect([(1, 2, 3, 4, 5, 6)]).anomalous[0]
 

@@ -52,8 +52,10 @@ __all__ = [
     "detect",
     "score_sessions",
     "select_g",
+    "select_rule",
     "session_max_rank",
     "session_min_probability",
+    "synthetic_anomalies",
 ]
 
 logger = logging.getLogger(__name__)
@@ -282,13 +284,16 @@ def session_min_probability(scores: KeyScores) -> np.ndarray:
     return np.minimum.reduceat(p, _segment_starts(scores))
 
 
-def detect(scores: KeyScores, g: int, min_probability: float = 0.0) -> Detection:
+def detect(
+    scores: KeyScores, g: int, min_probability: float = 0.0, *, end_g: int | None = None
+) -> Detection:
     """Apply the top-g rule to per-entry scores.
 
     An entry is normal when its key is known and among the g most likely candidates
     (``rank <= g``); with ``min_probability > 0`` a key must in addition have at least that
     probability (a candidate the model finds negligible is no candidate, however few keys there are;
-    0 gives the paper's rule). A session is anomalous when any entry is, and reports its first
+    0 gives the paper's rule). With ``end_g`` the END entry (the session stops here) is judged by
+    its own rank limit instead of g. A session is anomalous when any entry is, and reports its first
     anomalous position and that entry's reason.
 
     Parameters
@@ -299,13 +304,15 @@ def detect(scores: KeyScores, g: int, min_probability: float = 0.0) -> Detection
         The number of candidates accepted, ``g >= 1``.
     min_probability
         Probability floor, 0 for none.
+    end_g
+        Rank limit of the END entries; None: g.
     """
-    if g < 1:
-        raise ValueError(f"g must be >= 1, got {g}")
+    if g < 1 or (end_g is not None and end_g < 1):
+        raise ValueError(f"g and end_g must be >= 1, got {g}, {end_g}")
     if not 0.0 <= min_probability < 1.0:
         raise ValueError(f"min_probability must be in [0, 1), got {min_probability}")
     is_end = scores.is_end
-    not_top = scores.rank > g
+    not_top = scores.rank > (g if end_g is None else np.where(is_end, end_g, g))
     improbable = scores.probability < min_probability
     entry_anomalous = scores.unknown | not_top | improbable
     code = np.full(len(scores.rank), _NORMAL, dtype=np.int8)
@@ -346,7 +353,12 @@ def detect(scores: KeyScores, g: int, min_probability: float = 0.0) -> Detection
         score=max_rank.astype(np.float64),
         threshold=float(g),
         entries=entries,
-        info={"g": int(g), "min_probability": float(min_probability), "rule": "top-g"},
+        info={
+            "g": int(g),
+            "min_probability": float(min_probability),
+            "end_g": None if end_g is None else int(end_g),
+            "rule": "top-g",
+        },
     )
 
 
@@ -366,6 +378,9 @@ class GSelection:
     validation_fpr: dict[int, float]  # g -> fraction of validation sessions flagged (no floor)
     min_probability: float = 0.0
     floor_fpr: dict[float, float] = field(default_factory=dict)  # floor -> FPR at the chosen g
+    end_g: int | None = None  # rank limit of the END entry; None: the same as g
+    estimated_fpr: float | None = None  # validation (weighted) FPR of the chosen rule
+    synthetic_recall: float | None = None  # share of synthetic anomalies the chosen rule flags
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (g and floor keys become strings)."""
@@ -378,6 +393,9 @@ class GSelection:
             "n_validation_sessions": self.n_validation_sessions,
             "validation_fpr": {str(k): v for k, v in self.validation_fpr.items()},
             "floor_fpr": {repr(k): v for k, v in self.floor_fpr.items()},
+            "end_g": self.end_g,
+            "estimated_fpr": self.estimated_fpr,
+            "synthetic_recall": self.synthetic_recall,
         }
 
     @classmethod
@@ -392,6 +410,11 @@ class GSelection:
             validation_fpr={int(k): float(v) for k, v in d["validation_fpr"].items()},
             min_probability=float(d.get("min_probability", 0.0)),
             floor_fpr={float(k): float(v) for k, v in d.get("floor_fpr", {}).items()},
+            end_g=None if d.get("end_g") is None else int(d["end_g"]),
+            estimated_fpr=None if d.get("estimated_fpr") is None else float(d["estimated_fpr"]),
+            synthetic_recall=(
+                None if d.get("synthetic_recall") is None else float(d["synthetic_recall"])
+            ),
         )
 
 
@@ -412,6 +435,104 @@ def validation_fpr_by_g(scores: KeyScores, weights: np.ndarray | None = None) ->
     max_rank = session_max_rank(scores)
     w = _session_weights(scores, weights)
     return {g: float(w[max_rank > g].sum()) for g in range(1, scores.n_candidates + 1)}
+
+
+def synthetic_anomalies(
+    sessions: Sequence[Session], known: set[Session], seed: int = 0
+) -> list[Session]:
+    """Anomalous variants of normal sessions, for choosing a rule: each session cut short, with one
+    key dropped, and with one key moved elsewhere (the kinds of the HDFS anomalies: blocks whose
+    work stops, skips a step or happens out of order). Variants equal to a ``known`` normal
+    sequence are left out.
+
+    >>> synthetic_anomalies([(1, 2, 3, 4)], known={(1, 2, 3, 4), (1, 3, 4)}, seed=2)
+    [(1, 2, 3), (2, 1, 3, 4)]
+    """
+    rng = np.random.default_rng(seed)
+    out: list[Session] = []
+    for s in sessions:
+        n = len(s)
+        if n < 2:
+            continue
+        cut = s[: int(rng.integers(1, n))]
+        i = int(rng.integers(n))
+        dropped = s[:i] + s[i + 1 :]
+        j = int(rng.integers(n - 1))
+        moved = (*dropped[:j], s[i], *dropped[j:])
+        out.extend(v for v in (cut, dropped, moved) if v not in known and v != s)
+    return out
+
+
+def _end_parts(scores: KeyScores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per session: worst rank before END, rank of END, lowest probability (unknown: 0)."""
+    starts = _segment_starts(scores)
+    rank = np.where(scores.unknown, scores.n_candidates + 1, scores.rank)
+    is_end = scores.is_end
+    body = np.maximum.reduceat(np.where(is_end, 0, rank), starts)
+    return body, rank[is_end], session_min_probability(scores)
+
+
+def select_rule(
+    scores: KeyScores,
+    anomalies: KeyScores,
+    *,
+    target_fpr: float,
+    weights: np.ndarray | None = None,
+    floors: Sequence[float] = PROBABILITY_FLOORS,
+) -> GSelection:
+    """Choose g, the END rank limit and the probability floor together on validation data.
+
+    Never call this on test data. ``scores`` are of normal validation sessions (``weights`` as in
+    :func:`select_g`), ``anomalies`` of synthetic anomalous sessions made from normal training
+    sessions (:func:`synthetic_anomalies`). Among the rules whose validation false-positive rate is
+    at most ``FPR(g = every candidate) + target_fpr``, the one flagging the most synthetic anomalies
+    is kept; ties go to the smaller g, then the smaller END limit, then the larger floor.
+
+    A separate END limit matters: the last key of a session that stops early is often a plausible
+    next key, and only the rank of END says that the session should not stop there; a g large
+    enough for the rare orderings of normal sessions lets almost every early stop through.
+    """
+    if scores.n_sessions == 0 or anomalies.n_sessions == 0:
+        raise ValueError("need normal validation sessions and synthetic anomalies")
+    n = scores.n_candidates
+    w = _session_weights(scores, weights)
+    body, end, min_p = _end_parts(scores)
+    a_body, a_end, a_min_p = _end_parts(anomalies)
+    base = float(w[body > n].sum() + w[(body <= n) & (end > n)].sum())
+    limit = base + target_fpr + 1e-12
+    best: tuple | None = None
+    for g in range(1, n + 1):
+        for e in range(1, n + 1):
+            for f in sorted(set(floors) | {0.0}, reverse=True):
+                fpr = float(w[(body > g) | (end > e) | (min_p < f)].sum())
+                if fpr > limit:
+                    continue
+                recall = float(((a_body > g) | (a_end > e) | (a_min_p < f)).mean())
+                key = (recall, -g, -e, f)
+                if best is None or key > best[0]:
+                    best = (key, g, e, f, fpr)
+    assert best is not None, "g = every candidate without a floor is always within the budget"
+    (recall, *_), g, e, f, fpr = best
+    table = validation_fpr_by_g(scores, weights)
+    floor_table = {fl: float(w[(body > g) | (end > e) | (min_p < fl)].sum()) for fl in floors}
+    rule = (
+        f"g, END limit and floor: most synthetic anomalies flagged with validation FPR <= "
+        f"FPR(g={n}) + {target_fpr:g}"
+    )
+    logger.info("g = %d, END limit = %d, floor = %g (%s)", g, e, f, rule)
+    return GSelection(
+        g,
+        "validation",
+        rule,
+        target_fpr,
+        scores.n_sessions,
+        table,
+        f,
+        floor_table,
+        end_g=e,
+        estimated_fpr=fpr,
+        synthetic_recall=recall,
+    )
 
 
 def select_g(

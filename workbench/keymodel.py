@@ -24,6 +24,10 @@ Choices made where the paper is silent (see DEEPLOG.md):
   as ``novel_share * FPR(held-out sequences) + (1 - novel_share) * FPR(training sequences)``, with
   the Good-Turing ``novel_share`` (sequences seen once / sessions); g and the floor are chosen on
   that estimate. Training sets without sequences seen once fall back to a random session split.
+  With ``end_limit`` (and g and the floor both ``"auto"``) the END entry gets its own rank limit,
+  and g, that limit and the floor are chosen together
+  (:func:`workbench.detection.select_rule`): the rule flagging most synthetic anomalies made from
+  the validation sessions (cut short, a key dropped, a key moved) within the FPR budget.
   With ``refit`` (default) the network is then fine-tuned on all training sessions for
   ``refit_fraction`` of the epochs early stopping kept, so no training session is wasted; g stays
   the one chosen on validation.
@@ -57,6 +61,8 @@ from workbench.detection import (
     detect,
     score_sessions,
     select_g,
+    select_rule,
+    synthetic_anomalies,
 )
 from workbench.sequences import (
     END,
@@ -109,6 +115,7 @@ class KeyModelConfig:
         0.001  # g / floor selection: tolerated extra (estimated) false-positive rate
     )
     validation_split: Literal["novel", "sessions"] = "novel"  # held-out rare sequences, or sessions
+    end_limit: bool = True  # with auto g and floor: a separate END rank limit (select_rule)
     refit: bool = True  # then fine-tune on all training sessions (validation ones included)
     refit_fraction: float = 0.25  # refit epochs = ceil(this * epochs chosen by early stopping)
 
@@ -396,13 +403,26 @@ class KeyModel:
                     ]
                 )
                 info["novel_share"] = novel.novel_share
-            self.g_selection_ = select_g(
-                self.score(chosen_on, top_k=10),
-                target_fpr=c.target_fpr,
-                fixed=fixed,
-                floor=floor,
-                weights=weights,
-            )
+            if c.end_limit and fixed is None and floor is None:
+                planted = synthetic_anomalies(chosen_on, set(sessions), seed)
+                info["n_synthetic_anomalies"] = len(planted)
+            else:
+                planted = []
+            if planted:
+                self.g_selection_ = select_rule(
+                    self.score(chosen_on, top_k=10),
+                    self.score(planted, top_k=10),
+                    target_fpr=c.target_fpr,
+                    weights=weights,
+                )
+            else:
+                self.g_selection_ = select_g(
+                    self.score(chosen_on, top_k=10),
+                    target_fpr=c.target_fpr,
+                    fixed=fixed,
+                    floor=floor,
+                    weights=weights,
+                )
         else:
             g = 9 if fixed is None else fixed
             method = "fixed" if fixed is not None else "default"
@@ -412,6 +432,7 @@ class KeyModel:
             self.g_selection_ = GSelection(g, method, rule, None, 0, {}, floor or 0.0)
         self.g_ = self.g_selection_.g
         self.min_probability_ = self.g_selection_.min_probability
+        self.end_g_ = self.g_selection_.end_g
 
         if c.refit and n_val and result.stopped != "interrupted" and result.best_epoch > 0:
             # Fine-tune on every training session, starting from the split model's weights. Keys
@@ -488,14 +509,19 @@ class KeyModel:
         g: int | None = None,
         *,
         min_probability: float | None = None,
+        end_g: int | None = None,
     ) -> Detection:
         """Per-entry and per-session verdicts under the top-g rule.
 
-        ``g`` and ``min_probability`` default to the fitted ``g_`` and ``min_probability_``.
+        ``g`` and ``min_probability`` default to the fitted ``g_`` and ``min_probability_``;
+        ``end_g`` (the END entry's rank limit) to the fitted ``end_g_`` when ``g`` is not given,
+        else to ``g``.
         """
+        if end_g is None and g is None:
+            end_g = self.end_g_
         g = self.g_ if g is None else int(g)
         floor = self.min_probability_ if min_probability is None else float(min_probability)
-        detection = detect(self.score(sessions, top_k=max(g, 10)), g, floor)
+        detection = detect(self.score(sessions, top_k=max(g, 10)), g, floor, end_g=end_g)
         detection.info["g_method"] = self.g_selection_.method if g == self.g_ else "given"
         return detection
 
@@ -575,6 +601,7 @@ class KeyModel:
             "module": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
             "g": self.g_,
             "min_probability": self.min_probability_,
+            "end_g": self.end_g_,
             "g_selection": self.g_selection_.to_dict(),
             "history": list(self.history_),
             "fit_info": dict(self.fit_info_),
@@ -599,6 +626,7 @@ class KeyModel:
         model.module_.to(model.device_).eval()
         model.g_ = int(state["g"])
         model.min_probability_ = float(state.get("min_probability", 0.0))
+        model.end_g_ = None if state.get("end_g") is None else int(state["end_g"])
         model.g_selection_ = GSelection.from_dict(state["g_selection"])
         model.history_ = History(state.get("history", []))
         model.fit_info_ = dict(state.get("fit_info", {}))
