@@ -85,6 +85,7 @@ def main() -> None:
     deeplog.update(
         g=model.g_,
         min_probability=model.min_probability_,
+        end_g=model.end_g_,
         g_selection=model.g_selection_.to_dict(),
         config=model.config.to_dict(),
         fit_info=model.fit_info_,
