@@ -6,12 +6,14 @@ per-entry *scores* (:class:`KeyScores`): the rank of the actual key (1 = the mos
 and the top candidates with their probabilities. The *decision* is separate: :func:`detect` applies
 the top-g rule (an entry is normal when its key is among the g most likely candidates, i.e. ``rank
 <= g``), and a session is anomalous when any of its entries is. :func:`select_g` picks g on
-validation sessions.
+validation sessions; :func:`select_rule` picks g, a separate END limit and a probability floor
+together, using synthetic anomalies (:func:`synthetic_anomalies`) as well.
 
 Reasons given for anomalous entries, in order of precedence:
 
 - ``"unknown key"``: the key was never seen in training (anomalous whatever g is);
-- ``"session ended unexpectedly"``: the END marker is not among the top g after the last key;
+- ``"session ended unexpectedly"``: the END marker is not among the top g after the last key (or
+  within its own limit ``end_g``, when one is set);
 - ``"key not in top-g"``: any other entry whose key ranks below g;
 - ``"key below probability floor"``: in the top g, but less probable than the optional floor.
 
