@@ -5,7 +5,8 @@ Train on ``deeplog_hdfs/hdfs_train`` (4,855 normal sessions, as the paper). Abno
 available, so the normal test set is the 7,000 label-0 rows of
 ``derived_logdeep_robustlog/robust_log_{train,valid}.csv`` (a sample of normal HDFS blocks), counted
 with multiplicity. Every knob (g, the probability floor, early stopping) is chosen on a share of the
-training sessions; the test sets are only scored.
+training sessions (never-seen sequences held out, see ``workbench.keymodel``); the test sets are
+only scored.
 
 Run with the package installed (``make bench``) or ``PYTHONPATH=. python bench/hdfs.py``.
 """
@@ -62,7 +63,11 @@ def main() -> None:
     train, _ = read_role([DATA / "hdfs_train"], "keys", 0)
     result: dict = {"data": str(DATA.resolve()), "n_train": len(train)}
 
-    model = build_detector("deeplog", top_g="auto")
+    # h = 5 instead of the paper's 10, chosen on validation only: on held-out never-seen sequences
+    # of hdfs_train (split seeds 0, 1, 2) the estimated FPR of new sessions reaches the 0.1 % target
+    # at g = 10-12 with h = 5 and only at g = 15 (every candidate) with h = 10; h = 3 and 7 need
+    # g = 12-13.
+    model = build_detector("deeplog", window=5, top_g="auto")
     t0 = time.perf_counter()
     model.fit(train, seed=0)
     train_seconds = time.perf_counter() - t0
@@ -80,6 +85,7 @@ def main() -> None:
     deeplog.update(
         g=model.g_,
         min_probability=model.min_probability_,
+        end_g=model.end_g_,
         g_selection=model.g_selection_.to_dict(),
         config=model.config.to_dict(),
         fit_info=model.fit_info_,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.detection import detect, score_sessions, select_g, session_max_rank
+from workbench.detection import (
+    GSelection,
+    detect,
+    score_sessions,
+    select_g,
+    select_rule,
+    session_max_rank,
+    synthetic_anomalies,
+)
 from workbench.sequences import END, KeyVocabulary
 
 VOCAB = KeyVocabulary([1, 2, 3, 4, 5])  # internal 3..7, END = 2
@@ -91,3 +99,52 @@ def test_select_g_uses_the_documented_rule():
     assert fixed.g == 5 and fixed.method == "fixed"
     with pytest.raises(ValueError):
         detect(scores, 0)
+
+
+def test_select_g_weighted_and_floor_within_one_budget():
+    # The same sessions as above; weighting the one g = 4 session up moves g, and the floor may
+    # only use what the g step left of the budget.
+    def end_first(windows):
+        p = fixed_ranking(windows)
+        p[:, END] = 0.45
+        return p
+
+    sessions = [(1,)] * 97 + [(2,)] * 2 + [(3,)]
+    scores = score_sessions(sessions, VOCAB, 2, end_first)
+    w = np.ones(len(sessions))
+    w[-1] = 10.0  # the last session weighs 10 of 109
+    sel = select_g(scores, target_fpr=0.05, weights=w)
+    assert sel.validation_fpr[3] == pytest.approx(10 / 109) and sel.g == 4
+    assert select_g(scores, target_fpr=0.01, weights=np.ones(len(sessions))).g == 3
+    both = select_g(scores, target_fpr=0.01, floor=None)
+    assert both.g == 3 and both.floor_fpr[both.min_probability] <= 0.01 + 1e-12
+    with pytest.raises(ValueError):
+        select_g(scores, weights=np.ones(3))
+
+
+def test_end_limit_and_select_rule():
+    # Ranks everywhere: key 1 first, key 2 second, END third, key 3 fourth.
+    def p(windows):
+        out = np.zeros((len(windows), VOCAB.size))
+        out[:, 3:6] = [0.5, 0.2, 0.1]
+        out[:, END] = 0.2 - 1e-3
+        return out
+
+    normal = [(1,)] * 50 + [(1, 1)] * 50
+    scores = score_sessions(normal, VOCAB, 2, p)
+    assert detect(scores, 1, end_g=3).anomalous.sum() == 0  # END (rank 3) judged by its own limit
+    assert detect(scores, 1).anomalous.all()
+    cut = score_sessions([(1, 2)], VOCAB, 2, p)
+    assert detect(cut, 2, end_g=2).reason.tolist() == ["session ended unexpectedly"]
+    assert not detect(cut, 2, end_g=3).anomalous[0]
+    anomalies = score_sessions([(2,), (3,), (1, 2)], VOCAB, 2, p)
+    sel = select_rule(scores, anomalies, target_fpr=0.0)
+    assert (sel.g, sel.end_g, sel.estimated_fpr, sel.synthetic_recall) == (1, 3, 0.0, 1.0)
+    assert GSelection.from_dict(sel.to_dict()) == sel
+
+
+def test_synthetic_anomalies_are_never_known_sessions():
+    known = {(1, 2, 3, 4), (1, 2, 4)}
+    planted = synthetic_anomalies([(1, 2, 3, 4)] * 20, known, seed=1)
+    assert planted and not set(planted) & known
+    assert all(len(s) <= 4 for s in planted)

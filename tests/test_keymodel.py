@@ -78,7 +78,11 @@ def test_g_selection_reported(fitted):
     model, _ = fitted
     sel = model.g_selection_
     assert sel.method == "validation" and sel.g == model.g_ and 1 <= model.g_ <= 7
-    assert sel.n_validation_sessions == 60 and "smallest g" in sel.rule
+    assert sel.n_validation_sessions == 60 and "synthetic anomalies" in sel.rule
+    assert model.end_g_ == sel.end_g and 1 <= sel.end_g <= len(model.vocab_) + 1
+    assert sel.estimated_fpr <= sel.target_fpr + sel.validation_fpr[max(sel.validation_fpr)]
+    # The paper's rule when g is given: END judged by g too.
+    assert model.detect([(1, 2, 3)], g=7).info["end_g"] is None
 
 
 def test_deterministic_by_seed_and_state_round_trip(fitted):
@@ -99,9 +103,13 @@ def test_partial_fit_learns_a_flagged_transition(fitted):
     model = KeyModel.from_state(model.state_dict(), device="cpu")
     odd = (1, 2, 3, 7, 4, 5, 6)  # key 7 is new: it takes a spare slot
     assert model.detect([odd]).reason[0] == "unknown key"
+    # Every entry the fitted rule flags is taught, the END after the new history included (the END
+    # limit chosen on validation may be stricter than g).
     for _ in range(6):
-        model.partial_fit([(1, 2, 3), (1, 2, 3, 7)], [7, 4], replay=train[:50], steps=10)
-    assert 7 in model.vocab_ and model.updates_ == 12
+        model.partial_fit(
+            [(1, 2, 3), (1, 2, 3, 7), odd], [7, 4, END_KEY], replay=train[:50], steps=10
+        )
+    assert 7 in model.vocab_ and model.updates_ == 18
     assert not model.detect([odd]).anomalous[0]
     assert not model.detect([(1, 2, 3, 4, 5, 6)]).anomalous[0]
 
@@ -150,3 +158,18 @@ def test_events_and_history():
     assert rec.events[0].train_loss > 0 and rec.events[0].val_loss is not None
     frame = m.history_.to_frame()
     assert {"epoch", "phase", "train_loss", "val_loss"} <= set(frame.columns)
+
+
+def test_fit_holds_out_novel_sequences_when_there_are_some():
+    rng = np.random.default_rng(3)
+    common = workflow_sessions(rng, 120)
+    rare = [(1, 2, 3, *([4, 5] * k), 6) for k in range(4, 12)]  # loops longer than ever seen
+    model = KeyModel(KeyModelConfig(top_g="auto", min_probability="auto", **SMALL))
+    model.fit(common + rare, seed=0, device="cpu")
+    info = model.fit_info_
+    assert info["validation_split"] == "novel" and info["n_validation_sessions"] == 4
+    assert info["novel_share"] == pytest.approx(8 / 128)
+    assert model.g_selection_.method == "validation"
+    # Without sequences seen once the split falls back to random sessions.
+    plain = KeyModel(KeyModelConfig(top_g="auto", **SMALL)).fit(common, seed=0, device="cpu")
+    assert plain.fit_info_["validation_split"] == "sessions"

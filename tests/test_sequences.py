@@ -15,6 +15,8 @@ from workbench.sequences import (
     frame_sessions,
     guess_format,
     read_sessions,
+    split_novel,
+    unique_rows,
     unique_sessions,
 )
 
@@ -111,3 +113,45 @@ def test_hdfs_files(shared_data):
     assert len(read_sessions(d / "hdfs_test_abnormal").sessions) == 16838
     ids = read_sessions(shared_data / "ait_log_datasets" / "hdfs_xu" / "hdfs_train", "idkeys")
     assert ids.ids[0].startswith("blk_") and len(ids.ids) == len(ids.sessions)
+
+
+@given(
+    st.lists(st.integers(0, 12), min_size=2, max_size=80),
+    st.floats(0.0, 0.95),
+    st.integers(0, 5),
+)
+@settings(max_examples=60, deadline=None)
+def test_split_novel_holds_out_whole_rare_sequences(codes, fraction, seed):
+    sessions = [(c % 4, c) for c in codes]  # a few distinct sequences, some repeated
+    split = split_novel(sessions, fraction, seed)
+    assert sorted([*split.fit, *split.validation]) == list(range(len(sessions)))
+    fit = {sessions[i] for i in split.fit}
+    held = {sessions[i] for i in split.validation}
+    assert not fit & held  # no copy of a held-out sequence stays in training
+    _, _, counts = unique_sessions(sessions)
+    assert all(sum(s == h for s in sessions) == 1 for h in held)  # only sequences seen once
+    assert split.novel_share == pytest.approx((counts == 1).sum() / len(sessions))
+    assert len(split.fit) >= 1
+
+
+def test_split_novel_share_and_fallback():
+    assert len(split_novel([(1, 2)] * 5 + [(3,)] * 2, 0.5).validation) == 0  # nothing seen once
+    split = split_novel([(1, 2)] * 6 + [(i,) for i in range(4)], 0.5, seed=3)
+    assert split.novel_share == 0.4 and len(split.validation) == 2
+    with pytest.raises(ValueError):
+        split_novel([(1,)], 1.0)
+
+
+@given(
+    st.integers(0, 40),
+    st.integers(1, 12),
+    st.sampled_from([2, 30, 2**40]),
+    st.integers(0, 10**6),
+)
+@settings(max_examples=60, deadline=None)
+def test_unique_rows_matches_numpy_unique(n, width, high, seed):
+    a = np.random.default_rng(seed).integers(0, high, size=(n, width))
+    a[n // 2 :] = a[: n - n // 2]  # repeated rows
+    uniq, inverse = unique_rows(a)
+    want, want_inverse = np.unique(a.reshape(n, width), axis=0, return_inverse=True)
+    assert uniq.tolist() == want.tolist() and inverse.tolist() == want_inverse.reshape(-1).tolist()

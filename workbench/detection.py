@@ -6,12 +6,14 @@ per-entry *scores* (:class:`KeyScores`): the rank of the actual key (1 = the mos
 and the top candidates with their probabilities. The *decision* is separate: :func:`detect` applies
 the top-g rule (an entry is normal when its key is among the g most likely candidates, i.e. ``rank
 <= g``), and a session is anomalous when any of its entries is. :func:`select_g` picks g on
-validation sessions.
+validation sessions; :func:`select_rule` picks g, a separate END limit and a probability floor
+together, using synthetic anomalies (:func:`synthetic_anomalies`) as well.
 
 Reasons given for anomalous entries, in order of precedence:
 
 - ``"unknown key"``: the key was never seen in training (anomalous whatever g is);
-- ``"session ended unexpectedly"``: the END marker is not among the top g after the last key;
+- ``"session ended unexpectedly"``: the END marker is not among the top g after the last key (or
+  within its own limit ``end_g``, when one is set);
 - ``"key not in top-g"``: any other entry whose key ranks below g;
 - ``"key below probability floor"``: in the top g, but less probable than the optional floor.
 
@@ -52,8 +54,10 @@ __all__ = [
     "detect",
     "score_sessions",
     "select_g",
+    "select_rule",
     "session_max_rank",
     "session_min_probability",
+    "synthetic_anomalies",
 ]
 
 logger = logging.getLogger(__name__)
@@ -151,7 +155,7 @@ def score_sessions(
     (``n_candidates + 1``), so it is anomalous for every g. Each distinct session and each distinct
     window is evaluated once.
     """
-    from workbench.sequences import unique_sessions
+    from workbench.sequences import unique_rows, unique_sessions
 
     distinct, inverse, _ = unique_sessions(sessions)
     encoded = [vocab.encode(s) for s in distinct]
@@ -162,8 +166,7 @@ def score_sessions(
 
     # Distinct windows, scored once.
     if len(framed):
-        uniq_windows, win_index = np.unique(framed.windows, axis=0, return_inverse=True)
-        win_index = win_index.reshape(-1)
+        uniq_windows, win_index = unique_rows(framed.windows)
     else:
         uniq_windows, win_index = framed.windows, np.zeros(0, dtype=np.int64)
     probs = (
@@ -283,13 +286,16 @@ def session_min_probability(scores: KeyScores) -> np.ndarray:
     return np.minimum.reduceat(p, _segment_starts(scores))
 
 
-def detect(scores: KeyScores, g: int, min_probability: float = 0.0) -> Detection:
+def detect(
+    scores: KeyScores, g: int, min_probability: float = 0.0, *, end_g: int | None = None
+) -> Detection:
     """Apply the top-g rule to per-entry scores.
 
     An entry is normal when its key is known and among the g most likely candidates
     (``rank <= g``); with ``min_probability > 0`` a key must in addition have at least that
     probability (a candidate the model finds negligible is no candidate, however few keys there are;
-    0 gives the paper's rule). A session is anomalous when any entry is, and reports its first
+    0 gives the paper's rule). With ``end_g`` the END entry (the session stops here) is judged by
+    its own rank limit instead of g. A session is anomalous when any entry is, and reports its first
     anomalous position and that entry's reason.
 
     Parameters
@@ -300,13 +306,15 @@ def detect(scores: KeyScores, g: int, min_probability: float = 0.0) -> Detection
         The number of candidates accepted, ``g >= 1``.
     min_probability
         Probability floor, 0 for none.
+    end_g
+        Rank limit of the END entries; None: g.
     """
-    if g < 1:
-        raise ValueError(f"g must be >= 1, got {g}")
+    if g < 1 or (end_g is not None and end_g < 1):
+        raise ValueError(f"g and end_g must be >= 1, got {g}, {end_g}")
     if not 0.0 <= min_probability < 1.0:
         raise ValueError(f"min_probability must be in [0, 1), got {min_probability}")
     is_end = scores.is_end
-    not_top = scores.rank > g
+    not_top = scores.rank > (g if end_g is None else np.where(is_end, end_g, g))
     improbable = scores.probability < min_probability
     entry_anomalous = scores.unknown | not_top | improbable
     code = np.full(len(scores.rank), _NORMAL, dtype=np.int8)
@@ -347,7 +355,12 @@ def detect(scores: KeyScores, g: int, min_probability: float = 0.0) -> Detection
         score=max_rank.astype(np.float64),
         threshold=float(g),
         entries=entries,
-        info={"g": int(g), "min_probability": float(min_probability), "rule": "top-g"},
+        info={
+            "g": int(g),
+            "min_probability": float(min_probability),
+            "end_g": None if end_g is None else int(end_g),
+            "rule": "top-g",
+        },
     )
 
 
@@ -367,6 +380,9 @@ class GSelection:
     validation_fpr: dict[int, float]  # g -> fraction of validation sessions flagged (no floor)
     min_probability: float = 0.0
     floor_fpr: dict[float, float] = field(default_factory=dict)  # floor -> FPR at the chosen g
+    end_g: int | None = None  # rank limit of the END entry; None: the same as g
+    estimated_fpr: float | None = None  # validation (weighted) FPR of the chosen rule
+    synthetic_recall: float | None = None  # share of synthetic anomalies the chosen rule flags
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (g and floor keys become strings)."""
@@ -379,6 +395,9 @@ class GSelection:
             "n_validation_sessions": self.n_validation_sessions,
             "validation_fpr": {str(k): v for k, v in self.validation_fpr.items()},
             "floor_fpr": {repr(k): v for k, v in self.floor_fpr.items()},
+            "end_g": self.end_g,
+            "estimated_fpr": self.estimated_fpr,
+            "synthetic_recall": self.synthetic_recall,
         }
 
     @classmethod
@@ -393,14 +412,129 @@ class GSelection:
             validation_fpr={int(k): float(v) for k, v in d["validation_fpr"].items()},
             min_probability=float(d.get("min_probability", 0.0)),
             floor_fpr={float(k): float(v) for k, v in d.get("floor_fpr", {}).items()},
+            end_g=None if d.get("end_g") is None else int(d["end_g"]),
+            estimated_fpr=None if d.get("estimated_fpr") is None else float(d["estimated_fpr"]),
+            synthetic_recall=(
+                None if d.get("synthetic_recall") is None else float(d["synthetic_recall"])
+            ),
         )
 
 
-def validation_fpr_by_g(scores: KeyScores) -> dict[int, float]:
-    """Fraction of (normal) sessions the top-g rule flags, for g = 1 .. n_candidates."""
+def _session_weights(scores: KeyScores, weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return np.full(scores.n_sessions, 1.0 / max(scores.n_sessions, 1))
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (scores.n_sessions,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights must be (n_sessions,), non-negative, not all zero")
+    return w / w.sum()
+
+
+def validation_fpr_by_g(scores: KeyScores, weights: np.ndarray | None = None) -> dict[int, float]:
+    """Fraction of (normal) sessions the top-g rule flags, for g = 1 .. n_candidates.
+
+    With ``weights`` (one per session) the fraction is weighted.
+    """
     max_rank = session_max_rank(scores)
-    n = max(len(max_rank), 1)
-    return {g: float((max_rank > g).sum() / n) for g in range(1, scores.n_candidates + 1)}
+    w = _session_weights(scores, weights)
+    return {g: float(w[max_rank > g].sum()) for g in range(1, scores.n_candidates + 1)}
+
+
+def synthetic_anomalies(
+    sessions: Sequence[Session], known: set[Session], seed: int = 0
+) -> list[Session]:
+    """Anomalous variants of normal sessions, for choosing a rule: each session cut short, with one
+    key dropped, and with one key moved elsewhere (the kinds of the HDFS anomalies: blocks whose
+    work stops, skips a step or happens out of order). Variants equal to a ``known`` normal
+    sequence are left out.
+
+    >>> synthetic_anomalies([(1, 2, 3, 4)], known={(1, 2, 3, 4), (1, 3, 4)}, seed=2)
+    [(1, 2, 3), (2, 1, 3, 4)]
+    """
+    rng = np.random.default_rng(seed)
+    out: list[Session] = []
+    for s in sessions:
+        n = len(s)
+        if n < 2:
+            continue
+        cut = s[: int(rng.integers(1, n))]
+        i = int(rng.integers(n))
+        dropped = s[:i] + s[i + 1 :]
+        j = int(rng.integers(n - 1))
+        moved = (*dropped[:j], s[i], *dropped[j:])
+        out.extend(v for v in (cut, dropped, moved) if v not in known and v != s)
+    return out
+
+
+def _end_parts(scores: KeyScores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per session: worst rank before END, rank of END, lowest probability (unknown: 0)."""
+    starts = _segment_starts(scores)
+    rank = np.where(scores.unknown, scores.n_candidates + 1, scores.rank)
+    is_end = scores.is_end
+    body = np.maximum.reduceat(np.where(is_end, 0, rank), starts)
+    return body, rank[is_end], session_min_probability(scores)
+
+
+def select_rule(
+    scores: KeyScores,
+    anomalies: KeyScores,
+    *,
+    target_fpr: float,
+    weights: np.ndarray | None = None,
+    floors: Sequence[float] = PROBABILITY_FLOORS,
+) -> GSelection:
+    """Choose g, the END rank limit and the probability floor together on validation data.
+
+    Never call this on test data. ``scores`` are of normal validation sessions (``weights`` as in
+    :func:`select_g`), ``anomalies`` of synthetic anomalous sessions made from normal training
+    sessions (:func:`synthetic_anomalies`). Among the rules whose validation false-positive rate is
+    at most ``FPR(g = every candidate) + target_fpr``, the one flagging the most synthetic anomalies
+    is kept; ties go to the smaller g, then the smaller END limit, then the larger floor.
+
+    A separate END limit matters: the last key of a session that stops early is often a plausible
+    next key, and only the rank of END says that the session should not stop there; a g large
+    enough for the rare orderings of normal sessions lets almost every early stop through.
+    """
+    if scores.n_sessions == 0 or anomalies.n_sessions == 0:
+        raise ValueError("need normal validation sessions and synthetic anomalies")
+    n = scores.n_candidates
+    w = _session_weights(scores, weights)
+    body, end, min_p = _end_parts(scores)
+    a_body, a_end, a_min_p = _end_parts(anomalies)
+    base = float(w[body > n].sum() + w[(body <= n) & (end > n)].sum())
+    limit = base + target_fpr + 1e-12
+    best: tuple | None = None
+    for g in range(1, n + 1):
+        for e in range(1, n + 1):
+            for f in sorted(set(floors) | {0.0}, reverse=True):
+                fpr = float(w[(body > g) | (end > e) | (min_p < f)].sum())
+                if fpr > limit:
+                    continue
+                recall = float(((a_body > g) | (a_end > e) | (a_min_p < f)).mean())
+                key = (recall, -g, -e, f)
+                if best is None or key > best[0]:
+                    best = (key, g, e, f, fpr)
+    assert best is not None, "g = every candidate without a floor is always within the budget"
+    (recall, *_), g, e, f, fpr = best
+    table = validation_fpr_by_g(scores, weights)
+    floor_table = {fl: float(w[(body > g) | (end > e) | (min_p < fl)].sum()) for fl in floors}
+    rule = (
+        f"g, END limit and floor: most synthetic anomalies flagged with validation FPR <= "
+        f"FPR(g={n}) + {target_fpr:g}"
+    )
+    logger.info("g = %d, END limit = %d, floor = %g (%s)", g, e, f, rule)
+    return GSelection(
+        g,
+        "validation",
+        rule,
+        target_fpr,
+        scores.n_sessions,
+        table,
+        f,
+        floor_table,
+        end_g=e,
+        estimated_fpr=fpr,
+        synthetic_recall=recall,
+    )
 
 
 def select_g(
@@ -410,6 +544,7 @@ def select_g(
     fixed: int | None = None,
     floor: float | None = 0.0,
     floors: Sequence[float] = PROBABILITY_FLOORS,
+    weights: np.ndarray | None = None,
 ) -> GSelection:
     """Choose g (and optionally a probability floor) on scores of *normal validation* sessions.
 
@@ -419,11 +554,15 @@ def select_g(
        where ``base`` is the rate at the largest g (sessions flagged whatever g is, e.g. for an
        unknown key). A small g flags more: this is the most sensitive g whose false alarms on
        normal validation sessions stay within the target.
-    2. With ``floor=None`` the probability floor is chosen the same way: the largest value of
-       ``floors`` whose validation rate at the chosen g is at most the rate at that g without a
-       floor plus ``target_fpr``. A number keeps that floor (0: the paper's pure top-g rule).
+    2. With ``floor=None`` the probability floor is chosen within the same budget: the largest
+       value of ``floors`` whose validation rate at the chosen g (rank > g or probability below the
+       floor) is still at most ``base + target_fpr``, so the two rules together stay within the
+       target. A number keeps that floor (0: the paper's pure top-g rule).
 
-    With ``fixed`` the user's g is kept and the tables are only reported.
+    With ``fixed`` the user's g is kept and the tables are only reported (a floor chosen on
+    validation then gets ``target_fpr`` over the rate at that g). ``weights`` (one per validation
+    session) turn the rates into weighted ones, e.g. to weigh sessions of never-seen sequences by
+    how often new sessions are expected to be of one (see :func:`workbench.sequences.split_novel`).
 
     >>> import numpy as np
     >>> from workbench.sequences import KeyVocabulary
@@ -438,7 +577,7 @@ def select_g(
     >>> select_g(s, target_fpr=0.01, floor=None).min_probability
     0.02
     """
-    table = validation_fpr_by_g(scores)
+    table = validation_fpr_by_g(scores, weights)
     if not table:
         raise ValueError("cannot select g without candidates")
     tol = 1e-12
@@ -457,14 +596,20 @@ def select_g(
     floor_table: dict[float, float] = {}
     if scores.n_sessions:
         max_rank, min_p = session_max_rank(scores), session_min_probability(scores)
+        w = _session_weights(scores, weights)
         for f in sorted(set(floors) | {0.0}):
-            floor_table[f] = float(((max_rank > g) | (min_p < f)).mean())
+            floor_table[f] = float(w[(max_rank > g) | (min_p < f)].sum())
     if floor is None:
         if not floor_table:
             raise ValueError("no validation sessions to choose the probability floor from")
-        limit = floor_table[0.0] + target_fpr + tol
+        if fixed is None:
+            limit = max(table[largest] + target_fpr, floor_table[0.0]) + tol
+            budget = f"FPR(g={largest}) + {target_fpr:g}"
+        else:
+            limit = floor_table[0.0] + target_fpr + tol
+            budget = f"FPR(g, no floor) + {target_fpr:g}"
         chosen_floor = max(f for f, fpr in floor_table.items() if fpr <= limit)
-        rule += f"; floor: largest of {list(floors)} with FPR <= FPR(g, no floor) + {target_fpr:g}"
+        rule += f"; floor: largest of {list(floors)} with FPR(g, floor) <= {budget}"
         method = "validation" if fixed is None else "fixed g, floor on validation"
     else:
         chosen_floor = float(floor)

@@ -119,6 +119,7 @@ def evaluate(
         window=getattr(detector, "window", None) if model != "deeplog" else detector.config.window,
         g=getattr(detector, "g_", None),
         min_probability=None if selection is None else selection.min_probability,
+        end_g=None if selection is None else selection.end_g,
         g_selection=None if selection is None else selection.to_dict(),
         train_seconds=train_seconds,
         detect_seconds=detect_seconds,

@@ -14,11 +14,23 @@ Choices made where the paper is silent (see DEEPLOG.md):
   unexpectedly").
 - Training uses each *distinct* (window -> next key) example once, weighted by how often it occurs
   in the normal training sessions; the loss is the same weighted cross-entropy as over all windows.
-- ``fit`` holds out ``validation_fraction`` of the normal training sessions: early stopping watches
-  their loss, and g (plus an optional probability floor) is chosen on them
-  (:func:`workbench.detection.select_g`). With ``refit`` (default) the network is then fine-tuned on
-  all training sessions for ``refit_fraction`` of the epochs early stopping kept, so no training
-  session is wasted; g stays the one chosen on validation.
+- ``fit`` holds out part of the normal training sessions: early stopping watches their loss, and g
+  (plus an optional probability floor) is chosen on them (:func:`workbench.detection.select_g`).
+  The default split (``validation_split="novel"``) holds out whole *sequences* among those seen
+  once (:func:`workbench.sequences.split_novel`): normal training files repeat a few sequences
+  many times, a random share of the sessions is mostly made of copies of sequences that stay in
+  training, and its false-positive rate says little about new normal sessions never seen before,
+  which is where false positives come from. The false-positive rate of new sessions is estimated
+  as ``novel_share * FPR(held-out sequences) + (1 - novel_share) * FPR(training sequences)``, with
+  the Good-Turing ``novel_share`` (sequences seen once / sessions); g and the floor are chosen on
+  that estimate. Training sets without sequences seen once fall back to a random session split.
+  With ``end_limit`` (and g and the floor both ``"auto"``) the END entry gets its own rank limit,
+  and g, that limit and the floor are chosen together
+  (:func:`workbench.detection.select_rule`): the rule flagging most synthetic anomalies made from
+  the validation sessions (cut short, a key dropped, a key moved) within the FPR budget.
+  With ``refit`` (default) the network is then fine-tuned on all training sessions for
+  ``refit_fraction`` of the epochs early stopping kept, so no training session is wasted; g stays
+  the one chosen on validation.
 
 >>> sessions = [(1, 2, 3, 4)] * 30 + [(1, 3, 2, 4)] * 10
 >>> model = KeyModel(KeyModelConfig(window=3, hidden_size=16, max_epochs=60, top_g="auto"))
@@ -49,6 +61,8 @@ from workbench.detection import (
     detect,
     score_sessions,
     select_g,
+    select_rule,
+    synthetic_anomalies,
 )
 from workbench.sequences import (
     END,
@@ -57,6 +71,8 @@ from workbench.sequences import (
     KeyVocabulary,
     Session,
     frame_sessions,
+    split_novel,
+    unique_rows,
     unique_sessions,
 )
 from workbench.training import (
@@ -95,7 +111,11 @@ class KeyModelConfig:
     batch_size: int = 256  # distinct examples per gradient step
     learning_rate: float = 1e-2  # Adam step size
     patience: int = 5  # epochs without validation improvement before stopping
-    target_fpr: float = 0.003  # g / floor selection: tolerated extra validation false-positive rate
+    target_fpr: float = (
+        0.001  # g / floor selection: tolerated extra (estimated) false-positive rate
+    )
+    validation_split: Literal["novel", "sessions"] = "novel"  # held-out rare sequences, or sessions
+    end_limit: bool = True  # with auto g and floor: a separate END rank limit (select_rule)
     refit: bool = True  # then fine-tune on all training sessions (validation ones included)
     refit_fraction: float = 0.25  # refit epochs = ceil(this * epochs chosen by early stopping)
 
@@ -117,6 +137,9 @@ class KeyModelConfig:
             isinstance(self.min_probability, int | float) and 0.0 <= self.min_probability < 1.0
         ), f"min_probability must be in [0, 1) or 'auto', got {self.min_probability!r}"
         assert 0.0 < self.refit_fraction <= 1.0, f"bad refit_fraction {self.refit_fraction}"
+        assert self.validation_split in ("novel", "sessions"), (
+            f"bad validation_split {self.validation_split!r}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -178,10 +201,22 @@ class NextKeyLSTM(nn.Module):
 
 
 def _check_sessions(sessions: Iterable[Sequence[int]]) -> list[Session]:
-    out = [tuple(int(k) for k in s) for s in sessions]
-    for i, s in enumerate(out):
-        if any(k < 0 for k in s):
+    """Sessions as tuples of non-negative ints. Readers share one tuple between repeated sessions,
+    so each distinct object is converted and checked once (``done`` keeps it alive: ids stay
+    unique)."""
+    out: list[Session] = []
+    done: dict[int, tuple[object, Session]] = {}
+    for i, s in enumerate(sessions):
+        found = done.get(id(s))
+        if found is not None and found[0] is s:
+            out.append(found[1])
+            continue
+        session = tuple(int(k) for k in s)
+        if session and min(session) < 0:
             raise ValueError(f"session {i}: log keys must be non-negative integers")
+        if isinstance(s, tuple):
+            done[id(s)] = (s, session)
+        out.append(session)
     return out
 
 
@@ -201,8 +236,8 @@ def distinct_examples(
     if len(framed) == 0:
         return framed.windows, framed.targets, np.zeros(0)
     pairs = np.concatenate([framed.windows, framed.targets[:, None]], axis=1)  # (n, h + 1)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    weight = np.bincount(inverse.reshape(-1), weights=counts[framed.session], minlength=len(uniq))
+    uniq, inverse = unique_rows(pairs)
+    weight = np.bincount(inverse, weights=counts[framed.session], minlength=len(uniq))
     return uniq[:, :-1], uniq[:, -1], weight
 
 
@@ -265,7 +300,7 @@ class KeyModel:
         self,
         sessions: Iterable[Sequence[int]],
         *,
-        validation_fraction: float = 0.2,
+        validation_fraction: float | None = None,
         callbacks: Iterable[Callback] = (),
         seed: int = 0,
         device: str | torch.device | None = None,
@@ -277,9 +312,10 @@ class KeyModel:
         sessions
             Normal training sessions (external key ids), with their repetitions.
         validation_fraction
-            Share of the sessions held out (at random) for early stopping and the choice of g.
-            With 0 there is no early stopping (``max_epochs`` run) and an ``"auto"`` g falls back to
-            the paper's 9.
+            Share held out for early stopping and the choice of g: of the sequences seen once
+            (default 0.5) with ``validation_split="novel"``, of the sessions (default 0.2) with
+            ``"sessions"`` or when no sequence is seen once. With 0 there is no early stopping
+            (``max_epochs`` run) and an ``"auto"`` g falls back to the paper's 9.
         callbacks
             Progress callbacks (see :mod:`workbench.training`); phases are ``"split"`` (training on
             the sessions not held out), then ``"refit"`` (all sessions), or ``"train"`` without a
@@ -289,7 +325,7 @@ class KeyModel:
         device
             Default: CUDA when available, else the CPU.
         """
-        if not 0.0 <= validation_fraction < 1.0:
+        if validation_fraction is not None and not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         sessions = _check_sessions(sessions)
         if not sessions:
@@ -298,16 +334,30 @@ class KeyModel:
         callbacks = list(callbacks)
         dev = pick_device(device)
         t0 = time.perf_counter()
-        rng = np.random.default_rng(seed)
-        n_val = round(validation_fraction * len(sessions))
-        n_val = min(n_val, len(sessions) - 1)
-        perm = rng.permutation(len(sessions))
-        val_sessions = [sessions[i] for i in perm[:n_val]]
-        fit_sessions = [sessions[i] for i in perm[n_val:]] if n_val else sessions
+        split = c.validation_split
+        novel = None
+        if split == "novel" and validation_fraction != 0.0:
+            novel = split_novel(
+                sessions, 0.5 if validation_fraction is None else validation_fraction, seed
+            )
+            if len(novel.validation) == 0:
+                split, novel = "sessions", None  # no sequence seen once: nothing to hold out
+        if novel is not None:
+            fit_idx, val_idx = novel.fit, novel.validation
+        else:
+            split = "sessions"
+            fraction = 0.2 if validation_fraction is None else validation_fraction
+            n_val = min(round(fraction * len(sessions)), len(sessions) - 1)
+            perm = np.random.default_rng(seed).permutation(len(sessions))
+            fit_idx, val_idx = (perm[n_val:], perm[:n_val]) if n_val else (perm, perm[:0])
+        n_val = len(val_idx)
+        val_sessions = [sessions[i] for i in val_idx]
+        fit_sessions = [sessions[i] for i in fit_idx] if n_val else sessions
         history = History()
         info: dict[str, Any] = {
             "n_sessions": len(sessions),
             "n_validation_sessions": n_val,
+            "validation_split": split if n_val else None,
             "device": str(dev),
             "seed": seed,
         }
@@ -340,12 +390,39 @@ class KeyModel:
         fixed = None if c.top_g == "auto" else int(c.top_g)
         floor = None if c.min_probability == "auto" else float(c.min_probability)
         if n_val:
-            self.g_selection_ = select_g(
-                self.score(val_sessions, top_k=10),
-                target_fpr=c.target_fpr,
-                fixed=fixed,
-                floor=floor,
-            )
+            chosen_on, weights = val_sessions, None
+            if novel is not None:
+                # Estimated FPR of new sessions: held-out (never seen) sequences weigh novel_share,
+                # the training sequences (seen) the rest, each by how often it occurs.
+                seen, _, counts = unique_sessions(fit_sessions)
+                chosen_on = val_sessions + seen
+                weights = np.concatenate(
+                    [
+                        np.full(n_val, novel.novel_share / n_val),
+                        (1.0 - novel.novel_share) * counts / counts.sum(),
+                    ]
+                )
+                info["novel_share"] = novel.novel_share
+            if c.end_limit and fixed is None and floor is None:
+                planted = synthetic_anomalies(chosen_on, set(sessions), seed)
+                info["n_synthetic_anomalies"] = len(planted)
+            else:
+                planted = []
+            if planted:
+                self.g_selection_ = select_rule(
+                    self.score(chosen_on, top_k=10),
+                    self.score(planted, top_k=10),
+                    target_fpr=c.target_fpr,
+                    weights=weights,
+                )
+            else:
+                self.g_selection_ = select_g(
+                    self.score(chosen_on, top_k=10),
+                    target_fpr=c.target_fpr,
+                    fixed=fixed,
+                    floor=floor,
+                    weights=weights,
+                )
         else:
             g = 9 if fixed is None else fixed
             method = "fixed" if fixed is not None else "default"
@@ -355,6 +432,7 @@ class KeyModel:
             self.g_selection_ = GSelection(g, method, rule, None, 0, {}, floor or 0.0)
         self.g_ = self.g_selection_.g
         self.min_probability_ = self.g_selection_.min_probability
+        self.end_g_ = self.g_selection_.end_g
 
         if c.refit and n_val and result.stopped != "interrupted" and result.best_epoch > 0:
             # Fine-tune on every training session, starting from the split model's weights. Keys
@@ -431,14 +509,19 @@ class KeyModel:
         g: int | None = None,
         *,
         min_probability: float | None = None,
+        end_g: int | None = None,
     ) -> Detection:
         """Per-entry and per-session verdicts under the top-g rule.
 
-        ``g`` and ``min_probability`` default to the fitted ``g_`` and ``min_probability_``.
+        ``g`` and ``min_probability`` default to the fitted ``g_`` and ``min_probability_``;
+        ``end_g`` (the END entry's rank limit) to the fitted ``end_g_`` when ``g`` is not given,
+        else to ``g``.
         """
+        if end_g is None and g is None:
+            end_g = self.end_g_
         g = self.g_ if g is None else int(g)
         floor = self.min_probability_ if min_probability is None else float(min_probability)
-        detection = detect(self.score(sessions, top_k=max(g, 10)), g, floor)
+        detection = detect(self.score(sessions, top_k=max(g, 10)), g, floor, end_g=end_g)
         detection.info["g_method"] = self.g_selection_.method if g == self.g_ else "given"
         return detection
 
@@ -518,6 +601,7 @@ class KeyModel:
             "module": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
             "g": self.g_,
             "min_probability": self.min_probability_,
+            "end_g": self.end_g_,
             "g_selection": self.g_selection_.to_dict(),
             "history": list(self.history_),
             "fit_info": dict(self.fit_info_),
@@ -542,6 +626,7 @@ class KeyModel:
         model.module_.to(model.device_).eval()
         model.g_ = int(state["g"])
         model.min_probability_ = float(state.get("min_probability", 0.0))
+        model.end_g_ = None if state.get("end_g") is None else int(state["end_g"])
         model.g_selection_ = GSelection.from_dict(state["g_selection"])
         model.history_ = History(state.get("history", []))
         model.fit_info_ = dict(state.get("fit_info", {}))
