@@ -16,4 +16,5 @@ def _lazy(module: str, name: str) -> Callable[[Any], None]:
 
 COMMANDS = [
     _lazy("workbench.parsing", "add_parse_command"),
+    _lazy("workbench.simulator", "add_simulate_command"),
 ]
