@@ -77,33 +77,24 @@ _REL_SCALE_FLOOR = 1e-3  # smallest normalisation scale, relative to max(1, |mea
 class ParamModelConfig:
     """Settings of the per-key parameter-value models (validated on construction)."""
 
-    history: int = 5  # h_p: how many previous vectors of the same key the LSTM reads
+    history: int = 5  # h_p: previous vectors of the same key the LSTM reads
     hidden_size: int = 32  # LSTM units per layer
     num_layers: int = 2  # stacked LSTM layers
-    elapsed: str = (
-        "session"  # elapsed time within the session ('session') or the whole log ('global')
-    )
+    elapsed: str = "session"  # elapsed time within the session, or 'global' (whole log)
     min_entries: int = 50  # keys with fewer usable entries get no model (reported per key)
     max_params: int = 16  # numeric parameters kept per key (the first ones)
-    validation_fraction: float = (
-        0.25  # last part of each key's series, for early stopping and thresholds
-    )
+    validation_fraction: float = 0.25  # last part of each key's series: early stopping, thresholds
     levels: tuple[float, ...] = DEFAULT_LEVELS  # confidence levels reported together
-    two_sided: bool = (
-        True  # thresholds are the upper bound of a two-sided interval (else one-sided)
-    )
+    two_sided: bool = True  # threshold = upper bound of a two-sided interval (else one-sided)
+    min_threshold: float = 1e-2  # no threshold below this MSE (0.1-scale deviations are noise)
     max_epochs: int = 30  # upper bound on passes over the training windows
     patience: int = 4  # a key stops after this many epochs without a better validation loss
     steps_per_epoch: int = 16  # optimiser steps per epoch (every key takes part in each)
-    batch_size: int = (
-        32  # windows per key per step, so a key sees at most 16 * 32 windows per epoch
-    )
+    batch_size: int = 32  # windows per key per step: a key sees <= 16 * 32 windows per epoch
     learning_rate: float = 5e-3  # Adam
     replay_size: int = 256  # training windows kept per key to mix into partial_fit
     device: str | None = None  # None: 'cuda' when available, else 'cpu'
-    cpu_threads: int | None = (
-        1  # torch CPU threads while fitting/scoring (tiny tensors); None: leave as is
-    )
+    cpu_threads: int | None = 1  # torch CPU threads in fit/score (tiny tensors); None: as is
 
     def __post_init__(self) -> None:
         positive = (
@@ -132,6 +123,8 @@ class ParamModelConfig:
             raise ValueError(f"levels must be confidence levels in (0, 1), got {self.levels!r}")
         if len({level_name(lv) for lv in self.levels}) != len(self.levels):
             raise ValueError(f"levels must be distinct, got {self.levels!r}")
+        if not (self.min_threshold >= 0 and math.isfinite(self.min_threshold)):
+            raise ValueError(f"min_threshold must be >= 0, got {self.min_threshold!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if self.cpu_threads is not None and (
@@ -396,7 +389,9 @@ class ParamModel:
             self._train(data, rng, callbacks or [])
             for d in data:
                 val = self._mse_of(d)[d.cut :]
-                self.thresholds_[d.key] = GaussianThreshold(two_sided=cfg.two_sided).fit(val)
+                self.thresholds_[d.key] = GaussianThreshold(
+                    two_sided=cfg.two_sided, floor=cfg.min_threshold
+                ).fit(val)
             train_rows = np.flatnonzero(np.isfinite(d.raw[: d.cut]).any(axis=1))
             pick = rng.choice(train_rows, min(cfg.replay_size, len(train_rows)), replace=False)
             self.replay_[d.key] = (d.x[np.sort(pick)], d.z[np.sort(pick)])

@@ -69,6 +69,9 @@ class GaussianThreshold:
     two_sided
         Use the upper bound of a two-sided interval (default, see the module docstring) or a
         one-sided bound.
+    floor
+        The threshold never goes below this score. A model that predicts its validation entries
+        almost exactly (a key whose values never vary) would otherwise flag rounding noise.
 
     Attributes
     ----------
@@ -78,8 +81,11 @@ class GaussianThreshold:
         How many finite validation MSEs were used.
     """
 
-    def __init__(self, *, two_sided: bool = True) -> None:
+    def __init__(self, *, two_sided: bool = True, floor: float = 0.0) -> None:
+        if not (floor >= 0 and math.isfinite(floor)):
+            raise ValueError(f"floor must be a finite non-negative number, got {floor!r}")
         self.two_sided = two_sided
+        self.floor = float(floor)
 
     def fit(self, validation_mse: Iterable[float]) -> GaussianThreshold:
         """Fit on the MSEs of normal validation entries (non-finite values are ignored)."""
@@ -106,7 +112,7 @@ class GaussianThreshold:
     def threshold(self, level: float) -> float:
         """The MSE above which an entry is anomalous at ``level``."""
         self._check()
-        return self.mean_ + z_value(level, two_sided=self.two_sided) * self.std_
+        return max(self.mean_ + z_value(level, two_sided=self.two_sided) * self.std_, self.floor)
 
     def thresholds(self, levels: Sequence[float] = DEFAULT_LEVELS) -> dict[float, float]:
         """``{level: threshold}`` for several levels at once."""
@@ -126,22 +132,29 @@ class GaussianThreshold:
         [0.0, 0.9545]
         """
         self._check()
-        z = (np.asarray(mse, dtype=float) - self.mean_) / self.std_
+        m = np.asarray(mse, dtype=float)
+        z = (m - self.mean_) / self.std_
         cdf = np.vectorize(NormalDist().cdf, otypes=[float])(np.nan_to_num(z, nan=-math.inf))
-        out = 2.0 * cdf - 1.0 if self.two_sided else cdf
-        return np.clip(out, 0.0, 1.0)
+        out = np.clip(2.0 * cdf - 1.0 if self.two_sided else cdf, 0.0, 1.0)
+        return np.where(m <= self.floor, 0.0, out)
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
         """JSON-able state."""
         self._check()
-        return {"two_sided": self.two_sided, "mean": self.mean_, "std": self.std_, "n": self.n_}
+        return {
+            "two_sided": self.two_sided,
+            "floor": self.floor,
+            "mean": self.mean_,
+            "std": self.std_,
+            "n": self.n_,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> GaussianThreshold:
         """Rebuild from :meth:`to_state`; raises ValueError on a malformed state."""
         try:
-            t = cls(two_sided=bool(state["two_sided"]))
+            t = cls(two_sided=bool(state["two_sided"]), floor=float(state.get("floor", 0.0)))
             t.mean_, t.std_, t.n_ = float(state["mean"]), float(state["std"]), int(state["n"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed threshold state: {exc!r}") from exc
@@ -151,6 +164,6 @@ class GaussianThreshold:
         if not self.fitted:
             return f"GaussianThreshold(two_sided={self.two_sided})"
         return (
-            f"GaussianThreshold(two_sided={self.two_sided}, mean={self.mean_:.4g}, "
+            f"GaussianThreshold(two_sided={self.two_sided}, floor={self.floor:g}, mean={self.mean_:.4g}, "
             f"std={self.std_:.4g}, n={self.n_})"
         )
