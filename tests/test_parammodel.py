@@ -13,6 +13,7 @@ import torch
 from workbench.parammodel import ParamLSTM, ParamModel, ParamModelConfig, masked_mse
 from workbench.paramvectors import build_series, split_point, windows
 from workbench.parsing import LogParser
+from workbench.thresholds import GaussianThreshold
 
 FAST = ParamModelConfig(max_epochs=6, hidden_size=16, num_layers=1, min_entries=40)
 
@@ -131,8 +132,9 @@ def test_threshold_is_fitted_on_validation_mses_only(model, train_df):
     rows = build_series(train_df)[2].rows
     val_rows = rows[split_point(len(rows), FAST.validation_fraction) :]
     val_mse = own["mse"].to_numpy()[val_rows]
-    assert model.thresholds_[2].mean_ == pytest.approx(float(np.nanmean(val_mse)), rel=1e-4)
-    assert model.thresholds_[2].std_ == pytest.approx(float(np.nanstd(val_mse)), rel=1e-3)
+    refit = GaussianThreshold(scale=FAST.threshold_scale, floor=FAST.min_threshold).fit(val_mse)
+    for level, value in refit.thresholds().items():
+        assert model.thresholds_[2].threshold(level) == pytest.approx(value, rel=1e-3)
     for seed in (1, 2):
         wild = synthetic_log(seed=seed, slow={s: 10.0 for s in range(0, 160, 3)})
         model.score(wild)

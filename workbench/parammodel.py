@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from workbench.paramvectors import ELAPSED_MODES, build_series, split_point, windows
-from workbench.thresholds import DEFAULT_LEVELS, GaussianThreshold, level_name
+from workbench.thresholds import DEFAULT_LEVELS, SCALES, GaussianThreshold, level_name
 
 __all__ = ["ParamLSTM", "ParamModel", "ParamModelConfig"]
 
@@ -86,6 +86,7 @@ class ParamModelConfig:
     validation_fraction: float = 0.25  # last part of each key's series: early stopping, thresholds
     levels: tuple[float, ...] = DEFAULT_LEVELS  # confidence levels reported together
     two_sided: bool = True  # threshold = upper bound of a two-sided interval (else one-sided)
+    threshold_scale: str = "log"  # Gaussian on log(MSE) ('log') or on the MSE itself ('linear')
     min_threshold: float = 1e-2  # no threshold below this MSE (0.1-scale deviations are noise)
     max_epochs: int = 30  # upper bound on passes over the training windows
     patience: int = 4  # a key stops after this many epochs without a better validation loss
@@ -123,6 +124,10 @@ class ParamModelConfig:
             raise ValueError(f"levels must be confidence levels in (0, 1), got {self.levels!r}")
         if len({level_name(lv) for lv in self.levels}) != len(self.levels):
             raise ValueError(f"levels must be distinct, got {self.levels!r}")
+        if self.threshold_scale not in SCALES:
+            raise ValueError(
+                f"threshold_scale must be one of {SCALES}, got {self.threshold_scale!r}"
+            )
         if not (self.min_threshold >= 0 and math.isfinite(self.min_threshold)):
             raise ValueError(f"min_threshold must be >= 0, got {self.min_threshold!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -390,7 +395,7 @@ class ParamModel:
             for d in data:
                 val = self._mse_of(d)[d.cut :]
                 self.thresholds_[d.key] = GaussianThreshold(
-                    two_sided=cfg.two_sided, floor=cfg.min_threshold
+                    two_sided=cfg.two_sided, scale=cfg.threshold_scale, floor=cfg.min_threshold
                 ).fit(val)
             train_rows = np.flatnonzero(np.isfinite(d.raw[: d.cut]).any(axis=1))
             pick = rng.choice(train_rows, min(cfg.replay_size, len(train_rows)), replace=False)
