@@ -253,3 +253,13 @@ def test_openstack_14k_spawn_of_50_seconds_is_flagged(shared_data):
     big = spawn[spawn["observed"] > 50]
     assert len(big) == 1 and big["session"].item() in labelled
     assert bool(big["anomalous_99"].item()) and big["dimension"].item() == "param1"
+
+
+def test_refit_thresholds_switches_the_rule_without_retraining(model):
+    m = ParamModel.from_state(model.state_dict())
+    log99 = m.thresholds_[2].threshold(0.99)
+    m.refit_thresholds(scale="linear")
+    val = m.validation_mse_[2]
+    assert m.thresholds_[2].threshold(0.99) == pytest.approx(val.mean() + 2.5758 * val.std(), 1e-3)
+    assert m.refit_thresholds(scale="log").thresholds_[2].threshold(0.99) == pytest.approx(log99)
+    assert len(m.replay_) == len(m.thresholds_)  # every trained key keeps replay windows

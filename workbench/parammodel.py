@@ -50,7 +50,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -296,8 +296,10 @@ class ParamModel:
         ``'skipped: constant'``), ``detail``, ``n_entries``, ``n_train``, ``n_validation``, ``names``,
         ``n_params``, and for trained keys ``mean``, ``std`` (normalisation, original units),
         ``slot`` (index in the stacked module) and ``best_epoch``.
+    validation_mse_ : dict[int, numpy.ndarray]
+        Each trained key's validation MSEs (the entries after its chronological split).
     thresholds_ : dict[int, GaussianThreshold]
-        Fitted on each trained key's validation MSEs only.
+        Fitted on ``validation_mse_`` only (see :meth:`refit_thresholds`).
     module_ : ParamLSTM
         The stacked per-key LSTMs (``None`` when no key could be trained).
     history_ : list[dict]
@@ -338,6 +340,7 @@ class ParamModel:
         self.device_ = _resolve_device(cfg.device)
         self.keys_: dict[int, dict[str, Any]] = {}
         self.thresholds_: dict[int, GaussianThreshold] = {}
+        self.validation_mse_: dict[int, np.ndarray] = {}
         self.history_: list[dict[str, Any]] = []
         self.interrupted_ = False
         self.replay_: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -394,12 +397,38 @@ class ParamModel:
             self._train(data, rng, callbacks or [])
             for d in data:
                 val = self._mse_of(d)[d.cut :]
-                self.thresholds_[d.key] = GaussianThreshold(
-                    two_sided=cfg.two_sided, scale=cfg.threshold_scale, floor=cfg.min_threshold
-                ).fit(val)
+                self.validation_mse_[d.key] = val[np.isfinite(val)]
+        self.refit_thresholds()
+        for d in data:
             train_rows = np.flatnonzero(np.isfinite(d.raw[: d.cut]).any(axis=1))
-            pick = rng.choice(train_rows, min(cfg.replay_size, len(train_rows)), replace=False)
-            self.replay_[d.key] = (d.x[np.sort(pick)], d.z[np.sort(pick)])
+            pick = np.sort(rng.choice(train_rows, min(cfg.replay_size, len(train_rows)), False))
+            self.replay_[d.key] = (d.x[pick], d.z[pick])
+        return self
+
+    def refit_thresholds(
+        self, *, scale: str | None = None, two_sided: bool | None = None
+    ) -> ParamModel:
+        """(Re)fit every key's Gaussian on its stored validation MSEs, without retraining.
+
+        ``scale`` and ``two_sided`` default to the config's; passing them changes the rule (the
+        config is replaced by a copy with the new values), so a UI can compare the paper's linear
+        Gaussian with the log one over the same scores.
+        """
+        self._check()
+        changes = {}
+        if scale is not None:
+            changes["threshold_scale"] = scale
+        if two_sided is not None:
+            changes["two_sided"] = two_sided
+        if changes:
+            self.config = replace(self.config, **changes)
+        cfg = self.config
+        self.thresholds_ = {
+            k: GaussianThreshold(
+                two_sided=cfg.two_sided, scale=cfg.threshold_scale, floor=cfg.min_threshold
+            ).fit(v)
+            for k, v in self.validation_mse_.items()
+        }
         return self
 
     def _key_data(self, key: int, rows: np.ndarray, raw: np.ndarray, cut: int) -> _KeyData:
@@ -766,6 +795,7 @@ class ParamModel:
             "n_dims": self.n_dims_,
             "keys": {str(k): dict(v) for k, v in self.keys_.items()},
             "thresholds": {str(k): t.to_state() for k, t in self.thresholds_.items()},
+            "validation_mse": {str(k): v.tolist() for k, v in self.validation_mse_.items()},
             "history": [dict(r) for r in self.history_],
             "interrupted": self.interrupted_,
             "module": None
@@ -791,6 +821,9 @@ class ParamModel:
             model.keys_ = {int(k): dict(v) for k, v in state["keys"].items()}
             model.thresholds_ = {
                 int(k): GaussianThreshold.from_state(t) for k, t in state["thresholds"].items()
+            }
+            model.validation_mse_ = {
+                int(k): np.asarray(v, dtype=float) for k, v in state["validation_mse"].items()
             }
             model.history_ = [dict(r) for r in state["history"]]
             model.interrupted_ = bool(state["interrupted"])
