@@ -263,3 +263,11 @@ def test_refit_thresholds_switches_the_rule_without_retraining(model):
     assert m.thresholds_[2].threshold(0.99) == pytest.approx(val.mean() + 2.5758 * val.std(), 1e-3)
     assert m.refit_thresholds(scale="log").thresholds_[2].threshold(0.99) == pytest.approx(log99)
     assert len(m.replay_) == len(m.thresholds_)  # every trained key keeps replay windows
+
+
+def test_a_keys_model_does_not_depend_on_the_other_keys(model, train_df):
+    alone = ParamModel(FAST).fit(train_df[train_df["key"] != 3], seed=0)
+    assert set(alone.thresholds_) == {2}
+    assert alone.thresholds_[2].threshold(0.99) == pytest.approx(
+        model.thresholds_[2].threshold(0.99)
+    )

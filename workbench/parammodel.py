@@ -185,31 +185,45 @@ class ParamLSTM(nn.Module):
     torch.Size([1, 4, 2])
     """
 
-    def __init__(self, n_models: int, n_dims: int, hidden_size: int = 32, num_layers: int = 2):
+    def __init__(
+        self,
+        n_models: int,
+        n_dims: int,
+        hidden_size: int = 32,
+        num_layers: int = 2,
+        seeds: Sequence[int] | None = None,
+    ):
         super().__init__()
         assert n_models >= 1 and n_dims >= 1, "need at least one model and one dimension"
         self.n_models, self.n_dims = n_models, n_dims
         self.hidden_size, self.num_layers = hidden_size, num_layers
-        h4, bound = 4 * hidden_size, 1.0 / math.sqrt(hidden_size)
+        h4 = 4 * hidden_size
 
-        def uniform(*shape: int) -> nn.Parameter:
-            return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
+        def empty(*shape: int) -> nn.Parameter:
+            return nn.Parameter(torch.empty(n_models, *shape))
 
-        self.w_ih = nn.ParameterList(
-            [
-                uniform(n_models, 2 * n_dims if i == 0 else hidden_size, h4)
-                for i in range(num_layers)
-            ]
-        )
-        self.w_hh = nn.ParameterList(
-            [uniform(n_models, hidden_size, h4) for _ in range(num_layers)]
-        )
-        self.bias = nn.ParameterList([uniform(n_models, 1, h4) for _ in range(num_layers)])
+        n_in = [2 * n_dims] + [hidden_size] * (num_layers - 1)
+        self.w_ih = nn.ParameterList([empty(n_in[i], h4) for i in range(num_layers)])
+        self.w_hh = nn.ParameterList([empty(hidden_size, h4) for _ in range(num_layers)])
+        self.bias = nn.ParameterList([empty(1, h4) for _ in range(num_layers)])
+        self.w_out = empty(hidden_size, n_dims)
+        self.b_out = empty(1, n_dims)
+        self.reset_parameters(seeds)
+
+    def reset_parameters(self, seeds: Sequence[int] | None = None) -> None:
+        """Initialise every model; with ``seeds`` (one per model) each model's draw is its own,
+        so a key's initial weights do not depend on which other keys are trained beside it."""
+        assert seeds is None or len(seeds) == self.n_models, "need one seed per model"
+        H = self.hidden_size
+        bound = 1.0 / math.sqrt(H)
         with torch.no_grad():
-            for b in self.bias:  # forget gates start open
-                b[..., hidden_size : 2 * hidden_size] = 1.0
-        self.w_out = uniform(n_models, hidden_size, n_dims)
-        self.b_out = nn.Parameter(torch.zeros(n_models, 1, n_dims))
+            for i in range(self.n_models):
+                gen = None if seeds is None else torch.Generator().manual_seed(int(seeds[i]))
+                for p in [*self.w_ih, *self.w_hh, *self.bias, self.w_out]:
+                    p[i].copy_(torch.empty(p.shape[1:]).uniform_(-bound, bound, generator=gen))
+                for b in self.bias:  # forget gates start open
+                    b[i, :, H : 2 * H] = 1.0
+                self.b_out[i].zero_()
 
     def forward(self, x: torch.Tensor, models: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the next vector. ``x``: ``[M, B, T, 2*n_dims]``; ``models``: ``[M]`` model ids."""
@@ -309,7 +323,8 @@ class ParamModel:
     module_ : ParamLSTM
         The stacked per-key LSTMs (``None`` when no key could be trained).
     history_ : list[dict]
-        One dict per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``keys_improved``,
+        One dict per epoch: ``epoch``, ``train_loss`` and ``val_loss`` (means over the keys still
+        training), ``best_val_loss`` (mean over all keys of their best so far), ``keys_improved``,
         ``keys_active``, ``seconds``.
     interrupted_ : bool
         True when training was stopped by KeyboardInterrupt (the best weights so far are kept).
@@ -335,14 +350,15 @@ class ParamModel:
         callbacks
             Callables called after every epoch with that epoch's :attr:`history_` dict.
         seed
-            Seeds the weight initialisation and batch order (``None``: a fresh random seed).
+            Seeds the weight initialisation and batch order (``None``: a fresh random seed). Each
+            key draws from its own stream seeded by ``(seed, key)``, so a key's model depends on
+            its own entries and the seed, not on which other keys are trained beside it (as long
+            as the widest key, which sets the shared input width, stays the same).
         """
         cfg = self.config
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
         self.seed_ = int(seed)
-        torch.manual_seed(self.seed_)
-        rng = np.random.default_rng(self.seed_)
         self.device_ = _resolve_device(cfg.device)
         self.keys_: dict[int, dict[str, Any]] = {}
         self.thresholds_: dict[int, GaussianThreshold] = {}
@@ -396,18 +412,20 @@ class ParamModel:
             return self
         for slot, d in enumerate(data):
             self.keys_[d.key]["slot"] = slot
-        self.module_ = ParamLSTM(len(data), self.n_dims_, cfg.hidden_size, cfg.num_layers).to(
-            self.device_
-        )
+        rngs = [np.random.default_rng([self.seed_, d.key]) for d in data]
+        seeds = [int(r.integers(2**31)) for r in rngs]
+        self.module_ = ParamLSTM(
+            len(data), self.n_dims_, cfg.hidden_size, cfg.num_layers, seeds=seeds
+        ).to(self.device_)
         with _cpu_threads(cfg.cpu_threads):
-            self._train(data, rng, callbacks or [])
+            self._train(data, rngs, callbacks or [])
             for d in data:
                 val = self._mse_of(d)[d.cut :]
                 self.validation_mse_[d.key] = val[np.isfinite(val)]
         self.refit_thresholds()
-        for d in data:
+        for d, r in zip(data, rngs, strict=True):
             train_rows = np.flatnonzero(np.isfinite(d.raw[: d.cut]).any(axis=1))
-            pick = np.sort(rng.choice(train_rows, min(cfg.replay_size, len(train_rows)), False))
+            pick = np.sort(r.choice(train_rows, min(cfg.replay_size, len(train_rows)), False))
             self.replay_[d.key] = (d.x[pick], d.z[pick])
         return self
 
@@ -462,14 +480,19 @@ class ParamModel:
             torch.from_numpy(O).to(dev),
         )
 
-    def _train(self, data: list[_KeyData], rng: np.random.Generator, callbacks: Sequence[Any]):
+    def _train(
+        self, data: list[_KeyData], rngs: list[np.random.Generator], callbacks: Sequence[Any]
+    ):
         """Per-key early-stopped training of all keys at once (each step: a batch of every key)."""
         cfg, module = self.config, self.module_
         assert module is not None
         K = len(data)
         train_idx = [np.flatnonzero(np.isfinite(d.raw[: d.cut]).any(axis=1)) for d in data]
         val_idx = [d.cut + np.flatnonzero(np.isfinite(d.raw[d.cut :]).any(axis=1)) for d in data]
-        val_idx = [np.sort(rng.permutation(v)[:_MAX_STOP_WINDOWS]) for v in val_idx]
+        val_idx = [
+            np.sort(r.permutation(v)[:_MAX_STOP_WINDOWS])
+            for r, v in zip(rngs, val_idx, strict=True)
+        ]
         Xv, Yv, Ov = self._stack([(d.x[v], d.z[v]) for d, v in zip(data, val_idx, strict=True)])
         vcount = Ov.amax(-1).sum(-1).clamp(min=1.0)  # [K] validation windows per key
         opt = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate)
@@ -484,7 +507,7 @@ class ParamModel:
                 active = np.flatnonzero(stale <= cfg.patience)
                 models = torch.as_tensor(active, device=self.device_)
                 cap = cfg.steps_per_epoch * cfg.batch_size
-                perms = [rng.permutation(train_idx[k])[:cap] for k in active]
+                perms = [rngs[k].permutation(train_idx[k])[:cap] for k in active]
                 module.train()
                 total = 0.0
                 for s in range(steps):
@@ -522,9 +545,8 @@ class ParamModel:
                 row = {
                     "epoch": epoch,
                     "train_loss": total / steps,
-                    "val_loss": float(np.mean(best_loss[np.isfinite(best_loss)]))
-                    if np.isfinite(best_loss).any()
-                    else float("nan"),
+                    "val_loss": float(np.mean(vloss[active])),  # this epoch, active keys
+                    "best_val_loss": float(np.mean(best_loss[np.isfinite(best_loss)])),
                     "keys_improved": int(improved.sum()),
                     "keys_active": len(active),
                     "seconds": time.perf_counter() - t0,
