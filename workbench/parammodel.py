@@ -67,7 +67,7 @@ from torch import nn
 from workbench.paramvectors import ELAPSED_MODES, build_series, split_point, windows
 from workbench.thresholds import DEFAULT_LEVELS, SCALES, GaussianThreshold, level_name
 
-__all__ = ["ParamLSTM", "ParamModel", "ParamModelConfig"]
+__all__ = ["ParamLSTM", "ParamModel", "ParamModelConfig", "masked_mse"]
 
 logger = logging.getLogger(__name__)
 
