@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.journal import FeedbackJournal
+from workbench.detection import detect
 from workbench.keymodel import KeyModel, KeyModelConfig, distinct_examples
 from workbench.parammodel import ParamModel, ParamModelConfig
 from workbench.paramvectors import build_series
@@ -354,7 +355,10 @@ class Workbench:
         if groups:
             sessions = [tuple(int(k) for k in keys[grp]) for grp in groups]
             scores = key_model.score(sessions, top_k=max(g, 10))
-            bad = scores.unknown | (scores.rank > g) | (scores.probability < floor)
+            end_g = key_model.end_g_ if g == key_model.g_ else None
+            verdict = detect(scores, g, floor, end_g=end_g).entries
+            bad = verdict["anomalous"].to_numpy(dtype=bool)
+            why = verdict["reason"].astype(str).to_numpy()
             starts = np.concatenate([[0], np.cumsum(scores.session_length + 1)[:-1]])
             for s, grp in enumerate(groups):
                 base = starts[s]
@@ -367,11 +371,7 @@ class Workbench:
                 for j in np.flatnonzero(bad[sl]):
                     e = base + j
                     row = int(grp[j])
-                    reason[row] = (
-                        "unknown key"
-                        if scores.unknown[e]
-                        else ("key not in top-g" if scores.rank[e] > g else "improbable key")
-                    )
+                    reason[row] = why[e]
                     cand[row] = self._candidates(scores.candidates(e), g)
                 e_end = base + m
                 if bad[e_end] and not key_bad[grp[-1]]:
