@@ -164,7 +164,8 @@ class FeedbackJournal:
     def mark_applied(self, feedback_id: int, version: int) -> None:
         """Mark a verdict applied by ``version`` (when one update learned several verdicts)."""
         self._tx(
-            "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?", (version, feedback_id)
+            "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?",
+            (version, feedback_id),
         )
 
     def undo(self) -> int | None:

@@ -1,11 +1,14 @@
 """The front object for notebook users: one log, its parser, both DeepLog models, the workflows and
-the feedback journal, behind a few verbs.
+the feedback journal, behind a few verbs::
 
->>> wb = Workbench.from_simulation(n_instances=60, test_instances=40, seed=3)   # doctest: +SKIP
->>> wb.fit()                                                                    # doctest: +SKIP
->>> report = wb.detect()                                                        # doctest: +SKIP
->>> wb.flag_false_positive(report.anomalies["id"].iloc[0])                      # doctest: +SKIP
->>> wb.save("runs/demo"); Workbench.load("runs/demo")                            # doctest: +SKIP
+    wb = Workbench.from_simulation(n_instances=400, seed=3)   # or Workbench.from_logs(path, "hdfs")
+    wb.fit()                                                  # key model, parameter models, workflows
+    report = wb.detect()                                      # per-entry verdicts, review table
+    wb.flag_false_positive(report.anomalies["id"].iloc[0])    # online update, journaled
+    print(wb.diagnose(report.anomalies["id"].iloc[1]).sentence)
+    wb.save("runs/demo"); Workbench.load("runs/demo")
+
+(tests/test_workbench.py runs all of this.)
 
 Choices made where the paper is silent
 --------------------------------------
@@ -37,8 +40,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from workbench.journal import FeedbackJournal
 from workbench.detection import detect
+from workbench.journal import FeedbackJournal
 from workbench.keymodel import KeyModel, KeyModelConfig, distinct_examples
 from workbench.parammodel import ParamModel, ParamModelConfig
 from workbench.paramvectors import build_series
@@ -336,7 +339,9 @@ class Workbench:
         self._emit("detect", n_anomalies=len(report.anomalies), seconds=report.seconds)
         return report
 
-    def _score(self, entries: pd.DataFrame, *, g: int | None = None, old: Any = None) -> DetectionReport:
+    def _score(
+        self, entries: pd.DataFrame, *, g: int | None = None, old: Any = None
+    ) -> DetectionReport:
         with self._lock:
             key_model, param_model = self.key_model, self.param_model
         assert key_model is not None
@@ -351,7 +356,7 @@ class Workbench:
         position = np.full(n, -1, dtype=np.int64)
         cand: dict[int, list[tuple[int, str, float]]] = {}
         end_rows: dict[int, tuple[int, float, list[tuple[int, str, float]]]] = {}
-        names, groups = self._sessions(entries)
+        _, groups = self._sessions(entries)
         if groups:
             sessions = [tuple(int(k) for k in keys[grp]) for grp in groups]
             scores = key_model.score(sessions, top_k=max(g, 10))
@@ -584,7 +589,9 @@ class Workbench:
         self._emit("update", result=result)
         return result
 
-    def _apply(self, ex: dict[str, Any], key_model: KeyModel, param_model: ParamModel | None) -> None:
+    def _apply(
+        self, ex: dict[str, Any], key_model: KeyModel, param_model: ParamModel | None
+    ) -> None:
         if ex["kind"] == "parameter":
             if param_model is not None:
                 history = np.asarray(ex["history"], dtype=float).reshape(-1, len(ex["vector"]))
@@ -631,7 +638,9 @@ class Workbench:
             raise RuntimeError("nothing to give feedback on: call detect() first")
         row = self.report.anomaly(anomaly_id)
         t0 = time.perf_counter()
-        self.journal.record(anomaly_id, "confirmed", {"kind": row["kind"], "line": int(row["line"])})
+        self.journal.record(
+            anomaly_id, "confirmed", {"kind": row["kind"], "line": int(row["line"])}
+        )
         self.report.anomalies.loc[self.report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
         result = UpdateResult(anomaly_id, "confirmed", None, time.perf_counter() - t0)
         result.report = self.report
