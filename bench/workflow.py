@@ -230,7 +230,7 @@ def render(g: nx.DiGraph, stem: str, title: str) -> list[str]:
         span = pos[b][0] - pos[a][0]
         back = span <= 0
         colour = "#d62728" if back else "#555"
-        width = 1 + 2 * float(e.get("prob", 0))
+        width = 1 + 2 * float(e.get("probability", 0))
         if back or span > 1:  # loop back or skip: detour to the side so it does not hide others
             side = -0.18 - 0.06 * abs(span) if back else 0.18 + 0.06 * span
             xm, ym = min(x0, x1) + side, (y0 + y1) / 2

@@ -79,7 +79,7 @@ def test_flag_false_positive_updates_journals_and_rescores(wb):
     assert result.version == v0 + 1
     assert wb.journal.current_version() == result.version
     [entry] = wb.journal.entries()
-    assert entry.anomaly == target and entry.state == "applied"
+    assert entry.anomaly == str(target) and entry.state == "applied"
     assert result.report.anomaly(target)["status"] == "false positive"
     assert result.loss_before is not None and result.loss_after is not None
     # undo restores the previous weights and marks the verdict undone

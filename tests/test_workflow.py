@@ -202,7 +202,7 @@ def test_fsa_attributes_times_and_loops(seed):
     # the repeated stage is folded into a cycle
     assert nx.has_path(g, 4, 3) and nx.has_path(g, 3, 4) and any(nx.simple_cycles(g))
     for a in g.nodes:
-        out = [g.edges[a, b]["prob"] for b in g.successors(a)]
+        out = [g.edges[a, b]["probability"] for b in g.successors(a)]
         assert not out or sum(out) == pytest.approx(1.0, abs=1e-3)
     e = g.edges[1, 2]
     assert len(e["elapsed"]) == e["count"] and e["p05"] <= e["median"] <= e["p95"]

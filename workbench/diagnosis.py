@@ -129,6 +129,17 @@ class Diagnosis:
     dimension: int | None = None
     value: float | None = None
     sentence: str = ""
+    path: tuple[int, ...] = ()  # the session's states of this task up to the entry, in order
+
+    @property
+    def path_nodes(self) -> tuple[int, ...]:
+        """The workflow nodes the session went through up to the anomaly (for highlighting)."""
+        return self.path
+
+    @property
+    def slow_edge(self) -> tuple[int, int] | None:
+        """The slow transition as a workflow edge, when the anomaly is about timing."""
+        return self.transition
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -320,7 +331,10 @@ def _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where) -
     step = None
     if g is not None:
         if prev is not None and prev in g:
-            succ = [(int(b), float(g.edges[prev, b].get("prob", 0.0))) for b in g.successors(prev)]
+            succ = [
+                (int(b), float(g.edges[prev, b].get("probability", 0.0)))
+                for b in g.successors(prev)
+            ]
             wf_expected = tuple(sorted(succ, key=lambda kv: (-kv[1], kv[0])))
         else:
             total = sum(int(a.get("starts", 0)) for _, a in g.nodes(data=True)) or 1

@@ -719,6 +719,12 @@ class ParamModel:
             return arr
         return entries.index.isin(list(arr))
 
+    @property
+    def thresholds(self) -> dict[int, GaussianThreshold]:
+        """The fitted threshold rule of every key that has a model (``.thresholds()`` per level)."""
+        self._check()
+        return dict(self.thresholds_)
+
     def key_report(self) -> pd.DataFrame:
         """One row per key seen in training: status, why, counts and the 99 %-style thresholds."""
         self._check()

@@ -26,6 +26,7 @@ Choices made where the paper is silent
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -72,7 +73,9 @@ class DetectionReport:
     ``entries`` is the parsed frame with the detectors' columns added (``key_rank``, ``key_probability``,
     ``key_anomalous``, ``key_reason``, ``mse``, ``param_status``, ``param_anomalous``, ``anomalous``).
     ``anomalies`` has one row per reported anomaly with the columns of :data:`ANOMALY_COLUMNS`; its
-    ``status`` is ``'open'``, ``'false positive'`` or ``'confirmed'``.
+    ``id`` is the entry's line number (negative for a session that ended early, on its last line),
+    so it stays the same when the same log is scored again; ``status`` is ``'open'``, ``'false
+    positive'`` or ``'confirmed'``.
     """
 
     entries: pd.DataFrame
@@ -81,7 +84,7 @@ class DetectionReport:
     level: float
     seconds: float = 0.0
 
-    def anomaly(self, anomaly_id: str) -> pd.Series:
+    def anomaly(self, anomaly_id: int) -> pd.Series:
         """The row of one anomaly; KeyError with the id when there is none."""
         hit = self.anomalies.index[self.anomalies["id"] == anomaly_id]
         if not len(hit):
@@ -93,13 +96,13 @@ class DetectionReport:
 class UpdateResult:
     """What one piece of feedback did."""
 
-    anomaly_id: str
+    anomaly_id: int
     verdict: str  # 'false_positive' or 'confirmed'
     version: int | None  # the model version it created (None for a confirmation)
     seconds: float  # time of the weight update (journal included), not of re-scoring
     loss_before: float | None = None  # validation loss of the model that was updated
     loss_after: float | None = None
-    changed: list[str] = field(default_factory=list)  # anomaly ids whose verdict changed
+    changed: list[int] = field(default_factory=list)  # anomaly ids whose verdict changed
     report: DetectionReport | None = None  # the re-scored report
 
 
@@ -145,6 +148,8 @@ class Workbench:
         self.test_source: Any = None  # what detect() reads when called without a source
         self.test_labels: pd.DataFrame | None = None  # ground truth of the test log, when known
         self.level = 0.99
+        self._status: dict[int, str] = {}  # reviewed anomalies of the current log, by id
+        self._source: Any = None
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {e: [] for e in EVENTS}
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -216,13 +221,15 @@ class Workbench:
         return self.parser.summary(self.entries)
 
     # ------------------------------------------------------------------ events
-    def on(self, event: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``callback(payload)`` on ``event`` ('fit', 'progress', 'detect', 'update')."""
+    def on(self, event: str, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(payload)`` on ``event``: 'fit' (the workbench), 'progress' (a dict per
+        epoch or batch), 'detect' (the :class:`DetectionReport`), 'update' (an :class:`UpdateResult`,
+        or None after :meth:`undo`). Callbacks may run in a worker thread."""
         if event not in self._listeners:
             raise ValueError(f"unknown event {event!r}; expected one of {EVENTS}")
         self._listeners[event].append(callback)
 
-    def _emit(self, name: str, **payload: Any) -> None:
+    def _emit(self, name: str, payload: Any) -> None:
         for cb in list(self._listeners[name]):
             try:
                 cb(payload)
@@ -265,27 +272,29 @@ class Workbench:
                 payload = {"stage": stage, "event": "epoch", **dict(event)}
             for u in user:
                 u(payload)
-            self._emit("progress", **payload)
+            self._emit("progress", payload)
 
         return cb
 
     def fit(
         self,
-        key_config: KeyModelConfig | None = None,
-        param_config: ParamModelConfig | None = None,
+        key_config: KeyModelConfig | dict[str, Any] | None = None,
+        param_config: ParamModelConfig | dict[str, Any] | None = None,
         callbacks: Iterable[Callable[[dict[str, Any]], None]] = (),
         *,
         workflows: bool = True,
     ) -> Workbench:
         """Train the key model, the parameter models and build the workflows on the training log.
 
-        ``callbacks`` receive progress dicts (``stage`` 'key' or 'param', ``event``, ``epoch``,
-        ``train_loss``, ``val_loss``...). :meth:`stop` ends training early with usable models.
+        A config may be a dict of the fields to change from the current one (the parameter model's
+        ``window`` means its ``history``). ``callbacks`` receive progress dicts (``stage`` 'key' or
+        'param', ``event``, ``epoch``, ``train_loss``, ``val_loss``...). :meth:`stop` ends training
+        early with usable models.
         """
         user = list(callbacks)
         self._stop.clear()
-        self.key_config = key_config or self.key_config
-        self.param_config = param_config or self.param_config
+        self.key_config = _config(self.key_config, key_config)
+        self.param_config = _config(self.param_config, param_config, {"window": "history"})
         _, groups = self._sessions(self.entries)
         keys = self.entries["key"].to_numpy()
         sessions = [tuple(int(k) for k in keys[g]) for g in groups]
@@ -308,7 +317,9 @@ class Workbench:
         if workflows:
             self.workflows_ = build_workflows(self.entries, self.workflow_config)
         self.journal.commit_version(self._weights(), reason="trained")
-        self._emit("fit", seconds=time.perf_counter() - t0, stopped=self._stop.is_set())
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.stopped_ = self._stop.is_set()
+        self._emit("fit", self)
         self._stop.clear()
         return self
 
@@ -333,10 +344,14 @@ class Workbench:
             entries = self.entries.copy() if src is None else self.parser.transform(src)
         else:
             entries = self.parser.transform(source)
+        if not _same_source(source, self._source):
+            self._source = source
+            if source is not None:
+                self._status = {}
         report = self._score(entries, g=g)
         report.seconds = time.perf_counter() - t0
         self.report = report
-        self._emit("detect", n_anomalies=len(report.anomalies), seconds=report.seconds)
+        self._emit("detect", report)
         return report
 
     def _score(
@@ -422,7 +437,7 @@ class Workbench:
             out["predicted"] = np.nan
         out["anomalous"] = out["key_anomalous"] | out["param_anomalous"]
         rows = []
-        status_of = {} if old is None else dict(zip(old["id"], old["status"], strict=True))
+        status_of = self._status
         for r in np.flatnonzero(out["anomalous"].to_numpy()):
             e = out.iloc[r]
             kind = "key" if key_bad[r] else "parameter"
@@ -432,7 +447,7 @@ class Workbench:
         for r, (rk, pr, cands) in end_rows.items():
             e = out.iloc[r]
             row = self._anomaly_row(e, "session end", g, level, cands, status_of)
-            row.update(rank=rk, probability=pr, id=f"L{int(e['line'])}/end")
+            row.update(rank=rk, probability=pr, id=-int(e["line"]))
             row["status"] = status_of.get(row["id"], "open")
             rows.append(row)
             out.iat[r, out.columns.get_loc("anomalous")] = True
@@ -449,7 +464,7 @@ class Workbench:
 
     @staticmethod
     def _anomaly_row(e: pd.Series, kind: str, g: int, level: float, cands, status_of) -> dict:
-        aid = f"L{int(e['line'])}"
+        aid = int(e["line"])
         param = kind == "parameter"
         return {
             "id": aid,
@@ -531,7 +546,7 @@ class Workbench:
         return ex
 
     def flag_false_positive(
-        self, anomaly_id: str | Sequence[str], *, background: bool = False
+        self, anomaly_id: int | Sequence[int], *, background: bool = False
     ) -> UpdateResult | Future[UpdateResult]:
         """The user says this reported anomaly is normal: learn it now (``partial_fit``), journaled.
 
@@ -547,11 +562,11 @@ class Workbench:
             return self._executor.submit(self._flag, anomaly_id)
         return self._flag(anomaly_id)
 
-    def _flag(self, anomaly_id: str | Sequence[str]) -> UpdateResult:
+    def _flag(self, anomaly_id: int | Sequence[int]) -> UpdateResult:
         self._check_fitted()
         if self.report is None:
             raise RuntimeError("nothing to give feedback on: call detect() first")
-        ids = [anomaly_id] if isinstance(anomaly_id, str) else list(anomaly_id)
+        ids = [int(anomaly_id)] if np.ndim(anomaly_id) == 0 else [int(a) for a in anomaly_id]
         report = self.report
         entries = report.entries[self.entries.columns]
         t0 = time.perf_counter()
@@ -566,14 +581,14 @@ class Workbench:
             if row["status"] == "false positive":
                 continue
             ex = self._example(row, entries)
-            fids.append(self.journal.record(aid, "false_positive", ex))
+            fids.append(self.journal.record(str(aid), "false_positive", ex))
             self._apply(ex, key_model, param_model)
         loss_after = self.key_validation_loss(key_model)
         with self._lock:
             self.key_model, self.param_model = key_model, param_model
             version = self.journal.commit_version(
                 self._weights(),
-                reason=f"false positive {', '.join(ids)}",
+                reason=f"false positive {', '.join(map(str, ids))}",
                 feedback_id=fids[-1] if fids else None,
             )
             for f in fids[:-1]:
@@ -586,7 +601,7 @@ class Workbench:
         result = UpdateResult(ids[0], "false_positive", version, seconds, loss_before, loss_after)
         result.changed = changed
         result.report = new
-        self._emit("update", result=result)
+        self._emit("update", result)
         return result
 
     def _apply(
@@ -617,10 +632,12 @@ class Workbench:
                     e.iloc[unk, e.columns.get_loc(col)] = again[col].to_numpy()
         return key
 
-    def _rescore(self, report: DetectionReport, ids: list[str], status: str) -> DetectionReport:
+    def _rescore(self, report: DetectionReport, ids: list[int], status: str) -> DetectionReport:
         old = report.anomalies.copy()
+        for i in ids:
+            self._status[i] = status
         old.loc[old["id"].isin(ids), "status"] = status
-        new = self._score(report.entries[self.entries.columns], g=report.g, old=old)
+        new = self._score(report.entries[self.entries.columns], g=report.g)
         # keep the reviewed rows visible with their verdict even when they are normal now
         kept = old[old["id"].isin(ids) & ~old["id"].isin(new.anomalies["id"])]
         new.anomalies = (
@@ -632,7 +649,7 @@ class Workbench:
         self.report = new
         return new
 
-    def confirm_anomaly(self, anomaly_id: str) -> UpdateResult:
+    def confirm_anomaly(self, anomaly_id: int) -> UpdateResult:
         """Record a true positive (journaled; no weight changes)."""
         if self.report is None:
             raise RuntimeError("nothing to give feedback on: call detect() first")
@@ -644,7 +661,7 @@ class Workbench:
         self.report.anomalies.loc[self.report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
         result = UpdateResult(anomaly_id, "confirmed", None, time.perf_counter() - t0)
         result.report = self.report
-        self._emit("update", result=result)
+        self._emit("update", result)
         return result
 
     def undo(self) -> int | None:
@@ -654,7 +671,7 @@ class Workbench:
             self._load_weights(self.journal.weights(version))
             if self.report is not None:
                 self._rescore(self.report, [], "open")
-            self._emit("update", result=None)
+            self._emit("update", None)
         return version
 
     # ------------------------------------------------------------------ views' data
@@ -728,7 +745,15 @@ class Workbench:
         else:
             rec = {"line": int(row["line"]), "kind": "key", "score": row["rank"],
                    "expected": tuple((k, p) for k, _, p in row["candidates"])}  # fmt: skip
-        return diagnose(rec, self.report.entries, self.workflows_)
+        found = diagnose(rec, self.report.entries, self.workflows_)
+        graph = next((g for g in self.workflows_ if g.graph.get("task") == found.task), None)
+        if graph is None or found.session is None:
+            return found
+        e = self.report.entries
+        rows = np.flatnonzero(e["session"].to_numpy(dtype=object) == found.session)
+        rows = rows[e["line"].to_numpy()[rows] <= found.line]
+        path = tuple(dict.fromkeys(int(k) for k in e["key"].to_numpy()[rows] if int(k) in graph))
+        return dataclasses.replace(found, path=path)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -745,6 +770,22 @@ class Workbench:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self.journal.close()
+
+
+def _same_source(a: Any, b: Any) -> bool:
+    if isinstance(a, str | Path) and isinstance(b, str | Path):
+        return str(a) == str(b)
+    return a is b
+
+
+def _config(current: Any, given: Any, rename: dict[str, str] | None = None) -> Any:
+    """A config from a dataclass, a dict of changed fields, or None (keep the current one)."""
+    if given is None:
+        return current
+    if isinstance(given, dict):
+        changes = {(rename or {}).get(k, k): v for k, v in given.items()}
+        return type(current).from_dict({**current.to_dict(), **changes})
+    return given
 
 
 def _sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> list[tuple[int, ...]]:

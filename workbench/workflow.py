@@ -530,7 +530,7 @@ def build_fsa(
     Node attributes: ``key``, ``template``, ``label`` (short), ``count``, ``starts``, ``ends``
     (runs that begin / end there), ``params`` (per parameter position, quantiles of its numeric
     values), ``measures`` (``[dimension, from_key]`` for a parameter that reports the time since
-    an earlier step, such as "Took X seconds to ..."). Edge attributes: ``count`` and ``prob`` (adjacent transitions in the runs, as a share
+    an earlier step, such as "Took X seconds to ..."). Edge attributes: ``count`` and ``probability`` (adjacent transitions in the runs, as a share
     of the source's), ``elapsed`` (seconds across the edge, raw values; see
     :func:`run_transitions`), ``median``, ``p05``, ``p10``, ``p90``, ``p95``. Graph attributes:
     ``task``, ``keys``, ``name``, ``runs``.
@@ -591,7 +591,9 @@ def build_fsa(
         if prob < min_edge_prob:
             continue
         times = edge_times.get((a, b), [])
-        g.add_edge(a, b, count=int(c), prob=round(prob, 6), elapsed=times, **_quantiles(times))
+        g.add_edge(
+            a, b, count=int(c), probability=round(prob, 6), elapsed=times, **_quantiles(times)
+        )
     first = templates.get(ordered[0], "") if ordered else ""
     g.graph.update(
         task=int(task_id),
@@ -847,7 +849,7 @@ def to_dot(g: nx.DiGraph, name: str | None = None) -> str:
     median elapsed time.
 
     >>> g = nx.DiGraph(); g.add_node(1, label="Claim"); g.add_node(2, label='say "hi"')
-    >>> g.add_edge(1, 2, prob=1.0, median=0.5, count=3)
+    >>> g.add_edge(1, 2, probability=1.0, median=0.5, count=3)
     >>> print(to_dot(g, "t"))
     digraph "t" {
       rankdir=LR;
@@ -867,8 +869,8 @@ def to_dot(g: nx.DiGraph, name: str | None = None) -> str:
         g.edges(data=True), key=lambda x: (_node_sort_key(x[0]), _node_sort_key(x[1]))
     ):
         parts = []
-        if attrs.get("prob") is not None:
-            parts.append(f"p={attrs['prob']:.2f}")
+        if attrs.get("probability") is not None:
+            parts.append(f"p={attrs['probability']:.2f}")
         if attrs.get("count") is not None:
             parts.append(f"n={attrs['count']}")
         med = attrs.get("median")
