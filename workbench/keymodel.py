@@ -533,6 +533,7 @@ class KeyModel:
         next_keys: Sequence[int],
         *,
         replay: Sequence[Sequence[int]] | None = None,
+        replay_size: int = 64,
         steps: int = 5,
         learning_rate: float | None = None,
         seed: int = 0,
@@ -544,7 +545,9 @@ class KeyModel:
         ``h`` are used; fewer means the session started there, as in scoring) and ``next_keys[i]``
         the actual key (``END_KEY`` for the end of a session). A key new to the vocabulary takes a
         spare slot; with none left it stays unknown. ``replay`` sessions (normal ones) are mixed
-        into each step so that the update does not erase what was learned. ``g_`` is kept.
+        into each step so that the update does not erase what was learned: at most ``replay_size``
+        of their distinct examples, drawn in proportion to how often they occur, which keeps one
+        update in the tens of milliseconds on a CPU. ``g_`` is kept.
         """
         self._check_fitted()
         if len(histories) != len(next_keys):
@@ -565,6 +568,10 @@ class KeyModel:
         weights = np.ones(len(targets), dtype=np.float32)
         if replay:
             rw, rt, rc = distinct_examples(_check_sessions(replay), self.vocab_, h)
+            if len(rc) > replay_size:
+                rng = np.random.default_rng(seed)
+                pick = rng.choice(len(rc), size=replay_size, replace=False, p=rc / rc.sum())
+                rw, rt, rc = rw[pick], rt[pick], np.ones(replay_size)
             windows = np.concatenate([windows, rw])
             targets = np.concatenate([targets, rt])
             # The replayed examples together weigh as much as the new ones.
@@ -576,11 +583,12 @@ class KeyModel:
         lr = self.config.learning_rate if learning_rate is None else learning_rate
         optimizer = torch.optim.Adam(self.module_.parameters(), lr=lr)
         self.module_.train()
-        for _ in range(steps):
-            loss = (_cross_entropy(self.module_(x), y) * w).sum() / w.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
+            for _ in range(steps):
+                loss = (_cross_entropy(self.module_(x), y) * w).sum() / w.sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
         self.module_.eval()
         self.updates_ += len(next_keys)
         return self
