@@ -58,7 +58,7 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0) -> dict:
     raw = test["raw"].tolist()
 
     def resolve(i: int, keys: np.ndarray) -> int | None:
-        key = int(parser.parse([raw[i]], learn=True, sessions=False)["key"].iloc[0])
+        key = parser.learn_line(raw[i])
         later = np.flatnonzero(keys[i + 1 :] == UNKNOWN_KEY) + i + 1
         if len(later):
             again = parser.transform([raw[j] for j in later], sessions=False)["key"].to_numpy()

@@ -555,7 +555,9 @@ class KeyModel:
         if not len(next_keys):
             return self
         h = self.config.window
-        for key in [k for hist in histories for k in hist] + [k for k in next_keys if k != END_KEY]:
+        # Only the taught keys join the vocabulary: a key in a history that the model does not know
+        # stays unknown context (it may be a log parser's "unknown template" marker).
+        for key in [k for k in next_keys if k != END_KEY]:
             if key not in self.vocab_ and not self.vocab_.add(int(key)):
                 logger.warning("no spare vocabulary slot for key %d: it stays unknown", key)
         windows = np.full((len(histories), h), PAD, dtype=np.int64)

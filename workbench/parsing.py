@@ -325,6 +325,22 @@ class LogParser:
         self.parse(source, learn=True, sessions=False)
         return self
 
+    def learn_line(self, line: str) -> int:
+        """Learn one line a user confirmed as normal, without generalising what is known; its key.
+
+        Mining a single line with Drain's usual similarity threshold would merge it into the most
+        similar template and widen that template's wildcards, so unrelated messages (real
+        anomalies among them) would start to match it. Here the line only joins a template it
+        matches exactly; otherwise it becomes a template of its own.
+        """
+        previous = self.drain_.sim_th
+        self.drain_.sim_th = 1.0
+        try:
+            df = self.parse([line], learn=True, sessions=False)
+        finally:
+            self.drain_.sim_th = previous
+        return int(df["key"].iloc[0])
+
     def transform(self, source: Any, *, first_line: int = 1, sessions: bool = True) -> pd.DataFrame:
         """Parse without learning: templates never seen get :data:`UNKNOWN_KEY`. Read-only."""
         return self.parse(source, learn=False, first_line=first_line, sessions=sessions)

@@ -621,8 +621,7 @@ class Workbench:
 
     def _learn_template(self, raw: str) -> int:
         """The user says a message never seen in training is normal: the parser learns it."""
-        learned = self.parser.parse([raw], learn=True, sessions=False)
-        key = int(learned["key"].iloc[0])
+        key = self.parser.learn_line(raw)
         if self.report is not None:  # re-match this report's unknown entries
             e = self.report.entries
             unk = np.flatnonzero(e["key"].to_numpy() == UNKNOWN_KEY)
