@@ -17,9 +17,12 @@ Protocols (nothing is tuned on the test verdicts; the default :class:`ParamModel
   The same is also given **per entry** (``per_entry``): the simulator labels the lines where an
   anomaly becomes visible (the slow step's line and the Took lines spanning it; the line with the
   wrong number); precision = TP / (TP + flagged normal lines), over scored lines only.
-  ``per_instance_sidak`` is the same per-instance count with the level corrected for the number m
-  of scored entries of the instance (Sidak: an entry must lie outside the ``level ** (1/m)``
-  interval), so that the level applies to the instance decision rather than to each entry.
+  ``per_instance_sidak`` is the library's instance-level verdict
+  (:func:`workbench.parammodel.instance_verdicts`): the level is corrected for the number m of
+  scored entries of the instance (Sidak: its worst entry must lie outside the ``level ** (1/m)``
+  interval), so that the level applies to the instance decision rather than to each entry. This is
+  the unit the issue's simulator target is counted in; ``per_instance_any_entry`` (an instance is
+  flagged when any entry is, at the uncorrected level) and ``per_entry`` are given beside it.
   Figures are given for the default rule (Gaussian on log MSE) and, from the same scores, for the
   paper's literal rule (Gaussian on the MSE).
 * **OpenStack_14k** (``../shared/data/openstack_deeplog``): there is no separate normal log, so the
@@ -43,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.parammodel import ParamModel, ParamModelConfig
+from workbench.parammodel import ParamModel, ParamModelConfig, instance_verdicts
 from workbench.parsing import LogParser
 from workbench.thresholds import level_name
 
@@ -134,9 +137,8 @@ def sidak_instances(
 ) -> dict[str, Any]:
     """Instance decision at ``level`` with a Sidak correction for its m scored entries: flagged when
     an entry lies outside the ``level ** (1 / m)`` interval (from the ``confidence`` column)."""
-    sc = out[(out["status"] == "scored") & out["session"].notna()]
-    grp = sc.groupby("session")["confidence"].agg(["max", "size"])
-    hit = set(grp.index[grp["max"] > level ** (1.0 / grp["size"])])
+    verdicts = instance_verdicts(out, [level])
+    hit = set(verdicts.index[verdicts[f"anomalous_{level_name(level)}"].to_numpy(dtype=bool)])
     fp = len(hit & normal)
     res: dict[str, Any] = {"flagged_normal_instances": fp}
     for kind in KINDS:
@@ -152,29 +154,29 @@ def sidak_instances(
 
 
 def summarise(runs: list[dict[str, Any]], scale: str, levels: tuple[float, ...]) -> dict[str, Any]:
-    """Mean and worst precision/recall over the seeds, per level and kind, per instance and entry."""
+    """Mean and worst precision/recall over the seeds, per level, unit and kind.
+
+    Units: ``per_instance_sidak`` (the instance-level verdict, level corrected for the instance's
+    entry count), ``per_instance_any_entry`` (flagged when any entry is, uncorrected) and
+    ``per_entry`` (labelled lines)."""
     out: dict[str, Any] = {}
     for level in levels:
         name = level_name(level)
         rows = [r[f"{scale}_scale"][name] for r in runs]
+        units = {
+            "per_instance_sidak": lambda x: x["per_instance_sidak"],
+            "per_instance_any_entry": lambda x: x,
+            "per_entry": lambda x: x["per_entry"],
+        }
         out[name] = {
             unit: {
                 kind: {
-                    **_stats(
-                        [
-                            (x if unit == "per_instance" else x[unit])[kind]["precision"]
-                            for x in rows
-                        ],
-                        "precision",
-                    ),
-                    **_stats(
-                        [(x if unit == "per_instance" else x[unit])[kind]["recall"] for x in rows],
-                        "recall",
-                    ),
+                    **_stats([get(x)[kind]["precision"] for x in rows], "precision"),
+                    **_stats([get(x)[kind]["recall"] for x in rows], "recall"),
                 }
                 for kind in ("performance", "parameter")
             }
-            for unit in ("per_instance", "per_entry", "per_instance_sidak")
+            for unit, get in units.items()
         }
     return out
 
