@@ -41,6 +41,13 @@ Choices made where the paper is silent (see also :mod:`workbench.paramvectors`):
   every key's own LSTM with batched matrix products. The models never share a weight, and each key
   keeps the weights of its own best validation epoch (per-key early stopping).
 
+Per entry and per instance: :meth:`ParamModel.score` decides every entry at each level. The paper's
+MSE plot has one point per VM instance; :func:`instance_verdicts` gives that decision from the same
+scores, with the level applied to the *instance* (its worst entry against the Sidak-corrected
+per-entry level for its number of scored entries, :func:`~workbench.thresholds.sidak_level`). An
+instance of ~25 scored entries judged "anomalous when any entry is" at 99 % is a false alarm for
+about one normal instance in ten; the corrected rule keeps that near the stated 0.5 % upper tail.
+
 The combined detector (the key model first, this one only for entries whose key was normal) passes the
 key model's verdict as ``only=`` to :meth:`ParamModel.score`.
 
