@@ -25,7 +25,7 @@ Protocols (nothing is tuned on the test verdicts; the default :class:`ParamModel
   flagged when any entry is, at the uncorrected level) and ``per_entry`` are given beside it.
   Figures are given for the default rule (Gaussian on log MSE) and, from the same scores, for the
   paper's literal rule (Gaussian on the MSE); both with the default ``value_scale="log1p"``
-  (non-negative dimensions modelled as log(1 + x)). ``targets`` restates the issue's checks: (a)
+  (non-negative dimensions modelled as log(1 + x / median)). ``targets`` restates the issue's checks: (a)
   performance anomalies at 99 %, per instance (Sidak), precision and recall >= 0.9 on every seed
   and pooled; (b) the 50.72 s spawn flagged and at most 2 other spawns at 99 %; (c) training on
   OpenStack_14k within 60 s. Simulator seeds 100-104 were used to choose the settings; the

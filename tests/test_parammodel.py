@@ -179,7 +179,19 @@ def test_non_negative_dimensions_are_modelled_on_a_log_scale(model, train_df):
     plain = ParamModel(replace(FAST, value_scale="linear")).fit(train_df, seed=0)
     assert plain.keys_[2]["logged"] == [False, False]
     assert plain.keys_[2]["mean"][1] == pytest.approx(3.0, abs=0.1)  # seconds, not log seconds
-    assert model.keys_[2]["mean"][1] == pytest.approx(np.log1p(3.0), abs=0.05)
+    assert model.keys_[2]["log_unit"][1] == pytest.approx(3.0, abs=0.1)  # the median "took"
+    assert model.keys_[2]["mean"][1] == pytest.approx(np.log(2.0), abs=0.05)  # log(1 + x / u)
+    in_ms = train_df.copy()
+    in_ms["params"] = [
+        (p[0] * 1000.0,) if k == 2 else p
+        for k, p in zip(in_ms["key"], in_ms["params"], strict=True)
+    ]
+    ms = ParamModel(FAST).fit(in_ms, seed=0)  # the same durations in milliseconds: same input
+    np.testing.assert_allclose(
+        ms._normalise(2, np.array([[1.0, 9000.0]])),
+        model._normalise(2, np.array([[1.0, 9.0]])),
+        rtol=1e-5,
+    )
 
 
 def test_instance_verdicts_correct_the_level_for_the_entry_count(model):

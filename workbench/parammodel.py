@@ -20,13 +20,17 @@ Choices made where the paper is silent (see also :mod:`workbench.paramvectors`):
 
 * Value scale (``value_scale="log1p"``, the default): a dimension whose training values are all
   non-negative (elapsed times, durations such as "Took X seconds", counts and sizes) is modelled as
-  ``log(1 + x)`` before the mean/std normalisation. Such quantities are multiplicative: a delay
+  ``log(1 + x / u)`` before the mean/std normalisation, ``u`` being the median of its positive
+  training values. Dividing by ``u`` makes the transform independent of the unit (seconds or
+  milliseconds): values near and above the dimension's typical size are on a log scale, values far
+  below it (millisecond gaps between concurrent steps) stay close to linear instead of
+  blowing up towards ``log 0``. Such quantities are multiplicative: a delay
   that is "4x slower" is a constant shift on the log scale whatever its typical size, and the
   lognormal-like spread of normal delays becomes close to Gaussian there, so the squared errors
   (and the Gaussian on the validation MSEs) are far less dominated by a few long normal delays.
   Dimensions with a negative training value stay linear; ``value_scale="linear"`` is the paper's
-  plain normalisation. The transform used is ``sign(x) * log(1 + |x|)``, so a negative value met
-  at scoring time stays finite. ``observed`` and ``predicted`` are reported in original units.
+  plain normalisation. The transform used is ``sign(x) * log(1 + |x| / u)``, so a negative value
+  met at scoring time stays finite. ``observed`` and ``predicted`` are reported in original units.
 * Missing values (the first entry of a session has no elapsed time) are fed as 0 with an "observed"
   flag of 0 and left out of the MSE; an entry with no observed value gets no score.
 * The normalisation scale of a dimension is its training standard deviation, but at least
@@ -110,16 +114,16 @@ _REL_SCALE_FLOOR = 1e-3  # smallest normalisation scale, relative to max(1, |mea
 VALUE_SCALES = ("log1p", "linear")  #: how a non-negative dimension is modelled (see the docstring)
 
 
-def _to_model_scale(raw: np.ndarray, logged: np.ndarray) -> np.ndarray:
-    """``sign(x) * log(1 + |x|)`` on the ``logged`` dimensions (last axis), original values elsewhere."""
+def _to_model_scale(raw: np.ndarray, logged: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """``sign(x) * log(1 + |x| / unit)`` on the ``logged`` dimensions (last axis), else ``x``."""
     with np.errstate(invalid="ignore"):
-        return np.where(logged, np.sign(raw) * np.log1p(np.abs(raw)), raw)
+        return np.where(logged, np.sign(raw) * np.log1p(np.abs(raw) / unit), raw)
 
 
-def _from_model_scale(v: np.ndarray, logged: np.ndarray) -> np.ndarray:
+def _from_model_scale(v: np.ndarray, logged: np.ndarray, unit: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_to_model_scale`: back to original units."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.where(logged, np.sign(v) * np.expm1(np.minimum(np.abs(v), 700.0)), v)
+        return np.where(logged, np.sign(v) * np.expm1(np.minimum(np.abs(v), 700.0)) * unit, v)
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,7 @@ class ParamModelConfig:
     levels: tuple[float, ...] = DEFAULT_LEVELS  # confidence levels reported together
     two_sided: bool = True  # threshold = upper bound of a two-sided interval (else one-sided)
     threshold_scale: str = "log"  # Gaussian on log(MSE) ('log') or on the MSE itself ('linear')
-    value_scale: str = (
-        "log1p"  # non-negative dimensions modelled as log(1 + x) ('log1p'), or 'linear'
-    )
+    value_scale: str = "log1p"  # non-negative dims as log(1 + x / median) ('log1p'), or 'linear'
     min_threshold: float = 1e-2  # no threshold below this MSE (0.1-scale deviations are noise)
     max_epochs: int = 30  # upper bound on passes over the training windows
     patience: int = 4  # a key stops after this many epochs without a better validation loss
@@ -362,7 +364,8 @@ class ParamModel:
     keys_ : dict[int, dict]
         Per key seen in training: ``status`` (``'trained'``, ``'skipped: too few entries'``,
         ``'skipped: constant'``), ``detail``, ``n_entries``, ``n_train``, ``n_validation``, ``names``,
-        ``n_params``, and for trained keys ``logged`` (per dimension: modelled as log(1 + x)),
+        ``n_params``, and for trained keys ``logged`` (per dimension: modelled as log(1 + x / u))
+        and ``log_unit`` (``u``),
         ``mean``, ``std`` (normalisation, on the model scale),
         ``slot`` (index in the stacked module) and ``best_epoch``.
     validation_mse_ : dict[int, numpy.ndarray]
@@ -444,7 +447,11 @@ class ParamModel:
             seen = cnt > 0
             hi = np.where(obs, train, -np.inf).max(0)
             varies = seen & (hi > np.where(obs, train, np.inf).min(0))  # in original units
-            train = _to_model_scale(train, logged)
+            unit = np.ones(train.shape[1])
+            for j in np.flatnonzero(logged):  # the dimension's own unit: its typical size
+                pos = train[obs[:, j] & (np.nan_to_num(train[:, j]) > 0), j]
+                unit[j] = float(np.median(pos)) if len(pos) else 1.0
+            train = _to_model_scale(train, logged, unit)
             mean = np.where(obs, train, 0.0).sum(0) / np.maximum(cnt, 1)
             std = np.sqrt(np.where(obs, (train - mean) ** 2, 0.0).sum(0) / np.maximum(cnt, 1))
             std = np.where(varies, std, 0.0)  # a constant dimension: no rounding-noise spread
@@ -455,6 +462,7 @@ class ParamModel:
             mean = np.where(seen, mean, 0.0)
             floor = _REL_SCALE_FLOOR * np.maximum(1.0, np.abs(mean))
             info["logged"] = logged.tolist()
+            info["log_unit"] = unit.tolist()
             info["mean"] = mean.tolist()
             info["std"] = np.maximum(np.where(seen, std, 1.0), floor).tolist()
             info["status"] = TRAINED
@@ -519,14 +527,18 @@ class ParamModel:
     def _normalise(self, key: int, raw: np.ndarray) -> np.ndarray:
         """Original units ``[..., d]`` -> the normalised model scale (NaN stays NaN)."""
         info = self.keys_[key]
-        v = _to_model_scale(np.asarray(raw, dtype=float), self._logged(key))
+        v = _to_model_scale(np.asarray(raw, dtype=float), self._logged(key), self._unit(key))
         return (v - np.asarray(info["mean"])) / np.asarray(info["std"])
 
     def _denormalise(self, key: int, z: np.ndarray) -> np.ndarray:
         """Normalised model scale ``[..., d]`` -> original units."""
         info = self.keys_[key]
         v = z * np.asarray(info["std"]) + np.asarray(info["mean"])
-        return _from_model_scale(v, self._logged(key))
+        return _from_model_scale(v, self._logged(key), self._unit(key))
+
+    def _unit(self, key: int) -> np.ndarray:
+        info = self.keys_[key]
+        return np.asarray(info.get("log_unit", [1.0] * len(info["names"])), dtype=float)
 
     def _key_data(self, key: int, rows: np.ndarray, raw: np.ndarray, cut: int) -> _KeyData:
         z = self._normalise(key, raw)
