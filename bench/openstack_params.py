@@ -17,11 +17,20 @@ Protocols (nothing is tuned on the test verdicts; the default :class:`ParamModel
   The same is also given **per entry** (``per_entry``): the simulator labels the lines where an
   anomaly becomes visible (the slow step's line and the Took lines spanning it; the line with the
   wrong number); precision = TP / (TP + flagged normal lines), over scored lines only.
-  ``per_instance_sidak`` is the same per-instance count with the level corrected for the number m
-  of scored entries of the instance (Sidak: an entry must lie outside the ``level ** (1/m)``
-  interval), so that the level applies to the instance decision rather than to each entry.
+  ``per_instance_sidak`` is the library's instance-level verdict
+  (:func:`workbench.parammodel.instance_verdicts`): the level is corrected for the number m of
+  scored entries of the instance (Sidak: its worst entry must lie outside the ``level ** (1/m)``
+  interval), so that the level applies to the instance decision rather than to each entry. This is
+  the unit the issue's simulator target is counted in; ``per_instance_any_entry`` (an instance is
+  flagged when any entry is, at the uncorrected level) and ``per_entry`` are given beside it.
   Figures are given for the default rule (Gaussian on log MSE) and, from the same scores, for the
-  paper's literal rule (Gaussian on the MSE).
+  paper's literal rule (Gaussian on the MSE); both with the default ``value_scale="log1p"``
+  (non-negative dimensions modelled as log(1 + x / median)). ``targets`` restates the issue's
+  checks: (a) performance anomalies at 99 %, per instance (Sidak), precision and recall >= 0.9 on
+  every seed and pooled; (b) the 50.72 s spawn flagged and at most 2 other spawns at 99 %; (c)
+  training on OpenStack_14k within 60 s. The value scale and the instance rule were chosen on
+  simulator seeds 100-104 (test logs 1100-1104), not on the reported seeds 0-4 nor on
+  OpenStack_14k.
 * **OpenStack_14k** (``../shared/data/openstack_deeplog``): there is no separate normal log, so the
   models train on the log itself with every entry of the 4 labelled instances removed, and detect on
   the whole log. Reported: the entry of the 50.72 s spawn, the other "Took X seconds to spawn"
@@ -43,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.parammodel import ParamModel, ParamModelConfig
+from workbench.parammodel import ParamModel, ParamModelConfig, instance_verdicts
 from workbench.parsing import LogParser
 from workbench.thresholds import level_name
 
@@ -129,14 +138,29 @@ def _stats(values: list[float | None], name: str) -> dict[str, float | None]:
     }
 
 
+def _pooled(rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """Precision and recall over the seeds' counts added up, and the false alarms per seed."""
+    fp_key = "flagged_normal_entries" if "flagged_normal_entries" in rows[0] else None
+    fp_key = fp_key or "flagged_normal_instances"
+    tp = sum(r[kind]["tp"] for r in rows)
+    fp = sum(r[fp_key] for r in rows)
+    pos = sum(
+        r[kind].get("labelled_scored", r[kind].get("tp", 0) + r[kind].get("fn", 0)) for r in rows
+    )
+    return {
+        "precision_pooled": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall_pooled": round(tp / pos, 4) if pos else None,
+        "false_alarms_per_seed": [r[fp_key] for r in rows],
+    }
+
+
 def sidak_instances(
     out: pd.DataFrame, level: float, inst: pd.DataFrame, normal: set[str]
 ) -> dict[str, Any]:
     """Instance decision at ``level`` with a Sidak correction for its m scored entries: flagged when
     an entry lies outside the ``level ** (1 / m)`` interval (from the ``confidence`` column)."""
-    sc = out[(out["status"] == "scored") & out["session"].notna()]
-    grp = sc.groupby("session")["confidence"].agg(["max", "size"])
-    hit = set(grp.index[grp["max"] > level ** (1.0 / grp["size"])])
+    verdicts = instance_verdicts(out, [level])
+    hit = set(verdicts.index[verdicts[f"anomalous_{level_name(level)}"].to_numpy(dtype=bool)])
     fp = len(hit & normal)
     res: dict[str, Any] = {"flagged_normal_instances": fp}
     for kind in KINDS:
@@ -152,29 +176,30 @@ def sidak_instances(
 
 
 def summarise(runs: list[dict[str, Any]], scale: str, levels: tuple[float, ...]) -> dict[str, Any]:
-    """Mean and worst precision/recall over the seeds, per level and kind, per instance and entry."""
+    """Mean and worst precision/recall over the seeds, per level, unit and kind.
+
+    Units: ``per_instance_sidak`` (the instance-level verdict, level corrected for the instance's
+    entry count), ``per_instance_any_entry`` (flagged when any entry is, uncorrected) and
+    ``per_entry`` (labelled lines)."""
     out: dict[str, Any] = {}
     for level in levels:
         name = level_name(level)
         rows = [r[f"{scale}_scale"][name] for r in runs]
+        units = {
+            "per_instance_sidak": lambda x: x["per_instance_sidak"],
+            "per_instance_any_entry": lambda x: x,
+            "per_entry": lambda x: x["per_entry"],
+        }
         out[name] = {
             unit: {
                 kind: {
-                    **_stats(
-                        [
-                            (x if unit == "per_instance" else x[unit])[kind]["precision"]
-                            for x in rows
-                        ],
-                        "precision",
-                    ),
-                    **_stats(
-                        [(x if unit == "per_instance" else x[unit])[kind]["recall"] for x in rows],
-                        "recall",
-                    ),
+                    **_stats([get(x)[kind]["precision"] for x in rows], "precision"),
+                    **_stats([get(x)[kind]["recall"] for x in rows], "recall"),
+                    **_pooled([get(x) for x in rows], kind),
                 }
                 for kind in ("performance", "parameter")
             }
-            for unit in ("per_instance", "per_entry", "per_instance_sidak")
+            for unit, get in units.items()
         }
     return out
 
@@ -291,17 +316,46 @@ def openstack_part(cfg: ParamModelConfig) -> dict[str, Any]:
     return result
 
 
+def targets(sim: dict[str, Any], os14k: dict[str, Any]) -> dict[str, Any]:
+    """The issue's checks, from the figures above (simulator: instance-level Sidak verdicts)."""
+    res: dict[str, Any] = {}
+    if "summary_log_scale" in sim:
+        perf = sim["summary_log_scale"]["99"]["per_instance_sidak"]["performance"]
+        res["a_simulator_performance_99_per_instance_sidak"] = {
+            "precision_per_seed_min": perf["precision_min"],
+            "precision_mean": perf["precision_mean"],
+            "precision_pooled": perf["precision_pooled"],
+            "recall_per_seed_min": perf["recall_min"],
+            "met_every_seed": bool(perf["precision_min"] >= 0.9 and perf["recall_min"] >= 0.9),
+            "met_pooled": bool(perf["precision_pooled"] >= 0.9 and perf["recall_pooled"] >= 0.9),
+        }
+    if "spawn_50_72s" in os14k:
+        res["b_openstack_14k_99"] = {
+            "spawn_50_72s_flagged": os14k["spawn_50_72s"]["flagged_99"],
+            "other_spawns_flagged": os14k["other_spawn_entries_flagged"]["99"],
+            "met": bool(
+                os14k["spawn_50_72s"]["flagged_99"]
+                and os14k["other_spawn_entries_flagged"]["99"] <= 2
+            ),
+        }
+    if "train_seconds" in os14k:
+        res["c_openstack_14k_train_seconds"] = {
+            "seconds": os14k["train_seconds"],
+            "met": bool(os14k["train_seconds"] <= 60),
+        }
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5, help="simulator seeds (default 5)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cfg = ParamModelConfig()
-    out = {
-        "config": cfg.to_dict(),
-        "openstack_14k": openstack_part(cfg) if DATA.is_dir() else {"skipped": f"no {DATA}"},
-        "simulator": simulator_part(args.seeds, cfg),
-    }
+    os14k = openstack_part(cfg) if DATA.is_dir() else {"skipped": f"no {DATA}"}
+    sim = simulator_part(args.seeds, cfg)
+    out = {"config": cfg.to_dict(), "targets": targets(sim, os14k), "openstack_14k": os14k,
+           "simulator": sim}  # fmt: skip
     print(json.dumps(out, indent=2))
     return 0
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from workbench.parammodel import ParamLSTM, ParamModel, ParamModelConfig, masked_mse
+from workbench.parammodel import (
+    ParamLSTM,
+    ParamModel,
+    ParamModelConfig,
+    instance_verdicts,
+    masked_mse,
+)
 from workbench.paramvectors import build_series, split_point, windows
 from workbench.parsing import LogParser
 from workbench.thresholds import GaussianThreshold
@@ -64,6 +71,8 @@ def test_config_is_validated_and_rejects_unknown_keys():
         ParamModelConfig(elapsed="wall")
     with pytest.raises(ValueError, match="levels"):
         ParamModelConfig(levels=(0.99, 1.5))
+    with pytest.raises(ValueError, match="value_scale"):
+        ParamModelConfig(value_scale="log")
     with pytest.raises(ValueError, match="unknown ParamModelConfig keys"):
         ParamModelConfig.from_dict({"histroy": 3})
     cfg = ParamModelConfig(levels=(0.95, 0.99))
@@ -154,6 +163,51 @@ def test_score_flags_a_slow_transition_and_explains_it(model):
     assert normal["anomalous_99"].astype(bool).mean() < 0.1
 
 
+def test_non_negative_dimensions_are_modelled_on_a_log_scale(model, train_df):
+    assert model.keys_[2]["logged"] == [True, True]  # elapsed seconds, "took" seconds
+    shifted = train_df.copy()
+    shifted["params"] = [
+        (p[0] - 3.0,) if k == 2 else p
+        for k, p in zip(shifted["key"], shifted["params"], strict=True)
+    ]
+    lin = ParamModel(FAST).fit(shifted, seed=0)
+    assert lin.keys_[2]["logged"] == [True, False]  # a dimension with negative values stays linear
+    z = lin._normalise(2, np.array([[3.0, -0.5], [np.nan, 0.5]]))
+    assert np.isnan(z[1, 0]) and np.isfinite(z).sum() == 3
+    back = lin._denormalise(2, lin._normalise(2, np.array([[3.0, -0.5], [100.0, -7.0]])))
+    np.testing.assert_allclose(back, [[3.0, -0.5], [100.0, -7.0]], rtol=1e-9)
+    plain = ParamModel(replace(FAST, value_scale="linear")).fit(train_df, seed=0)
+    assert plain.keys_[2]["logged"] == [False, False]
+    assert plain.keys_[2]["mean"][1] == pytest.approx(3.0, abs=0.1)  # seconds, not log seconds
+    assert model.keys_[2]["log_unit"][1] == pytest.approx(3.0, abs=0.1)  # the median "took"
+    assert model.keys_[2]["mean"][1] == pytest.approx(np.log(2.0), abs=0.05)  # log(1 + x / u)
+    in_ms = train_df.copy()
+    in_ms["params"] = [
+        (p[0] * 1000.0,) if k == 2 else p
+        for k, p in zip(in_ms["key"], in_ms["params"], strict=True)
+    ]
+    ms = ParamModel(FAST).fit(in_ms, seed=0)  # the same durations in milliseconds: same input
+    np.testing.assert_allclose(
+        ms._normalise(2, np.array([[1.0, 9000.0]])),
+        model._normalise(2, np.array([[1.0, 9.0]])),
+        rtol=1e-5,
+    )
+
+
+def test_instance_verdicts_correct_the_level_for_the_entry_count(model):
+    test = synthetic_log(seed=7, slow={50: 4.0, 90: 4.0})
+    out = model.score(test)
+    inst = instance_verdicts(out, FAST.levels)
+    assert set(inst.index) == set(out.loc[out["status"] == "scored", "session"].dropna())
+    assert inst.loc["vm50", "anomalous_99"] and inst.loc["vm90", "anomalous_99.9"]
+    assert inst.loc["vm50", "key"] == 2 and inst.loc["vm50", "observed"] > 10
+    assert (inst["entries"] == 2).all()  # keys 2 and 3 (key 1 opens the session: no elapsed time)
+    np.testing.assert_allclose(inst["entry_level_99"], 0.99**0.5)
+    per_entry = out[out["anomalous_99"].fillna(False).astype(bool)]["session"].dropna().unique()
+    assert set(inst.index[inst["anomalous_99"]]) <= set(per_entry)  # never more than any-entry
+    assert inst["anomalous_99"].sum() <= 2 + 0.01 * len(inst) * 3
+
+
 def test_entries_without_a_model_are_reported_not_normal(model):
     test = synthetic_log(seed=3)
     test.loc[0, "parsed"] = False
@@ -191,7 +245,7 @@ def test_partial_fit_learns_the_example_and_only_its_key(model, train_df):
     assert m.score(train_df.iloc[:0]).empty
 
     def mse_of_example():
-        z = (np.vstack([history, nxt]) - m.keys_[2]["mean"]) / m.keys_[2]["std"]
+        z = m._normalise(2, np.vstack([history, nxt]))
         pred = m._predict(2, windows(z.astype(np.float32), FAST.history)[-1:])
         return float(((pred[0] - z[-1]) ** 2).mean())
 

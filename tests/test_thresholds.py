@@ -71,3 +71,31 @@ def test_deciding_never_moves_the_fit(validation, test_scores):
     # and the thresholds are ordered by level
     ordered = [before[lv] for lv in DEFAULT_LEVELS]
     assert ordered == sorted(ordered)
+
+
+def test_sidak_level_makes_the_level_hold_for_a_group():
+    from workbench.thresholds import instance_confidence, sidak_level
+
+    assert sidak_level(0.99, 1) == pytest.approx(0.99)
+    per = sidak_level(0.99, np.array([1, 10, 40]))
+    assert np.all(np.diff(per) > 0) and np.all(per < 1)
+    assert np.allclose(per ** np.array([1, 10, 40]), 0.99)
+    # a group is anomalous at L exactly when its worst entry lies outside the Sidak interval
+    worst = np.array([0.999, 0.9995, 0.9999])
+    assert ((instance_confidence(worst, 20) > 0.99) == (worst > sidak_level(0.99, 20))).all()
+    with pytest.raises(ValueError):
+        sidak_level(0.99, 0)
+    with pytest.raises(ValueError):
+        sidak_level(1.0, 3)
+
+
+def test_sidak_holds_the_instance_false_alarm_rate_on_gaussian_scores():
+    rng = np.random.default_rng(0)
+    t = GaussianThreshold(scale="log").fit(np.exp(rng.normal(size=20_000)))
+    groups = np.exp(rng.normal(size=(5_000, 25)))  # 5000 normal "instances" of 25 entries
+    from workbench.thresholds import instance_confidence
+
+    conf = instance_confidence(t.confidence(groups.ravel()).reshape(groups.shape).max(1), 25)
+    any_entry = t.decide(groups, 0.99).any(1).mean()
+    assert any_entry > 0.08  # uncorrected: about 1 - 0.995 ** 25 = 12 % of normal groups
+    assert (conf > 0.99).mean() < 0.01  # corrected: at most the 0.5 % upper tail, plus noise

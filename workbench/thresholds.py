@@ -18,6 +18,13 @@ by more when the errors are heavy-tailed (lognormal delays). ``scale="log"`` mod
 the Gaussian instead (a log-normal model of the MSEs): the same mean/std/level rule, evaluated where
 the distribution is close to symmetric, and the threshold is reported back in MSE units.
 
+Several entries, one decision: an OpenStack VM instance has a few dozen scored entries, and if each
+normal entry crosses the 99 % bound with probability about 0.5 %, one instance in ten gets a false
+alarm somewhere. :func:`sidak_level` gives the per-entry level at which *an instance* of ``m``
+independent normal entries stays inside with probability ``level`` (Sidak's correction,
+``level ** (1 / m)``); equivalently, the instance's confidence is its worst entry's confidence raised
+to the power ``m`` (:func:`instance_confidence`).
+
 The score is kept apart from the rule (score first, decide second): :meth:`GaussianThreshold.fit` sees
 only validation MSEs, and :meth:`~GaussianThreshold.decide` never changes the fit, so a UI can move the
 level over scores it already has.
@@ -38,7 +45,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_LEVELS", "SCALES", "GaussianThreshold", "level_name", "z_value"]
+__all__ = [
+    "DEFAULT_LEVELS",
+    "SCALES",
+    "GaussianThreshold",
+    "instance_confidence",
+    "level_name",
+    "sidak_level",
+    "z_value",
+]
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.98, 0.99, 0.999)  #: the confidence levels the paper plots
 
@@ -66,6 +81,34 @@ def level_name(level: float) -> str:
     ['98', '99', '99.9']
     """
     return f"{round(level * 100, 6):g}"
+
+
+def sidak_level(level: float, m: int | np.ndarray) -> float | np.ndarray:
+    """Per-entry level so that ``m`` independent normal entries all stay inside with prob. ``level``.
+
+    >>> round(sidak_level(0.99, 20), 6), sidak_level(0.99, 1)
+    (0.999498, 0.99)
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"confidence level must lie in (0, 1), got {level!r}")
+    m_arr = np.asarray(m, dtype=float)
+    if np.any(m_arr < 1):
+        raise ValueError("the number of entries m must be at least 1")
+    out = float(level) ** (1.0 / m_arr)
+    return float(out) if out.ndim == 0 else out
+
+
+def instance_confidence(worst_confidence: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
+    """Confidence of a group of ``m`` entries from its worst entry's: ``worst ** m`` (Sidak).
+
+    The group is anomalous at ``level`` exactly when this exceeds ``level``, that is when its worst
+    entry lies outside the :func:`sidak_level` interval.
+
+    >>> instance_confidence([0.99, 0.9999], 20).round(4).tolist()
+    [0.8179, 0.998]
+    """
+    c = np.clip(np.asarray(worst_confidence, dtype=float), 0.0, 1.0)
+    return c ** np.asarray(m, dtype=float)
 
 
 class GaussianThreshold:
