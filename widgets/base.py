@@ -104,8 +104,14 @@ CSS = """
 .dl-row-selected { background: #f6e6f0; }
 .dl-row-changed { background: #fff4d6; }
 .dl-row-cleared { opacity: 0.55; }
+.dl-line { display: flex; align-items: center; min-width: 0; }
 .dl-cell { display: inline-block; vertical-align: middle; overflow: hidden; text-overflow: ellipsis;
-           white-space: nowrap; padding: 0 6px; }
+           white-space: nowrap; padding: 0 6px; flex: none; }
+.dl-raw { color: #323f4b; }
+.dl-cands { color: #52606d; font-size: 13px; text-align: right; }
+.dl-state { font-weight: 600; }
+.dl-sort { padding: 0 6px; text-align: left; font-weight: 600; }
+.dl-header { border-bottom: 2px solid #1f2933; }
 .dl-raw { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
 .dl-badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px;
             color: #fff; background: #0072B2; }
@@ -195,8 +201,11 @@ def refresh_figure(fw: go.FigureWidget, fig: go.Figure) -> bool:
             fw.layout.annotations = fig.layout.annotations
             fw.layout.update(fig.layout.to_plotly_json(), overwrite=True)
         return False
+    # The browser merges layout updates into what it has: clear the old annotations explicitly,
+    # or a "no data" note of the previous figure would stay on screen.
     with fw.batch_update():
         fw.data = ()
+        fw.layout.annotations = ()
     fw.add_traces(list(fig.data))
     fw.layout = fig.layout
     return True

@@ -179,8 +179,9 @@ def loss_curve_figure(
                     hovertemplate=f"{stage} {label}<br>epoch %{{x}}<br>loss %{{y:.4g}}<extra></extra>",
                 )
             )
-    fig.update_xaxes(title_text="epoch", rangemode="tozero", dtick=None)
-    fig.update_yaxes(title_text="loss", rangemode="tozero")
+    last = int(frame["epoch"].max()) if len(frame) else 1
+    fig.update_xaxes(title_text="epoch", visible=True, tick0=1, dtick=max(1, math.ceil(last / 10)))
+    fig.update_yaxes(title_text="loss", rangemode="tozero", visible=True)
     return fig
 
 
@@ -310,8 +311,8 @@ def mse_figure(
             },
         )
     )
-    fig.update_xaxes(title_text=xlabel)
-    fig.update_yaxes(title_text="MSE (prediction vs observation)", rangemode="tozero")
+    fig.update_xaxes(title_text=xlabel, visible=True)  # explicit: the browser merges layouts
+    fig.update_yaxes(title_text="MSE (prediction vs observation)", rangemode="tozero", visible=True)
     fig.update_layout(hovermode="closest", clickmode="event")
     return fig
 
@@ -396,6 +397,8 @@ def observed_predicted_figure(
             row=row,
             col=1,
         )
+    fig.update_xaxes(visible=True)
+    fig.update_yaxes(visible=True)
     fig.update_xaxes(title_text="entry (in order)", row=len(dims), col=1)
     return fig
 

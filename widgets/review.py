@@ -42,8 +42,8 @@ _BADGE = {
     "session end": "session",
     "parameter": "parameter",
 }
-_WIDTHS = (("time", 150), ("session", 120), ("kind", 110), ("score", 170), ("raw", 420),
-           ("candidates", 230), ("status", 120))  # fmt: skip
+# first line of a row: fixed columns that the sort buttons sit above; the raw line goes below
+_WIDTHS = {"time": 165, "session": 115, "kind": 115, "severity": 185, "status": 150}
 
 
 def _num(value: Any) -> float | None:
@@ -140,31 +140,21 @@ class ReviewView(View):
         self.prev_button = W.Button(description="◀", layout=W.Layout(width="44px"))
         self.next_button = W.Button(description="▶", layout=W.Layout(width="44px"))
         self.page_label = W.HTML()
-        self.header = W.HBox()
         self.rows = W.VBox()
         self.detail = W.HTML()
         self.sort_buttons = {
             label: W.Button(
                 description=label,
                 tooltip=f"sort by {label}",
-                layout=W.Layout(width=f"{dict(_WIDTHS).get(label, 110)}px"),
+                layout=W.Layout(width=f"{width}px", margin="0"),
             )
-            for label in ("time", "session", "kind", "severity", "status")
+            for label, width in _WIDTHS.items()
         }
         for label, button in self.sort_buttons.items():
+            button.add_class("dl-sort")
             button.on_click(lambda _b, label=label: self.sort(label))
-        self.header.children = [
-            self.sort_buttons["time"],
-            self.sort_buttons["session"],
-            self.sort_buttons["kind"],
-            self.sort_buttons["severity"],
-            W.HTML(f'<b class="dl-cell" style="width:{dict(_WIDTHS)["raw"]}px">log line</b>'),
-            W.HTML(
-                f'<b class="dl-cell" style="width:{dict(_WIDTHS)["candidates"]}px">'
-                "top-g candidates</b>"
-            ),
-            self.sort_buttons["status"],
-        ]
+        self.header = W.HBox([W.HTML(layout=W.Layout(width="44px")), *self.sort_buttons.values()])
+        self.header.add_class("dl-header")
         self.children = [
             W.HBox([self.source_text, self.detect_button]),
             W.HBox([self.kind_filter, self.status_filter, self.search]),
@@ -276,7 +266,7 @@ class ReviewView(View):
 
     def _row(self, r: pd.Series) -> W.HBox:
         aid = int(r["id"])
-        w = dict(_WIDTHS)
+        w = _WIDTHS
         ts = r.get("timestamp")
         when = "" if ts is None or pd.isna(ts) else str(pd.Timestamp(ts))
         short, full = candidates_text(r.get("candidates"))
@@ -287,29 +277,32 @@ class ReviewView(View):
         if aid in self.changed:
             status_text += " · changed"
 
-        def cell(text: str, width: int, cls: str = "", title: str | None = None) -> str:
+        def cell(text: str, width: int | None, cls: str = "", title: str | None = None) -> str:
             t = html.escape(title if title is not None else text, quote=True)
+            size = f"width:{width}px" if width else "flex:1 1 auto;min-width:0"
             return (
-                f'<span class="dl-cell {cls}" style="width:{width}px" title="{t}">'
-                f"{html.escape(text)}</span>"
+                f'<span class="dl-cell {cls}" style="{size}" title="{t}">{html.escape(text)}</span>'
             )
 
         raw = str(r.get("raw", ""))
         cells = (
-            cell(when or f"line {r.get('line')}", w["time"])
+            '<div class="dl-line">'
+            + cell(when or f"line {r.get('line')}", w["time"])
             + cell(str(r.get("session", "")), w["session"])
             + f'<span class="dl-cell" style="width:{w["kind"]}px">'
             f'<span class="dl-badge dl-badge-{_BADGE.get(kind, "key")}">{html.escape(kind)}</span>'
             "</span>"
-            + cell(score_text(r), w["score"])
-            + cell(raw, w["raw"], "dl-raw")
-            + cell(short, w["candidates"], title=full)
-            + cell(status_text, w["status"])
+            + cell(score_text(r), w["severity"])
+            + cell(status_text, w["status"], "dl-state")
+            + '</div><div class="dl-line">'
+            + cell(raw, None, "dl-raw")
+            + cell(f"expected: {short}" if short else "", 230, "dl-cands", title=full)
+            + "</div>"
         )
         select = W.Button(description="", icon="crosshairs", tooltip="select: diagnose and highlight",
                           layout=W.Layout(width="40px"))  # fmt: skip
         fp = W.Button(description="false positive", tooltip="this is normal: learn it (online update)",
-                      button_style="warning", layout=W.Layout(width="120px"))  # fmt: skip
+                      button_style="warning", layout=W.Layout(width="130px"))  # fmt: skip
         ok = W.Button(description="confirm", tooltip="this is a real anomaly",
                       button_style="danger", layout=W.Layout(width="90px"))  # fmt: skip
         fp.disabled = status != "open" or verdict != "anomalous"
@@ -317,7 +310,7 @@ class ReviewView(View):
         select.on_click(lambda _: self.select(aid))
         fp.on_click(lambda _: self.flag(aid))
         ok.on_click(lambda _: self.confirm(aid))
-        label = W.HTML(cells)
+        label = W.HTML(cells, layout=W.Layout(flex="1 1 auto", min_width="0"))
         row = W.HBox([select, label, fp, ok])
         row.add_class("dl-row")
         row.add_class(f"dl-anomaly-{aid}")

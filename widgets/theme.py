@@ -42,15 +42,15 @@ def level_colour(index: int) -> str:
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
         font={"family": FONT_FAMILY, "size": 16, "color": PALETTE["ink"]},
-        title={"font": {"size": 20}, "x": 0.01, "xanchor": "left"},
+        title={"font": {"size": 20}, "x": 0.01, "xanchor": "left", "yref": "container", "y": 0.97},
         paper_bgcolor=PALETTE["paper"],
         plot_bgcolor=PALETTE["paper"],
         colorway=[PALETTE["normal"], PALETTE["validation"], "#009E73", "#56B4E9", "#CC79A7"],
         xaxis={"gridcolor": PALETTE["grid"], "zeroline": False, "linecolor": PALETTE["ink"]},
         yaxis={"gridcolor": PALETTE["grid"], "zeroline": False, "linecolor": PALETTE["ink"]},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 1, "xanchor": "right"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0, "xanchor": "left"},
         hoverlabel={"font": {"family": FONT_FAMILY, "size": 14}, "align": "left"},
-        margin={"l": 64, "r": 24, "t": 64, "b": 56},
+        margin={"l": 64, "r": 24, "t": 110, "b": 56},
     )
 )
 
