@@ -426,3 +426,9 @@ def test_core_never_imports_the_ui():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_app_wait_covers_the_follow_up_detection():
+    app = WorkbenchApp.demo(workbench_cls=FakeWorkbench)  # background threads, as in a notebook
+    assert app.wait(30)
+    assert len(app.review.table) == 6 and app.runner.running is None

@@ -110,11 +110,11 @@ class WorkbenchApp(W.VBox):
         return self.train.train(then=after)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the background work (training, detection, an update) has ended."""
-        while self.runner.running is not None:
-            if not self.runner.wait(timeout):
-                return False
-        return True
+        """Block until the background work (training, then detection, an update) has ended.
+
+        For scripts and executed notebooks; in an interactive session there is no need to wait.
+        """
+        return self.runner.wait(timeout)
 
     @classmethod
     def demo(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -85,11 +86,21 @@ class TaskRunner:
         return True
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the current task ends; True when nothing is running any more."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self._running is None
+        """Block until the current task, and any task its ``on_done`` started, has ended.
+
+        Returns True when nothing runs any more, False on timeout.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            thread = self._thread
+            if thread is None:
+                return self._running is None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+            if thread.is_alive():
+                return False
+            if self._thread is thread:  # no follow-up task was started
+                return self._running is None
 
 
 CSS = """
