@@ -432,3 +432,12 @@ def test_app_wait_covers_the_follow_up_detection():
     app = WorkbenchApp.demo(workbench_cls=FakeWorkbench)  # background threads, as in a notebook
     assert app.wait(30)
     assert len(app.review.table) == 6 and app.runner.running is None
+
+
+def test_showing_a_tab_refits_its_plots():
+    app = WorkbenchApp.demo(workbench_cls=FakeWorkbench, sync=True)
+    sent = []
+    for fw in app.mse.figures():
+        fw.layout.on_change(lambda _layout, value: sent.append(value), "autosize")
+    app.tabs.selected_index = 3
+    assert len(app.mse.figures()) == 2 and sent[-1] is True

@@ -63,11 +63,16 @@ class WorkbenchApp(W.VBox):
         self.children = [self.header, self.tabs]
         self.selected_id: int | None = None
         self._following = False
+        self.tabs.observe(self._on_tab, names="selected_index")
         self.load.on_loaded(self.set_workbench)
         self.review.on_select(self._on_anomaly_selected)
         self.mse.on_select(self._on_line_clicked)
         if wb is None:
             self.tabs.selected_index = 0
+
+    def _on_tab(self, change: dict) -> None:
+        if change["new"] is not None:
+            self.views[change["new"]].fit_width()
 
     # ---------------------------------------------------------------------------- selection
 

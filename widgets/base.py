@@ -168,6 +168,20 @@ class View(W.VBox):
     def refresh(self) -> None:  # pragma: no cover - overridden
         """Redraw from the workbench."""
 
+    def figures(self) -> list[go.FigureWidget]:
+        """The plot widgets of this view (the app resizes them when the view's tab is shown)."""
+        return [w for w in vars(self).values() if isinstance(w, go.FigureWidget)]
+
+    def fit_width(self) -> None:
+        """Let every plot take the width of its (now visible) container.
+
+        A plot drawn inside a hidden tab falls back to plotly's default 700 px; switching
+        ``autosize`` off and on makes the browser measure the container again.
+        """
+        for fw in self.figures():
+            fw.layout.autosize = False
+            fw.layout.autosize = True
+
     # ------------------------------------------------------------------------- status and tasks
 
     def say(self, text: str, kind: str = "info") -> None:

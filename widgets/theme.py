@@ -50,7 +50,7 @@ TEMPLATE = go.layout.Template(
         yaxis={"gridcolor": PALETTE["grid"], "zeroline": False, "linecolor": PALETTE["ink"]},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0, "xanchor": "left"},
         hoverlabel={"font": {"family": FONT_FAMILY, "size": 14}, "align": "left"},
-        margin={"l": 64, "r": 24, "t": 110, "b": 56},
+        margin={"l": 64, "r": 24, "t": 92, "b": 56},
     )
 )
 
