@@ -258,3 +258,32 @@ def test_format_seconds_units():
     assert format_seconds(float("nan")) == "–"
     assert format_seconds(0.05) == "50 ms"
     assert format_seconds(3600 * 5) == "5 h"
+
+
+def _arrays(value, path=""):
+    """Paths of numpy arrays inside a trace's properties."""
+    if isinstance(value, np.ndarray):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _arrays(v, f"{path}.{k}")]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in _arrays(v, f"{path}[{i}]")]
+    return []
+
+
+def test_trace_data_are_plain_lists(series, graph):
+    """Numpy arrays in a FigureWidget break the browser's property deltas (and the clicks with them)."""
+    frames = series.assign(observed_dt=1.0, predicted_dt=2.0)
+    figures = [
+        loss_curve_figure([{"epoch": 1, "train_loss": 1.0, "val_loss": 2.0}]),
+        mse_figure(series, LEVELS, set(LEVELS), 121),
+        mse_figure(series, LEVELS, set(), None, x="instance"),
+        observed_predicted_figure(frames, selected_line=121),
+        workflow_figure(graph, simple_layered_layout(graph), slow_edge=(3, 4)),
+    ]
+    for fig in figures:
+        for trace in fig.data:
+            assert not _arrays(trace.to_plotly_json()), (
+                trace.name,
+                _arrays(trace.to_plotly_json()),
+            )

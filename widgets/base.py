@@ -23,7 +23,7 @@ from typing import Any
 import ipywidgets as W
 import plotly.graph_objects as go
 
-__all__ = ["CSS", "TaskRunner", "View", "refresh_figure"]
+__all__ = ["CSS", "PlotSlot", "TaskRunner", "View", "refresh_figure"]
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ class View(W.VBox):
 
     def figures(self) -> list[go.FigureWidget]:
         """The plot widgets of this view (the app resizes them when the view's tab is shown)."""
-        return [w for w in vars(self).values() if isinstance(w, go.FigureWidget)]
+        slots = [v for v in vars(self).values() if isinstance(v, PlotSlot)]
+        return [s.widget for s in slots if s.widget is not None]
 
     def fit_width(self) -> None:
         """Let every plot take the width of its (now visible) container.
@@ -207,30 +208,49 @@ class View(W.VBox):
         return self.runner.run(fn, on_done=on_done, on_error=failed, label=label)
 
 
-def refresh_figure(fw: go.FigureWidget, fig: go.Figure) -> bool:
-    """Show ``fig`` in the existing widget ``fw``; returns True when the traces were rebuilt.
+class PlotSlot:
+    """A place for one plot: updated in place when it can be, replaced by a new widget when not.
 
-    When the trace names are the same (a new epoch, a new selection, another key) each trace is
-    updated in place inside one ``batch_update``, which the browser redraws once without flicker;
-    otherwise the traces are replaced. Click handlers are per trace: re-attach them after a rebuild.
+    When the trace names are the same (a new epoch, a new selection, another key with the same
+    levels) each trace is updated in place inside one ``batch_update``, which the browser redraws
+    once without flicker. When they differ, a new ``FigureWidget`` is built from the complete figure
+    and swapped into :attr:`box`: a new widget carries its whole figure in its initial state, while a
+    burst of delete/add-trace messages can be lost if it reaches the browser before the widget's
+    front end has finished loading. ``on_new(widget)`` attaches click handlers to each new widget.
     """
-    same = [t.name for t in fw.data] == [t.name for t in fig.data]
-    if same:
-        with fw.batch_update():
-            for old, new in zip(fw.data, fig.data, strict=True):
-                props = new.to_plotly_json()
-                props.pop("type", None)
-                props.pop("uid", None)
-                old.update(props, overwrite=True)
-                old.visible = new.visible
-            fw.layout.annotations = fig.layout.annotations
-            fw.layout.update(fig.layout.to_plotly_json(), overwrite=True)
+
+    def __init__(self, fig: go.Figure, on_new: Callable[[go.FigureWidget], None] | None = None):
+        self.on_new = on_new
+        self.widget: go.FigureWidget | None = None
+        self.box = W.VBox(layout=W.Layout(width="100%"))
+        self.show(fig)
+
+    def show(self, fig: go.Figure) -> bool:
+        """Display ``fig``; returns True when a new widget was made."""
+        old = self.widget
+        if old is not None and refresh_figure(old, fig):
+            return False
+        new = go.FigureWidget(fig)
+        if self.on_new is not None:
+            self.on_new(new)
+        self.widget = new
+        self.box.children = (new,)
+        if old is not None:
+            old.close()
+        return True
+
+
+def refresh_figure(fw: go.FigureWidget, fig: go.Figure) -> bool:
+    """Update ``fw`` in place to show ``fig`` when both have the same traces; False otherwise."""
+    if [t.name for t in fw.data] != [t.name for t in fig.data]:
         return False
-    # The browser merges layout updates into what it has: clear the old annotations explicitly,
-    # or a "no data" note of the previous figure would stay on screen.
     with fw.batch_update():
-        fw.data = ()
-        fw.layout.annotations = ()
-    fw.add_traces(list(fig.data))
-    fw.layout = fig.layout
+        for old, new in zip(fw.data, fig.data, strict=True):
+            props = new.to_plotly_json()
+            props.pop("type", None)
+            props.pop("uid", None)
+            old.update(props, overwrite=True)
+            old.visible = new.visible
+        fw.layout.annotations = fig.layout.annotations
+        fw.layout.update(fig.layout.to_plotly_json(), overwrite=True)
     return True

@@ -1,5 +1,9 @@
 """Pure figure builders: data in, :class:`plotly.graph_objects.Figure` out.
 
+Trace data are plain Python lists, never numpy arrays: a ``FigureWidget`` holding numpy arrays fails
+on the property deltas the browser sends back after a redraw (plotly's overlap check takes the
+truth value of an array), and the click event travelling in the same message is lost with it.
+
 Nothing here touches a kernel, a widget or the workbench object, so every builder is unit-tested on
 hand-made frames. The views wrap the result in a ``FigureWidget`` and update it in place; to make
 that possible every trace has a stable ``name`` (and the threshold lines a ``meta`` holding their
@@ -249,8 +253,8 @@ def mse_figure(
     xlabel = "entry (in order)" if x == "entry" else "instance (session, worst entry)"
     fig.add_trace(
         go.Scatter(
-            x=xs,
-            y=mse,
+            x=xs.tolist(),
+            y=mse.tolist(),
             mode="lines+markers",
             name="MSE",
             customdata=lines.tolist(),
@@ -266,8 +270,8 @@ def mse_figure(
             continue
         fig.add_trace(
             go.Scatter(
-                x=xs,
-                y=pd.to_numeric(data[col], errors="coerce").to_numpy(dtype=float),
+                x=xs.tolist(),
+                y=pd.to_numeric(data[col], errors="coerce").to_numpy(dtype=float).tolist(),
                 mode="lines",
                 name=level_label(level),
                 meta=float(level),
@@ -278,8 +282,8 @@ def mse_figure(
         )
     fig.add_trace(
         go.Scatter(
-            x=xs[anomalous],
-            y=mse[anomalous],
+            x=xs[anomalous].tolist(),
+            y=mse[anomalous].tolist(),
             mode="markers",
             name="anomalies",
             customdata=lines[anomalous].tolist(),
@@ -296,8 +300,8 @@ def mse_figure(
     chosen = lines == selected_line if selected_line is not None else np.zeros(len(xs), bool)
     fig.add_trace(
         go.Scatter(
-            x=xs[chosen],
-            y=mse[chosen],
+            x=xs[chosen].tolist(),
+            y=mse[chosen].tolist(),
             mode="markers",
             name="selected",
             customdata=lines[chosen].tolist(),
@@ -368,8 +372,8 @@ def observed_predicted_figure(
             colours = np.where(lines == selected_line, PALETTE["highlight"], colours)
         fig.add_trace(
             go.Scatter(
-                x=xs,
-                y=obs,
+                x=xs.tolist(),
+                y=obs.tolist(),
                 mode="lines+markers",
                 name=f"{dim} observed",
                 legendgroup="observed",
@@ -385,8 +389,8 @@ def observed_predicted_figure(
         )
         fig.add_trace(
             go.Scatter(
-                x=xs,
-                y=pred,
+                x=xs.tolist(),
+                y=pred.tolist(),
                 mode="lines",
                 name=f"{dim} predicted",
                 legendgroup="predicted",

@@ -22,7 +22,7 @@ import ipywidgets as W
 import networkx as nx
 import plotly.graph_objects as go
 
-from widgets.base import TaskRunner, View, refresh_figure
+from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import format_seconds, simple_layered_layout, workflow_figure
 
 __all__ = ["WorkflowView", "default_layout"]
@@ -69,21 +69,25 @@ class WorkflowView(View):
             description="Method",
         )
         self.task_select = W.Dropdown(options=[], description="Task")
-        self.plot = go.FigureWidget(workflow_figure(nx.DiGraph(), {}))
+        self.plot_slot = PlotSlot(workflow_figure(nx.DiGraph(), {}), on_new=self._attach)
         self.detail = W.HTML()
         self.children = [
             W.HBox([self.method_toggle, self.task_select]),
             self.status,
-            self.plot,
+            self.plot_slot.box,
             self.detail,
         ]
         self.method_toggle.observe(lambda ch: self.load(ch["new"]), names="value")
         self.task_select.observe(self._on_task, names="value")
-        self._attach()
         self.bind(wb)
 
-    def _attach(self) -> None:
-        for trace in self.plot.data:
+    @property
+    def plot(self) -> go.FigureWidget:
+        """The graph's plot widget."""
+        return self.plot_slot.widget
+
+    def _attach(self, fw: go.FigureWidget) -> None:
+        for trace in fw.data:
             if trace.name == "nodes":
                 trace.on_click(self._on_node_click)
             elif trace.name == "edge labels":
@@ -174,8 +178,7 @@ class WorkflowView(View):
             slow_edge=slow,
             selected=self.selected,
         )
-        if refresh_figure(self.plot, fig):
-            self._attach()
+        self.plot_slot.show(fig)
 
     def select_node(self, node: Hashable) -> None:
         """Show a node's template, count and transitions."""

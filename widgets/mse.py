@@ -16,7 +16,7 @@ import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
 
-from widgets.base import TaskRunner, View, refresh_figure
+from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import level_label, levels_of, mse_figure, observed_predicted_figure
 
 __all__ = ["MSEView"]
@@ -48,20 +48,19 @@ class MSEView(View):
         )
         self.level_boxes = W.HBox()
         self.level_checks: dict[float, W.Checkbox] = {}
-        self.mse_plot = go.FigureWidget(mse_figure(pd.DataFrame(), [], set()))
-        self.op_plot = go.FigureWidget(observed_predicted_figure(pd.DataFrame()))
+        self.mse_slot = PlotSlot(mse_figure(pd.DataFrame(), [], set()), on_new=self._attach)
+        self.op_slot = PlotSlot(observed_predicted_figure(pd.DataFrame()))
         self.detail = W.HTML()
         self.children = [
             W.HBox([self.key_select, self.x_toggle]),
             W.HBox([W.HTML("<b>CI lines:</b>&nbsp;"), self.level_boxes]),
             self.status,
-            self.mse_plot,
+            self.mse_slot.box,
             self.detail,
-            self.op_plot,
+            self.op_slot.box,
         ]
         self.key_select.observe(self._on_key, names="value")
         self.x_toggle.observe(self._on_x, names="value")
-        self._attach()
         self.bind(wb)
 
     # ---------------------------------------------------------------------------- callbacks
@@ -70,8 +69,16 @@ class MSEView(View):
         """Call ``callback(line)`` when the user clicks a point of the MSE plot."""
         self._select_callbacks.append(callback)
 
-    def _attach(self) -> None:
-        for trace in self.mse_plot.data:
+    @property
+    def mse_plot(self) -> go.FigureWidget:
+        return self.mse_slot.widget
+
+    @property
+    def op_plot(self) -> go.FigureWidget:
+        return self.op_slot.widget
+
+    def _attach(self, fw: go.FigureWidget) -> None:
+        for trace in fw.data:
             if trace.name in ("MSE", "anomalies"):
                 trace.on_click(self._on_click)
 
@@ -199,8 +206,5 @@ class MSEView(View):
             x=self.x,
             title=f"MSE of key {self.key}" if self.key is not None else None,
         )
-        if refresh_figure(self.mse_plot, fig):
-            self._attach()
-        refresh_figure(
-            self.op_plot, observed_predicted_figure(self.series, selected_line=self.selected_line)
-        )
+        self.mse_slot.show(fig)
+        self.op_slot.show(observed_predicted_figure(self.series, selected_line=self.selected_line))

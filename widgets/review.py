@@ -159,10 +159,10 @@ class ReviewView(View):
             W.HBox([self.source_text, self.detect_button]),
             W.HBox([self.kind_filter, self.status_filter, self.search]),
             self.status,
+            self.detail,
             W.HBox([self.prev_button, self.page_label, self.next_button]),
             self.header,
             self.rows,
-            self.detail,
         ]
         self.detect_button.on_click(lambda _: self.detect())
         for control in (self.kind_filter, self.status_filter, self.search):
@@ -273,7 +273,10 @@ class ReviewView(View):
         kind = str(r.get("kind"))
         verdict = r.get("verdict", "anomalous")
         status = str(r.get("status", "open"))
-        status_text = status if verdict == "anomalous" else f"{status} · normal now"
+        if verdict == "anomalous":
+            status_text = status
+        else:
+            status_text = "normal now" if status == "open" else f"{status} · normal now"
         if aid in self.changed:
             status_text += " · changed"
 

@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from widgets.base import TaskRunner, View, refresh_figure
+from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import level_label, loss_curve_figure
 
 __all__ = ["KEY_FIELDS", "PARAM_FIELDS", "Field", "TrainView"]
@@ -115,7 +115,7 @@ class TrainView(View):
             for stage, label in (("key", "key model"), ("param", "parameter models"))
         }
         self.bar_labels = {stage: W.HTML() for stage in self.bars}
-        self.loss = go.FigureWidget(loss_curve_figure([]))
+        self.loss_slot = PlotSlot(loss_curve_figure([]))
         self.result = W.HTML()
         params = W.HBox(
             [
@@ -128,13 +128,18 @@ class TrainView(View):
             W.HBox([self.train_button, self.stop_button, self.reset_button]),
             *[W.HBox([self.bars[s], self.bar_labels[s]]) for s in self.bars],
             self.status,
-            self.loss,
+            self.loss_slot.box,
             self.result,
         ]
         self.train_button.on_click(lambda _: self.train())
         self.stop_button.on_click(lambda _: self.stop())
         self.reset_button.on_click(lambda _: self.reset_defaults())
         self.bind(wb)
+
+    @property
+    def loss(self) -> go.FigureWidget:
+        """The loss-curve plot widget."""
+        return self.loss_slot.widget
 
     # ----------------------------------------------------------------------------- configs
 
@@ -182,7 +187,7 @@ class TrainView(View):
             bar.value, bar.max, bar.bar_style = 0, 1, ""
         for label in self.bar_labels.values():
             label.value = ""
-        refresh_figure(self.loss, loss_curve_figure([]))
+        self.loss_slot.show(loss_curve_figure([]))
         self.result.value = ""
         wb = self.wb
 
@@ -245,7 +250,7 @@ class TrainView(View):
                 label.value = f"epoch {epoch}/{epochs}" + (
                     f" · loss {loss:.4g}" if loss is not None else ""
                 )
-            refresh_figure(self.loss, loss_curve_figure(self.history))
+            self.loss_slot.show(loss_curve_figure(self.history))
         elif kind == "done" and bar is not None:
             stopped = event.get("stopped")
             bar.bar_style = "warning" if stopped else "success"

@@ -195,6 +195,18 @@ class Lab:
         self.shots.append(path)
         return path
 
+    def save_log_console(self) -> None:
+        """Save JupyterLab's log console (errors raised in widget callbacks land there)."""
+        try:
+            self.menu("View", "Show Log Console")
+            panel = self.page.locator(".jp-LogConsolePanel").first
+            panel.wait_for(state="visible", timeout=10_000)
+            self.page.wait_for_timeout(1000)
+            (self.out / "log-console.txt").write_text(panel.inner_text())
+            self.screenshot("log-console")
+        except Exception as exc:  # diagnostics only: never hide the real failure
+            (self.out / "log-console.txt").write_text(f"could not read the log console: {exc}")
+
     def open(self, notebook: str) -> None:
         """Open ``notebook`` (relative to the server root) in a fresh workspace; wait for the kernel."""
         self.notebook = notebook
@@ -255,30 +267,40 @@ class Lab:
             self.screenshot("cell-error")
             raise AssertionError(f"a cell failed:\n{errors.first.inner_text()[:2000]}")
 
-    def click_plot_point(self, plot: Any, trace_name: str, index: int) -> None:
-        """Click a point of a plotly trace by moving the mouse there (plotly's drag layer takes it).
+    def click_plot_point(
+        self, plot: Any, trace_name: str, index: int, timeout_s: float = 20
+    ) -> None:
+        """Click a point of a plotly trace (``plot``: a ``.js-plotly-plot`` locator).
 
-        ``plot`` is a locator of the ``.js-plotly-plot`` element; the trace is found by legend-free
-        order: ``trace_name`` is looked up in the figure's data in the page.
+        Plotly takes mouse events on its drag layer, not on the point's SVG element, so the mouse
+        is moved to the point's pixel position; the click is only sent once plotly's hover says
+        that very point is under the mouse (the plot may still be resizing after a tab switch).
         """
-        box = plot.evaluate(
-            """(gd, args) => {
-                const [name, index] = args;
-                const i = gd._fullData.findIndex(t => t.name === name);
-                if (i < 0) return null;
-                const t = gd._fullData[i];
-                const xa = gd._fullLayout[t.xaxis === 'x' ? 'xaxis' : 'xaxis' + t.xaxis.slice(1)];
-                const ya = gd._fullLayout[t.yaxis === 'y' ? 'yaxis' : 'yaxis' + t.yaxis.slice(1)];
-                const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
-                return {x: r.left + xa.l2p(xa.d2l(t.x[index])),
-                        y: r.top + ya.l2p(ya.d2l(t.y[index]))};
-            }""",
-            [trace_name, index],
-        )
-        assert box is not None, f"no trace named {trace_name!r} in the plot"
-        self.page.mouse.move(box["x"], box["y"])
-        self.page.wait_for_timeout(300)
-        self.page.mouse.click(box["x"], box["y"])
+        where = """(gd, args) => {
+            const [name, index] = args;
+            const t = gd._fullData.find(t => t.name === name);
+            if (!t) return null;
+            const xa = gd._fullLayout[t.xaxis === 'x' ? 'xaxis' : 'xaxis' + t.xaxis.slice(1)];
+            const ya = gd._fullLayout[t.yaxis === 'y' ? 'yaxis' : 'yaxis' + t.yaxis.slice(1)];
+            const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
+            const hover = (gd._hoverdata || [])[0];
+            return {x: r.left + xa.l2p(xa.d2l(t.x[index])), y: r.top + ya.l2p(ya.d2l(t.y[index])),
+                    hit: !!hover && hover.data.name === name && hover.pointNumber === index};
+        }"""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pos = plot.evaluate(where, [trace_name, index])
+            assert pos is not None, f"no trace named {trace_name!r} in the plot"
+            self.page.mouse.move(pos["x"] - 3, pos["y"] - 3)
+            self.page.mouse.move(pos["x"], pos["y"])
+            self.page.wait_for_timeout(250)
+            pos = plot.evaluate(where, [trace_name, index])
+            if pos["hit"]:
+                self.page.mouse.click(pos["x"], pos["y"])
+                return
+            if time.monotonic() > deadline:
+                self.screenshot("hover-missed")
+                raise AssertionError(f"could not put the mouse on point {index} of {trace_name!r}")
 
 
 @pytest.fixture
@@ -308,6 +330,7 @@ def lab(
                 rep = getattr(request.node, "rep_call", None)
                 if rep is not None and rep.failed:
                     helper.screenshot("failure")
+                    helper.save_log_console()
                 context.close()
 
 

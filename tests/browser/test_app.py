@@ -7,6 +7,7 @@ with the real workbench, and skips while that notebook does not exist yet.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,11 @@ app
 
 def tab(lab, title: str):
     return lab.page.locator(".widget-tab .lm-TabBar-tabLabel", has_text=title).first
+
+
+def card(lab, text):
+    """The visible details card containing ``text`` (hidden tabs hold cards too)."""
+    return lab.page.locator(".dl-card:visible", has_text=text).first
 
 
 def plot_with_trace(lab, name: str):
@@ -73,7 +79,7 @@ def exercise_app(lab, *, fake: bool, render_timeout_ms: int = 60_000) -> None:
     # select a parameter anomaly so the other views have something to highlight
     target = rows.filter(has_text="MSE").first if fake else rows.first
     target.locator("button").first.click()
-    page.locator(".dl-card", has_text="Diagnosis").first.wait_for()
+    card(lab, "Diagnosis:").wait_for()
     lab.screenshot("anomaly-selected")
 
     # 3. the MSE plot: switch the 99.9 % line off and on again
@@ -88,12 +94,17 @@ def exercise_app(lab, *, fake: bool, render_timeout_ms: int = 60_000) -> None:
     checkbox.click()
     page.wait_for_function(f"(gd) => ({visible})(gd) === true", arg=plot.element_handle())
     lab.screenshot("ci-line-shown")
+    # a click on a point selects that entry (the first one: not the entry selected above)
+    line = plot.evaluate("(gd) => gd._fullData.find(t => t.name === 'MSE').customdata[0]")
+    lab.click_plot_point(plot, "MSE", 0)
+    card(lab, f"line {line} ·").wait_for()
+    lab.screenshot("mse-point-clicked")
 
     # 4. the workflow graph: click a node, see its template and transitions
     tab(lab, "Workflow graph").click()
     graph = plot_with_trace(lab, "nodes")
     lab.click_plot_point(graph, "nodes", 1)
-    page.locator(".dl-card", has_text="Node").first.wait_for()
+    card(lab, re.compile(r"Node \S+ · key")).wait_for()
     lab.screenshot("workflow-node")
 
 
