@@ -219,9 +219,12 @@ class PlotSlot:
     front end has finished loading. ``on_new(widget)`` attaches click handlers to each new widget.
     """
 
+    RETIRED_KEPT = 3  # replaced widgets kept open a while before closing
+
     def __init__(self, fig: go.Figure, on_new: Callable[[go.FigureWidget], None] | None = None):
         self.on_new = on_new
         self.widget: go.FigureWidget | None = None
+        self._retired: list[go.FigureWidget] = []
         self.box = W.VBox(layout=W.Layout(width="100%"))
         self.show(fig)
 
@@ -236,7 +239,11 @@ class PlotSlot:
         self.widget = new
         self.box.children = (new,)
         if old is not None:
-            old.close()
+            # Closed late: the browser may still send a last resize delta to the old widget, and a
+            # message to a closed widget is reported as an error in JupyterLab's log.
+            self._retired.append(old)
+            while len(self._retired) > self.RETIRED_KEPT:
+                self._retired.pop(0).close()
         return True
 
 
