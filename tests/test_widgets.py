@@ -441,3 +441,14 @@ def test_showing_a_tab_refits_its_plots():
         fw.layout.on_change(lambda _layout, value: sent.append(value), "autosize")
     app.tabs.selected_index = 3
     assert len(app.mse.figures()) == 2 and sent[-1] is True
+
+
+def test_a_failing_refresh_is_shown_not_raised(wb):
+    def broken(method=2):
+        raise RuntimeError("no workflows before training")
+
+    wb.workflows = broken
+    app = WorkbenchApp(wb, sync=True)  # must not raise
+    assert "no workflows before training" in app.graph.status.value
+    app.train.train_button.click()  # the 'fit' event reaches the broken view: training still ends
+    assert "Chosen g = 9" in app.train.result.value

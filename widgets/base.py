@@ -160,10 +160,22 @@ class View(W.VBox):
         if wb is not None:
             for event in self.refresh_on:
                 wb.on(event, self._on_wb_event)
-            self.refresh()
+            self.refresh_safely()
 
     def _on_wb_event(self, *args: Any, **kwargs: Any) -> None:
-        self.refresh()
+        self.refresh_safely()
+
+    def refresh_safely(self) -> None:
+        """:meth:`refresh`, with a failure shown in the status line instead of raised.
+
+        A view must never break the app or the task that sent an event (say, a workbench that
+        cannot build workflows before it is trained).
+        """
+        try:
+            self.refresh()
+        except Exception as exc:
+            logger.exception("%s could not refresh", type(self).__name__)
+            self.say(f"could not show this yet: {exc}", "error")
 
     def refresh(self) -> None:  # pragma: no cover - overridden
         """Redraw from the workbench."""
