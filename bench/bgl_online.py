@@ -49,7 +49,7 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0) -> dict:
     abnormal = test["label"].to_numpy() != "-"
     train_keys = train["key"].to_numpy()
     pieces = [tuple(int(k) for k in p) for p in np.array_split(train_keys, PIECES) if len(p)]
-    config = KeyModelConfig(top_g="auto", spare_keys=256, max_epochs=60)
+    config = KeyModelConfig(top_g="auto", spare_keys=512, max_epochs=60)
     t0 = time.perf_counter()
     model = KeyModel(config).fit(pieces, seed=seed, validation_fraction=0.2)
     train_seconds = time.perf_counter() - t0
@@ -100,6 +100,10 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0) -> dict:
         "updates": online.updates,
         "update_ms_mean": round(float(upd.mean()), 2) if len(upd) else None,
         "update_ms_p95": round(float(np.percentile(upd, 95)), 2) if len(upd) else None,
+        "new_template_learning_ms_mean": round(float(np.mean(online.resolve_seconds)) * 1000, 2)
+        if online.resolve_seconds
+        else None,
+        "new_templates_learned": len(online.resolve_seconds),
         "detect_seconds_without_update": round(plain_seconds, 2),
         "detect_seconds_with_update": round(online_seconds, 2),
     }

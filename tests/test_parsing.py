@@ -240,3 +240,19 @@ def test_key_ids_do_not_depend_on_hash_seed(tmp_path):
         for seed in (1, 2, 3)
     }  # fmt: skip
     assert len(outs) == 1
+
+
+def test_learn_line_never_widens_a_mined_template():
+    p = LogParser("<Level> <Content>").fit(
+        ["INFO disk sda is full now", "INFO disk sdb is full now"]
+    )
+    alert = "INFO kernel panic is full now"  # would merge into 'disk <*> is full now' when mining
+    assert p.transform([alert])["key"].iloc[0] == UNKNOWN_KEY
+    mined = p.templates_["template"].tolist()
+    key = p.learn_line("INFO memory bank is full now")
+    assert key > 0 and p.transform(["INFO memory bank is full now"])["key"].iloc[0] == key
+    assert p.transform([alert])["key"].iloc[0] == UNKNOWN_KEY  # still unknown
+    assert p.templates_["template"].tolist()[: len(mined)] == mined  # mined templates unchanged
+    # a second confirmed line may widen the template the first confirmation created
+    key2 = p.learn_line("INFO memory slot is full now")
+    assert key2 == key or p.transform(["INFO memory slot is full now"])["key"].iloc[0] == key2

@@ -51,7 +51,8 @@ class StreamResult:
     rank: np.ndarray  # (n,) int, 1-based; vocab candidates + 1 for a key the model cannot predict
     unknown: np.ndarray  # (n,) bool, the key was not in the vocabulary when reached
     updated: np.ndarray  # (n,) bool, an online update followed this entry
-    update_seconds: list[float] = field(default_factory=list)
+    update_seconds: list[float] = field(default_factory=list)  # each weight update (partial_fit)
+    resolve_seconds: list[float] = field(default_factory=list)  # learning a new template, re-keying
     g: int = 0
 
     @property
@@ -119,6 +120,7 @@ def stream_detect(
     unknown = np.zeros(n, dtype=bool)
     updated = np.zeros(n, dtype=bool)
     seconds: list[float] = []
+    resolve_seconds: list[float] = []
     ctx = np.asarray(list(context)[-h:], dtype=np.int64)
     replay_sessions = [tuple(int(k) for k in context)] if replay is None else replay
     pos = 0
@@ -147,13 +149,15 @@ def stream_detect(
                 i = pos + int(j)
                 if oracle(i):
                     continue  # a confirmed anomaly: never learned from
-                t0 = time.perf_counter()
                 if is_unknown[j]:
+                    t0 = time.perf_counter()
                     new = resolve_unknown(i, keys) if resolve_unknown is not None else None
+                    resolve_seconds.append(time.perf_counter() - t0)
                     if new is None:
                         continue
                     keys[i] = new
                 history = np.concatenate([ctx, keys])[max(0, i + len(ctx) - h) : i + len(ctx)]
+                t0 = time.perf_counter()
                 model.partial_fit(
                     [history.tolist()], [int(keys[i])], replay=replay_sessions, steps=update_steps
                 )
@@ -163,4 +167,4 @@ def stream_detect(
                 break
         size = min(chunk, size * 2) if next_pos == stop else min(64, chunk)
         pos = next_pos
-    return StreamResult(flagged, rank, unknown, updated, seconds, g)
+    return StreamResult(flagged, rank, unknown, updated, seconds, resolve_seconds, g)

@@ -226,6 +226,7 @@ class LogParser:
         self.keys_: dict[int, tuple[int, tuple[tuple[int, str], ...]]] = {}  # key -> cluster, words
         self._keymap: dict[tuple[int, tuple[tuple[int, str], ...]], int] = {}
         self._words: dict[int, dict[int, Any]] = {}  # cluster -> position -> word values seen
+        self.feedback_clusters_: set[int] = set()  # clusters created by learn_line
 
     def _new_drain(self) -> Drain:
         return Drain(
@@ -326,20 +327,32 @@ class LogParser:
         return self
 
     def learn_line(self, line: str) -> int:
-        """Learn one line a user confirmed as normal, without generalising what is known; its key.
+        """Learn one line a user confirmed as normal, without widening what was mined; its key.
 
         Mining a single line with Drain's usual similarity threshold would merge it into the most
-        similar template and widen that template's wildcards, so unrelated messages (real
-        anomalies among them) would start to match it. Here the line only joins a template it
-        matches exactly; otherwise it becomes a template of its own.
+        similar mined template and widen that template's wildcards, so unrelated messages (real
+        anomalies among them) would start to match it. Here a line may only widen a template that
+        earlier feedback created; otherwise it becomes a template of its own (or joins one it
+        matches exactly).
         """
+        fields = self.format.split(line)
+        if fields is None:
+            return UNPARSED_KEY
+        masked = self._masker.mask(fields["Content"].strip())
+        tokens = self.drain_.get_content_as_tokens(masked)
+        near = self.drain_.tree_search(self.drain_.root_node, tokens, self.drain_.sim_th, False)
+        strict = near is None or near.cluster_id not in self.feedback_clusters_
         previous = self.drain_.sim_th
-        self.drain_.sim_th = 1.0
+        if strict:
+            self.drain_.sim_th = 1.0
         try:
             df = self.parse([line], learn=True, sessions=False)
         finally:
             self.drain_.sim_th = previous
-        return int(df["key"].iloc[0])
+        key = int(df["key"].iloc[0])
+        if key > 0:
+            self.feedback_clusters_.add(self.keys_[key][0])
+        return key
 
     def transform(self, source: Any, *, first_line: int = 1, sessions: bool = True) -> pd.DataFrame:
         """Parse without learning: templates never seen get :data:`UNKNOWN_KEY`. Read-only."""
@@ -501,6 +514,7 @@ class LogParser:
             "drain": base64.b64encode(zlib.compress(blob)).decode("ascii"),
             "counts": {str(k): v for k, v in sorted(self.counts_.items())},
             "max_word_values": self.max_word_values,
+            "feedback_clusters": sorted(self.feedback_clusters_),
             "keys": [[k, cid, [list(f) for f in fixed]] for k, (cid, fixed) in self.keys_.items()],
             "words": [
                 [cid, pos, None if vals is _VARIABLE else sorted(vals)]
@@ -523,6 +537,7 @@ class LogParser:
                 key = (int(cid), tuple((int(p), str(v)) for p, v in fixed))
                 parser.keys_[int(k)] = key
                 parser._keymap[key] = int(k)
+            parser.feedback_clusters_ = {int(c) for c in state.get("feedback_clusters", [])}
             for cid, pos, vals in state["words"]:
                 parser._words.setdefault(int(cid), {})[int(pos)] = (
                     _VARIABLE if vals is None else set(vals)
