@@ -33,7 +33,7 @@ browser-deps:
 	else echo "chromium not installed and no root: browser tests will skip"; fi
 
 $(DEMO): | $(STAMP)
-	$(VENV)/bin/deeplog-workbench simulate --out $(DEMO) --seed 7
+	$(VENV)/bin/deeplog-workbench simulate --out $(DEMO) --instances 600 --normal-head 0.5 --seed 7
 
 demo-data: $(DEMO)
 
