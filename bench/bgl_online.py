@@ -5,7 +5,8 @@ with a label per line (first token ``-`` = normal). The parser and the key model
 10 % (and 1 %) of the entries; detection then runs entry by entry over the rest, once without
 feedback and once reporting every false positive as it happens (a user with the ground truth). A
 false positive on a message never seen in training teaches the parser its template first. g and
-the probability floor are chosen on a held-out tail of the training part only.
+the probability floor are chosen on held-out pieces of the training part only. Keys are embedded
+(not one-hot), so the cost of an update does not grow with the templates learned online.
 
 The second section is the simulator's drift scenario: the model is trained on VM lifecycles without
 any pause/suspend/stop/reboot operation; half way through the test log those operations begin.
@@ -49,7 +50,7 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0) -> dict:
     abnormal = test["label"].to_numpy() != "-"
     train_keys = train["key"].to_numpy()
     pieces = [tuple(int(k) for k in p) for p in np.array_split(train_keys, PIECES) if len(p)]
-    config = KeyModelConfig(top_g="auto", spare_keys=512, max_epochs=60)
+    config = KeyModelConfig(top_g="auto", spare_keys=512, max_epochs=60, encoding="embedding")
     t0 = time.perf_counter()
     model = KeyModel(config).fit(pieces, seed=seed, validation_fraction=0.2)
     train_seconds = time.perf_counter() - t0

@@ -136,7 +136,8 @@ class Workbench:
     ) -> None:
         self.parser = parser
         self.entries = entries
-        self.key_config = key_config or KeyModelConfig(top_g="auto")
+        # g chosen on validation; room for 64 message kinds learned online from feedback
+        self.key_config = key_config or KeyModelConfig(top_g="auto", spare_keys=64)
         self.param_config = param_config or ParamModelConfig()
         self.workflow_config = workflow_config or WorkflowConfig()
         self.seed = seed
