@@ -511,7 +511,11 @@ class Workbench:
         """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
         model = model or self.key_model
         assert model is not None
-        w, t, c = distinct_examples(self._replay, model.vocab_, model.config.window)
+        cache = getattr(self, "_val_examples", None)
+        if cache is None or cache[0] != len(model.vocab_):  # the vocabulary decides the encoding
+            examples = distinct_examples(self._replay, model.vocab_, model.config.window)
+            cache = self._val_examples = (len(model.vocab_), *examples)
+        _, w, t, c = cache
         p = model.predict_proba(w)[np.arange(len(t)), t]
         return float(np.sum(c * -np.log(np.maximum(p, 1e-12))) / np.sum(c))
 
@@ -571,9 +575,13 @@ class Workbench:
         report = self.report
         entries = report.entries[self.entries.columns]
         t0 = time.perf_counter()
-        with self._lock:
-            key_model = copy.deepcopy(self.key_model)
-            param_model = copy.deepcopy(self.param_model)
+        rows = [report.anomaly(aid) for aid in ids]
+        params_only = all(r["kind"] == "parameter" for r in rows)
+        with self._lock:  # copy only the model the feedback changes; swap it in when done
+            key_model = self.key_model if params_only else copy.deepcopy(self.key_model)
+            param_model = self.param_model if not params_only else copy.deepcopy(self.param_model)
+            if any(r["kind"] == "parameter" for r in rows) and param_model is self.param_model:
+                param_model = copy.deepcopy(self.param_model)
         assert key_model is not None
         loss_before = self.key_validation_loss(key_model)
         fids = []
