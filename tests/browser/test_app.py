@@ -36,13 +36,17 @@ def card(lab, text):
 
 
 def plot_with_trace(lab, name: str):
-    """The visible plotly graph whose figure has a trace called ``name``."""
+    """The visible plotly graph of the app whose figure has a trace called ``name``.
+
+    Only plots inside the app count: a notebook may show the same figures above the app (the
+    quick start draws the MSE plot and the workflow graph on their own first).
+    """
     lab.page.wait_for_function(
-        """(name) => [...document.querySelectorAll('.js-plotly-plot')].some(
+        """(name) => [...document.querySelectorAll('.dl-app .js-plotly-plot')].some(
                gd => gd.offsetParent !== null && (gd._fullData || []).some(t => t.name === name))""",
         arg=name,
     )
-    plots = lab.page.locator(".js-plotly-plot")
+    plots = lab.page.locator(".dl-app .js-plotly-plot")
     for i in range(plots.count()):
         plot = plots.nth(i)
         if plot.evaluate(
