@@ -288,6 +288,8 @@ class Lab:
                     hit: !!hover && hover.data.name === name && hover.pointNumber === index};
         }"""
         deadline = time.monotonic() + timeout_s
+        # the app may sit below the fold of a long notebook: the mouse only reaches what is shown
+        plot.scroll_into_view_if_needed()
         while True:
             pos = plot.evaluate(where, [trace_name, index])
             assert pos is not None, f"no trace named {trace_name!r} in the plot"
