@@ -45,7 +45,11 @@ def guard(paths: list[str]) -> nbformat.NotebookNode:
 
 def skip(body: str) -> nbformat.NotebookNode:
     """A cell that runs ``body`` only when the data is there, and says so otherwise."""
-    indented = "\n".join(("    " + line) if line.strip() else "" for line in body.strip("\n").split("\n"))
+    lines = body.strip("\n").split("\n")
+    last = lines[-1]
+    if last and not last[0].isspace() and not last.startswith("print(") and not last.rstrip().endswith(".show()") and "=" not in last.split("(")[0]:
+        lines[-1] = f"display({last})"  # inside the if/else a last expression is not shown by itself
+    indented = "\n".join(("    " + line) if line.strip() else "" for line in lines)
     return code(f'if not HAVE_DATA:\n    print("skipped: no data")\nelse:\n{indented}')
 
 
@@ -426,37 +430,36 @@ mse_figure(series[cols].reset_index(drop=True), levels, set(levels),
     md("""
 ## The VM-creation workflow and a diagnosis
 
-On the loghub `OpenStack_2k` sample (as `bench/workflow.py`): method 2 builds one automaton per task;
-the largest is the VM lifecycle. The diagnosis of the 50.72 s spawn names its task and, when the
-timestamps show one, the slow transition.
+Method 2 (`build_workflows`, as `bench/workflow.py`) builds the VM lifecycle from the loghub
+`OpenStack_2k` sample, parsed with the **same parser** as the 14k log so that the keys match. (On
+`OpenStack_14k` itself method 2 separates no task at its default settings; see the README of the
+workflow module for its knobs.) The diagnosis of the 50.72 s spawn then names its task and step.
 """),
     skip("""
 from widgets.figures import workflow_figure, wrap_layout
 from workbench.diagnosis import diagnose
 from workbench.workflow import build_workflows, layered_layout
 
-df2k = LogParser("openstack").parse(DATA / "loghub_2k" / "OpenStack" / "OpenStack_2k.log")
+df2k = parser.transform(DATA / "loghub_2k" / "OpenStack" / "OpenStack_2k.log")
 graphs2k = build_workflows(df2k)
 life = max(graphs2k, key=lambda g: g.number_of_nodes())
-print(f"{len(graphs2k)} tasks; lifecycle: {life.number_of_nodes()} states, {life.number_of_edges()} transitions")
+print(f"{len(graphs2k)} task(s); lifecycle: {life.number_of_nodes()} states, {life.number_of_edges()} transitions")
 workflow_figure(life, wrap_layout(layered_layout(life)), title="OpenStack_2k: VM lifecycle (method 2)").show()
 """),
     skip("""
-graphs14k = build_workflows(train)
 big = out[spawn & (out["observed"].to_numpy() > 50)]
-if len(big):
-    r = big.iloc[0]
-    dim = r["dimension"]
-    idx = 0 if dim in (None, "elapsed") else int(str(dim).removeprefix("param"))
-    found = diagnose({"line": int(r["line"]), "kind": "parameter", "dimension": idx,
-                      "value": r["observed"], "score": r["mse"]}, df, graphs14k)
-    print(found.sentence)
-    graph = next((g for g in graphs14k if g.graph.get("task") == found.task), None)
-    if graph is not None:
-        workflow_figure(graph, wrap_layout(layered_layout(graph)), found.path, slow_edge=found.slow_edge,
-                        title="OpenStack_14k: the spawn's workflow").show()
-else:
-    print("no spawn above 50 s found")
+r = big.iloc[0]
+dim = r["dimension"]
+idx = 0 if dim in (None, "elapsed") else int(str(dim).removeprefix("param"))
+found = diagnose({"line": int(r["line"]), "kind": "parameter", "dimension": idx,
+                  "value": r["observed"], "score": r["mse"]}, df, graphs2k)
+print(found.sentence)
+graph = next((g for g in graphs2k if g.graph.get("task") == found.task), life)
+mine = df[(df["session"] == found.session) & (df["line"] <= found.line)]
+path = list(dict.fromkeys(int(k) for k in mine["key"] if int(k) in graph))
+edges = [(u, v) for u, v in zip(path, path[1:]) if graph.has_edge(u, v)]
+workflow_figure(graph, wrap_layout(layered_layout(graph)), path, edges, found.slow_edge,
+                title=f"the path of {found.session[:8]}... up to the slow spawn").show()
 """),
 ]
 
@@ -530,6 +533,11 @@ print(f"{online.updates} updates from {int((online.flagged & ~abnormal).sum())} 
       f"entries whose key was unknown when reached: {int(plain.unknown.sum())} without update, "
       f"{int(online.unknown.sum())} with update")
 pd.DataFrame(rows).round(4)
+"""),
+    md("""
+On the 2k sample the training part is only 200 lines, so most test messages were never seen and
+precision stays low either way; what feedback changes is the number of false positives, while
+recall does not drop. `bench/bgl_online.py` runs the same protocol on the 20k-line BGL log.
 """),
     md("""
 ## False positives over time
