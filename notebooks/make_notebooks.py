@@ -47,8 +47,16 @@ def skip(body: str) -> nbformat.NotebookNode:
     """A cell that runs ``body`` only when the data is there, and says so otherwise."""
     lines = body.strip("\n").split("\n")
     last = lines[-1]
-    if last and not last[0].isspace() and not last.startswith("print(") and not last.rstrip().endswith(".show()") and "=" not in last.split("(")[0]:
-        lines[-1] = f"display({last})"  # inside the if/else a last expression is not shown by itself
+    if (
+        last
+        and not last[0].isspace()
+        and not last.startswith("print(")
+        and not last.rstrip().endswith(".show()")
+        and "=" not in last.split("(")[0]
+    ):
+        lines[-1] = (
+            f"display({last})"  # inside the if/else a last expression is not shown by itself
+        )
     indented = "\n".join(("    " + line) if line.strip() else "" for line in lines)
     return code(f'if not HAVE_DATA:\n    print("skipped: no data")\nelse:\n{indented}')
 
