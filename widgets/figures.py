@@ -47,6 +47,7 @@ __all__ = [
     "simple_layered_layout",
     "threshold_column",
     "workflow_figure",
+    "wrap_layout",
 ]
 
 _HOVER_CHARS = 160  # raw lines longer than this are cut in hover boxes
@@ -646,6 +647,30 @@ def workflow_figure(
     fig.update_yaxes(visible=False, range=[min(node_y) - 0.6, max(node_y) + 0.7])
     fig.update_layout(hovermode="closest", clickmode="event", dragmode="pan")
     return fig
+
+
+def wrap_layout(
+    layout: Mapping[Hashable, tuple[int, int]], max_layers: int = 9
+) -> dict[Hashable, tuple[int, int]]:
+    """Fold a layout with more than ``max_layers`` layers into bands stacked top to bottom.
+
+    A long task (the 17-state VM creation) drawn on one row packs its nodes and the clickable edge
+    labels so tightly that a click meant for a node lands on an edge label. Band ``b`` holds layers
+    ``b * max_layers ...``; its orders start below the previous band's, with one empty row between.
+
+    >>> wrap_layout({"a": (0, 0), "b": (1, 0), "c": (2, 0), "d": (2, 1)}, max_layers=2)
+    {'a': (0, 0), 'b': (1, 0), 'c': (0, 3), 'd': (0, 4)}
+    """
+    if max_layers < 1:
+        raise ValueError(f"max_layers must be >= 1, got {max_layers}")
+    n_layers = 1 + max((layer for layer, _ in layout.values()), default=0)
+    if n_layers <= max_layers:
+        return dict(layout)
+    band_rows = 2 + _max_order(layout)  # the band's rows and one empty row
+    return {
+        node: (layer % max_layers, order + (layer // max_layers) * band_rows)
+        for node, (layer, order) in layout.items()
+    }
 
 
 def _max_order(layout: Mapping[Hashable, tuple[int, int]]) -> int:

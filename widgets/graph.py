@@ -23,7 +23,7 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from widgets.base import PlotSlot, TaskRunner, View
-from widgets.figures import format_seconds, simple_layered_layout, workflow_figure
+from widgets.figures import format_seconds, simple_layered_layout, workflow_figure, wrap_layout
 
 __all__ = ["WorkflowView", "default_layout"]
 
@@ -31,12 +31,13 @@ Layout = Callable[[nx.DiGraph], Mapping[Hashable, tuple[int, int]]]
 
 
 def default_layout(graph: nx.DiGraph) -> Mapping[Hashable, tuple[int, int]]:
-    """The core's ``workbench.workflow.layered_layout`` when it exists, else a simple layering."""
+    """The core's ``workbench.workflow.layered_layout`` when it exists, else a simple layering;
+    folded into bands when the task is long (:func:`widgets.figures.wrap_layout`)."""
     try:
         from workbench.workflow import layered_layout  # provided by the core's workflow module
     except ImportError:
-        return simple_layered_layout(graph)
-    return layered_layout(graph)
+        return wrap_layout(simple_layered_layout(graph))
+    return wrap_layout(layered_layout(graph))
 
 
 class WorkflowView(View):

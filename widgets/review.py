@@ -335,7 +335,11 @@ class ReviewView(View):
     # ------------------------------------------------------------------------------- actions
 
     def refresh(self) -> None:
-        """Nothing to fetch on binding: the table fills on Detect or on a 'detect' event."""
+        """On binding, show the workbench's last report when it has one (a workbench detected on
+        before the app was made); otherwise the table fills on Detect or on a 'detect' event."""
+        report = getattr(self.wb, "report", None)
+        if report is not None and hasattr(report, "anomalies") and self.table.empty:
+            self.set_report(report)
 
     def _on_wb_event(self, *args: Any, **kwargs: Any) -> None:
         report = args[0] if args else None

@@ -288,14 +288,19 @@ class Lab:
                     hit: !!hover && hover.data.name === name && hover.pointNumber === index};
         }"""
         deadline = time.monotonic() + timeout_s
+        # the app may sit below the fold of a long notebook: the mouse only reaches what is shown
+        plot.scroll_into_view_if_needed()
         while True:
-            pos = plot.evaluate(where, [trace_name, index])
-            assert pos is not None, f"no trace named {trace_name!r} in the plot"
-            self.page.mouse.move(pos["x"] - 3, pos["y"] - 3)
-            self.page.mouse.move(pos["x"], pos["y"])
+            before = plot.evaluate(where, [trace_name, index])
+            assert before is not None, f"no trace named {trace_name!r} in the plot"
+            self.page.mouse.move(before["x"] - 3, before["y"] - 3)
+            self.page.mouse.move(before["x"], before["y"])
             self.page.wait_for_timeout(250)
             pos = plot.evaluate(where, [trace_name, index])
-            if pos["hit"]:
+            # click only on a plot that has stopped moving: right after a tab switch the plot is
+            # resized to its container, and a click sent at the old position lands on a neighbour
+            still = abs(pos["x"] - before["x"]) < 1 and abs(pos["y"] - before["y"]) < 1
+            if pos["hit"] and still:
                 self.page.mouse.click(pos["x"], pos["y"])
                 return
             if time.monotonic() > deadline:
