@@ -27,8 +27,8 @@ import numpy as np
 
 from workbench.keymodel import KeyModel, KeyModelConfig
 from workbench.metrics import confusion
-from workbench.online import stream_detect
-from workbench.parsing import UNKNOWN_KEY, LogParser, read_lines
+from workbench.online import learn_unknown_with, stream_detect
+from workbench.parsing import LogParser, read_lines
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PIECES = 10  # the training stream is cut into this many contiguous pieces (validation holds some)
@@ -56,15 +56,7 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0) -> dict:
     train_seconds = time.perf_counter() - t0
     state = model.state_dict()
 
-    raw = test["raw"].tolist()
-
-    def resolve(i: int, keys: np.ndarray) -> int | None:
-        key = parser.learn_line(raw[i])
-        later = np.flatnonzero(keys[i + 1 :] == UNKNOWN_KEY) + i + 1
-        if len(later):
-            again = parser.transform([raw[j] for j in later], sessions=False)["key"].to_numpy()
-            keys[later] = again
-        return key
+    resolve = learn_unknown_with(parser, test["raw"].tolist())
 
     stream = test["key"].to_numpy()
     t0 = time.perf_counter()

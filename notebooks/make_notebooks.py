@@ -498,8 +498,8 @@ from workbench.metrics import confusion
 # the 2k sample has far more distinct messages after its first 10 % than the 256 spare key slots:
 # the model warns once per message that stays unknown; we count them below instead
 logging.getLogger("workbench.keymodel").setLevel(logging.ERROR)
-from workbench.online import stream_detect
-from workbench.parsing import UNKNOWN_KEY, LogParser, read_lines
+from workbench.online import learn_unknown_with, stream_detect
+from workbench.parsing import LogParser, read_lines
 
 lines = [x.text for x in read_lines(DATA / "loghub_2k" / "BGL" / "BGL_2k.log")]
 n_train = max(50, int(len(lines) * 0.10))
@@ -520,12 +520,7 @@ print(f"train {len(train)} entries, test {len(test)} ({int(abnormal.sum())} abno
     skip("""
 raw = test["raw"].tolist()
 
-def resolve(i, keys):
-    key = parser.learn_line(raw[i])
-    later = np.flatnonzero(keys[i + 1:] == UNKNOWN_KEY) + i + 1
-    if len(later):
-        keys[later] = parser.transform([raw[j] for j in later], sessions=False)["key"].to_numpy()
-    return key
+resolve = learn_unknown_with(parser, raw)
 
 stream = test["key"].to_numpy()
 plain = stream_detect(model, stream.copy(), context=train_keys)

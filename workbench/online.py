@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["StreamResult", "stream_detect"]
+__all__ = ["StreamResult", "learn_unknown_with", "stream_detect"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +168,23 @@ def stream_detect(
         size = min(chunk, size * 2) if next_pos == stop else min(64, chunk)
         pos = next_pos
     return StreamResult(flagged, rank, unknown, updated, seconds, resolve_seconds, g)
+
+
+def learn_unknown_with(parser, raw_lines: Sequence[str]) -> Callable[[int, np.ndarray], int | None]:
+    """A ``resolve_unknown`` for :func:`stream_detect` backed by a log parser.
+
+    When entry ``i`` (raw text ``raw_lines[i]``) is a confirmed-normal message never seen in training,
+    the parser learns it (:meth:`~workbench.parsing.LogParser.learn_line`, which never widens a
+    mined template) and the later entries still unknown are matched again, so they pick up the key.
+    """
+    from workbench.parsing import UNKNOWN_KEY
+
+    def resolve(i: int, keys: np.ndarray) -> int | None:
+        key = parser.learn_line(raw_lines[i])
+        later = np.flatnonzero(keys[i + 1 :] == UNKNOWN_KEY) + i + 1
+        if len(later):
+            again = parser.transform([raw_lines[j] for j in later], sessions=False)
+            keys[later] = again["key"].to_numpy()
+        return key if key > 0 else None
+
+    return resolve
