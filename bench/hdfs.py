@@ -6,13 +6,15 @@ available, so the normal test set is the 7,000 label-0 rows of
 ``derived_logdeep_robustlog/robust_log_{train,valid}.csv`` (a sample of normal HDFS blocks), counted
 with multiplicity. Every knob (g, the probability floor, early stopping) is chosen on a share of the
 training sessions (never-seen sequences held out, see ``workbench.keymodel``); the test sets are
-only scored.
+only scored. The main model is reported for ``--seeds`` seeds, beside the window-only ablation and
+the baselines.
 
 Run with the package installed (``make bench``) or ``PYTHONPATH=. python bench/hdfs.py``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import time
@@ -59,15 +61,50 @@ def figures(detector, normal, abnormal) -> dict:
     return out
 
 
+MAIN_CONFIG = {"window": 5, "session_counts": True, "ensemble": 3, "validation_folds": 2}
+"""The reported DeepLog configuration (see the comments in :func:`main` for how it was chosen)."""
+
+
+def fit_and_score(config: dict, train, normal, abnormal, seed: int) -> dict:
+    """Train one key model with ``config`` and g chosen on validation; its test figures."""
+    model = build_detector("deeplog", top_g="auto", **config)
+    t0 = time.perf_counter()
+    model.fit(train, seed=seed)
+    train_seconds = time.perf_counter() - t0
+    out = figures(model, normal, abnormal)
+    out.update(
+        seed=seed,
+        g=model.g_,
+        end_g=model.end_g_,
+        min_probability=model.min_probability_,
+        estimated_fpr=model.g_selection_.estimated_fpr,
+        synthetic_recall=model.g_selection_.synthetic_recall,
+        train_seconds=train_seconds,
+    )
+    return out
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds of the main model reported (default: 3)"
+    )
+    args = parser.parse_args()
     train, _ = read_role([DATA / "hdfs_train"], "keys", 0)
     result: dict = {"data": str(DATA.resolve()), "n_train": len(train)}
 
-    # h = 5 instead of the paper's 10, chosen on validation only: on held-out never-seen sequences
-    # of hdfs_train (split seeds 0, 1, 2) the estimated FPR of new sessions reaches the 0.1 % target
-    # at g = 10-12 with h = 5 and only at g = 15 (every candidate) with h = 10; h = 3 and 7 need
-    # g = 12-13.
-    model = build_detector("deeplog", window=5, top_g="auto")
+    # The model: the paper's LSTM over the last h = 5 keys, plus the session's count of every key
+    # so far (what a block's parallel replica pipelines have done, whatever their interleaving),
+    # an ensemble of 3 networks whose probabilities are averaged, and g, the END limit and the
+    # floor chosen on two cross-fitted folds (every sequence seen once in hdfs_train is held out
+    # once). Validation only decides the rule: on held-out never-seen sequences the window-only
+    # network reaches the 0.1 % FPR budget at g = 10-13 with h = 5 (only at g = 15, every
+    # candidate, with h = 10); the counts raise the share of synthetic anomalies flagged within
+    # that budget from 0.34 to 0.45 (split seed 0; h = 10 with counts: 0.36). Single networks put
+    # some never-seen normal orderings below probability 1e-5, and a rule chosen on 274 held-out
+    # sessions varies widely between seeds; averaging networks and validating on all 548 rare
+    # sessions temper both.
+    model = build_detector("deeplog", top_g="auto", **MAIN_CONFIG)
     t0 = time.perf_counter()
     model.fit(train, seed=0)
     train_seconds = time.perf_counter() - t0
@@ -89,6 +126,7 @@ def main() -> None:
         g_selection=model.g_selection_.to_dict(),
         config=model.config.to_dict(),
         fit_info=model.fit_info_,
+        device=str(model.device_),
         train_seconds=train_seconds,
         peak_rss_mb_after_training=rss_after_training,
         read_and_detect_seconds=detect_seconds,
@@ -104,6 +142,14 @@ def main() -> None:
     )
     result["n_test_normal"], result["n_test_abnormal"] = len(normal), len(abnormal)
     result["deeplog"] = deeplog
+
+    # The same configuration with other seeds (split, initial weights, shuffling): how much the
+    # figures move with the randomness of training and of the validation split.
+    result["deeplog_seeds"] = [
+        fit_and_score(MAIN_CONFIG, train, normal, abnormal, seed) for seed in range(1, args.seeds)
+    ]
+    # Ablation: the paper's window-only single network (h = 5), everything else the same.
+    result["deeplog_window_only"] = fit_and_score({"window": 5}, train, normal, abnormal, 0)
 
     ngram = build_detector("ngram", top_g="auto").fit(train, seed=0)
     result["ngram"] = {"n": ngram.n, "g": ngram.g_, **figures(ngram, normal, abnormal)}

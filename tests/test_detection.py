@@ -147,4 +147,11 @@ def test_synthetic_anomalies_are_never_known_sessions():
     known = {(1, 2, 3, 4), (1, 2, 4)}
     planted = synthetic_anomalies([(1, 2, 3, 4)] * 20, known, seed=1)
     assert planted and not set(planted) & known
-    assert all(len(s) <= 4 for s in planted)
+    assert all(len(s) <= 5 for s in planted)
+    # Every kind of edit is there: cut short, a key dropped, a key moved, a key inserted.
+    lengths = {len(s) for s in planted}
+    assert lengths >= {3, 4, 5} and min(lengths) >= 1
+    inserted = [s for s in planted if len(s) == 5]
+    assert all(set(s) <= {1, 2, 3, 4} for s in inserted)
+    moved = [s for s in planted if len(s) == 4]
+    assert moved and all(sorted(s) == [1, 2, 3, 4] for s in moved)

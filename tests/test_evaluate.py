@@ -126,3 +126,18 @@ def test_hdfs_invariant_mining(shared_data, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["fp"] + out["tn"] == 7000 and out["tp"] + out["fn"] == 16838
     assert out["dropped_rows"]["test_normal"] == 7000
+
+
+def test_cli_deeplog_with_session_counts_and_an_ensemble(files, capsys):
+    train, normal, abnormal = files
+    argv = ["evaluate", "--train", str(train), "--test-normal", str(normal)]
+    argv += ["--test-abnormal", str(abnormal), "--window", "2", "--top-g", "2"]
+    options = ["--session-counts", "--ensemble", "2", "--validation-folds", "2", "--json"]
+    assert main([*argv, *options]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["session_counts"] is True and out["config"]["ensemble"] == 2
+    assert out["config"]["validation_folds"] == 2
+    assert out["fp"] + out["tn"] == 7 and out["tp"] + out["fn"] == 3
+    with pytest.raises(SystemExit):
+        main([*argv, "--ensemble", "0"])
+    assert "positive integer" in capsys.readouterr().err

@@ -173,3 +173,79 @@ def test_fit_holds_out_novel_sequences_when_there_are_some():
     # Without sequences seen once the split falls back to random sessions.
     plain = KeyModel(KeyModelConfig(top_g="auto", **SMALL)).fit(common, seed=0, device="cpu")
     assert plain.fit_info_["validation_split"] == "sessions"
+
+
+def count_sessions(rng: np.random.Generator, n: int) -> list[tuple[int, ...]]:
+    """Normal sessions whose last key depends on how the session began, far outside any short
+    window: ``1`` then a run of ``5`` ends with ``2``; ``3`` then a run of ``5`` ends with ``4``."""
+    out = []
+    for _ in range(n):
+        first = int(rng.integers(2))
+        out.append((1 + 2 * first,) + (5,) * int(rng.integers(4, 7)) + (2 + 2 * first,))
+    return out
+
+
+def test_session_counts_see_beyond_the_window():
+    rng = np.random.default_rng(3)
+    train = count_sessions(rng, 300)
+    wrong_end = [(1, 5, 5, 5, 5, 4), (3, 5, 5, 5, 5, 5, 2)]
+    normal = [(1, 5, 5, 5, 5, 2), (3, 5, 5, 5, 5, 5, 4)]
+    found = {}
+    for counts in (False, True):
+        cfg = KeyModelConfig(
+            window=2, hidden_size=16, max_epochs=60, top_g=2, session_counts=counts
+        )
+        model = KeyModel(cfg).fit(train, seed=0, device="cpu")
+        found[counts] = model.detect(wrong_end).anomalous.tolist()
+        if counts:
+            assert model.detect(normal).anomalous.tolist() == [False, False]
+    # A window of two 5s cannot tell how the session began; the session's key counts can.
+    assert found[False] != [True, True]
+    assert found[True] == [True, True]
+
+
+def test_history_rows_match_the_framed_rows():
+    from workbench.keymodel import history_rows
+    from workbench.sequences import KeyVocabulary, frame_sessions
+
+    rng = np.random.default_rng(0)
+    vocab = KeyVocabulary(range(1, 8), spare=2)
+    for _ in range(20):
+        s = tuple(int(k) for k in rng.integers(1, 10, size=int(rng.integers(0, 12))))
+        for h in (1, 3, 5):
+            framed = frame_sessions([vocab.encode(s)], h, count_columns=vocab.size)
+            rows = history_rows([s[:p] for p in range(len(s) + 1)], vocab, h, vocab.size)
+            np.testing.assert_array_equal(rows, framed.windows)
+
+
+def test_ensemble_with_counts_fits_updates_and_round_trips():
+    rng = np.random.default_rng(1)
+    train = workflow_sessions(rng, 200)
+    cfg = KeyModelConfig(
+        window=3, hidden_size=16, max_epochs=20, top_g="auto", session_counts=True, ensemble=2
+    )
+    model = KeyModel(cfg).fit(train, seed=0, device="cpu")
+    assert len(model.module_.members) == 2
+    probe = [(1, 2, 3, 4, 5, 6), (1, 3, 2, 4, 5, 4, 5, 6)]
+    p = model.predict_proba(model.input_rows([(1, 2)]))[0]
+    assert p.sum() == pytest.approx(1.0, abs=1e-5)
+    restored = KeyModel.from_state(model.state_dict(), device="cpu")
+    np.testing.assert_allclose(restored.score(probe).probability, model.score(probe).probability)
+    before = [m.head.weight.detach().clone() for m in model.module_.members]
+    model.partial_fit([(1, 2, 3)], [6], replay=train[:20], steps=3)
+    assert all(
+        not torch.equal(b, m.head.weight)
+        for b, m in zip(before, model.module_.members, strict=True)
+    )
+
+
+def test_cross_fitted_selection_holds_out_every_rare_sequence_once():
+    rng = np.random.default_rng(2)
+    rare = [(1, 2, 3, *[4, 5] * k, 6) for k in range(4, 10)]  # each seen once
+    train = workflow_sessions(rng, 300) + rare
+    cfg = KeyModelConfig(window=3, hidden_size=16, max_epochs=10, top_g="auto", validation_folds=2)
+    model = KeyModel(cfg).fit(train, seed=0, device="cpu")
+    seen_once = sum(1 for s in set(train) if train.count(s) == 1)
+    assert model.fit_info_["validation_folds"] == 2 and len(model.fit_info_["fold_epochs"]) == 2
+    assert model.fit_info_["n_validation_sessions"] == seen_once
+    assert model.g_selection_.n_validation_sessions >= seen_once

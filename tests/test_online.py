@@ -19,3 +19,15 @@ def test_learn_unknown_with_learns_and_rekeys_later_entries():
     assert keys[3] == new  # the later occurrence is matched to the learned template
     assert keys[0] != UNKNOWN_KEY and keys[2] != UNKNOWN_KEY
     assert np.count_nonzero(keys == UNKNOWN_KEY) == 1  # entry 1 itself is re-keyed by the caller
+
+
+def test_stream_detection_refuses_a_session_count_model():
+    import pytest
+
+    from workbench.keymodel import KeyModel, KeyModelConfig
+    from workbench.online import stream_detect
+
+    cfg = KeyModelConfig(window=2, hidden_size=4, max_epochs=1, session_counts=True)
+    model = KeyModel(cfg).fit([(1, 2, 3)] * 5, validation_fraction=0.0, device="cpu")
+    with pytest.raises(ValueError, match="stream has no sessions"):
+        stream_detect(model, [1, 2, 3, 1, 2, 3])

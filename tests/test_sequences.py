@@ -153,5 +153,10 @@ def test_unique_rows_matches_numpy_unique(n, width, high, seed):
     a = np.random.default_rng(seed).integers(0, high, size=(n, width))
     a[n // 2 :] = a[: n - n // 2]  # repeated rows
     uniq, inverse = unique_rows(a)
-    want, want_inverse = np.unique(a.reshape(n, width), axis=0, return_inverse=True)
-    assert uniq.tolist() == want.tolist() and inverse.tolist() == want_inverse.reshape(-1).tolist()
+    want = np.unique(a.reshape(n, width), axis=0)
+    # The same distinct rows (sorted when they pack into an int64, in hash order when wider), and
+    # every row maps back to its own.
+    assert sorted(map(tuple, uniq.tolist())) == list(map(tuple, want.tolist()))
+    assert np.array_equal(uniq[inverse], a.reshape(n, width))
+    if width * np.log2(max(high, 2)) < 60:
+        assert uniq.tolist() == want.tolist()

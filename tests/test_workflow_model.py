@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.keymodel import history_rows
 from workbench.workflow import build_workflows, edge_scores, jaccard, match_tasks
 from workbench.workflow_model import (
     ModelWorkflowConfig,
@@ -142,6 +143,9 @@ class _FakeKeyModel:
         self.config = type("C", (), {"window": 3})()
         self.vocab_ = _Vocab([1, 2, 3, 4])
         self.calls = []
+
+    def input_rows(self, histories):
+        return history_rows(histories, self.vocab_, self.config.window)
 
     def predict_proba(self, windows):
         self.calls.append(windows.copy())

@@ -51,6 +51,7 @@ __all__ = [
     "Detection",
     "GSelection",
     "KeyScores",
+    "concat_scores",
     "detect",
     "score_sessions",
     "select_g",
@@ -131,6 +132,7 @@ def score_sessions(
     predict_proba: ProbabilityFn,
     *,
     top_k: int = 10,
+    count_columns: int = 0,
 ) -> KeyScores:
     """Score every entry of ``sessions`` with a next-key probability function.
 
@@ -147,6 +149,9 @@ def score_sessions(
         (PAD, UNKNOWN, free slots) are ignored.
     top_k
         How many candidates to keep per window.
+    count_columns
+        With ``c > 0`` every row handed to ``predict_proba`` also carries the session's key counts
+        so far (``(n, h + c)``, see :func:`workbench.sequences.frame_sessions`).
 
     Notes
     -----
@@ -159,7 +164,7 @@ def score_sessions(
 
     distinct, inverse, _ = unique_sessions(sessions)
     encoded = [vocab.encode(s) for s in distinct]
-    framed = frame_sessions(encoded, window)
+    framed = frame_sessions(encoded, window, count_columns=count_columns)
     mask = vocab.candidate_mask()
     n_candidates = int(mask.sum())
     k = max(1, min(top_k, n_candidates))
@@ -223,6 +228,41 @@ def score_sessions(
         top_keys=top_keys,
         top_probs=np.maximum(top_probs, 0.0),
         n_candidates=n_candidates,
+    )
+
+
+def concat_scores(parts: Sequence[KeyScores]) -> KeyScores:
+    """One :class:`KeyScores` of the sessions of several (in order), e.g. of validation sessions
+    scored by different cross-fitted models. ``n_candidates`` is the largest of the parts.
+
+    >>> from workbench.sequences import KeyVocabulary
+    >>> vocab = KeyVocabulary([1, 2])
+    >>> p = lambda w: np.full((len(w), vocab.size), 0.25)
+    >>> a, b = (score_sessions(s, vocab, 2, p) for s in ([(1,)], [(2, 1), (9,)]))
+    >>> both = concat_scores([a, b])
+    >>> both.n_sessions, both.session.tolist(), both.unknown.tolist()
+    (3, [0, 0, 1, 1, 1, 2, 2], [False, False, False, False, False, True, False])
+    """
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    session_offsets = np.cumsum([0] + [p.n_sessions for p in parts[:-1]])
+    window_offsets = np.cumsum([0] + [len(p.top_keys) for p in parts[:-1]])
+    k = min(p.top_keys.shape[1] for p in parts)
+    return KeyScores(
+        n_sessions=sum(p.n_sessions for p in parts),
+        session_length=np.concatenate([p.session_length for p in parts]),
+        session=np.concatenate(
+            [p.session + o for p, o in zip(parts, session_offsets, strict=True)]
+        ),
+        position=np.concatenate([p.position for p in parts]),
+        key=np.concatenate([p.key for p in parts]),
+        rank=np.concatenate([p.rank for p in parts]),
+        probability=np.concatenate([p.probability for p in parts]),
+        unknown=np.concatenate([p.unknown for p in parts]),
+        window=np.concatenate([p.window + o for p, o in zip(parts, window_offsets, strict=True)]),
+        top_keys=np.concatenate([p.top_keys[:, :k] for p in parts]),
+        top_probs=np.concatenate([p.top_probs[:, :k] for p in parts]),
+        n_candidates=max(p.n_candidates for p in parts),
     )
 
 
@@ -442,15 +482,17 @@ def validation_fpr_by_g(scores: KeyScores, weights: np.ndarray | None = None) ->
 def synthetic_anomalies(
     sessions: Sequence[Session], known: set[Session], seed: int = 0
 ) -> list[Session]:
-    """Anomalous variants of normal sessions, for choosing a rule: each session cut short, with one
-    key dropped, and with one key moved elsewhere (the kinds of the HDFS anomalies: blocks whose
-    work stops, skips a step or happens out of order). Variants equal to a ``known`` normal
-    sequence are left out.
+    """Anomalous variants of normal sessions, for choosing a rule: the four edits of a sequence,
+    each applied once at random to each session: cut short, one key dropped, one key moved
+    elsewhere, and one key of the sessions' vocabulary inserted (work that stops, skips a step,
+    happens out of order, or an extra event such as an error or a step of another operation).
+    Variants equal to a ``known`` normal sequence are left out.
 
     >>> synthetic_anomalies([(1, 2, 3, 4)], known={(1, 2, 3, 4), (1, 3, 4)}, seed=2)
-    [(1, 2, 3), (2, 1, 3, 4)]
+    [(1, 2, 3), (2, 1, 3, 4), (1, 2, 4, 3, 4)]
     """
     rng = np.random.default_rng(seed)
+    vocabulary = np.array(sorted({k for s in sessions for k in s}), dtype=np.int64)
     out: list[Session] = []
     for s in sessions:
         n = len(s)
@@ -461,7 +503,9 @@ def synthetic_anomalies(
         dropped = s[:i] + s[i + 1 :]
         j = int(rng.integers(n - 1))
         moved = (*dropped[:j], s[i], *dropped[j:])
-        out.extend(v for v in (cut, dropped, moved) if v not in known and v != s)
+        k = int(rng.integers(n + 1))
+        inserted = (*s[:k], int(rng.choice(vocabulary)), *s[k:])
+        out.extend(v for v in (cut, dropped, moved, inserted) if v not in known and v != s)
     return out
 
 

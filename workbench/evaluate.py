@@ -31,13 +31,23 @@ logger = logging.getLogger(__name__)
 MODELS: tuple[str, ...] = ("deeplog", "ngram", "pca", "im")
 
 
-def build_detector(model: str, *, window: int | None = None, top_g: int | str = "auto") -> Any:
+def build_detector(
+    model: str,
+    *,
+    window: int | None = None,
+    top_g: int | str = "auto",
+    session_counts: bool = False,
+    ensemble: int = 1,
+    validation_folds: int = 1,
+) -> Any:
     """A fresh, unfitted detector by name.
 
     ``deeplog``: :class:`workbench.keymodel.KeyModel` (window default 10; with ``top_g="auto"``
     the probability floor is chosen on validation too, with a number the paper's pure top-g rule
-    is used). ``ngram``: :class:`workbench.baselines.NGramModel` with ``n = window + 1`` (window
-    default 2). ``pca`` and ``im``: the count-vector baselines (window and g do not apply).
+    is used; ``session_counts``, ``ensemble`` and ``validation_folds`` as in
+    :class:`~workbench.keymodel.KeyModelConfig`).
+    ``ngram``: :class:`workbench.baselines.NGramModel` with ``n = window + 1`` (window default 2).
+    ``pca`` and ``im``: the count-vector baselines (window and g do not apply).
     """
     if model == "deeplog":
         from workbench.keymodel import KeyModel, KeyModelConfig
@@ -48,7 +58,14 @@ def build_detector(model: str, *, window: int | None = None, top_g: int | str = 
                 window=10 if window is None else window,
                 top_g="auto" if auto else int(top_g),
                 min_probability="auto" if auto else 0.0,
+                session_counts=session_counts,
+                ensemble=ensemble,
+                validation_folds=validation_folds,
             )
+        )
+    if session_counts or ensemble != 1 or validation_folds != 1:
+        raise ValueError(
+            "session_counts, ensemble and validation_folds apply to the deeplog model only"
         )
     from workbench import baselines
 
@@ -90,6 +107,9 @@ def evaluate(
     top_g: int | str = "auto",
     seed: int = 0,
     callbacks: Iterable[Callback] = (),
+    session_counts: bool = False,
+    ensemble: int = 1,
+    validation_folds: int = 1,
 ) -> dict[str, Any]:
     """Train on normal sessions, detect on both test sets, and report the figures.
 
@@ -100,7 +120,14 @@ def evaluate(
         chosen (``g_selection``; None for PCA and IM), ``window``, ``model``, ``train_seconds``,
         ``detect_seconds`` and ``keys_per_second`` (test keys over detection time).
     """
-    detector = build_detector(model, window=window, top_g=top_g)
+    detector = build_detector(
+        model,
+        window=window,
+        top_g=top_g,
+        session_counts=session_counts,
+        ensemble=ensemble,
+        validation_folds=validation_folds,
+    )
     t0 = time.perf_counter()
     if model == "deeplog":
         detector.fit(train, seed=seed, callbacks=callbacks)
@@ -132,6 +159,7 @@ def evaluate(
     )
     if model == "deeplog":
         result["fit_info"] = detector.fit_info_
+        result["config"] = detector.config.to_dict()
     return result
 
 
@@ -146,6 +174,16 @@ def _top_g(text: str) -> int | str:
         ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"g must be >= 1, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
@@ -170,6 +208,9 @@ def _run(args: argparse.Namespace) -> int:
         top_g=args.top_g,
         seed=args.seed,
         callbacks=callbacks,
+        session_counts=args.session_counts,
+        ensemble=args.ensemble,
+        validation_folds=args.validation_folds,
     )
     # Throughput counts reading the test files too.
     result["read_seconds"] = read_seconds
@@ -219,6 +260,24 @@ def add_evaluate_command(subparsers: Any) -> None:
     p.add_argument("--window", type=int, default=None, help="history length h (N-gram: N - 1)")
     p.add_argument(
         "--top-g", type=_top_g, default="auto", help="g, or 'auto' to choose it on validation"
+    )
+    p.add_argument(
+        "--session-counts",
+        action="store_true",
+        help="deeplog: the model also sees how often each key occurred so far in the session",
+    )
+    p.add_argument(
+        "--ensemble",
+        type=_positive,
+        default=1,
+        help="deeplog: average the probabilities of this many networks (default: 1)",
+    )
+    p.add_argument(
+        "--validation-folds",
+        type=_positive,
+        default=1,
+        help="deeplog: choose g on this many cross-fitted folds of the rare training sequences "
+        "(default: 1, one held-out share)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -58,6 +58,7 @@ from workbench.detection import (
     Detection,
     GSelection,
     KeyScores,
+    concat_scores,
     detect,
     score_sessions,
     select_g,
@@ -69,9 +70,11 @@ from workbench.sequences import (
     END_KEY,
     PAD,
     KeyVocabulary,
+    NovelSplit,
     Session,
     frame_sessions,
     split_novel,
+    split_novel_folds,
     unique_rows,
     unique_sessions,
 )
@@ -107,6 +110,8 @@ class KeyModelConfig:
     embedding_dim: int = 16  # size of the key embedding when encoding == "embedding"
     weighting: Literal["count", "sqrt", "log", "unit"] = "log"  # distinct example weight: f(count)
     spare_keys: int = 8  # free vocabulary slots for keys learned online (partial_fit)
+    session_counts: bool = False  # also see how often each key occurred so far in the session
+    ensemble: int = 1  # networks whose probabilities are averaged (different initial weights)
     max_epochs: int = 40  # upper bound; early stopping on validation usually ends sooner
     batch_size: int = 256  # distinct examples per gradient step
     learning_rate: float = 1e-2  # Adam step size
@@ -115,6 +120,7 @@ class KeyModelConfig:
         0.001  # g / floor selection: tolerated extra (estimated) false-positive rate
     )
     validation_split: Literal["novel", "sessions"] = "novel"  # held-out rare sequences, or sessions
+    validation_folds: int = 1  # novel split: > 1 cross-fits, every rare sequence held out once
     end_limit: bool = True  # with auto g and floor: a separate END rank limit (select_rule)
     refit: bool = True  # then fine-tune on all training sessions (validation ones included)
     refit_fraction: float = 0.25  # refit epochs = ceil(this * epochs chosen by early stopping)
@@ -137,6 +143,10 @@ class KeyModelConfig:
             isinstance(self.min_probability, int | float) and 0.0 <= self.min_probability < 1.0
         ), f"min_probability must be in [0, 1) or 'auto', got {self.min_probability!r}"
         assert 0.0 < self.refit_fraction <= 1.0, f"bad refit_fraction {self.refit_fraction}"
+        assert self.ensemble >= 1, f"ensemble must be >= 1, got {self.ensemble}"
+        assert self.validation_folds >= 1, (
+            f"validation_folds must be >= 1, got {self.validation_folds}"
+        )
         assert self.validation_split in ("novel", "sessions"), (
             f"bad validation_split {self.validation_split!r}"
         )
@@ -175,13 +185,28 @@ class KeyModelConfig:
 class NextKeyLSTM(nn.Module):
     """Stacked LSTM over a window of key indices -> logits over the next key.
 
+    With ``session_counts`` each input row ends with ``n_keys`` more columns, the session's count
+    of every key so far; a small network of ``log(1 + count)`` adds its logits to the LSTM's, so the
+    prediction knows what the session has done before the window (how many replicas were written,
+    whether a re-replication happened), whatever the interleaving of its parallel threads.
+
     >>> net = NextKeyLSTM(n_keys=7, hidden_size=8, num_layers=2)
     >>> net(torch.zeros(4, 10, dtype=torch.long)).shape
+    torch.Size([4, 7])
+    >>> NextKeyLSTM(7, hidden_size=8, num_layers=1, session_counts=True)(
+    ...     torch.zeros(4, 10 + 7, dtype=torch.long)
+    ... ).shape
     torch.Size([4, 7])
     """
 
     def __init__(
-        self, n_keys: int, *, hidden_size: int, num_layers: int, embedding_dim: int | None = None
+        self,
+        n_keys: int,
+        *,
+        hidden_size: int,
+        num_layers: int,
+        embedding_dim: int | None = None,
+        session_counts: bool = False,
     ) -> None:
         super().__init__()
         self.n_keys = n_keys
@@ -189,15 +214,54 @@ class NextKeyLSTM(nn.Module):
         in_dim = n_keys if embedding_dim is None else embedding_dim
         self.lstm = nn.LSTM(in_dim, hidden_size, num_layers=num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, n_keys)
+        self.counts = (
+            nn.Sequential(nn.Linear(n_keys, hidden_size), nn.Tanh(), nn.Linear(hidden_size, n_keys))
+            if session_counts
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.dim() == 2, f"expected (batch, window) key indices, got shape {tuple(x.shape)}"
+        if self.counts is not None:
+            x, counts = x[:, : -self.n_keys], x[:, -self.n_keys :]  # (B, h), (B, V)
         if self.embed is None:  # noqa: SIM108 (one shape comment per branch)
             e = F.one_hot(x, self.n_keys).float()  # (B, h, V)
         else:
             e = self.embed(x)  # (B, h, E)
         out, _ = self.lstm(e)  # (B, h, H)
-        return self.head(out[:, -1])  # (B, V) logits over the next key
+        logits = self.head(out[:, -1])  # (B, V) logits over the next key
+        if self.counts is not None:
+            logits = logits + self.counts(torch.log1p(counts.float()))
+        return logits
+
+
+class KeyEnsemble(nn.Module):
+    """Several :class:`NextKeyLSTM` members whose next-key probabilities are averaged.
+
+    Members differ in their initial weights only and are trained side by side on the same batches,
+    each on its own cross-entropy (in training mode ``forward`` returns every member's logits,
+    ``(M, B, V)``); in evaluation mode it returns the log of the members' mean probability, so a
+    softmax over it is the averaged distribution. Averaging tempers one member's overconfidence about
+    an ordering it never saw, which is where false positives of new normal sessions come from.
+
+    >>> net = KeyEnsemble([NextKeyLSTM(5, hidden_size=4, num_layers=1) for _ in range(3)])
+    >>> net.train()(torch.zeros(2, 3, dtype=torch.long)).shape
+    torch.Size([3, 2, 5])
+    >>> p = net.eval()(torch.zeros(2, 3, dtype=torch.long)).softmax(-1)
+    >>> p.shape, bool(torch.allclose(p.sum(-1), torch.ones(2)))
+    (torch.Size([2, 5]), True)
+    """
+
+    def __init__(self, members: Sequence[NextKeyLSTM]) -> None:
+        super().__init__()
+        assert len(members) >= 2, "an ensemble needs at least two members"
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x) for m in self.members])  # (M, B, V)
+        if self.training:
+            return logits
+        return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=0) - math.log(len(self.members))
 
 
 def _check_sessions(sessions: Iterable[Sequence[int]]) -> list[Session]:
@@ -221,18 +285,22 @@ def _check_sessions(sessions: Iterable[Sequence[int]]) -> list[Session]:
 
 
 def distinct_examples(
-    sessions: Sequence[Session], vocab: KeyVocabulary, window: int
+    sessions: Sequence[Session], vocab: KeyVocabulary, window: int, *, count_columns: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (window -> next key) examples of framed sessions and how often each occurs.
 
-    Returns ``windows (n, h)``, ``targets (n,)`` (internal indices) and ``counts (n,)``.
+    Returns ``windows (n, h)`` (``(n, h + count_columns)`` with the session's key counts so far,
+    see :func:`workbench.sequences.frame_sessions`), ``targets (n,)`` (internal indices) and
+    ``counts (n,)``.
 
     >>> w, t, c = distinct_examples([(1, 2)] * 3 + [(1,)], KeyVocabulary([1, 2]), 2)
     >>> w.tolist(), t.tolist(), c.tolist()
     ([[0, 0], [0, 3], [0, 3], [3, 4]], [3, 2, 4, 2], [4.0, 1.0, 3.0, 3.0])
     """
     distinct, _, counts = unique_sessions(sessions)
-    framed = frame_sessions([vocab.encode(s) for s in distinct], window)
+    framed = frame_sessions(
+        [vocab.encode(s) for s in distinct], window, count_columns=count_columns
+    )
     if len(framed) == 0:
         return framed.windows, framed.targets, np.zeros(0)
     pairs = np.concatenate([framed.windows, framed.targets[:, None]], axis=1)  # (n, h + 1)
@@ -241,7 +309,34 @@ def distinct_examples(
     return uniq[:, :-1], uniq[:, -1], weight
 
 
+def history_rows(
+    histories: Sequence[Sequence[int]], vocab: KeyVocabulary, window: int, count_columns: int = 0
+) -> np.ndarray:
+    """Input rows (as in :func:`workbench.sequences.frame_sessions`) of entries given by their
+    whole history: the last ``window`` keys, left-padded, then ``count_columns`` key counts.
+
+    >>> history_rows([[], [5], [5, 6, 6]], KeyVocabulary([5, 6]), 2, count_columns=5).tolist()
+    [[0, 0, 0, 0, 0, 0, 0], [0, 3, 0, 0, 0, 1, 0], [4, 4, 0, 0, 0, 1, 2]]
+    """
+    rows = np.full((len(histories), window + count_columns), PAD, dtype=np.int64)
+    for i, hist in enumerate(histories):
+        enc = (
+            np.asarray(vocab.encode(list(hist)), dtype=np.int64)
+            if len(hist)
+            else np.zeros(0, np.int64)
+        )
+        tail = enc[-window:]
+        rows[i, window - len(tail) : window] = tail
+        if count_columns:
+            rows[i, window:] = np.bincount(enc, minlength=count_columns)[:count_columns]
+    return rows
+
+
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if logits.dim() == 3:  # an ensemble in training: the mean of its members' losses
+        m, b, v = logits.shape
+        losses = F.cross_entropy(logits.reshape(m * b, v), targets.repeat(m), reduction="none")
+        return losses.reshape(m, b).mean(dim=0)  # (B,)
     return F.cross_entropy(logits, targets, reduction="none")  # (B,)
 
 
@@ -274,19 +369,34 @@ class KeyModel:
 
     # ------------------------------------------------------------------ fitting
 
-    def _new_module(self, vocab: KeyVocabulary) -> NextKeyLSTM:
+    def _new_module(self, vocab: KeyVocabulary) -> NextKeyLSTM | KeyEnsemble:
         c = self.config
-        return NextKeyLSTM(
-            vocab.size,
-            hidden_size=c.hidden_size,
-            num_layers=c.num_layers,
-            embedding_dim=c.embedding_dim if c.encoding == "embedding" else None,
-        )
+        members = [
+            NextKeyLSTM(
+                vocab.size,
+                hidden_size=c.hidden_size,
+                num_layers=c.num_layers,
+                embedding_dim=c.embedding_dim if c.encoding == "embedding" else None,
+                session_counts=c.session_counts,
+            )
+            for _ in range(c.ensemble)
+        ]
+        return members[0] if c.ensemble == 1 else KeyEnsemble(members)
+
+    @property
+    def count_columns(self) -> int:
+        """Columns of session key counts after each window (0 without ``session_counts``)."""
+        return self.vocab_.size if self.config.session_counts else 0
 
     def _tensors(
         self, sessions: Sequence[Session], vocab: KeyVocabulary
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        w, t, c = distinct_examples(sessions, vocab, self.config.window)
+        w, t, c = distinct_examples(
+            sessions,
+            vocab,
+            self.config.window,
+            count_columns=vocab.size if self.config.session_counts else 0,
+        )
         c = {"count": c, "sqrt": np.sqrt(c), "log": np.log1p(c), "unit": np.ones_like(c)}[
             self.config.weighting
         ]
@@ -334,94 +444,118 @@ class KeyModel:
         callbacks = list(callbacks)
         dev = pick_device(device)
         t0 = time.perf_counter()
-        split = c.validation_split
-        novel = None
-        if split == "novel" and validation_fraction != 0.0:
-            novel = split_novel(
-                sessions, 0.5 if validation_fraction is None else validation_fraction, seed
-            )
-            if len(novel.validation) == 0:
-                split, novel = "sessions", None  # no sequence seen once: nothing to hold out
-        if novel is not None:
-            fit_idx, val_idx = novel.fit, novel.validation
+        splits: list[NovelSplit] = []
+        if c.validation_split == "novel" and validation_fraction != 0.0:
+            if c.validation_folds > 1 and validation_fraction is None:
+                splits = split_novel_folds(sessions, c.validation_folds, seed)
+            if not splits:
+                one = split_novel(
+                    sessions, 0.5 if validation_fraction is None else validation_fraction, seed
+                )
+                splits = [one] if len(one.validation) else []  # none seen once: nothing held out
+        if splits:
+            split, folds = "novel", [(f.fit, f.validation) for f in splits]
         else:
             split = "sessions"
             fraction = 0.2 if validation_fraction is None else validation_fraction
             n_val = min(round(fraction * len(sessions)), len(sessions) - 1)
             perm = np.random.default_rng(seed).permutation(len(sessions))
-            fit_idx, val_idx = (perm[n_val:], perm[:n_val]) if n_val else (perm, perm[:0])
-        n_val = len(val_idx)
-        val_sessions = [sessions[i] for i in val_idx]
-        fit_sessions = [sessions[i] for i in fit_idx] if n_val else sessions
+            folds = [(perm[n_val:], perm[:n_val]) if n_val else (perm, perm[:0])]
+        n_val = len(folds[0][1])
         history = History()
         info: dict[str, Any] = {
             "n_sessions": len(sessions),
-            "n_validation_sessions": n_val,
+            "n_validation_sessions": sum(len(v) for _, v in folds),
             "validation_split": split if n_val else None,
+            "validation_folds": len(folds),
             "device": str(dev),
             "seed": seed,
         }
-
-        vocab = KeyVocabulary.from_sessions(fit_sessions, spare=c.spare_keys)
-        seed_everything(seed)
-        module = self._new_module(vocab)
-        x, y, w = self._tensors(fit_sessions, vocab)
-        validation = self._tensors(val_sessions, vocab) if n_val else None
-        info["n_distinct_examples"] = len(y)
-        phase = "split" if n_val else "train"
-        result = train_module(
-            module,
-            x,
-            y,
-            _cross_entropy,
-            weights=w,
-            validation=validation,
-            config=c.train_config(),
-            callbacks=callbacks,
-            seed=seed,
-            device=dev,
-            phase=phase,
-            history=history,
-        )
-        info.update(epochs=result.best_epoch, stopped=result.stopped)
-        self.vocab_, self.module_, self.device_ = vocab, module, dev
-
-        # Choose g on the held-out normal sessions, with the model that never saw them.
         fixed = None if c.top_g == "auto" else int(c.top_g)
         floor = None if c.min_probability == "auto" else float(c.min_probability)
-        if n_val:
-            chosen_on, weights = val_sessions, None
-            if novel is not None:
-                # Estimated FPR of new sessions: held-out (never seen) sequences weigh novel_share,
-                # the training sequences (seen) the rest, each by how often it occurs.
-                seen, _, counts = unique_sessions(fit_sessions)
-                chosen_on = val_sessions + seen
-                weights = np.concatenate(
-                    [
-                        np.full(n_val, novel.novel_share / n_val),
-                        (1.0 - novel.novel_share) * counts / counts.sum(),
-                    ]
+        use_rule = c.end_limit and fixed is None and floor is None
+        novel_share = splits[0].novel_share if splits else 0.0
+        chosen_parts: list[KeyScores] = []
+        planted_parts: list[KeyScores] = []
+        weight_parts: list[np.ndarray] = []
+        kept: tuple | None = None
+        fold_epochs: list[int] = []
+        for i, (fit_idx, val_idx) in enumerate(folds):
+            fold_val = [sessions[j] for j in val_idx]
+            fold_fit = [sessions[j] for j in fit_idx] if len(val_idx) else sessions
+            vocab = KeyVocabulary.from_sessions(fold_fit, spare=c.spare_keys)
+            seed_everything(seed + i)
+            module = self._new_module(vocab)
+            x, y, w = self._tensors(fold_fit, vocab)
+            validation = self._tensors(fold_val, vocab) if len(val_idx) else None
+            phase = "train" if not len(val_idx) else "split" if i == 0 else f"fold {i + 1}"
+            result = train_module(
+                module,
+                x,
+                y,
+                _cross_entropy,
+                weights=w,
+                validation=validation,
+                config=c.train_config(),
+                callbacks=callbacks,
+                seed=seed + i,
+                device=dev,
+                phase=phase,
+                history=history,
+            )
+            self.vocab_, self.module_, self.device_ = vocab, module, dev
+            fold_epochs.append(result.best_epoch)
+            if i == 0:
+                kept = (vocab, module, result, fold_val, len(y))
+            if len(val_idx) and result.stopped != "interrupted":
+                # Score the held-out sessions with the model that never saw them. With the novel
+                # split the new sessions' FPR is estimated: held-out (never seen) sequences weigh
+                # novel_share, the training sequences (seen) the rest, each by how often it occurs.
+                chosen_on, weights = fold_val, np.full(len(fold_val), 1.0)
+                if split == "novel":
+                    seen, _, counts = unique_sessions(fold_fit)
+                    chosen_on = fold_val + seen
+                    n_novel = sum(len(v) for _, v in folds)
+                    weights = np.concatenate(
+                        [
+                            np.full(len(fold_val), novel_share / n_novel),
+                            (1.0 - novel_share) * counts / counts.sum() / len(folds),
+                        ]
+                    )
+                chosen_parts.append(self.score(chosen_on, top_k=10))
+                weight_parts.append(weights)
+                planted = (
+                    synthetic_anomalies(chosen_on, set(sessions), seed + i) if use_rule else []
                 )
-                info["novel_share"] = novel.novel_share
-            if c.end_limit and fixed is None and floor is None:
-                planted = synthetic_anomalies(chosen_on, set(sessions), seed)
-                info["n_synthetic_anomalies"] = len(planted)
-            else:
-                planted = []
-            if planted:
+                if planted:
+                    planted_parts.append(self.score(planted, top_k=10))
+            if result.stopped == "interrupted":
+                break
+        assert kept is not None
+        vocab, module, result, val_sessions, n_examples = kept
+        self.vocab_, self.module_ = vocab, module
+        info.update(
+            n_distinct_examples=n_examples,
+            epochs=result.best_epoch,
+            stopped=result.stopped,
+            fold_epochs=fold_epochs,
+        )
+
+        # Choose g (and the END limit and floor) on the held-out normal sessions.
+        if chosen_parts:
+            if split == "novel":
+                info["novel_share"] = novel_share
+            chosen = concat_scores(chosen_parts)
+            weights = np.concatenate(weight_parts)
+            if planted_parts:
+                planted_scores = concat_scores(planted_parts)
+                info["n_synthetic_anomalies"] = planted_scores.n_sessions
                 self.g_selection_ = select_rule(
-                    self.score(chosen_on, top_k=10),
-                    self.score(planted, top_k=10),
-                    target_fpr=c.target_fpr,
-                    weights=weights,
+                    chosen, planted_scores, target_fpr=c.target_fpr, weights=weights
                 )
             else:
                 self.g_selection_ = select_g(
-                    self.score(chosen_on, top_k=10),
-                    target_fpr=c.target_fpr,
-                    fixed=fixed,
-                    floor=floor,
-                    weights=weights,
+                    chosen, target_fpr=c.target_fpr, fixed=fixed, floor=floor, weights=weights
                 )
         else:
             g = 9 if fixed is None else fixed
@@ -473,8 +607,26 @@ class KeyModel:
         if not hasattr(self, "module_"):
             raise RuntimeError("this KeyModel is not fitted yet; call fit() or from_state()")
 
+    def input_rows(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """The network's input rows for entries given by their whole history in the session.
+
+        ``histories[i]`` holds the external keys before the entry, from the start of its session:
+        the last h are the window (left-padded when fewer), and with ``session_counts`` all of them
+        are counted. Keys outside the vocabulary are unknown.
+
+        >>> m = KeyModel(KeyModelConfig(window=2, hidden_size=4, max_epochs=1))
+        >>> m = m.fit([(5, 6)] * 4, validation_fraction=0.0, device="cpu")
+        >>> m.input_rows([[], [5], [5, 6, 6]]).tolist()
+        [[0, 0], [0, 3], [4, 4]]
+        """
+        self._check_fitted()
+        return history_rows(histories, self.vocab_, self.config.window, self.count_columns)
+
     def predict_proba(self, windows: np.ndarray, *, batch_size: int = 16384) -> np.ndarray:
         """``(n, h)`` internal key indices -> ``(n, vocab size)`` next-key probabilities.
+
+        With ``session_counts`` the rows are ``(n, h + vocab size)``: each window followed by the
+        session's key counts so far (:func:`workbench.sequences.frame_sessions`).
 
         PAD, UNKNOWN and free slots are masked out (probability 0).
         """
@@ -500,7 +652,12 @@ class KeyModel:
         self._check_fitted()
         k = max(self.g_, 10) if top_k is None else top_k
         return score_sessions(
-            _check_sessions(sessions), self.vocab_, self.config.window, self.predict_proba, top_k=k
+            _check_sessions(sessions),
+            self.vocab_,
+            self.config.window,
+            self.predict_proba,
+            top_k=k,
+            count_columns=self.count_columns,
         )
 
     def detect(
@@ -560,16 +717,15 @@ class KeyModel:
         for key in [k for k in next_keys if k != END_KEY]:
             if key not in self.vocab_ and not self.vocab_.add(int(key)):
                 logger.warning("no spare vocabulary slot for key %d: it stays unknown", key)
-        windows = np.full((len(histories), h), PAD, dtype=np.int64)
-        for i, hist in enumerate(histories):
-            tail = self.vocab_.encode(list(hist)[-h:]) if len(hist) else np.zeros(0, np.int64)
-            windows[i, h - len(tail) :] = tail
+        windows = self.input_rows(histories)
         targets = np.array(
             [END if k == END_KEY else int(self.vocab_.encode([k])[0]) for k in next_keys]
         )
         weights = np.ones(len(targets), dtype=np.float32)
         if replay:
-            rw, rt, rc = distinct_examples(_check_sessions(replay), self.vocab_, h)
+            rw, rt, rc = distinct_examples(
+                _check_sessions(replay), self.vocab_, h, count_columns=self.count_columns
+            )
             if len(rc) > replay_size:
                 rng = np.random.default_rng(seed)
                 pick = rng.choice(len(rc), size=replay_size, replace=False, p=rc / rc.sum())

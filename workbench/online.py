@@ -108,6 +108,11 @@ def stream_detect(
     chunk
         Most entries scored ahead in one batch.
     """
+    if getattr(model.config, "session_counts", False):
+        raise ValueError(
+            "stream detection needs a window-only key model: session_counts counts keys since the "
+            "start of a session, and a stream has no sessions"
+        )
     keys = np.asarray(stream, dtype=np.int64).copy()
     n = len(keys)
     h = model.config.window

@@ -245,7 +245,9 @@ def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     them: ``np.unique(a, axis=0, return_inverse=True)``, many times faster on key windows.
 
     Rows are packed into one int64 each (mixed radix, first column most significant, so the order is
-    the same) when that fits; otherwise ``np.unique`` does it.
+    the same) when that fits. Wider rows (windows with session key counts) are hashed to one int64
+    each instead and the distinct rows come in hash order; the result is checked row by row and
+    ``np.unique`` does it in the (never yet seen) case of a collision.
 
     >>> uniq, inverse = unique_rows(np.array([[3, 1], [0, 2], [3, 1]]))
     >>> uniq.tolist(), inverse.tolist()
@@ -262,7 +264,13 @@ def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             code = code * base + a[:, j]
         _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
         return a[first], inverse.reshape(-1)
-    uniq, inverse = np.unique(a, axis=0, return_inverse=True)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**62, size=a.shape[1]) | 1
+    code = a.astype(np.int64) @ weights  # wraps around modulo 2**64: a hash of the row
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    uniq, inverse = a[first], inverse.reshape(-1)
+    if np.array_equal(uniq[inverse], a):
+        return uniq, inverse
+    uniq, inverse = np.unique(a, axis=0, return_inverse=True)  # a hash collision
     return uniq, inverse.reshape(-1)
 
 
@@ -307,6 +315,33 @@ def split_novel(
     held = np.random.default_rng(seed).permutation(pool)[:n_out]
     out = np.isin(inverse, held)
     return NovelSplit(np.flatnonzero(~out), np.flatnonzero(out), novel_share)
+
+
+def split_novel_folds(
+    sessions: Sequence[Session], n_folds: int, seed: int = 0, *, max_count: int = 1
+) -> list[NovelSplit]:
+    """``n_folds`` splits like :func:`split_novel` whose held-out sequences are disjoint and
+    together cover every sequence occurring at most ``max_count`` times (cross-fitting: each rare
+    sequence is judged once by a model that never saw it, so the choice of g rests on all of them).
+
+    >>> s = [(1, 2)] * 6 + [(1, 3)] + [(1, 4)] + [(1, 5)] + [(2, 2)]
+    >>> folds = split_novel_folds(s, 2, seed=0)
+    >>> sorted(int(i) for f in folds for i in f.validation), [len(f.fit) for f in folds]
+    ([6, 7, 8, 9], [8, 8])
+    """
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    distinct, inverse, counts = unique_sessions(sessions)
+    n = len(inverse)
+    novel_share = float((counts == 1).sum() / n) if n else 0.0
+    pool = np.random.default_rng(seed).permutation(np.flatnonzero(counts <= max_count))
+    if len(pool) < n_folds or len(pool) == len(distinct):
+        return []  # too few rare sequences, or nothing would be left to train on
+    out = []
+    for i in range(n_folds):
+        held = np.isin(inverse, pool[i::n_folds])
+        out.append(NovelSplit(np.flatnonzero(~held), np.flatnonzero(held), novel_share))
+    return out
 
 
 def count_keys(sessions: Iterable[Session]) -> dict[int, int]:
@@ -449,7 +484,8 @@ class KeyVocabulary:
 class FramedWindows:
     """Every (history window -> next key) example of a list of framed sessions."""
 
-    windows: np.ndarray  # (n_examples, h) int64 internal indices, PAD-filled at session starts
+    windows: np.ndarray  # (n_examples, h [+ c]) int64 internal indices, PAD-filled at session
+    # starts; with ``count_columns = c`` the last c columns count each key so far in the session
     targets: np.ndarray  # (n_examples,) int64 internal index of the next key (END after the last)
     session: np.ndarray  # (n_examples,) int64 index of the session in the input list
     position: np.ndarray  # (n_examples,) int64 position of the target; len(session) for END
@@ -458,7 +494,9 @@ class FramedWindows:
         return len(self.targets)
 
 
-def frame_sessions(encoded: Sequence[np.ndarray], window: int) -> FramedWindows:
+def frame_sessions(
+    encoded: Sequence[np.ndarray], window: int, *, count_columns: int = 0
+) -> FramedWindows:
     """Slide a window of ``window`` keys over each session framed as ``[PAD]*h + keys + [END]``.
 
     Parameters
@@ -467,19 +505,32 @@ def frame_sessions(encoded: Sequence[np.ndarray], window: int) -> FramedWindows:
         Sessions as internal indices (:meth:`KeyVocabulary.encode`).
     window
         The history length ``h``.
+    count_columns
+        With ``c > 0`` (the vocabulary size), each example's row gets ``c`` more columns: how often
+        each internal index occurs in the session *before* the target, the whole history and not
+        only the last h keys (what a session's parallel threads have done so far, whatever their
+        interleaving). 0: windows only, as in the paper.
 
     Returns
     -------
     FramedWindows
         ``len(s) + 1`` examples per session ``s``, in session order.
+
+    >>> f = frame_sessions([np.array([3, 4, 3])], 2, count_columns=5)
+    >>> f.windows.tolist()
+    [[0, 0, 0, 0, 0, 0, 0], [0, 3, 0, 0, 0, 1, 0], [3, 4, 0, 0, 0, 1, 1], [4, 3, 0, 0, 0, 2, 1]]
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
+    if count_columns < 0:
+        raise ValueError(f"count_columns must be >= 0, got {count_columns}")
     lengths = np.fromiter((len(s) for s in encoded), dtype=np.int64, count=len(encoded))
     n_sessions = len(lengths)
     if n_sessions == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return FramedWindows(np.zeros((0, window), dtype=np.int64), empty, empty, empty)
+        return FramedWindows(
+            np.zeros((0, window + count_columns), dtype=np.int64), empty, empty, empty
+        )
     framed_len = lengths + window + 1
     starts = np.concatenate([[0], np.cumsum(framed_len)[:-1]])
     flat = np.full(int(framed_len.sum()), PAD, dtype=np.int64)
@@ -497,4 +548,15 @@ def frame_sessions(encoded: Sequence[np.ndarray], window: int) -> FramedWindows:
     first = starts[session] + position  # index of the first window entry in `flat`
     windows = np.lib.stride_tricks.sliding_window_view(flat, window)[first]  # (n_examples, h)
     targets = flat[first + window]
+    if count_columns:
+        if int(body.max(initial=0)) >= count_columns:
+            raise ValueError(f"a key index is >= count_columns ({count_columns})")
+        # Example e at position p counts the keys at positions < p of its session: mark the key at
+        # p - 1 in the row of example p, then take running sums within each session.
+        ex_start = np.concatenate([[0], np.cumsum(n_examples)[:-1]])
+        marks = np.zeros((len(targets), count_columns), dtype=np.int32)
+        marks[ex_start[session_of_key] + key_offset + 1, body] = 1
+        counts = np.cumsum(marks, axis=0, dtype=np.int32)
+        counts -= counts[ex_start[session]]  # position 0 has no mark, so this is the session start
+        windows = np.concatenate([windows, counts.astype(np.int64)], axis=1)
     return FramedWindows(np.ascontiguousarray(windows), targets, session, position)

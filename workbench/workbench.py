@@ -513,7 +513,12 @@ class Workbench:
         assert model is not None
         cache = getattr(self, "_val_examples", None)
         if cache is None or cache[0] != len(model.vocab_):  # the vocabulary decides the encoding
-            examples = distinct_examples(self._replay, model.vocab_, model.config.window)
+            examples = distinct_examples(
+                self._replay,
+                model.vocab_,
+                model.config.window,
+                count_columns=model.count_columns,
+            )
             cache = self._val_examples = (len(model.vocab_), *examples)
         _, w, t, c = cache
         p = model.predict_proba(w)[np.arange(len(t)), t]

@@ -344,20 +344,15 @@ def ngram_distribution(sequences: Sequence[Sequence[int]], n: int = 3) -> NextKe
 def keymodel_distribution(model: Any) -> NextKeyDistribution:
     """Adapt a fitted :class:`workbench.keymodel.KeyModel` to a next-key callable.
 
-    Uses the model's own history length (``model.config.window``), its key vocabulary
-    (``model.vocab_.encode`` / ``decode``, left padding with index 0) and ``predict_proba``;
+    Uses the model's own input rows for a history (``model.input_rows``: its last h keys, and the
+    session's key counts when the model has them), its vocabulary's ``decode`` and ``predict_proba``;
     the end-of-session and unknown slots come back as keys ``<= 0`` and are ignored by
     :func:`model_tasks`.
     """
-    h = int(model.config.window)
     vocab = model.vocab_
 
     def dist(history: Sequence[int]) -> Mapping[int, float]:
-        keys = [int(k) for k in history][-h:]
-        enc = np.asarray(vocab.encode(keys), dtype=np.int64) if keys else np.zeros(0, np.int64)
-        window = np.zeros((1, h), dtype=np.int64)
-        if len(enc):
-            window[0, h - len(enc) :] = enc
+        window = model.input_rows([[int(k) for k in history]])
         probs = np.asarray(model.predict_proba(window))[0]
         idx = np.flatnonzero(probs > 0)
         ext = np.asarray(vocab.decode(idx))
