@@ -489,7 +489,7 @@ def synthetic_anomalies(
     Variants equal to a ``known`` normal sequence are left out.
 
     >>> synthetic_anomalies([(1, 2, 3, 4)], known={(1, 2, 3, 4), (1, 3, 4)}, seed=2)
-    [(1, 2, 3), (2, 1, 3, 4), (1, 2, 4, 3, 4)]
+    [(1, 2, 3), (2, 1, 3, 4), (1, 2, 2, 3, 4)]
     """
     rng = np.random.default_rng(seed)
     vocabulary = np.array(sorted({k for s in sessions for k in s}), dtype=np.int64)
