@@ -404,7 +404,23 @@ def detect(
     )
 
 
-PROBABILITY_FLOORS: tuple[float, ...] = (0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2)
+PROBABILITY_FLOORS: tuple[float, ...] = (
+    0.0,
+    1e-6,
+    2e-6,
+    5e-6,
+    1e-5,
+    2e-5,
+    5e-5,
+    1e-4,
+    2e-4,
+    5e-4,
+    1e-3,
+    2e-3,
+    5e-3,
+    1e-2,
+    2e-2,
+)
 """Candidate probability floors tried by :func:`select_g` (largest first)."""
 
 
