@@ -30,7 +30,19 @@ Choices made where the paper is silent (see DEEPLOG.md):
   the validation sessions (cut short, a key dropped, a key moved) within the FPR budget.
   With ``refit`` (default) the network is then fine-tuned on all training sessions for
   ``refit_fraction`` of the epochs early stopping kept, so no training session is wasted; g stays
-  the one chosen on validation.
+  the one chosen on validation. With ``validation_folds = k > 1`` the rare sequences are split in
+  k folds, a model is trained without each, and the rule is chosen on all of them together (every
+  rare sequence judged once by a model that never saw it); the first fold's model is refitted.
+
+Beyond the paper, both off by default:
+
+- ``session_counts``: the network also gets each key's count so far in the session (from its
+  first key, not only the last h), so it knows what the session has done before the window, e.g.
+  that an HDFS block was re-replicated before a deletion started, whatever the interleaving of its
+  parallel threads. Sessions only: a stream has no session start (:mod:`workbench.online` refuses
+  such a model).
+- ``ensemble``: several networks differing in their initial weights, trained side by side, their
+  probabilities averaged (:class:`KeyEnsemble`).
 
 >>> sessions = [(1, 2, 3, 4)] * 30 + [(1, 3, 2, 4)] * 10
 >>> model = KeyModel(KeyModelConfig(window=3, hidden_size=16, max_epochs=60, top_g="auto"))
