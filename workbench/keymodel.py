@@ -571,7 +571,7 @@ class KeyModel:
         replay_size: int = 32,
         memory_size: int = 16,
         steps: int = 1,
-        max_steps: int = 10,
+        max_steps: int = 6,
         learning_rate: float = 3e-3,
         seed: int = 0,
     ) -> KeyModel:

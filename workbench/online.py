@@ -78,7 +78,7 @@ def stream_detect(
     resolve_unknown: Callable[[int, np.ndarray], int | None] | None = None,
     replay: Sequence[Sequence[int]] | None = None,
     update_steps: int = 1,
-    max_update_steps: int = 10,
+    max_update_steps: int = 6,
     chunk: int = 2048,
 ) -> StreamResult:
     """Top-g detection over ``stream`` with an update after every reported false positive.
