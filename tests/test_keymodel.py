@@ -237,6 +237,13 @@ def test_ensemble_with_counts_fits_updates_and_round_trips():
         not torch.equal(b, m.head.weight)
         for b, m in zip(before, model.module_.members, strict=True)
     )
+    # A key never seen takes a spare slot in every member; the flagged entry is then accepted.
+    odd = (1, 2, 3, 9, 4, 5, 6)
+    assert model.detect([odd]).reason[0] == "unknown key"
+    model.partial_fit([odd[:3]], [9], replay=train[:20], max_steps=20)
+    assert model.last_update_["accepted"]
+    entries = model.detect([odd]).entries
+    assert not entries.loc[entries["position"] == 3, "anomalous"].any()
 
 
 def test_cross_fitted_selection_holds_out_every_rare_sequence_once():
@@ -249,3 +256,62 @@ def test_cross_fitted_selection_holds_out_every_rare_sequence_once():
     assert model.fit_info_["validation_folds"] == 2 and len(model.fit_info_["fold_epochs"]) == 2
     assert model.fit_info_["n_validation_sessions"] == seen_once
     assert model.g_selection_.n_validation_sessions >= seen_once
+
+
+def _rank_of(model: KeyModel, session: tuple[int, ...], position: int) -> int:
+    return int(model.score([session]).rank[position])
+
+
+def test_one_partial_fit_makes_the_flagged_example_top_g(fitted):
+    model, train = fitted
+    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    odd = (1, 2, 3, 6, 1, 2, 3, 4, 5, 6)  # 1 after (1, 2, 3, 6): a window never seen
+    assert _rank_of(model, odd, 4) > model.g_
+    model.partial_fit([odd[:4]], [1], replay=train[:50], max_steps=60)
+    assert model.last_update_["accepted"] and model.last_update_["steps"] >= 1
+    assert _rank_of(model, odd, 4) <= model.g_
+    assert model.detect(train[:100]).anomalous.mean() <= 0.02  # replay kept the normal paths
+
+
+def test_a_new_key_is_imprinted_and_accepted_in_its_context(fitted):
+    model, train = fitted
+    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    new = (1, 2, 3, 9, 4, 5, 6)  # key 9 was never seen: it takes a spare slot
+    model.partial_fit([new[:3]], [9], replay=train[:50], steps=1, max_steps=1)
+    assert 9 in model.vocab_ and model.last_update_["steps"] == 1
+    assert _rank_of(model, new, 3) <= model.g_
+    assert not model.detect([(1, 2, 3, 4, 5, 6)]).anomalous[0]
+
+
+def test_earlier_feedback_is_kept_and_saved(fitted):
+    model, train = fitted
+    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    model.partial_fit([(1, 2, 3, 4)], [6], replay=train[:50])
+    model.partial_fit([(1, 2, 3, 4)], [6], replay=train[:50])  # the same example: kept once
+    model.partial_fit([(1, 3)], [6], replay=train[:50])
+    assert model.feedback_["targets"] == [int(model.vocab_.encode([6])[0])] * 2
+    assert model.last_update_["taught"] == 2  # the new example and the remembered one
+    back = KeyModel.from_state(model.state_dict(), device="cpu")
+    assert back.feedback_ == model.feedback_
+
+
+def test_replay_table_is_cached_and_rebuilt_when_the_vocabulary_grows(fitted):
+    model, train = fitted
+    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    replay = [*train[:50], (1, 2, 3, 8, 4, 5, 6)]  # key 8 is unknown to the model so far
+    model.partial_fit([(1, 2, 3)], [4], replay=replay)
+    model.partial_fit([(1, 2)], [3], replay=replay)
+    cache = model._replay_cache
+    assert cache.builds == 1
+    _, targets, _ = cache.table
+    eight = int(model.vocab_.encode([8])[0])  # UNKNOWN: not a target the model can learn
+    assert eight not in targets.tolist()
+    model.partial_fit([(1, 2, 3)], [8], replay=replay)  # 8 takes a spare slot
+    assert cache.builds == 2
+    _, targets, _ = cache.table
+    assert int(model.vocab_.encode([8])[0]) in targets.tolist()
+    import copy
+
+    twin = copy.deepcopy(model)  # a copy (the workbench updates one) shares the cache
+    twin.partial_fit([(1, 2)], [3], replay=replay)
+    assert twin._replay_cache is cache and cache.builds == 2

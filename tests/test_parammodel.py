@@ -325,3 +325,16 @@ def test_a_keys_model_does_not_depend_on_the_other_keys(model, train_df):
     assert alone.thresholds_[2].threshold(0.99) == pytest.approx(
         model.thresholds_[2].threshold(0.99)
     )
+
+
+def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshold(model, train_df):
+    m = ParamModel.from_state(model.state_dict())
+    s = build_series(train_df)[2]
+    history, nxt = s.values[-6:-1], s.values[-1] * 3  # outside what training saw
+    level = max(m.config.levels)
+    limit = m.thresholds_[2].threshold(level)
+    m.partial_fit(2, history, nxt, steps=1, max_steps=1, level=level)
+    assert m.last_update_["steps"] == 1 and m.last_update_["mse"] > limit
+    m.partial_fit(2, history, nxt, steps=1, max_steps=300, level=level)
+    assert m.last_update_["within"] and m.last_update_["mse"] <= limit
+    assert 1 <= m.last_update_["steps"] < 300

@@ -53,11 +53,12 @@ Beyond the paper, both off by default:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -81,6 +82,7 @@ from workbench.sequences import (
     END,
     END_KEY,
     PAD,
+    UNKNOWN,
     KeyVocabulary,
     NovelSplit,
     Session,
@@ -107,6 +109,7 @@ logger = logging.getLogger(__name__)
 
 STATE_KIND = "deeplog-workbench/key-model"
 STATE_VERSION = 1
+FEEDBACK_MEMORY = 1024  # distinct examples taught online that later updates keep teaching
 
 
 @dataclass(frozen=True)
@@ -271,9 +274,12 @@ class KeyEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = torch.stack([m(x) for m in self.members])  # (M, B, V)
-        if self.training:
-            return logits
-        return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=0) - math.log(len(self.members))
+        return logits if self.training else _mixture(logits)
+
+
+def _mixture(logits: torch.Tensor) -> torch.Tensor:
+    """``(M, B, V)`` member logits -> ``(B, V)`` log of the members' mean probability."""
+    return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=0) - math.log(logits.shape[0])
 
 
 def _check_sessions(sessions: Iterable[Sequence[int]]) -> list[Session]:
@@ -350,6 +356,37 @@ def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         losses = F.cross_entropy(logits.reshape(m * b, v), targets.repeat(m), reduction="none")
         return losses.reshape(m, b).mean(dim=0)  # (B,)
     return F.cross_entropy(logits, targets, reduction="none")  # (B,)
+
+
+@contextlib.contextmanager
+def _no_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero on the CPU for the duration (an online update).
+
+    The probabilities of keys the model learned never to predict (free vocabulary slots) shrink
+    towards zero with every update; once they are denormal floats, the arithmetic on them is many
+    times slower and one update's cost grows with the updates made before it. torch has no getter
+    for the setting and the package turns it on nowhere else, so it is turned off afterwards.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+class _ReplayCache:
+    """The encoded replay examples of :meth:`KeyModel.partial_fit` for one replay object and
+    vocabulary. Copies of a model share it (its tables are never changed in place; the vocabulary
+    signature tells whether a table fits the model that asks)."""
+
+    def __init__(self) -> None:
+        self.replay: object = None
+        self.signature: tuple = ()
+        self.table: tuple[torch.Tensor, torch.Tensor, np.ndarray] = ()  # type: ignore[assignment]
+        self.builds = 0  # how many times a table was built
+
+    def __deepcopy__(self, memo: dict) -> _ReplayCache:
+        return self
 
 
 class KeyModel:
@@ -609,6 +646,7 @@ class KeyModel:
             info.update(refit=refit.stopped, refit_epochs=epochs, refit_examples=len(y))
         self.history_ = history
         self.updates_ = 0
+        self.feedback_ = {"windows": [], "targets": []}
         info["seconds"] = time.perf_counter() - t0
         self.fit_info_ = info
         return self
@@ -702,30 +740,42 @@ class KeyModel:
         next_keys: Sequence[int],
         *,
         replay: Sequence[Sequence[int]] | None = None,
-        replay_size: int = 64,
-        steps: int = 5,
-        learning_rate: float | None = None,
+        replay_size: int = 32,
+        memory_size: int = 16,
+        steps: int = 1,
+        max_steps: int = 6,
+        learning_rate: float = 3e-3,
         seed: int = 0,
     ) -> KeyModel:
-        """A few gradient steps that teach the model the given (history -> next key) examples.
+        """Gradient steps that teach the model the given (history -> next key) examples.
 
         Meant for confirmed false positives. ``histories[i]`` holds the keys before the entry (the
-        last
-        ``h`` are used; fewer means the session started there, as in scoring) and ``next_keys[i]``
-        the actual key (``END_KEY`` for the end of a session). A key new to the vocabulary takes a
-        spare slot; with none left it stays unknown. ``replay`` sessions (normal ones) are mixed
-        into each step so that the update does not erase what was learned: at most ``replay_size``
-        of their distinct examples, drawn in proportion to how often they occur, which keeps one
-        update in the tens of milliseconds on a CPU. ``g_`` is kept.
+        last ``h`` are used; fewer means the session started there, as in scoring) and
+        ``next_keys[i]`` the actual key (``END_KEY`` for the end of a session). A key new to the
+        vocabulary takes a spare slot, and its output row is imprinted from the taught context
+        (:meth:`_imprint`); with no slot left it stays unknown and its example is skipped.
+
+        The update takes at least ``steps`` Adam steps (step size ``learning_rate``, smaller than
+        training's, so one update moves the other predictions little) and goes on, up to
+        ``max_steps``, until every new example is accepted by the fitted rule (rank within
+        ``g_``, or ``end_g_`` for END, and probability at least ``min_probability_``): the same
+        situation is then not reported again. Each step also teaches again up to ``memory_size``
+        examples of earlier updates (``feedback_``, saved with the model), so a later update does
+        not undo an earlier one, and mixes in ``replay_size`` distinct examples of the ``replay``
+        sessions (normal ones), drawn in proportion to how often they occur and weighing together
+        as much as the taught ones, so the update does not erase what training learned. The replay
+        example table is built once per replay object and vocabulary (keep the same object
+        between calls; it is read, never changed). ``g_`` is kept. ``last_update_`` says how many
+        steps were taken and whether the new examples were accepted.
         """
         self._check_fitted()
         if len(histories) != len(next_keys):
             raise ValueError("histories and next_keys must have the same length")
         if not len(next_keys):
             return self
-        h = self.config.window
         # Only the taught keys join the vocabulary: a key in a history that the model does not know
         # stays unknown context (it may be a log parser's "unknown template" marker).
+        known = self.vocab_.candidate_mask()
         for key in [k for k in next_keys if k != END_KEY]:
             if key not in self.vocab_ and not self.vocab_.add(int(key)):
                 logger.warning("no spare vocabulary slot for key %d: it stays unknown", key)
@@ -733,35 +783,159 @@ class KeyModel:
         targets = np.array(
             [END if k == END_KEY else int(self.vocab_.encode([k])[0]) for k in next_keys]
         )
-        weights = np.ones(len(targets), dtype=np.float32)
+        keep = targets != UNKNOWN  # a key without a slot cannot be predicted: nothing to teach
+        windows, targets = windows[keep], targets[keep]
+        self.updates_ += len(next_keys)
+        if not len(targets):
+            self.last_update_ = {"steps": 0, "accepted": False, "taught": 0}
+            return self
+        fresh = ~known[targets] & (targets != END)  # keys that just took a spare slot
+        if fresh.any():
+            self._imprint(windows[fresh], targets[fresh], known)
+        rng = np.random.default_rng(seed)
+        # Earlier feedback is taught again with the new examples, so a later update does not undo
+        # it (it is confirmed normal behaviour, like the replay sessions, but rare in them).
+        fw, ft = self._feedback_memory()
+        if len(ft) > memory_size:
+            pick = np.sort(rng.choice(len(ft), memory_size, replace=False))
+            fw, ft = fw[pick], ft[pick]
+        self._remember(windows, targets)
+        new = len(targets)  # the update goes on until these are accepted
+        windows, targets = np.concatenate([windows, fw]), np.concatenate([targets, ft])
+        n = len(targets)
+        x = torch.from_numpy(windows)
+        y = torch.from_numpy(targets)
+        w = torch.ones(n)
         if replay:
-            rw, rt, rc = distinct_examples(
-                _check_sessions(replay), self.vocab_, h, count_columns=self.count_columns
-            )
-            if len(rc) > replay_size:
-                rng = np.random.default_rng(seed)
-                pick = rng.choice(len(rc), size=replay_size, replace=False, p=rc / rc.sum())
-                rw, rt, rc = rw[pick], rt[pick], np.ones(replay_size)
-            windows = np.concatenate([windows, rw])
-            targets = np.concatenate([targets, rt])
-            # The replayed examples together weigh as much as the new ones.
-            weights = np.concatenate([weights, (rc / rc.sum() * len(weights)).astype(np.float32)])
-        x = torch.from_numpy(windows).to(self.device_)
-        y = torch.from_numpy(targets).to(self.device_)
-        w = torch.from_numpy(weights).to(self.device_)
-        torch.manual_seed(seed)
-        lr = self.config.learning_rate if learning_rate is None else learning_rate
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=lr)
+            rw, rt, p = self._replay_table(replay)
+            if len(rt) > replay_size:
+                # Drawn in proportion to frequency, so each replayed example weighs the same.
+                pick = rng.choice(len(rt), replay_size, replace=False, p=p)
+                rw, rt, p = rw[pick], rt[pick], np.full(replay_size, 1.0 / replay_size)
+            if len(rt):  # all replayed examples together weigh as much as the taught ones
+                x, y = torch.cat([x, rw]), torch.cat([y, rt])
+                w = torch.cat([w, torch.from_numpy((p * n).astype(np.float32))])
+        x, y, w = x.to(self.device_), y.to(self.device_), w.to(self.device_)
+        limit = torch.full((new,), self.g_, device=self.device_)
+        if self.end_g_ is not None:
+            limit[y[:new] == END] = self.end_g_
+        mask = torch.from_numpy(self.vocab_.candidate_mask()).to(self.device_)
+        lr = learning_rate
+        fused = self.device_.type in ("cpu", "cuda")  # one kernel for all parameters
+        optimizer = torch.optim.Adam(self.module_.parameters(), lr=lr, fused=fused)
         self.module_.train()
-        with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
-            for _ in range(steps):
-                loss = (_cross_entropy(self.module_(x), y) * w).sum() / w.sum()
+        taken, accepted = 0, False
+        with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None), _no_denormals():
+            while True:
+                logits = self.module_(x)  # (B, V); an ensemble in training: (M, B, V)
+                with torch.no_grad():
+                    judged = logits if logits.dim() == 2 else _mixture(logits)
+                    accepted = bool(self._accepted(judged[:new], y[:new], limit, mask).all())
+                if taken >= max(steps, 0) and (accepted or taken >= max_steps):
+                    break
+                loss = (_cross_entropy(logits, y) * w).sum() / w.sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                taken += 1
         self.module_.eval()
-        self.updates_ += len(next_keys)
+        self.last_update_ = {"steps": taken, "accepted": accepted, "taught": n, "new": new}
         return self
+
+    def _imprint(self, windows: np.ndarray, targets: np.ndarray, known: np.ndarray) -> None:
+        """Give keys that just took a spare slot an output row made from the taught contexts.
+
+        A spare slot was trained never to be predicted, and gradient steps alone would have to move
+        the whole network to lift it. Weight imprinting instead sets the key's output row to
+        the (scaled) hidden state of its context, and its bias so that in that context it scores as
+        high as the best known key; the following steps then adjust it.
+        """
+        members = getattr(self.module_, "members", None) or [self.module_]
+        x = torch.from_numpy(windows).to(self.device_)
+        old = torch.from_numpy(known).to(self.device_)
+        for member in members:  # each network of an ensemble gets its own row
+            head = member.head
+            captured: list[torch.Tensor] = []
+            hook = head.register_forward_hook(
+                lambda _m, inp, _out, into=captured: into.append(inp[0])
+            )
+            try:
+                with torch.no_grad(), _no_denormals():
+                    logits = member.eval()(x)  # (n, V)
+            finally:
+                hook.remove()
+            hidden = captured[0]  # (n, H)
+            with torch.no_grad():
+                scale = head.weight[old].norm(dim=1).mean()
+                for j in np.unique(targets):
+                    rows = torch.from_numpy(targets == j).to(self.device_)
+                    hc = hidden[rows].mean(dim=0)  # (H,)
+                    w = scale * hc / hc.norm().clamp_min(1e-6)
+                    top = logits[rows][:, old].max(dim=1).values  # (m,) best known key per context
+                    # What the rest of the network (the session-count part) adds to key j's logit.
+                    rest = logits[rows][:, j] - hidden[rows] @ head.weight[j] - head.bias[j]
+                    head.weight[j] = w
+                    head.bias[j] = (top - hidden[rows] @ w - rest).mean()
+
+    def _feedback_memory(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct examples taught by earlier updates: input rows ``(m, h [+ counts])`` and
+        targets ``(m,)`` as internal indices (they stay valid: keys learned later take new slots)."""
+        memory = getattr(self, "feedback_", None)
+        if memory is None or not len(memory["targets"]):
+            width = self.config.window + self.count_columns
+            return np.zeros((0, width), dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.asarray(memory["windows"], dtype=np.int64), np.asarray(memory["targets"])
+
+    def _remember(self, windows: np.ndarray, targets: np.ndarray) -> None:
+        fw, ft = self._feedback_memory()
+        pairs = np.concatenate([fw, ft[:, None]], axis=1).tolist()
+        seen = {tuple(p) for p in pairs}
+        for row, t in zip(windows.tolist(), targets.tolist(), strict=True):
+            if (*row, t) not in seen:
+                seen.add((*row, t))
+                pairs.append([*row, t])
+        pairs = pairs[-FEEDBACK_MEMORY:]  # the most recent ones
+        self.feedback_ = {
+            "windows": [p[:-1] for p in pairs],
+            "targets": [p[-1] for p in pairs],
+        }
+
+    def _accepted(
+        self, logits: torch.Tensor, targets: torch.Tensor, limit: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``(n,)`` bool: the fitted rule accepts each target key under these logits."""
+        lg = logits.masked_fill(~mask, float("-inf"))  # (n, V)
+        actual = lg.gather(1, targets[:, None])  # (n, 1)
+        rank = 1 + (lg > actual).sum(dim=1)  # (n,)
+        prob = torch.softmax(lg, dim=1).gather(1, targets[:, None])[:, 0]  # (n,)
+        return (rank <= limit) & (prob >= self.min_probability_)
+
+    def _replay_table(
+        self, replay: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Distinct examples of the replay sessions, encoded, with their sampling probabilities.
+
+        Cached per replay object and vocabulary: adding a key to a spare slot moves no index, but
+        the replay sessions that hold that key encode differently, so the table is built again.
+        """
+        signature = (self.vocab_.size, tuple(self.vocab_.keys))
+        cache = getattr(self, "_replay_cache", None)
+        if cache is None:
+            cache = self._replay_cache = _ReplayCache()
+        if cache.replay is not replay or cache.signature != signature:
+            rw, rt, rc = distinct_examples(
+                _check_sessions(replay),
+                self.vocab_,
+                self.config.window,
+                count_columns=self.count_columns,
+            )
+            keep = rt != UNKNOWN  # targets the model cannot predict teach nothing
+            rw, rt, rc = rw[keep], rt[keep], rc[keep]
+            p = rc / rc.sum() if len(rc) else rc
+            cache.replay, cache.signature = replay, signature
+            cache.table = (torch.from_numpy(rw), torch.from_numpy(rt), p)
+            cache.builds += 1
+        return cache.table
 
     # ------------------------------------------------------------------ persistence
 
@@ -784,6 +958,7 @@ class KeyModel:
             "history": list(self.history_),
             "fit_info": dict(self.fit_info_),
             "updates": self.updates_,
+            "feedback": dict(getattr(self, "feedback_", None) or {"windows": [], "targets": []}),
         }
 
     @classmethod
@@ -809,6 +984,11 @@ class KeyModel:
         model.history_ = History(state.get("history", []))
         model.fit_info_ = dict(state.get("fit_info", {}))
         model.updates_ = int(state.get("updates", 0))
+        feedback = state.get("feedback") or {"windows": [], "targets": []}
+        model.feedback_ = {
+            "windows": [[int(k) for k in w] for w in feedback["windows"]],
+            "targets": [int(t) for t in feedback["targets"]],
+        }
         return model
 
     def __repr__(self) -> str:

@@ -15,14 +15,14 @@ part after an update is scored again.
 >>> model = KeyModel(KeyModelConfig(window=2, hidden_size=8, max_epochs=40, top_g=2, spare_keys=2))
 >>> model = model.fit([train], seed=0, device="cpu", validation_fraction=0.0)
 >>> stream = np.array([1, 2, 3, 1, 2, 4, 1, 2, 4, 1, 2, 3])
->>> # without feedback the new key 4 stays anomalous; with feedback it is learned after two flags
+>>> # without feedback the new key 4 stays anomalous; with feedback it is learned at the first flag
 >>> plain = stream_detect(model, stream, context=train)
 >>> plain.flagged.astype(int).tolist()
 [0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0]
 >>> learned = stream_detect(model, stream, context=train, oracle=lambda i: False,
-...                         resolve_unknown=lambda i, keys: 4, update_steps=30)
+...                         resolve_unknown=lambda i, keys: 4)
 >>> learned.flagged.astype(int).tolist(), learned.updates
-([0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0], 2)
+([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], 1)
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def stream_detect(
     oracle: Callable[[int], bool] | None = None,
     resolve_unknown: Callable[[int, np.ndarray], int | None] | None = None,
     replay: Sequence[Sequence[int]] | None = None,
-    update_steps: int = 5,
+    update_steps: int = 1,
+    max_update_steps: int = 6,
     chunk: int = 2048,
 ) -> StreamResult:
     """Top-g detection over ``stream`` with an update after every reported false positive.
@@ -103,8 +104,10 @@ def stream_detect(
         template matches the later lines that share it).
     replay
         Normal sessions mixed into each update so the model does not forget (default: ``[context]``).
-    update_steps
-        Gradient steps per update.
+    update_steps, max_update_steps
+        Gradient steps per update: at least ``update_steps``, then on until the taught key is
+        accepted by the rule, at most ``max_update_steps`` (see
+        :meth:`~workbench.keymodel.KeyModel.partial_fit`).
     chunk
         Most entries scored ahead in one batch.
     """
@@ -164,7 +167,11 @@ def stream_detect(
                 history = np.concatenate([ctx, keys])[max(0, i + len(ctx) - h) : i + len(ctx)]
                 t0 = time.perf_counter()
                 model.partial_fit(
-                    [history.tolist()], [int(keys[i])], replay=replay_sessions, steps=update_steps
+                    [history.tolist()],
+                    [int(keys[i])],
+                    replay=replay_sessions,
+                    steps=update_steps,
+                    max_steps=max_update_steps,
                 )
                 seconds.append(time.perf_counter() - t0)
                 updated[i] = True

@@ -839,6 +839,8 @@ class ParamModel:
         replay: int = 32,
         learning_rate: float | None = None,
         seed: int | None = 0,
+        level: float | None = None,
+        max_steps: int = 30,
     ) -> ParamModel:
         """Learn one confirmed-normal example (a reported false positive) with a few gradient steps.
 
@@ -856,8 +858,14 @@ class ParamModel:
             original training windows (so the model does not forget them).
         learning_rate
             Default: the config's.
+        level, max_steps
+            With a confidence ``level`` (one of the config's levels), the steps go on after
+            ``steps``, up to ``max_steps``, until the example's MSE is within that level's
+            threshold, so the same value after the same history is no longer reported.
 
         The Gaussian threshold is left as fitted. Only ``key``'s own LSTM changes.
+        ``last_update_`` holds the steps taken, the example's MSE after them and whether it is
+        within the threshold.
         """
         self._check()
         info = self.keys_.get(int(key))
@@ -883,16 +891,24 @@ class ParamModel:
         opt = torch.optim.Adam(
             self.module_.parameters(), lr=learning_rate or self.config.learning_rate
         )
+        limit = np.inf if level is None else float(self.thresholds_[int(key)].threshold(level))
         self.module_.train()
+        taken = 0
         with _cpu_threads(self.config.cpu_threads):
-            for _ in range(max(1, steps)):
-                loss = masked_mse(self.module_(X, slot), Y, O).mean()
+            while True:
+                per_window = masked_mse(self.module_(X, slot), Y, O)  # [1, N]
+                mse = float(per_window[0, 0].detach())  # the taught example comes first
+                if taken >= max(1, steps) and (mse <= limit or taken >= max(steps, max_steps)):
+                    break
+                loss = per_window.mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                taken += 1
         self.module_.eval()
         info["updates"] = info.get("updates", 0) + 1
-        logger.info("key %d: partial_fit done, batch loss %.4f", key, float(loss.detach()))
+        self.last_update_ = {"steps": taken, "mse": mse, "within": bool(mse <= limit)}
+        logger.info("key %d: partial_fit done in %d steps, example MSE %.4f", key, taken, mse)
         return self
 
     # ------------------------------------------------------------------ persistence

@@ -624,7 +624,7 @@ class Workbench:
         if ex["kind"] == "parameter":
             if param_model is not None:
                 history = np.asarray(ex["history"], dtype=float).reshape(-1, len(ex["vector"]))
-                param_model.partial_fit(int(ex["key"]), history, ex["vector"])
+                param_model.partial_fit(int(ex["key"]), history, ex["vector"], level=self.level)
             return
         history = [int(k) for k in ex["history"]]
         nxt = int(ex["next"])
