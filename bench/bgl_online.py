@@ -147,14 +147,18 @@ def _drift_logs(operation: str | None, seed: int):
 
 def run_drift(
     operation: str | None = "reboot", seed: int = 0, max_flags: int = 60,
-    at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40),
+    at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40), like_this: bool = False,
 ) -> dict:  # fmt: skip
     """The drift scenario: an investigator reviews the reported anomalies earliest first, confirms
     those of the planted anomalous VMs (nothing is learned) and flags every other one as a false
     positive (one update each). Reported: the open false positives of the VMs that run the new
     operation after k flags, the same per tenth of the test log as seen while reviewing in log
     order (a line counts with the verdict it had when the review reached it), the flags until
-    none is left, and the planted anomalous VMs still caught."""
+    none is left, and the planted anomalous VMs still caught.
+
+    With ``like_this`` each flag is "false positive: all like this" (``Workbench.similar``: the
+    open anomalies of the same kind and template, taught in one update); the reviewer leaves out
+    those of planted anomalous VMs, which they confirm one by one when they reach them."""
     from workbench.workbench import Workbench
 
     train, test, lab, half = _drift_logs(operation, seed)
@@ -197,7 +201,11 @@ def run_drift(
         if planted[line - 1]:
             wb.confirm_anomaly(int(row["id"]))
             continue
-        result = wb.flag_false_positive(int(row["id"]))
+        ids = [int(row["id"])]
+        if like_this:
+            line_of = dict(zip(a["id"].astype(int), a["line"].astype(int), strict=True))
+            ids = [i for i in wb.similar(ids[0]) if not planted[line_of[i] - 1]]
+        result = wb.flag_false_positive(ids if like_this else ids[0])
         update_ms.append(result.seconds * 1000)
         steps.append(wb.key_model.last_update_["steps"] if row["kind"] != "parameter" else None)
         report = result.report
@@ -209,6 +217,9 @@ def run_drift(
     wb.close()
     return {
         "operation": operation or "chains of up to 6 operations of every kind",
+        "flag": "false positive: all like this (one update per flag)"
+        if like_this
+        else "false positive: this entry",
         "test_lines": len(test),
         "new_operation_from_line": half + 1,
         "planted_anomalous_vms": bad_total,
@@ -251,7 +262,9 @@ def main() -> int:
     else:
         out["bgl"] = f"skipped: no shared data at {DATA}"
     out["simulator_drift"] = run_drift("reboot")
+    out["simulator_drift_like_this"] = run_drift("reboot", like_this=True)
     out["simulator_drift_chains"] = run_drift(None)
+    out["simulator_drift_chains_like_this"] = run_drift(None, like_this=True)
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

@@ -248,6 +248,18 @@ class LogParser:
         rows = [(k, self.template_of(k), self.counts_.get(k, 0)) for k in sorted(self.keys_)]
         return pd.DataFrame(rows, columns=["key", "template", "count"])
 
+    def masked_content(self, line: str) -> str | None:
+        """The content of ``line`` with the format's masks applied (numbers, ids, ... replaced),
+        None when the line does not fit the format. Two messages that differ only in masked
+        values give the same text.
+
+        >>> p = LogParser("<Level> <Content>")
+        >>> p.masked_content("INFO took 12 s") == p.masked_content("INFO took 7 s")
+        True
+        """
+        fields = self.format.split(line)
+        return None if fields is None else self._masker.mask(fields["Content"].strip())
+
     def template_of(self, key: int) -> str:
         """The template text of ``key``: Drain's template with the key's word values filled in."""
         if key == UNKNOWN_KEY:

@@ -590,13 +590,17 @@ class Workbench:
         assert key_model is not None
         loss_before = self.key_validation_loss(key_model)
         fids = []
+        pending: list[tuple[list[int], int]] = []
         for aid in ids:
             row = report.anomaly(aid)
             if row["status"] == "false positive":
                 continue
             ex = self._example(row, entries)
             fids.append(self.journal.record(str(aid), "false_positive", ex))
-            self._apply(ex, key_model, param_model)
+            self._apply(ex, key_model, param_model, pending)
+        if pending:  # the key examples of a batch are taught together, in one update
+            histories, next_keys = zip(*pending, strict=True)
+            key_model.partial_fit(list(histories), list(next_keys), replay=self._replay)
         loss_after = self.key_validation_loss(key_model)
         with self._lock:
             self.key_model, self.param_model = key_model, param_model
@@ -619,8 +623,14 @@ class Workbench:
         return result
 
     def _apply(
-        self, ex: dict[str, Any], key_model: KeyModel, param_model: ParamModel | None
+        self,
+        ex: dict[str, Any],
+        key_model: KeyModel,
+        param_model: ParamModel | None,
+        pending: list[tuple[list[int], int]] | None = None,
     ) -> None:
+        """Teach one journaled example; a key example goes to ``pending`` when one is given (the
+        caller teaches them together)."""
         if ex["kind"] == "parameter":
             if param_model is not None:
                 history = np.asarray(ex["history"], dtype=float).reshape(-1, len(ex["vector"]))
@@ -631,6 +641,9 @@ class Workbench:
         if ex["kind"] == "unknown key" and nxt == UNKNOWN_KEY:
             nxt = self._learn_template(ex["raw"])
             ex["next"] = nxt
+        if pending is not None:
+            pending.append((history, nxt))
+            return
         key_model.partial_fit([history], [nxt], replay=self._replay)
 
     def _learn_template(self, raw: str) -> int:
@@ -661,6 +674,25 @@ class Workbench:
         new.seconds = report.seconds
         self.report = new
         return new
+
+    def similar(self, anomaly_id: int) -> list[int]:
+        """Open anomalies of the current report like this one, this one first: the same kind and
+        the same message template (for an unknown key, the same masked message), whatever their
+        history. What "flag all like this" hands to :meth:`flag_false_positive` as one batch when a
+        new normal behaviour shows up many times; each entry is still taught with its own history.
+        """
+        if self.report is None:
+            raise RuntimeError("nothing to compare with: call detect() first")
+        row = self.report.anomaly(anomaly_id)
+        a = self.report.anomalies
+        same = (a["kind"] == row["kind"]) & (a["status"] == "open")
+        if row["kind"] == "unknown key":
+            masked = self.parser.masked_content(row["raw"])
+            same &= a["raw"].map(self.parser.masked_content) == masked
+        else:
+            same &= a["template"] == row["template"]
+        others = [int(i) for i in a.loc[same, "id"] if int(i) != int(anomaly_id)]
+        return [int(anomaly_id), *others]
 
     def confirm_anomaly(self, anomaly_id: int) -> UpdateResult:
         """Record a true positive (journaled; no weight changes)."""
