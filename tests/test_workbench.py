@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from workbench.keymodel import KeyModelConfig
@@ -222,3 +223,63 @@ def test_sigkill_during_update_keeps_journal_and_last_version(trained, tmp_path)
     for k, v in back.key_model.module_.state_dict().items():
         assert np.array_equal(v.numpy(), ref_state[k].numpy())
     back.close()
+
+
+def test_flag_all_like_this_teaches_a_batch_in_one_update(wb):
+    report = wb.detect()
+    a = report.anomalies
+    groups = a.groupby(["kind", "template"])["id"].apply(list)
+    assert (groups.map(len) > 1).any(), "the simulated test log repeats some anomaly"
+    ids = groups[groups.map(len) > 1].iloc[0]
+    like = wb.similar(ids[0])
+    assert like[0] == ids[0] and set(ids) <= set(like)
+    row = report.anomaly(ids[0])
+    for i in like:
+        other = report.anomaly(i)
+        assert (other["kind"], other["template"], other["status"]) == (
+            row["kind"],
+            row["template"],
+            "open",
+        )
+    v0 = wb.journal.current_version()
+    result = wb.flag_false_positive(like)
+    assert result.version == v0 + 1  # one model version for the whole batch
+    assert {e.anomaly for e in wb.journal.entries()} == {str(i) for i in like}
+    assert all(result.report.anomaly(i)["status"] == "false positive" for i in like)
+    assert not set(wb.similar(ids[0])[1:]) & set(like)  # the flagged ones are no longer open
+    with pytest.raises(KeyError):
+        wb.similar(10**9)
+
+
+def test_a_batch_of_key_examples_is_taught_in_one_partial_fit(wb, monkeypatch):
+    report = wb.detect()
+    calls = []
+    original = type(wb.key_model).partial_fit
+
+    def spy(self, histories, next_keys, **kw):
+        calls.append(len(next_keys))
+        return original(self, histories, next_keys, **kw)
+
+    monkeypatch.setattr(type(wb.key_model), "partial_fit", spy)
+    e = report.entries
+    rows = e[e["parsed"]].groupby("session").head(3).index[:4]  # normal entries as key anomalies
+    fake = pd.DataFrame(
+        [
+            {
+                "id": int(e.at[r, "line"]),
+                "line": int(e.at[r, "line"]),
+                "session": e.at[r, "session"],
+                "raw": e.at[r, "raw"],
+                "kind": "key",
+                "key": int(e.at[r, "key"]),
+                "template": e.at[r, "template"],
+                "position": int(e.at[r, "position"]),
+                "status": "open",
+            }
+            for r in rows
+        ],
+        columns=report.anomalies.columns,
+    )
+    report.anomalies = fake
+    wb.flag_false_positive(fake["id"].tolist())
+    assert calls == [len(rows)]

@@ -900,7 +900,14 @@ class ParamModel:
                 mse = float(per_window[0, 0].detach())  # the taught example comes first
                 if taken >= max(1, steps) and (mse <= limit or taken >= max(steps, max_steps)):
                     break
-                loss = per_window.mean()
+                # The taught example weighs as much as the replayed windows together (as in the
+                # key model's update), so a few steps move it without forgetting them.
+                replayed = per_window[0, 1:]
+                loss = (
+                    per_window[0, 0]
+                    if not len(replayed)
+                    else (per_window[0, 0] + replayed.mean()) / 2
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
