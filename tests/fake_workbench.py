@@ -270,22 +270,34 @@ class FakeWorkbench:
         self._emit("detect", report)
         return report
 
-    def flag_false_positive(self, anomaly_id: int) -> UpdateResult:
+    def similar(self, anomaly_id: int) -> list[int]:
+        self.calls.append(("similar", anomaly_id))
+        frame = self._all_anomalies()
+        row = frame.set_index("id").loc[anomaly_id]
+        same = (frame["kind"] == row["kind"]) & (frame["template"] == row["template"])
+        others = [
+            int(i) for i in frame.loc[same, "id"] if i != anomaly_id and i not in self._status
+        ]
+        return [anomaly_id, *others]
+
+    def flag_false_positive(self, anomaly_id: int | list[int]) -> UpdateResult:
         self.calls.append(("flag_false_positive", anomaly_id))
+        ids = [anomaly_id] if np.ndim(anomaly_id) == 0 else list(anomaly_id)
         frame = self._all_anomalies().set_index("id")
-        self._status[anomaly_id] = "false positive"
-        row = frame.loc[anomaly_id]
         changed: list[int] = []
-        if row["kind"] == "key" and row["key"] not in self._learned_keys:
-            self._learned_keys.add(int(row["key"]))
-            changed = [
-                int(i)
-                for i, r in frame.iterrows()
-                if i != anomaly_id
-                and r["kind"] == "key"
-                and r["key"] == row["key"]
-                and i not in self._status
-            ]
+        for aid in ids:
+            self._status[aid] = "false positive"
+            row = frame.loc[aid]
+            if row["kind"] == "key" and row["key"] not in self._learned_keys:
+                self._learned_keys.add(int(row["key"]))
+                changed += [
+                    int(i)
+                    for i, r in frame.iterrows()
+                    if i not in ids
+                    and r["kind"] == "key"
+                    and r["key"] == row["key"]
+                    and i not in self._status
+                ]
         result = UpdateResult(changed=changed, val_loss_before=0.5, val_loss_after=0.45)
         self._emit("update", result)
         return result

@@ -252,6 +252,22 @@ def test_review_filter_sort_and_pages(review):
         review.sort("colour")
 
 
+def test_all_like_this_flags_the_row_and_its_like_in_one_update(review, trained):
+    assert trained.similar(0) == [0, 1]
+    trained.calls.clear()
+    review.row_buttons(0)["all like this"].click()
+    assert ("similar", 0) in trained.calls
+    assert ("flag_false_positive", [0, 1]) in trained.calls, "one batch, not two updates"
+    assert trained.calls[-1] == ("detect", None)
+    table = review.table.set_index("id")
+    assert table.loc[0, "status"] == table.loc[1, "status"] == "false positive"
+    assert review.changed == set()  # both were acted on, neither merely changed
+    assert "and 1 like it" in review.status.value
+    for name in ("false positive", "all like this", "confirm"):
+        assert review.row_buttons(0)[name].disabled and review.row_buttons(1)[name].disabled
+    assert not review.row_buttons(2)["all like this"].disabled
+
+
 def test_false_positive_updates_and_marks_changed_rows(review, trained):
     review.row_buttons(0)["false positive"].click()
     assert ("flag_false_positive", 0) in trained.calls

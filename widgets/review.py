@@ -241,7 +241,7 @@ class ReviewView(View):
         self.redraw()
 
     def row_buttons(self, anomaly_id: int) -> dict[str, W.Button]:
-        """The buttons of a visible row: 'select', 'false positive', 'confirm'."""
+        """The buttons of a visible row: 'select', 'false positive', 'all like this', 'confirm'."""
         return self._row_widgets[anomaly_id]  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------- drawing
@@ -303,18 +303,24 @@ class ReviewView(View):
             + "</div>"
         )
         select = W.Button(description="", icon="crosshairs", tooltip="select: diagnose and highlight",
-                          layout=W.Layout(width="40px"))  # fmt: skip
+                          layout=W.Layout(width="40px", flex="0 0 auto"))  # fmt: skip
         fp = W.Button(description="false positive", tooltip="this is normal: learn it (online update)",
-                      button_style="warning", layout=W.Layout(width="130px"))  # fmt: skip
+                      button_style="warning", layout=W.Layout(width="130px", flex="0 0 auto"))  # fmt: skip
+        like = W.Button(description="all like this",
+                        tooltip="this and every open anomaly of the same kind and message template "
+                        "are normal: learn them together (one update)",
+                        layout=W.Layout(width="224px", height="24px", flex="0 0 auto"))  # fmt: skip
         ok = W.Button(description="confirm", tooltip="this is a real anomaly",
-                      button_style="danger", layout=W.Layout(width="90px"))  # fmt: skip
-        fp.disabled = status != "open" or verdict != "anomalous"
-        ok.disabled = status != "open" or verdict != "anomalous"
+                      button_style="danger", layout=W.Layout(width="90px", flex="0 0 auto"))  # fmt: skip
+        for b in (fp, like, ok):
+            b.disabled = status != "open" or verdict != "anomalous"
         select.on_click(lambda _: self.select(aid))
         fp.on_click(lambda _: self.flag(aid))
+        like.on_click(lambda _: self.flag_like(aid))
         ok.on_click(lambda _: self.confirm(aid))
-        label = W.HTML(cells, layout=W.Layout(flex="1 1 auto", min_width="0"))
-        row = W.HBox([select, label, fp, ok])
+        label = W.HTML(cells, layout=W.Layout(flex="1 1 auto", min_width="0", overflow="hidden"))
+        actions = W.VBox([W.HBox([fp, ok]), like], layout=W.Layout(flex="0 0 auto"))
+        row = W.HBox([select, label, actions])
         row.add_class("dl-row")
         row.add_class(f"dl-anomaly-{aid}")
         if aid == self.selected_id:
@@ -326,6 +332,7 @@ class ReviewView(View):
         self._row_widgets[aid] = {
             "select": select,
             "false positive": fp,
+            "all like this": like,
             "confirm": ok,
             "label": label,
             "row": row,
@@ -379,11 +386,23 @@ class ReviewView(View):
             anomaly_id, "flag_false_positive", "false positive", "learning it as normal"
         )
 
+    def flag_like(self, anomaly_id: int) -> bool:
+        """Mark a row and every open one like it (``wb.similar``) as false positives: one update."""
+        return self._feedback(
+            anomaly_id,
+            "flag_false_positive",
+            "false positive",
+            "learning them as normal",
+            like=True,
+        )
+
     def confirm(self, anomaly_id: int) -> bool:
         """Confirm a row as a real anomaly (never learned from)."""
         return self._feedback(anomaly_id, "confirm_anomaly", "confirmed", "confirming")
 
-    def _feedback(self, anomaly_id: int, method: str, status: str, label: str) -> bool:
+    def _feedback(
+        self, anomaly_id: int, method: str, status: str, label: str, *, like: bool = False
+    ) -> bool:
         if self.wb is None:
             return False
         wb, source = self.wb, self.source
@@ -391,11 +410,14 @@ class ReviewView(View):
         for w in self._row_widgets.get(anomaly_id, {}).values():
             if isinstance(w, W.Button):
                 w.disabled = True
+        acted = [anomaly_id]
 
         def work() -> tuple[Any, Any]:
             self._detecting = True
             try:
-                result = getattr(wb, method)(anomaly_id)
+                if like:
+                    acted[:] = [int(i) for i in wb.similar(anomaly_id)]
+                result = getattr(wb, method)(acted if like else anomaly_id)
                 return result, wb.detect(source)
             finally:
                 self._detecting = False
@@ -403,8 +425,11 @@ class ReviewView(View):
         def done(out: tuple[Any, Any]) -> None:
             result, report = out
             changed = list(getattr(result, "changed", []) or [])
-            self._merge(before, report, anomaly_id, status, changed)
+            self._merge(before, report, acted, status, changed)
             msg = f"anomaly {anomaly_id}: {label} done"
+            if like:
+                others = len(acted) - 1
+                msg = f"anomaly {anomaly_id} and {others} like it: {label} done (one update)"
             if method == "flag_false_positive":
                 n = len(self.changed)
                 msg += f"; {n} other row{'s' if n != 1 else ''} changed verdict"
@@ -419,18 +444,24 @@ class ReviewView(View):
         return self.run_task(f"{label} (anomaly {anomaly_id})", work, done)
 
     def _merge(
-        self, before: pd.DataFrame, report: Any, acted: int, status: str, changed: list[int]
+        self,
+        before: pd.DataFrame,
+        report: Any,
+        acted: int | list[int],
+        status: str,
+        changed: list[int],
     ) -> None:
         """New report rows, plus the earlier rows that the update turned normal (kept, greyed)."""
+        acted_ids = {int(acted)} if np.ndim(acted) == 0 else {int(i) for i in acted}
         new = report.anomalies.copy()
         new["verdict"] = "anomalous"
         new_ids = set(new["id"].tolist()) if len(new) else set()
-        keep = (set(changed) | {acted}) - new_ids
+        keep = (set(changed) | acted_ids) - new_ids
         gone = before[before["id"].isin(keep)].copy() if len(before) else before.copy()
         if len(gone):
             gone["verdict"] = "normal"
-            gone.loc[gone["id"] == acted, "status"] = status
-        self.changed = {int(i) for i in changed if i != acted}
+            gone.loc[gone["id"].isin(acted_ids), "status"] = status
+        self.changed = {int(i) for i in changed if i not in acted_ids}
         self.cleared = {int(i) for i in gone["id"]} if len(gone) else set()
         frame = pd.concat([new, gone], ignore_index=True) if len(gone) else new
         self.table = self._with_severity(frame)

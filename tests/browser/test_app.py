@@ -1,4 +1,5 @@
-"""The app in a real JupyterLab: render, false positive, CI-line toggle, workflow node details.
+"""The app in a real JupyterLab: render, false positive (one and all like it), CI-line toggle,
+workflow node details.
 
 ``test_app_on_fake_workbench`` runs the steps on the tests' fake workbench (fast, deterministic,
 and independent of the core); ``test_quickstart`` runs them on ``notebooks/00_quickstart.ipynb``
@@ -97,6 +98,15 @@ def exercise_app(lab, *, fake: bool, render_timeout_ms: int = 60_000) -> None:
         page.locator(".dl-row-changed", has_text="normal now").first.wait_for()
         assert rows.count() == before
     lab.screenshot("false-positive")
+
+    # 2b. "all like this": the row and every open one of the same template, in one update
+    enabled_like = page.locator("button:not([disabled])", has_text="all like this")
+    row = rows.filter(has=enabled_like).first
+    row.locator("button", has_text="all like this").click()
+    page.locator(".dl-status", has_text="like it: learning them as normal done").first.wait_for(
+        timeout=render_timeout_ms
+    )
+    lab.screenshot("all-like-this")
 
     # select a parameter anomaly so the other views have something to highlight
     target = rows.filter(has_text="MSE").first if fake else rows.first
