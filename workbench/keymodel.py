@@ -791,7 +791,10 @@ class KeyModel:
             return self
         fresh = ~known[targets] & (targets != END)  # keys that just took a spare slot
         if fresh.any():
-            self._imprint(windows[fresh], targets[fresh], known)
+            # With the thread count of the steps below: switching it between calls rebuilds
+            # torch's thread pool, which costs more than the update itself.
+            with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
+                self._imprint(windows[fresh], targets[fresh], known)
         rng = np.random.default_rng(seed)
         # Earlier feedback is taught again with the new examples, so a later update does not undo
         # it (it is confirmed normal behaviour, like the replay sessions, but rare in them).
