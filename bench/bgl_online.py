@@ -34,8 +34,8 @@ import pandas as pd
 
 from workbench.keymodel import KeyModel, KeyModelConfig
 from workbench.metrics import confusion
-from workbench.online import learn_unknown_with, stream_detect
-from workbench.parsing import LogParser, read_lines
+from workbench.online import learn_unknown_with, split_stream, stream_detect
+from workbench.parsing import read_lines
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PIECES = 10  # the training stream is cut into this many contiguous pieces (validation holds some)
@@ -47,16 +47,15 @@ def entry_metrics(flagged: np.ndarray, abnormal: np.ndarray) -> dict:
 
 
 def run_bgl(path: Path, train_fraction: float, seed: int = 0) -> dict:
-    lines = [x.text for x in read_lines(path)]
-    n_train = max(50, int(len(lines) * train_fraction))
-    parser = LogParser("bgl")
-    train = parser.parse(lines[:n_train], sessions=False)
-    train = train[train["parsed"]]
-    test = parser.transform(lines[n_train:], sessions=False)
-    test = test[test["parsed"]].reset_index(drop=True)
-    abnormal = test["label"].to_numpy() != "-"
-    train_keys = train["key"].to_numpy()
-    pieces = [tuple(int(k) for k in p) for p in np.array_split(train_keys, PIECES) if len(p)]
+    split = split_stream([x.text for x in read_lines(path)], "bgl", train_fraction, n_pieces=PIECES)
+    parser, train, test, train_keys, pieces = (
+        split.parser,
+        split.train,
+        split.test,
+        split.train_keys,
+        split.pieces,
+    )
+    abnormal = split.abnormal
     config = KeyModelConfig(top_g="auto", spare_keys=512, max_epochs=60, encoding="embedding")
     t0 = time.perf_counter()
     model = KeyModel(config).fit(pieces, seed=seed, validation_fraction=0.2)

@@ -513,19 +513,13 @@ from workbench.metrics import confusion
 # the 2k sample has far more distinct messages after its first 10 % than the 256 spare key slots:
 # the model warns once per message that stays unknown; we count them below instead
 logging.getLogger("workbench.keymodel").setLevel(logging.ERROR)
-from workbench.online import learn_unknown_with, stream_detect
-from workbench.parsing import LogParser, read_lines
+from workbench.online import learn_unknown_with, split_stream, stream_detect
+from workbench.parsing import read_lines
 
-lines = [x.text for x in read_lines(DATA / "loghub_2k" / "BGL" / "BGL_2k.log")]
-n_train = max(50, int(len(lines) * 0.10))
-parser = LogParser("bgl")
-train = parser.parse(lines[:n_train], sessions=False)
-train = train[train["parsed"]]
-test = parser.transform(lines[n_train:], sessions=False)
-test = test[test["parsed"]].reset_index(drop=True)
-abnormal = test["label"].to_numpy() != "-"
-train_keys = train["key"].to_numpy()
-pieces = [tuple(int(k) for k in p) for p in np.array_split(train_keys, 10) if len(p)]
+# the first 10 % trains (templates mined there, the keys cut in 10 pieces), the rest is the stream
+split = split_stream([x.text for x in read_lines(DATA / "loghub_2k" / "BGL" / "BGL_2k.log")], "bgl", 0.10)
+parser, train, test, train_keys, pieces = split.parser, split.train, split.test, split.train_keys, split.pieces
+abnormal = split.abnormal
 t0 = time.perf_counter()
 model = KeyModel(KeyModelConfig(top_g="auto", spare_keys=256, max_epochs=30)).fit(pieces, seed=0, validation_fraction=0.2)
 state = model.state_dict()

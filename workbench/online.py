@@ -31,10 +31,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["StreamResult", "learn_unknown_with", "stream_detect"]
+__all__ = ["StreamResult", "StreamSplit", "learn_unknown_with", "split_stream", "stream_detect"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,3 +202,53 @@ def learn_unknown_with(parser, raw_lines: Sequence[str]) -> Callable[[int, np.nd
         return key if key > 0 else None
 
     return resolve
+
+
+@dataclass
+class StreamSplit:
+    """A chronological log cut in a training head and a test tail (see :func:`split_stream`)."""
+
+    parser: Any  # the LogParser fitted on the head
+    train: pd.DataFrame  # parsed head entries (unparsed rows dropped)
+    test: pd.DataFrame  # tail entries matched read-only (unknown templates: key 0), reindexed
+    train_keys: np.ndarray  # keys of the head, in log order (context of the first test entries)
+    pieces: list[tuple[int, ...]]  # the head cut in contiguous pieces: training "sessions"
+
+    @property
+    def abnormal(self) -> np.ndarray:
+        """(n_test,) bool from the format's ``label`` column (BGL: ``-`` is normal; no label is
+        normal)."""
+        label = self.test["label"]
+        return (label.notna() & (label != "-")).to_numpy()
+
+
+def split_stream(
+    lines: Sequence[str],
+    fmt: str,
+    train_fraction: float,
+    *,
+    n_pieces: int = 10,
+    min_train: int = 50,
+) -> StreamSplit:
+    """The paper's protocol for one chronological log without sessions: mine templates on the first
+    ``train_fraction`` of the lines (at least ``min_train``), match the rest read-only, and cut the
+    training keys in ``n_pieces`` contiguous pieces so that a share can be held out for validation.
+
+    >>> lines = [f"- {i} INFO job {i % 3} done" for i in range(20)]
+    >>> s = split_stream(lines, "<Label> <Id> <Level> <Content>", 0.5, n_pieces=2, min_train=5)
+    >>> len(s.train), len(s.test), [len(p) for p in s.pieces], bool(s.abnormal.any())
+    (10, 10, [5, 5], False)
+    """
+    from workbench.parsing import LogParser
+
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    n_train = max(min_train, int(len(lines) * train_fraction))
+    parser = LogParser(fmt)
+    train = parser.parse(list(lines[:n_train]), sessions=False)
+    train = train[train["parsed"]]
+    test = parser.transform(list(lines[n_train:]), sessions=False)
+    test = test[test["parsed"]].reset_index(drop=True)
+    keys = train["key"].to_numpy()
+    pieces = [tuple(int(k) for k in p) for p in np.array_split(keys, n_pieces) if len(p)]
+    return StreamSplit(parser, train, test, keys, pieces)
