@@ -1,7 +1,7 @@
 """Detection metrics: confusion counts, precision, recall, F1 and false-positive rate.
 
 Sessions are counted with multiplicity: two identical sessions are two sessions (de-duplicating test
-sessions inflates or deflates the figures, one of the leaks DEEPLOG.md section 6 warns about).
+sessions inflates or deflates the figures, one of the leaks docs/METHOD.md section 6 warns about).
 
 >>> c = confusion(normal_flagged=[False, False, True, False], abnormal_flagged=[True, True, False])
 >>> c.tp, c.fp, c.fn, c.tn
