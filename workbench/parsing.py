@@ -43,7 +43,6 @@ import io
 import logging
 import math
 import re
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
