@@ -43,6 +43,7 @@ import io
 import logging
 import math
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -750,22 +751,42 @@ def add_parse_command(subparsers: Any) -> None:
 
 
 def _run_parse(args: Any) -> int:
+    from workbench.persistence import check_output_file
     from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
 
-    parser = LogParser(args.format)
-    df = parser.parse(args.log, sessions=args.session is None)
-    if args.session is not None:
-        apply_session_rule(df, SessionRule.parse(args.session))
-        add_elapsed_times(df)
+    log = Path(args.log)
+    if not log.exists():
+        raise ValueError(f"log file not found: {log}")
+    if not log.is_file():
+        raise ValueError(f"{log}: not a regular file")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    targets = [out / ("entries.csv" if args.csv else "entries.parquet"), out / "templates.csv"]
+    for t in targets:
+        check_output_file(t)
+    parser = LogParser(args.format)
+    rule = SessionRule.parse(args.session) if args.session is not None else None
+    try:
+        df = parser.parse(log, sessions=rule is None)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ValueError(f"{log}: truncated or corrupt gzip file ({exc})") from None
+    except UnicodeError as exc:
+        raise ValueError(f"{log}: cannot be decoded ({exc})") from None
+    if rule is not None:
+        apply_session_rule(df, rule)
+        add_elapsed_times(df)
     out.mkdir(parents=True, exist_ok=True)
     table = df.copy()
     table["params"] = table["params"].map(lambda p: " ".join(repr(v) for v in p))
     if args.csv:
-        table.to_csv(out / "entries.csv", index=False)
+        table.to_csv(targets[0], index=False)
     else:
-        table.to_parquet(out / "entries.parquet", index=False)
-    parser.templates_.to_csv(out / "templates.csv", index=False)
+        for col in table.columns:  # mixed header fields are written as text
+            if table[col].dtype == object and col != "params":
+                table[col] = table[col].map(lambda v: None if v is None else str(v))
+        table.to_parquet(targets[0], index=False)
+    parser.templates_.to_csv(targets[1], index=False)
     summary = parser.summary(df)
     print(f"{args.log}: {summary}")
     if summary.lines == 0:

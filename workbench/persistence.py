@@ -30,6 +30,7 @@ __all__ = [
     "RunLock",
     "RunLockedError",
     "atomic_write_bytes",
+    "check_output_file",
     "file_digest",
     "load_tensors",
     "read_json",
@@ -60,6 +61,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_file(path: str | Path) -> Path:
+    """``path`` if it is a regular file or does not exist yet; ValueError otherwise (a device,
+    a directory, a pipe: writing "over" them would replace or block them)."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"{path}: is a dangling symbolic link; refusing to write through it")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path}: exists and is not a regular file; refusing to write over it")
+    return path
 
 
 def write_json(path: str | Path, obj: Any) -> None:
