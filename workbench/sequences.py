@@ -108,7 +108,8 @@ def _parse_keys(text: str, path: Path, lineno: int, cache: dict[str, Session]) -
     tokens = text.split()
     bad = next((t for t in tokens if not (t.isascii() and t.isdigit())), None)
     if bad is not None:
-        shown = bad[:40] if bad.isascii() and bad.isprintable() else repr(bad[:40])
+        negative = bad[:1] == "-" and bad[1:].isascii() and bad[1:].isdigit()
+        shown = bad if negative else repr(bad[:40])
         raise ValueError(f"{path}:{lineno}: bad log key {shown} (keys are non-negative integers)")
     session = tuple(map(int, tokens))
     cache[text] = session
