@@ -97,9 +97,13 @@ class FeedbackJournal:
     ----------
     path
         The database file (created when missing), or ``":memory:"``.
+    read_only
+        Open without writing anything (a read-only run directory); every write is refused.
+    create
+        Create the tables when missing (False: to check a journal as it is, see :meth:`check`).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True) -> None:
         self.path = str(path)
         self.read_only = read_only
         if self.path != ":memory:" and not read_only:
@@ -118,9 +122,13 @@ class FeedbackJournal:
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            if create:
+                self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{self.path}: not a usable feedback journal ({exc})") from exc
+            hint = ""
+            if read_only and "readonly" in str(exc):
+                hint = "; it holds changes not yet moved into the file: open it writable once"
+            raise ValueError(f"{self.path}: not a usable feedback journal ({exc}){hint}") from exc
 
     def close(self) -> None:
         """Close the database connection."""

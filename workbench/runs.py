@@ -363,7 +363,7 @@ def load_workbench(cls: type, folder: Path, *, read_only: bool | None = None) ->
     if jpath.stat().st_size == 0:
         raise RunFormatError(f"{jpath}: the journal is empty (0 bytes)")
     try:
-        probe = FeedbackJournal(jpath, read_only=True)
+        probe = FeedbackJournal(jpath, read_only=read_only, create=False)
     except ValueError as exc:
         raise RunFormatError(str(exc)) from exc
     try:
@@ -420,7 +420,12 @@ def load_workbench(cls: type, folder: Path, *, read_only: bool | None = None) ->
         wb.level = float(manifest["level"])
         current = wb.journal.current_version()
         if current != manifest["journal_version"]:  # feedback (or undo) after the last save
-            _step(jpath, lambda: wb._load_weights(wb.journal.weights(current)))
+            try:
+                wb._load_weights(wb.journal.weights(current))
+            except Exception as exc:
+                raise RunFormatError(
+                    f"{jpath}: model version {current} cannot be loaded ({exc})"
+                ) from exc
         else:
             wb._reserve_keys()
         if key_model is not None:
