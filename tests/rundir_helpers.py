@@ -58,7 +58,7 @@ def rewrite(d: Path, name: str, data: bytes, *, checksum: bool = True) -> None:
 _INSTANCE = re.compile(r"(\[instance: [0-9a-f-]{36}\] )(.*)$")
 
 
-def novel_log(lines: list[str], n: int = 4) -> list[str]:
+def novel_log(lines: list[str], n: int = 4, message: str = NOVEL) -> list[str]:
     """``lines`` with the message of one line in each of the first ``n`` instances replaced by a
     message kind never seen in training (each one an "unknown key" anomaly)."""
     out, seen = [], set()
@@ -66,6 +66,6 @@ def novel_log(lines: list[str], n: int = 4) -> list[str]:
         m = _INSTANCE.search(line)
         if m and m.group(1) not in seen and len(seen) < n and "Took" not in line:
             seen.add(m.group(1))
-            line = line[: m.start(2)] + NOVEL + f" {len(seen)}"
+            line = line[: m.start(2)] + message + f" {len(seen)}"
         out.append(line)
     return out

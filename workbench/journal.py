@@ -224,6 +224,13 @@ class FeedbackJournal:
                 raise
         return version
 
+    def discard(self, feedback_ids: Sequence[int]) -> None:
+        """Mark verdicts whose update was not committed as ``undone`` (one transaction)."""
+        ids = [int(f) for f in feedback_ids]
+        if ids:
+            marks = ", ".join("?" * len(ids))
+            self._tx(f"UPDATE feedback SET state = 'undone' WHERE id IN ({marks})", tuple(ids))
+
     def mark_applied(self, feedback_id: int, version: int) -> None:
         """Mark a verdict applied by ``version`` (when one update learned several verdicts)."""
         self._tx(

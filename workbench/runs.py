@@ -428,6 +428,14 @@ def load_workbench(cls: type, folder: Path, *, read_only: bool | None = None) ->
                 ) from exc
         else:
             wb._reserve_keys()
+        wb._version = current
+        if wb.key_model is not None:
+            unknown = [k for k in wb.key_model.vocab_.keys if k not in wb.parser.keys_]
+            if unknown:
+                raise RunFormatError(
+                    f"{jpath}: model version {current} names keys {unknown[:5]} that its parser "
+                    "does not know"
+                )
         if key_model is not None:
             from workbench.workbench import _sample
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.detection import detect
-from workbench.journal import FeedbackJournal
+from workbench.journal import FeedbackJournal, StaleVersionError
 from workbench.keymodel import KeyModel, KeyModelConfig, distinct_examples
 from workbench.parammodel import ParamModel, ParamModelConfig
 from workbench.paramvectors import build_series
@@ -660,6 +660,12 @@ class Workbench:
         done = self._verdicts(report.entries)
         params_only = all(r["kind"] == "parameter" for r in rows)
         parent = self.journal.current_version()
+        mine = getattr(self, "_version", parent)
+        if mine != parent:  # another workbench of this process moved the run on
+            raise StaleVersionError(
+                f"{self.run_dir}: the run is at model version {parent} but this workbench holds "
+                f"version {mine} (another workbench changed it); load the run again"
+            )
         with self._lock:  # copy only the model the feedback changes; swap it in when done
             key_model = self.key_model if params_only else copy.deepcopy(self.key_model)
             param_model = self.param_model if not params_only else copy.deepcopy(self.param_model)
@@ -686,13 +692,18 @@ class Workbench:
             if top > int(self.journal.get_meta("max_key") or 0):
                 self.journal.set_meta("max_key", str(top))
         with self._lock:
-            version = self.journal.commit_version(
-                self._weights(key_model, param_model),
-                reason=f"false positive {', '.join(map(str, ids))}",
-                feedback_ids=fids,
-                parent=parent,
-            )
+            try:
+                version = self.journal.commit_version(
+                    self._weights(key_model, param_model),
+                    reason=f"false positive {', '.join(map(str, ids))}",
+                    feedback_ids=fids,
+                    parent=parent,
+                )
+            except StaleVersionError:
+                self.journal.discard(fids)
+                raise
             self.key_model, self.param_model = key_model, param_model
+            self._version = version
         seconds = time.perf_counter() - t0
         new = self._rescore(report, ids, "false positive")
         before = set(report.anomalies["id"])
@@ -753,9 +764,14 @@ class Workbench:
     def _rescore(self, report: DetectionReport, ids: list[int], status: str) -> DetectionReport:
         old = report.anomalies.copy()
         old.loc[old["id"].isin(ids), "status"] = status
+        verdicts = self._verdicts(report.entries)
+        old["status"] = [
+            verdicts.get(int(i), st) for i, st in zip(old["id"], old["status"], strict=True)
+        ]
         new = self._score(report.entries[self.entries.columns], g=report.g)
         # keep the reviewed rows visible with their verdict even when they are normal now
-        kept = old[old["id"].isin(ids) & ~old["id"].isin(new.anomalies["id"])]
+        reviewed = old["id"].isin(ids) | old["id"].isin(list(verdicts))
+        kept = old[reviewed & ~old["id"].isin(new.anomalies["id"])]
         new.anomalies = (
             pd.concat([new.anomalies, kept], ignore_index=True)
             .sort_values(["line", "id"], kind="stable")
@@ -822,9 +838,15 @@ class Workbench:
         self._writable()
         with self._update_lock:
             before = self.journal.current_version()
+            if getattr(self, "_version", before) != before:
+                raise StaleVersionError(
+                    f"{self.run_dir}: the run is at model version {before} but this workbench "
+                    f"holds version {self._version}; load the run again"
+                )
             version = self.journal.undo()
             if version is None:
                 return None
+            self._version = version
             if version != before:
                 self._load_weights(self.journal.weights(version))
                 if self.report is not None:  # entries keyed by undone kinds are unknown again
