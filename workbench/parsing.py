@@ -773,6 +773,13 @@ def _run_parse(args: Any) -> int:
         raise ValueError(f"{log}: truncated or corrupt gzip file ({exc})") from None
     except UnicodeError as exc:
         raise ValueError(f"{log}: cannot be decoded ({exc})") from None
+    summary = parser.summary(df)
+    if summary.lines and not summary.parsed:
+        why = ", ".join(f"{n} {r}" for r, n in summary.unparsed_reasons.items())
+        raise ValueError(
+            f"{log}: none of the {summary.lines} lines was parsed ({why}) with the format "
+            f"{parser.format.name!r}; check --format (the Content group must match every line)"
+        )
     if rule is not None:
         apply_session_rule(df, rule)
         add_elapsed_times(df)
@@ -787,7 +794,7 @@ def _run_parse(args: Any) -> int:
                 table[col] = table[col].map(lambda v: None if v is None else str(v))
         table.to_parquet(targets[0], index=False)
     parser.templates_.to_csv(targets[1], index=False)
-    summary = parser.summary(df)
+    summary = parser.summary(df)  # again: the session rule may have changed the sessions
     print(f"{args.log}: {summary}")
     if summary.lines == 0:
         print("warning: the input is empty")
