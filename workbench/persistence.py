@@ -1,10 +1,11 @@
-"""Atomic file writes and checked reads for run directories.
+"""Atomic file writes, checked reads and the directory lock of run directories.
 
 A run directory holds plain files: JSON for configuration and vocabularies, torch state dicts for
-weights, and the SQLite feedback journal. Every file is written to a temporary name in the same folder
-and renamed into place, so a crash leaves either the old file or the new one, never half of one. The
-manifest (``run.json``) is written last and lists a SHA-256 checksum per file, so loading can say which
-file is missing or corrupt before anything is half-loaded.
+weights (loaded ``weights_only``), and the SQLite feedback journal. Every file is written to a
+temporary name in the same folder, flushed and renamed into place, so a crash leaves either the
+old file or the new one, never half of one; :mod:`workbench.runs` writes each save as a new
+generation and switches to it by replacing the manifest last. :class:`RunLock` keeps a second
+process from writing the same run.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
