@@ -267,3 +267,13 @@ def test_kill_during_update_20_times(trained, tmp_path):
 
 def test_novel_message_is_what_the_helpers_plant(log_a):
     assert sum(NOVEL in line for line in log_a) == 4
+
+
+def test_own_commits_are_not_stale_and_a_repeated_flag_makes_no_version(wb, log_a):
+    report = wb.detect(log_a)
+    wb.journal.commit_version(wb._weights(), reason="trained")  # what fit() does after a load
+    aid = _unknown(report)[0]
+    first = wb.flag_false_positive(aid)
+    again = wb.flag_false_positive(aid)  # already a false positive: nothing new to learn
+    assert again.version == first.version == wb.journal.current_version()
+    assert len(wb.journal.entries()) == 1

@@ -109,6 +109,9 @@ class FeedbackJournal:
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        #: The version this connection last saw as current (at opening, its commits and undos):
+        #: when the file's current version differs, another writer moved the run on.
+        self.local_version: int | None = None
         try:
             if read_only:
                 uri = Path(self.path).resolve().as_uri() + "?mode=ro"
@@ -116,6 +119,10 @@ class FeedbackJournal:
                     uri, uri=True, check_same_thread=False, isolation_level=None
                 )
                 self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                try:
+                    self.local_version = self._current()
+                except sqlite3.DatabaseError:
+                    self.local_version = None
                 return
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=10000")
@@ -124,6 +131,7 @@ class FeedbackJournal:
             self._db.execute("PRAGMA synchronous=FULL")
             if create:
                 self._db.executescript(_SCHEMA)
+                self.local_version = self._current()
         except sqlite3.DatabaseError as exc:
             hint = ""
             if read_only and "readonly" in str(exc):
@@ -213,6 +221,7 @@ class FeedbackJournal:
                 )
                 version = int(cur.lastrowid)  # type: ignore[arg-type]
                 self._set_current(version)
+                self.local_version = version
                 for f in ids:
                     self._db.execute(
                         "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?",
@@ -272,6 +281,7 @@ class FeedbackJournal:
                     return None
                 parent = int(row[0])
                 self._set_current(parent)
+                self.local_version = parent
                 self._db.execute(
                     "UPDATE feedback SET state = 'undone' WHERE version = ? AND state = 'applied'",
                     (cur,),

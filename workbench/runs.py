@@ -428,7 +428,6 @@ def load_workbench(cls: type, folder: Path, *, read_only: bool | None = None) ->
                 ) from exc
         else:
             wb._reserve_keys()
-        wb._version = current
         if wb.key_model is not None:
             unknown = [k for k in wb.key_model.vocab_.keys if k not in wb.parser.keys_]
             if unknown:

@@ -660,7 +660,7 @@ class Workbench:
         done = self._verdicts(report.entries)
         params_only = all(r["kind"] == "parameter" for r in rows)
         parent = self.journal.current_version()
-        mine = getattr(self, "_version", parent)
+        mine = self.journal.local_version
         if mine != parent:  # another workbench of this process moved the run on
             raise StaleVersionError(
                 f"{self.run_dir}: the run is at model version {parent} but this workbench holds "
@@ -683,6 +683,10 @@ class Workbench:
             ex["log"] = log
             fids.append(self.journal.record(str(aid), "false_positive", ex))
             self._apply(ex, key_model, param_model, pending, report=report, learned=learned)
+        if not fids:  # every id was already a false positive: nothing to learn, no version
+            result = UpdateResult(ids[0], "false_positive", parent, 0.0)
+            result.report = report
+            return result
         if pending:  # the key examples of a batch are taught together, in one update
             histories, next_keys = zip(*pending, strict=True)
             key_model.partial_fit(list(histories), list(next_keys), replay=self._replay)
@@ -703,7 +707,6 @@ class Workbench:
                 self.journal.discard(fids)
                 raise
             self.key_model, self.param_model = key_model, param_model
-            self._version = version
         seconds = time.perf_counter() - t0
         new = self._rescore(report, ids, "false positive")
         before = set(report.anomalies["id"])
@@ -838,15 +841,14 @@ class Workbench:
         self._writable()
         with self._update_lock:
             before = self.journal.current_version()
-            if getattr(self, "_version", before) != before:
+            if self.journal.local_version != before:
                 raise StaleVersionError(
                     f"{self.run_dir}: the run is at model version {before} but this workbench "
-                    f"holds version {self._version}; load the run again"
+                    f"holds version {self.journal.local_version}; load the run again"
                 )
             version = self.journal.undo()
             if version is None:
                 return None
-            self._version = version
             if version != before:
                 self._load_weights(self.journal.weights(version))
                 if self.report is not None:  # entries keyed by undone kinds are unknown again
