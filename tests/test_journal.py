@@ -27,6 +27,8 @@ def test_verdict_flow_versions_and_replay(tmp_path):
     assert j.undo() == 2
     assert j.weights() == b"w2"
     assert [e.anomaly for e in j.replay_entries()] == ["a1"]
+    assert j.undo() == 2  # undo is last-in first-out: the confirmation given after v2 goes next
+    assert [e.state for e in j.entries()] == ["applied", "undone", "undone"]
     assert j.undo() == 1
     assert j.undo() is None
     assert j.current_version() == 1
@@ -35,7 +37,7 @@ def test_verdict_flow_versions_and_replay(tmp_path):
     # everything survives reopening
     j2 = FeedbackJournal(tmp_path / "journal.sqlite")
     assert j2.current_version() == 1
-    assert [e.state for e in j2.entries()] == ["undone", "recorded", "undone"]
+    assert [e.state for e in j2.entries()] == ["undone", "undone", "undone"]
     assert j2.integrity_ok()
 
 

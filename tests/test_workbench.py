@@ -132,6 +132,9 @@ def test_load_errors_name_the_file(trained, tmp_path):
         shutil.copytree(trained, dest)
         return dest
 
+    def gen(d):  # the saved files live in the generation the manifest names
+        return d / json.loads((d / "run.json").read_text())["generation"]
+
     d = copy("newer")
     m = json.loads((d / "run.json").read_text())
     m["format_version"] = 99
@@ -140,23 +143,23 @@ def test_load_errors_name_the_file(trained, tmp_path):
         Workbench.load(d)
 
     d = copy("missing")
-    (d / "key_model.pt").unlink()
+    (gen(d) / "key_model.pt").unlink()
     with pytest.raises(RunFormatError, match=r"key_model.pt: file is missing"):
         Workbench.load(d)
 
     d = copy("corrupt")
-    (d / "workflows.json").write_text("[{")
+    (gen(d) / "workflows.json").write_text("[{")
     with pytest.raises(RunFormatError, match=r"workflows.json: checksum mismatch"):
         Workbench.load(d)
 
     d = copy("vocab")
-    km = json.loads((d / "key_model.json").read_text())
+    km = json.loads((gen(d) / "key_model.json").read_text())
     km["vocab"]["keys"].append(9999)
-    (d / "key_model.json").write_text(json.dumps(km))
+    (gen(d) / "key_model.json").write_text(json.dumps(km))
     m = json.loads((d / "run.json").read_text())
     from workbench.persistence import file_digest
 
-    m["files"]["key_model.json"] = file_digest(d / "key_model.json")
+    m["files"]["key_model.json"] = file_digest(gen(d) / "key_model.json")
     (d / "run.json").write_text(json.dumps(m))
     with pytest.raises(RunFormatError, match=r"key_model.json: the vocabulary names keys \[9999\]"):
         Workbench.load(d)

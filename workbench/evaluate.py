@@ -24,7 +24,14 @@ from workbench.metrics import confusion
 from workbench.sequences import FORMATS, Session, read_sessions
 from workbench.training import Callback
 
-__all__ = ["MODELS", "add_evaluate_command", "build_detector", "evaluate", "read_role"]
+__all__ = [
+    "MODELS",
+    "add_evaluate_command",
+    "build_detector",
+    "dense_keys",
+    "evaluate",
+    "read_role",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +170,21 @@ def evaluate(
     return result
 
 
+def dense_keys(*roles: Sequence[Session]) -> tuple[list[Session], ...]:
+    """The same sessions with key ids renumbered 1..n in the order of their values.
+
+    Keys are categories: only which keys are equal and their order matter, so the figures do not
+    change, while the memory of every model no longer depends on how large an id is (one id of
+    10**8 or 2**64 in a file costs nothing).
+
+    >>> dense_keys([(5, 10**12)], [(7,)])
+    ([(1, 3)], [(2,)])
+    """
+    distinct = sorted({k for sessions in roles for s in sessions for k in s})
+    index = {k: i for i, k in enumerate(distinct, start=1)}
+    return tuple([tuple(index[k] for k in s) for s in sessions] for sessions in roles)
+
+
 def _top_g(text: str) -> int | str:
     if text == "auto":
         return "auto"
@@ -198,6 +220,15 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     normal, dropped_normal = read_role(args.test_normal, args.format, 0)
     abnormal, dropped_abnormal = read_role(args.test_abnormal, args.format, 1)
+    for role, got, paths in (
+        ("training", train, [args.train]),
+        ("normal test", normal, args.test_normal),
+        ("abnormal test", abnormal, args.test_abnormal),
+    ):
+        if not any(len(s) for s in got):
+            names = ", ".join(str(p) for p in paths)
+            raise ValueError(f"{names}: no {role} sessions (empty, blank, or all rows dropped)")
+    train, normal, abnormal = dense_keys(train, normal, abnormal)
     read_seconds = time.perf_counter() - t0
     result = evaluate(
         train,

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+import regex
+
 __all__ = [
     "BUILTIN_FORMATS",
     "DEFAULT_MASKS",
@@ -30,6 +32,14 @@ __all__ = [
 ]
 
 _FIELD = re.compile(r"<(\w+)>")
+
+#: Seconds one user pattern may spend on one line before the parse stops with an error (a
+#: catastrophically backtracking pattern would otherwise hang).
+REGEX_TIMEOUT = 1.0
+
+
+class RegexTimeoutError(ValueError):
+    """A user regular expression ran past :data:`REGEX_TIMEOUT` on one line."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,12 @@ class LogFormat:
         if self.session_regex is not None:
             re.compile(self.session_regex)
         object.__setattr__(self, "fields", names)
-        object.__setattr__(self, "_regex", compiled)
+        try:
+            object.__setattr__(self, "_regex", regex.compile(self.pattern))
+        except regex.error as exc:
+            raise ValueError(
+                f"format {self.name!r}: unsupported regular expression: {exc}"
+            ) from exc
 
     @classmethod
     def from_header(cls, header: str, name: str = "custom", **kwargs: object) -> LogFormat:
@@ -165,8 +180,16 @@ class LogFormat:
 
     def split(self, line: str) -> dict[str, str] | None:
         """Return the named fields of ``line``, or None when it does not fit the format."""
-        m = self._regex.match(line)  # type: ignore[attr-defined]
-        return m.groupdict() if m else None
+        try:
+            m = self._regex.match(line, timeout=REGEX_TIMEOUT)  # type: ignore[attr-defined]
+        except TimeoutError:
+            raise RegexTimeoutError(
+                f"format {self.name!r}: the pattern ran over {REGEX_TIMEOUT:g} s on one line "
+                f"(catastrophic backtracking?): {line[:80]!r}"
+            ) from None
+        if m is None or m.group("Content") is None:  # an optional Content group did not take part
+            return None
+        return m.groupdict()
 
     def with_options(self, **changes: object) -> LogFormat:
         """A copy with some attributes changed (masks, sim_th, session rule...)."""

@@ -28,11 +28,19 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FeedbackEntry", "FeedbackJournal"]
+__all__ = ["FeedbackEntry", "FeedbackJournal", "StaleVersionError"]
+
+_ANY = object()
+
+
+class StaleVersionError(RuntimeError):
+    """An update was computed from a model version that is no longer the current one."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -57,6 +65,12 @@ CREATE TABLE IF NOT EXISTS meta (
     value  TEXT NOT NULL
 );
 """
+
+_COLUMNS = {
+    "versions": {"version", "parent", "created", "reason", "feedback", "weights"},
+    "feedback": {"id", "created", "anomaly", "verdict", "state", "example", "version"},
+    "meta": {"name", "value"},
+}
 
 
 @dataclass(frozen=True)
@@ -83,21 +97,46 @@ class FeedbackJournal:
     ----------
     path
         The database file (created when missing), or ``":memory:"``.
+    read_only
+        Open without writing anything (a read-only run directory); every write is refused.
+    create
+        Create the tables when missing (False: to check a journal as it is, see :meth:`check`).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        self.read_only = read_only
+        if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        #: The version this connection last saw as current (at opening, its commits and undos):
+        #: when the file's current version differs, another writer moved the run on.
+        self.local_version: int | None = None
         try:
+            if read_only:
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None
+                )
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                try:
+                    self.local_version = self._current()
+                except sqlite3.DatabaseError:
+                    self.local_version = None
+                return
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=10000")
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            if create:
+                self._db.executescript(_SCHEMA)
+                self.local_version = self._current()
         except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{self.path}: not a usable feedback journal ({exc})") from exc
+            hint = ""
+            if read_only and "readonly" in str(exc):
+                hint = "; it holds changes not yet moved into the file: open it writable once"
+            raise ValueError(f"{self.path}: not a usable feedback journal ({exc}){hint}") from exc
 
     def close(self) -> None:
         """Close the database connection."""
@@ -111,7 +150,14 @@ class FeedbackJournal:
         self.close()
 
     # ------------------------------------------------------------------ writes (each one transaction)
+    def _writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(
+                f"{self.path}: the run directory is read-only; feedback cannot be saved"
+            )
+
     def _tx(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        self._writable()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -137,29 +183,62 @@ class FeedbackJournal:
         )
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
-    def commit_version(self, weights: bytes, *, reason: str, feedback_id: int | None = None) -> int:
-        """Store new weights as the current version (and mark the feedback applied), atomically."""
+    def commit_version(
+        self,
+        weights: bytes,
+        *,
+        reason: str,
+        feedback_id: int | None = None,
+        feedback_ids: Sequence[int] = (),
+        parent: int | object | None = _ANY,
+    ) -> int:
+        """Store new weights as the current version (and mark the feedback applied), atomically.
+
+        ``feedback_ids`` are all the verdicts the update learned (one batch); ``feedback_id`` is the
+        one the version row names (the last of the batch when not given). With ``parent``, the
+        commit is refused (:class:`StaleVersionError`) unless that version is still the current
+        one: an update computed from weights another writer has since replaced is never committed.
+        """
+        self._writable()
+        ids = [int(f) for f in feedback_ids]
+        if feedback_id is not None and feedback_id not in ids:
+            ids.append(int(feedback_id))
+        named = feedback_id if feedback_id is not None else (ids[-1] if ids else None)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                parent = self._current()
+                current = self._current()
+                if parent is not _ANY and current != parent:
+                    raise StaleVersionError(
+                        f"{self.path}: the model moved to version {current} while this update was "
+                        f"computed from version {parent}; it was not committed, give the feedback "
+                        "again"
+                    )
                 cur = self._db.execute(
                     "INSERT INTO versions (parent, created, reason, feedback, weights) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (parent, _now(), reason, feedback_id, sqlite3.Binary(weights)),
+                    (current, _now(), reason, named, sqlite3.Binary(weights)),
                 )
                 version = int(cur.lastrowid)  # type: ignore[arg-type]
                 self._set_current(version)
-                if feedback_id is not None:
+                self.local_version = version
+                for f in ids:
                     self._db.execute(
                         "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?",
-                        (version, feedback_id),
+                        (version, f),
                     )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return version
+
+    def discard(self, feedback_ids: Sequence[int]) -> None:
+        """Mark verdicts whose update was not committed as ``undone`` (one transaction)."""
+        ids = [int(f) for f in feedback_ids]
+        if ids:
+            marks = ", ".join("?" * len(ids))
+            self._tx(f"UPDATE feedback SET state = 'undone' WHERE id IN ({marks})", tuple(ids))
 
     def mark_applied(self, feedback_id: int, version: int) -> None:
         """Mark a verdict applied by ``version`` (when one update learned several verdicts)."""
@@ -169,30 +248,72 @@ class FeedbackJournal:
         )
 
     def undo(self) -> int | None:
-        """Go back to the parent of the current version; returns the new current version.
+        """Undo the last thing the user did; returns the version now current.
 
-        The feedback that made the undone version is marked ``undone`` so replay skips it. Returns
-        None (and changes nothing) when there is no earlier version.
+        When the last verdict is a confirmation given after the current version was made, that
+        confirmation is marked ``undone`` (the weights stay). Otherwise the current version goes
+        back to its parent and *every* verdict the undone version learned (a whole "all like
+        this" batch) is marked ``undone`` so replay skips them. Returns None (and changes nothing)
+        when there is nothing to undo.
         """
+        self._writable()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cur = self._current()
+                made = self._db.execute(
+                    "SELECT coalesce(max(id), 0) FROM feedback WHERE version = ?", (cur,)
+                ).fetchone()[0]
+                conf = self._db.execute(
+                    "SELECT max(id) FROM feedback WHERE verdict = 'confirmed' "
+                    "AND state = 'recorded' AND id > ?",
+                    (made,),
+                ).fetchone()[0]
+                if conf is not None:
+                    self._db.execute("UPDATE feedback SET state = 'undone' WHERE id = ?", (conf,))
+                    self._db.execute("COMMIT")
+                    return cur
                 row = self._db.execute(
-                    "SELECT parent, feedback FROM versions WHERE version = ?", (cur,)
+                    "SELECT parent FROM versions WHERE version = ?", (cur,)
                 ).fetchone()
                 if row is None or row[0] is None:
                     self._db.execute("ROLLBACK")
                     return None
-                parent, fid = row
+                parent = int(row[0])
                 self._set_current(parent)
-                if fid is not None:
-                    self._db.execute("UPDATE feedback SET state = 'undone' WHERE id = ?", (fid,))
+                self.local_version = parent
+                self._db.execute(
+                    "UPDATE feedback SET state = 'undone' WHERE version = ? AND state = 'applied'",
+                    (cur,),
+                )
                 self._db.execute("COMMIT")
-                return int(parent)
+                return parent
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    # ------------------------------------------------------------------ small named values
+    def get_meta(self, name: str) -> str | None:
+        """A value of the ``meta`` table (None when unset)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Set a value of the ``meta`` table (one transaction)."""
+        self._tx(
+            "INSERT INTO meta (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, str(value)),
+        )
+
+    def verdicts(self, log: str) -> dict[str, str]:
+        """Verdicts in force on the log with fingerprint ``log``: anomaly id -> verdict."""
+        out: dict[str, str] = {}
+        for e in self.entries():
+            if e.state != "undone" and e.example.get("log") == log:
+                out[e.anomaly] = e.verdict
+        return out
 
     def _current(self) -> int | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'current_version'").fetchone()
@@ -249,6 +370,35 @@ class FeedbackJournal:
             ).fetchall()
         keys = ("version", "parent", "created", "reason", "feedback")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def check(self) -> str | None:
+        """What is wrong with this journal as the record of a run (None when nothing is)."""
+        with self._lock:
+            try:
+                if self._db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                    return "the database failed its integrity check"
+                for table, cols in _COLUMNS.items():
+                    have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                    if not have:
+                        return f"table {table!r} is missing"
+                    if not cols <= have:
+                        return f"table {table!r} lacks the columns {sorted(cols - have)}"
+                if self._current() is None:
+                    return "it holds no model version"
+                ok = self._db.execute(
+                    "SELECT count(*) FROM versions WHERE version = ?", (self._current(),)
+                ).fetchone()[0]
+                if not ok:
+                    return f"the current version {self._current()} is not in it"
+            except (sqlite3.DatabaseError, ValueError) as exc:
+                return f"it cannot be read ({exc})"
+        return None
+
+    def checkpoint(self) -> None:
+        """Move everything in the write-ahead log into the database file."""
+        if not self.read_only and self.path != ":memory:":
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def integrity_ok(self) -> bool:
         """SQLite's own integrity check."""

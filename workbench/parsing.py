@@ -38,7 +38,6 @@ Row schema (one row per input line, in input order)
 
 from __future__ import annotations
 
-import base64
 import gzip
 import io
 import logging
@@ -51,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonpickle
 import numpy as np
 import pandas as pd
 from drain3.drain import Drain
@@ -517,53 +515,194 @@ class LogParser:
         )
 
     # ------------------------------------------------------------------ persistence
+    #: Version of the plain-JSON parser state written by :meth:`to_state`.
+    STATE_VERSION = 2
+
     def to_state(self) -> dict[str, Any]:
-        """JSON-able state: the format, the settings and drain3's own serialised tree."""
-        blob = jsonpickle.dumps(self.drain_, keys=True).encode("utf-8")
-        return {
+        """Plain-JSON state (strings, numbers, lists, dicts only; nothing that names a class).
+
+        Schema (``state_version`` 2): ``format`` (the line format), ``max_line_bytes``,
+        ``max_word_values``, ``drain`` (Drain's settings, every cluster as ``[id, size, tokens]``,
+        the cluster counter, and the prefix tree as nested ``[cluster_ids, {token: child}]``),
+        ``keys`` (``[key, cluster, [[position, word], ...]]``; a cluster below 0 marks a retired
+        key id that is never given again), ``words``, ``counts``, ``feedback_clusters``, ``cache``
+        (masked message -> cluster, so matching after a load is the same as before), and, when the
+        parser carries one, ``session_rule`` (the text :meth:`SessionRule.parse` reads).
+        """
+        d = self.drain_
+
+        def tree(node: Any) -> list[Any]:
+            return [
+                [int(c) for c in node.cluster_ids],
+                {str(t): tree(child) for t, child in node.key_to_child_node.items()},
+            ]
+
+        clusters = [
+            [int(c.cluster_id), int(c.size), [str(t) for t in c.log_template_tokens]]
+            for c in sorted(d.id_to_cluster.values(), key=lambda c: c.cluster_id)
+        ]
+        state: dict[str, Any] = {
+            "state_version": self.STATE_VERSION,
             "format": self.format.to_dict(),
             "max_line_bytes": self.max_line_bytes,
-            "drain": base64.b64encode(zlib.compress(blob)).decode("ascii"),
-            "counts": {str(k): v for k, v in sorted(self.counts_.items())},
             "max_word_values": self.max_word_values,
-            "feedback_clusters": sorted(self.feedback_clusters_),
-            "keys": [[k, cid, [list(f) for f in fixed]] for k, (cid, fixed) in self.keys_.items()],
-            "words": [
-                [cid, pos, None if vals is _VARIABLE else sorted(vals)]
-                for cid, d in self._words.items()
-                for pos, vals in d.items()
+            "drain": {
+                "depth": int(d.log_cluster_depth),
+                "sim_th": float(d.sim_th),
+                "max_children": int(d.max_children),
+                "param_str": str(d.param_str),
+                "extra_delimiters": [str(x) for x in d.extra_delimiters],
+                "parametrize_numeric_tokens": bool(d.parametrize_numeric_tokens),
+                "clusters_counter": int(d.clusters_counter),
+                "clusters": clusters,
+                "tree": tree(d.root_node),
+            },
+            "counts": {str(k): int(v) for k, v in sorted(self.counts_.items())},
+            "feedback_clusters": sorted(int(c) for c in self.feedback_clusters_),
+            "keys": [
+                [int(k), int(cid), [[int(p), str(v)] for p, v in fixed]]
+                for k, (cid, fixed) in sorted(self.keys_.items())
             ],
+            "words": [
+                [int(cid), int(pos), None if vals is _VARIABLE else sorted(str(v) for v in vals)]
+                for cid, d_ in self._words.items()
+                for pos, vals in d_.items()
+            ],
+            "cache": [[str(m), int(c)] for m, c in self._cache.items()],
         }
+        rule = getattr(self, "session_rule", None)
+        if rule is not None:
+            state["session_rule"] = rule if isinstance(rule, str) else _rule_text(rule)
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LogParser:
-        """Rebuild a parser saved by :meth:`to_state`; raises ValueError on a malformed state."""
+        """Rebuild a parser saved by :meth:`to_state` through drain3's own classes.
+
+        Only the schema above is read, and every value is checked for its type, so a crafted
+        state can fail to load but never makes anything run. Raises ValueError naming the field.
+        """
+        from drain3.drain import LogCluster, Node
+
+        def need(obj: Any, kind: type | tuple[type, ...], what: str) -> Any:
+            if isinstance(obj, bool) and kind in (int, float, (int, float)):
+                raise ValueError(f"malformed parser state: {what} must be a number, got {obj!r}")
+            if not isinstance(obj, kind):
+                raise ValueError(
+                    f"malformed parser state: {what} has the wrong type ({type(obj).__name__})"
+                )
+            return obj
+
+        need(state, dict, "the state")
+        version = state.get("state_version")
+        if version != cls.STATE_VERSION or isinstance(version, bool):
+            raise ValueError(
+                f"malformed parser state: state_version {version!r} is not "
+                f"{cls.STATE_VERSION} (written by another version of the package)"
+            )
         try:
-            fmt = LogFormat.from_dict(state["format"])
+            fmt = LogFormat.from_dict(need(state["format"], dict, "format"))
             parser = cls(
                 fmt,
-                max_line_bytes=int(state["max_line_bytes"]),
-                max_word_values=int(state["max_word_values"]),
+                max_line_bytes=need(state["max_line_bytes"], int, "max_line_bytes"),
+                max_word_values=need(state["max_word_values"], int, "max_word_values"),
             )
-            for k, cid, fixed in state["keys"]:
-                key = (int(cid), tuple((int(p), str(v)) for p, v in fixed))
-                parser.keys_[int(k)] = key
-                parser._keymap[key] = int(k)
-            parser.feedback_clusters_ = {int(c) for c in state.get("feedback_clusters", [])}
-            for cid, pos, vals in state["words"]:
-                parser._words.setdefault(int(cid), {})[int(pos)] = (
-                    _VARIABLE if vals is None else set(vals)
+            ds = need(state["drain"], dict, "drain")
+            drain = parser._new_drain()
+            drain.log_cluster_depth = need(ds["depth"], int, "drain.depth")
+            drain.max_node_depth = drain.log_cluster_depth - 2
+            drain.sim_th = float(need(ds["sim_th"], (int, float), "drain.sim_th"))
+            drain.max_children = need(ds["max_children"], int, "drain.max_children")
+            drain.param_str = need(ds["param_str"], str, "drain.param_str")
+            drain.extra_delimiters = tuple(
+                need(x, str, "drain.extra_delimiters") for x in ds["extra_delimiters"]
+            )
+            drain.parametrize_numeric_tokens = need(
+                ds["parametrize_numeric_tokens"], bool, "drain.parametrize_numeric_tokens"
+            )
+            for item in need(ds["clusters"], list, "drain.clusters"):
+                cid, size, tokens = need(item, list, "drain cluster")
+                tokens = [need(t, str, "cluster token") for t in need(tokens, list, "tokens")]
+                cluster = LogCluster(tokens, need(cid, int, "cluster id"))
+                cluster.size = need(size, int, "cluster size")
+                drain.id_to_cluster[cluster.cluster_id] = cluster
+            drain.clusters_counter = max(
+                need(ds["clusters_counter"], int, "drain.clusters_counter"),
+                max(drain.id_to_cluster, default=0),
+            )
+
+            def node(item: Any, depth: int) -> Any:
+                if depth > drain.log_cluster_depth + 2:
+                    raise ValueError("malformed parser state: the prefix tree is too deep")
+                ids, children = need(item, list, "tree node")
+                n = Node()
+                for c in need(ids, list, "tree cluster ids"):
+                    if need(c, int, "tree cluster id") not in drain.id_to_cluster:
+                        raise ValueError(f"malformed parser state: the tree names cluster {c}")
+                    n.cluster_ids.append(c)
+                for tok, child in need(children, dict, "tree children").items():
+                    n.key_to_child_node[tok] = node(child, depth + 1)
+                return n
+
+            drain.root_node = node(ds["tree"], 0)
+            for item in need(state["keys"], list, "keys"):
+                k, cid, fixed = need(item, list, "key")
+                fixed_t = tuple(
+                    (need(p, int, "key position"), need(v, str, "key word"))
+                    for p, v in need(fixed, list, "key words")
                 )
-            blob = zlib.decompress(base64.b64decode(state["drain"]))
-            drain = jsonpickle.loads(blob.decode("utf-8"), keys=True)
-            counts = Counter({int(k): int(v) for k, v in state.get("counts", {}).items()})
-        except (KeyError, TypeError, ValueError, zlib.error) as exc:
-            raise ValueError(f"malformed parser state: {exc!r}") from exc
-        if not isinstance(drain, Drain):
-            raise ValueError("malformed parser state: the drain tree did not load")
+                key = (need(cid, int, "key cluster"), fixed_t)
+                parser.keys_[need(k, int, "key id")] = key
+                if key[0] >= 0:  # a retired key id keeps its number and matches nothing
+                    parser._keymap[key] = k
+            parser.feedback_clusters_ = {
+                need(c, int, "feedback cluster")
+                for c in need(state.get("feedback_clusters", []), list, "feedback_clusters")
+            }
+            for item in need(state["words"], list, "words"):
+                cid, pos, vals = need(item, list, "word stats")
+                parser._words.setdefault(need(cid, int, "word cluster"), {})[
+                    need(pos, int, "word position")
+                ] = (
+                    _VARIABLE
+                    if vals is None
+                    else {need(v, str, "word") for v in need(vals, list, "words")}
+                )
+            parser.counts_ = Counter(
+                {
+                    int(k): need(v, int, "count")
+                    for k, v in need(state.get("counts", {}), dict, "counts").items()
+                }
+            )
+            for item in need(state.get("cache", []), list, "cache"):
+                m, c = need(item, list, "cache entry")
+                parser._cache[need(m, str, "cached message")] = need(c, int, "cached cluster")
+            rule = state.get("session_rule")
+            if rule is not None:
+                need(rule, str, "session_rule")
+                from workbench.sessions import SessionRule
+
+                SessionRule.parse(rule)  # refuse a rule that does not read back
+                parser.session_rule = rule  # type: ignore[attr-defined]
+        except KeyError as exc:
+            raise ValueError(f"malformed parser state: field {exc} is missing") from exc
+        except (TypeError, ValueError) as exc:
+            if str(exc).startswith("malformed parser state"):
+                raise
+            raise ValueError(f"malformed parser state: {exc}") from exc
         parser.drain_ = drain
-        parser.counts_ = counts
         return parser
+
+
+def _rule_text(rule: Any) -> str:
+    """The ``KIND:VALUE`` text of a :class:`~workbench.sessions.SessionRule`."""
+    if rule.kind == "regex":
+        return f"regex:{rule.pattern}"
+    if rule.kind == "field":
+        return f"field:{rule.field}"
+    if rule.kind == "window":
+        return f"window:{rule.seconds}"
+    return f"sliding:{rule.seconds},{rule.step}"
 
 
 def _numeric_params(content: str, masked: str, template: str) -> tuple[float, ...]:
@@ -612,23 +751,50 @@ def add_parse_command(subparsers: Any) -> None:
 
 
 def _run_parse(args: Any) -> int:
+    from workbench.persistence import check_output_file
     from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
 
-    parser = LogParser(args.format)
-    df = parser.parse(args.log, sessions=args.session is None)
-    if args.session is not None:
-        apply_session_rule(df, SessionRule.parse(args.session))
-        add_elapsed_times(df)
+    log = Path(args.log)
+    if not log.exists():
+        raise ValueError(f"log file not found: {log}")
+    if not log.is_file():
+        raise ValueError(f"{log}: not a regular file")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    targets = [out / ("entries.csv" if args.csv else "entries.parquet"), out / "templates.csv"]
+    for t in targets:
+        check_output_file(t)
+    parser = LogParser(args.format)
+    rule = SessionRule.parse(args.session) if args.session is not None else None
+    try:
+        df = parser.parse(log, sessions=rule is None)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ValueError(f"{log}: truncated or corrupt gzip file ({exc})") from None
+    except UnicodeError as exc:
+        raise ValueError(f"{log}: cannot be decoded ({exc})") from None
+    summary = parser.summary(df)
+    if summary.lines and not summary.parsed:
+        why = ", ".join(f"{n} {r}" for r, n in summary.unparsed_reasons.items())
+        raise ValueError(
+            f"{log}: none of the {summary.lines} lines was parsed ({why}) with the format "
+            f"{parser.format.name!r}; check --format (the Content group must match every line)"
+        )
+    if rule is not None:
+        apply_session_rule(df, rule)
+        add_elapsed_times(df)
     out.mkdir(parents=True, exist_ok=True)
     table = df.copy()
     table["params"] = table["params"].map(lambda p: " ".join(repr(v) for v in p))
     if args.csv:
-        table.to_csv(out / "entries.csv", index=False)
+        table.to_csv(targets[0], index=False)
     else:
-        table.to_parquet(out / "entries.parquet", index=False)
-    parser.templates_.to_csv(out / "templates.csv", index=False)
-    summary = parser.summary(df)
+        for col in table.columns:  # mixed header fields are written as text
+            if table[col].dtype == object and col != "params":
+                table[col] = table[col].map(lambda v: None if v is None else str(v))
+        table.to_parquet(targets[0], index=False)
+    parser.templates_.to_csv(targets[1], index=False)
+    summary = parser.summary(df)  # again: the session rule may have changed the sessions
     print(f"{args.log}: {summary}")
     if summary.lines == 0:
         print("warning: the input is empty")

@@ -1,10 +1,11 @@
-"""Atomic file writes and checked reads for run directories.
+"""Atomic file writes, checked reads and the directory lock of run directories.
 
 A run directory holds plain files: JSON for configuration and vocabularies, torch state dicts for
-weights, and the SQLite feedback journal. Every file is written to a temporary name in the same folder
-and renamed into place, so a crash leaves either the old file or the new one, never half of one. The
-manifest (``run.json``) is written last and lists a SHA-256 checksum per file, so loading can say which
-file is missing or corrupt before anything is half-loaded.
+weights (loaded ``weights_only``), and the SQLite feedback journal. Every file is written to a
+temporary name in the same folder, flushed and renamed into place, so a crash leaves either the
+old file or the new one, never half of one; :mod:`workbench.runs` writes each save as a new
+generation and switches to it by replacing the manifest last. :class:`RunLock` keeps a second
+process from writing the same run.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -20,13 +21,17 @@ import io
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "FORMAT_VERSION",
     "RunFormatError",
+    "RunLock",
+    "RunLockedError",
     "atomic_write_bytes",
+    "check_output_file",
     "file_digest",
     "load_tensors",
     "read_json",
@@ -34,8 +39,9 @@ __all__ = [
     "write_json",
 ]
 
-#: Version of the run-directory layout written by this package.
-FORMAT_VERSION = 1
+#: Version of the run-directory layout written by this package (2: generations, plain-JSON
+#: parser; 1 held a jsonpickle blob and is refused).
+FORMAT_VERSION = 2
 
 
 class RunFormatError(ValueError):
@@ -56,6 +62,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_file(path: str | Path) -> Path:
+    """``path`` if it is a regular file or does not exist yet; ValueError otherwise (a device,
+    a directory, a pipe: writing "over" them would replace or block them)."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"{path}: is a dangling symbolic link; refusing to write through it")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path}: exists and is not a regular file; refusing to write over it")
+    return path
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -91,7 +108,10 @@ def load_tensors(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunFormatError(f"{path}: file is missing")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(obj, dict):
+            raise ValueError(f"expected a dict of tensors, found {type(obj).__name__}")
+        return obj
     except Exception as exc:
         raise RunFormatError(f"{path}: cannot be read as a weights file ({exc})") from exc
 
@@ -103,3 +123,64 @@ def file_digest(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+class RunLockedError(RunFormatError):
+    """Another process holds the run directory."""
+
+
+class RunLock:
+    """One writer per run directory: an exclusive ``flock`` on ``DIR/.lock`` while a workbench
+    has the directory open.
+
+    The lock is per process (a process may open one directory from several objects; they share
+    the lock and the journal serialises their commits); another process gets
+    :class:`RunLockedError` naming the directory and the holder's process id. The operating
+    system drops the lock when the holder dies, so a killed session never leaves a stale lock.
+    """
+
+    _held: ClassVar[dict[str, list[Any]]] = {}  # real path -> [file object, count]
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, folder: str | Path) -> None:
+        import fcntl
+
+        self.folder = Path(folder)
+        self.key = os.path.realpath(self.folder)
+        self._released = False
+        with RunLock._guard:
+            held = RunLock._held.get(self.key)
+            if held is not None:
+                held[1] += 1
+                return
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fh = open(self.folder / ".lock", "a+")  # noqa: SIM115 (held while the run is open)
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                fh.close()
+                raise RunLockedError(
+                    f"{self.folder}: the run directory is in use by another process (pid "
+                    f"{holder}); close it there first, or load a copy"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            RunLock._held[self.key] = [fh, 1]
+
+    def release(self) -> None:
+        """Give the lock back (the last holder in this process unlocks the file)."""
+        if self._released:
+            return
+        self._released = True
+        with RunLock._guard:
+            held = RunLock._held.get(self.key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del RunLock._held[self.key]
+                held[0].close()

@@ -105,16 +105,13 @@ def _parse_keys(text: str, path: Path, lineno: int, cache: dict[str, Session]) -
     found = cache.get(text)
     if found is not None:
         return found
-    try:
-        session = tuple(map(int, text.split()))
-    except ValueError:
-        bad = next(t for t in text.split() if not t.lstrip("-").isdigit())
-        raise ValueError(
-            f"{path}:{lineno}: bad log key {bad!r} (keys are non-negative integers)"
-        ) from None
-    if session and min(session) < 0:
-        bad_key = next(k for k in session if k < 0)
-        raise ValueError(f"{path}:{lineno}: bad log key {bad_key} (keys are non-negative integers)")
+    tokens = text.split()
+    bad = next((t for t in tokens if not (t.isascii() and t.isdigit())), None)
+    if bad is not None:
+        negative = bad[:1] == "-" and bad[1:].isascii() and bad[1:].isdigit()
+        shown = bad if negative else repr(bad[:40])
+        raise ValueError(f"{path}:{lineno}: bad log key {shown} (keys are non-negative integers)")
+    session = tuple(map(int, tokens))
     cache[text] = session
     return session
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import regex
 
 from workbench.formats import LogFormat
 
@@ -101,11 +102,19 @@ def apply_session_rule(df: pd.DataFrame, rule: SessionRule) -> None:
     """Set ``df['session']`` in place. Sliding windows overlap: use :func:`group_sessions` for them."""
     parsed = df["parsed"].to_numpy(dtype=bool)
     if rule.kind == "regex":
-        rx = re.compile(rule.pattern)  # type: ignore[arg-type]
+        from workbench.formats import REGEX_TIMEOUT, RegexTimeoutError
+
+        rx = regex.compile(rule.pattern)  # type: ignore[arg-type]
         grp = 1 if rx.groups else 0
         out = []
         for content, ok in zip(df["content"], parsed, strict=True):
-            m = rx.search(content) if ok else None
+            try:  # a user pattern gets a time limit per line
+                m = rx.search(content, timeout=REGEX_TIMEOUT) if ok else None
+            except TimeoutError:
+                raise RegexTimeoutError(
+                    f"session regex {rule.pattern!r} ran over {REGEX_TIMEOUT:g} s on one line "
+                    f"(catastrophic backtracking?): {content[:80]!r}"
+                ) from None
             out.append(m.group(grp) if m else None)
         df["session"] = pd.Series(out, index=df.index, dtype=object)
     elif rule.kind == "field":

@@ -858,6 +858,12 @@ def add_simulate_command(subparsers: Any) -> None:
             )
         except ValueError as exc:
             p.error(str(exc))
+        from workbench.persistence import check_output_file
+
+        out = Path(args.out)
+        for target in (out, out.with_name(out.name + ".labels.csv"),
+                       out.with_name(out.name + ".instances.csv")):  # fmt: skip
+            check_output_file(target)
         log = simulate(cfg)
         path = log.write(args.out)
         s = log.summary()

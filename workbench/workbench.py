@@ -42,11 +42,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.detection import detect
-from workbench.journal import FeedbackJournal
+from workbench.journal import FeedbackJournal, StaleVersionError
 from workbench.keymodel import KeyModel, KeyModelConfig, distinct_examples
 from workbench.parammodel import ParamModel, ParamModelConfig
 from workbench.paramvectors import build_series
 from workbench.parsing import UNKNOWN_KEY, LogParser, ParseSummary
+from workbench.persistence import RunLock
 from workbench.runs import load_workbench, save_workbench, state_from_bytes, state_to_bytes
 from workbench.sequences import END_KEY
 from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
@@ -133,6 +134,8 @@ class Workbench:
         workflow_config: WorkflowConfig | None = None,
         run_dir: str | Path | None = None,
         seed: int = 0,
+        journal: str = "journal.sqlite",
+        read_only: bool = False,
     ) -> None:
         self.parser = parser
         self.entries = entries
@@ -160,7 +163,16 @@ class Workbench:
             self._tmp = tempfile.TemporaryDirectory(prefix="deeplog-run-")
             run_dir = self._tmp.name
         self.run_dir = Path(run_dir)
-        self.journal = FeedbackJournal(self.run_dir / "journal.sqlite")
+        self.read_only = read_only
+        # one writer per run directory (another process gets a clear error); updates one at a time
+        self._run_lock: RunLock | None = None if read_only else RunLock(self.run_dir)
+        self._update_lock = threading.RLock()
+        try:
+            self.journal = FeedbackJournal(self.run_dir / journal, read_only=read_only)
+        except BaseException:
+            if self._run_lock is not None:
+                self._run_lock.release()
+            raise
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -438,7 +450,7 @@ class Workbench:
             out["predicted"] = np.nan
         out["anomalous"] = out["key_anomalous"] | out["param_anomalous"]
         rows = []
-        status_of = self._status
+        status_of = self._verdicts(entries)
         for r in np.flatnonzero(out["anomalous"].to_numpy()):
             e = out.iloc[r]
             kind = "key" if key_bad[r] else "parameter"
@@ -491,21 +503,62 @@ class Workbench:
         }
 
     # ------------------------------------------------------------------ feedback
-    def _weights(self) -> bytes:
-        state: dict[str, Any] = {}
-        if self.key_model is not None:
-            state["key"] = self.key_model.state_dict()
-        if self.param_model is not None:
-            state["param"] = self.param_model.state_dict()
+    def _weights(self, key_model: Any = None, param_model: Any = None) -> bytes:
+        """One model version: both models' state and the parser's (learned message kinds too)."""
+        key_model = self.key_model if key_model is None else key_model
+        param_model = self.param_model if param_model is None else param_model
+        state: dict[str, Any] = {"parser": self.parser.to_state()}
+        if key_model is not None:
+            state["key"] = key_model.state_dict()
+        if param_model is not None:
+            state["param"] = param_model.state_dict()
         return state_to_bytes(state)
 
     def _load_weights(self, blob: bytes) -> None:
         state = state_from_bytes(blob)
+        key_model = KeyModel.from_state(state["key"]) if "key" in state else None
+        param_model = ParamModel.from_state(state["param"]) if "param" in state else None
+        parser = LogParser.from_state(state["parser"]) if "parser" in state else None
         with self._lock:
-            if "key" in state:
-                self.key_model = KeyModel.from_state(state["key"])
-            if "param" in state:
-                self.param_model = ParamModel.from_state(state["param"])
+            if parser is not None:
+                ever = max(self.parser.keys_, default=0)
+                self.parser = parser
+                self._reserve_keys(ever)
+            if key_model is not None:
+                self.key_model = key_model
+            if param_model is not None:
+                self.param_model = param_model
+
+    def _reserve_keys(self, at_least: int = 0) -> None:
+        """Key ids ever given stay given: ids of undone (or lost) message kinds are kept as
+        retired entries that match nothing, so the next new kind never gets an old id."""
+        top = max(at_least, int(self.journal.get_meta("max_key") or 0))
+        for k in range(1, top + 1):
+            if k not in self.parser.keys_:
+                self.parser.keys_[k] = (-1, ())
+
+    def _log_id(self, entries: pd.DataFrame) -> str:
+        """Fingerprint of a log (its raw lines): verdicts are kept per log and anomaly id."""
+        import hashlib
+
+        raw = entries["raw"]
+        h = hashlib.sha256(str(len(raw)).encode())
+        h.update(pd.util.hash_pandas_object(raw.astype(str), index=False).to_numpy().tobytes())
+        return h.hexdigest()[:32]
+
+    def _verdicts(self, entries: pd.DataFrame) -> dict[int, str]:
+        """The verdicts in force on this log, from the journal: anomaly id -> review status."""
+        if "raw" not in entries.columns or not len(entries):
+            return {}
+        names = {"false_positive": "false positive", "confirmed": "confirmed"}
+        found = self.journal.verdicts(self._log_id(entries))
+        return {int(a): names[v] for a, v in found.items() if a.lstrip("-").isdigit()}
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(
+                f"{self.run_dir}: the run was loaded read-only; feedback cannot be recorded"
+            )
 
     def key_validation_loss(self, model: KeyModel | None = None) -> float:
         """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
@@ -560,28 +613,59 @@ class Workbench:
     ) -> UpdateResult | Future[UpdateResult]:
         """The user says this reported anomaly is normal: learn it now (``partial_fit``), journaled.
 
-        The verdict is committed to the journal first; the update runs on a copy of the models,
-        is committed as a new model version, and then swapped in. The current report is scored
-        again and ``changed`` lists the anomalies whose verdict changed. With ``background=True``
-        the update runs in a worker thread and a Future is returned; detection meanwhile keeps the
-        current weights.
+        ``anomaly_id`` is one id of the current report or a non-empty list of them (one batch,
+        one update); ids are checked at once (integers only, known to the report, not confirmed).
+        The verdicts are committed to the journal first; the update runs on a copy of the models,
+        is committed as a new model version, and then swapped in. Updates run one at a time, each
+        from the weights the previous one left, so concurrent flags are all taught. The report
+        the flag was made on is scored again and ``changed`` lists the anomalies whose verdict
+        changed. With ``background=True`` the update runs in a worker thread and a Future is
+        returned; detection meanwhile keeps the current weights, and the update applies to the
+        report (and log) it was made for even if another log is detected meanwhile.
         """
-        if background:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
-            return self._executor.submit(self._flag, anomaly_id)
-        return self._flag(anomaly_id)
-
-    def _flag(self, anomaly_id: int | Sequence[int]) -> UpdateResult:
+        self._writable()
         self._check_fitted()
-        if self.report is None:
-            raise RuntimeError("nothing to give feedback on: call detect() first")
-        ids = [int(anomaly_id)] if np.ndim(anomaly_id) == 0 else [int(a) for a in anomaly_id]
         report = self.report
+        if report is None:
+            raise RuntimeError("nothing to give feedback on: call detect() first")
+        ids = _anomaly_ids(anomaly_id)
+        self._refuse_conflicts(report, ids, "false positive")
+        if background:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
+            return self._executor.submit(self._flag, ids, report)
+        return self._flag(ids, report)
+
+    def _refuse_conflicts(self, report: DetectionReport, ids: list[int], verdict: str) -> None:
+        status = self._verdicts(report.entries)
+        for aid in ids:
+            report.anomaly(aid)  # KeyError naming an id the report does not have
+            have = status.get(aid)
+            if have is not None and have != verdict:
+                raise ValueError(
+                    f"anomaly {aid} is already marked {have!r}; undo that verdict before "
+                    f"marking it {verdict!r}"
+                )
+
+    def _flag(self, ids: list[int], report: DetectionReport) -> UpdateResult:
+        with self._update_lock:  # queued: one update at a time, each on the latest weights
+            return self._flag_locked(ids, report)
+
+    def _flag_locked(self, ids: list[int], report: DetectionReport) -> UpdateResult:
         entries = report.entries[self.entries.columns]
+        log = self._log_id(report.entries)
         t0 = time.perf_counter()
         rows = [report.anomaly(aid) for aid in ids]
+        done = self._verdicts(report.entries)
         params_only = all(r["kind"] == "parameter" for r in rows)
+        parent = self.journal.current_version()
+        mine = self.journal.local_version
+        if mine != parent:  # another workbench of this process moved the run on
+            raise StaleVersionError(
+                f"{self.run_dir}: the run is at model version {parent} but this workbench holds "
+                f"version {mine} (another workbench changed it); load the run again"
+            )
         with self._lock:  # copy only the model the feedback changes; swap it in when done
             key_model = self.key_model if params_only else copy.deepcopy(self.key_model)
             param_model = self.param_model if not params_only else copy.deepcopy(self.param_model)
@@ -591,26 +675,38 @@ class Workbench:
         loss_before = self.key_validation_loss(key_model)
         fids = []
         pending: list[tuple[list[int], int]] = []
-        for aid in ids:
-            row = report.anomaly(aid)
-            if row["status"] == "false positive":
+        learned: list[int] = []
+        for aid, row in zip(ids, rows, strict=True):
+            if done.get(aid) == "false positive":
                 continue
             ex = self._example(row, entries)
+            ex["log"] = log
             fids.append(self.journal.record(str(aid), "false_positive", ex))
-            self._apply(ex, key_model, param_model, pending)
+            self._apply(ex, key_model, param_model, pending, report=report, learned=learned)
+        if not fids:  # every id was already a false positive: nothing to learn, no version
+            result = UpdateResult(ids[0], "false_positive", parent, 0.0)
+            result.report = report
+            return result
         if pending:  # the key examples of a batch are taught together, in one update
             histories, next_keys = zip(*pending, strict=True)
             key_model.partial_fit(list(histories), list(next_keys), replay=self._replay)
         loss_after = self.key_validation_loss(key_model)
+        if learned:  # journaled before the version that uses them: ids are never given twice
+            top = max(self.parser.keys_, default=0)
+            if top > int(self.journal.get_meta("max_key") or 0):
+                self.journal.set_meta("max_key", str(top))
         with self._lock:
+            try:
+                version = self.journal.commit_version(
+                    self._weights(key_model, param_model),
+                    reason=f"false positive {', '.join(map(str, ids))}",
+                    feedback_ids=fids,
+                    parent=parent,
+                )
+            except StaleVersionError:
+                self.journal.discard(fids)
+                raise
             self.key_model, self.param_model = key_model, param_model
-            version = self.journal.commit_version(
-                self._weights(),
-                reason=f"false positive {', '.join(map(str, ids))}",
-                feedback_id=fids[-1] if fids else None,
-            )
-            for f in fids[:-1]:
-                self.journal.mark_applied(f, version)
         seconds = time.perf_counter() - t0
         new = self._rescore(report, ids, "false positive")
         before = set(report.anomalies["id"])
@@ -628,9 +724,12 @@ class Workbench:
         key_model: KeyModel,
         param_model: ParamModel | None,
         pending: list[tuple[list[int], int]] | None = None,
+        *,
+        report: DetectionReport | None = None,
+        learned: list[int] | None = None,
     ) -> None:
         """Teach one journaled example; a key example goes to ``pending`` when one is given (the
-        caller teaches them together)."""
+        caller teaches them together). A message kind learned on the way goes to ``learned``."""
         if ex["kind"] == "parameter":
             if param_model is not None:
                 history = np.asarray(ex["history"], dtype=float).reshape(-1, len(ex["vector"]))
@@ -639,40 +738,52 @@ class Workbench:
         history = [int(k) for k in ex["history"]]
         nxt = int(ex["next"])
         if ex["kind"] == "unknown key" and nxt == UNKNOWN_KEY:
-            nxt = self._learn_template(ex["raw"])
+            nxt = self._learn_template(ex["raw"], report)
             ex["next"] = nxt
+            if learned is not None:
+                learned.append(nxt)
         if pending is not None:
             pending.append((history, nxt))
             return
         key_model.partial_fit([history], [nxt], replay=self._replay)
 
-    def _learn_template(self, raw: str) -> int:
-        """The user says a message never seen in training is normal: the parser learns it."""
+    def _learn_template(self, raw: str, report: DetectionReport | None = None) -> int:
+        """The user says a message never seen in training is normal: the parser learns it (and
+        the unknown entries of the report the feedback was given on are matched again)."""
         key = self.parser.learn_line(raw)
-        if self.report is not None:  # re-match this report's unknown entries
-            e = self.report.entries
-            unk = np.flatnonzero(e["key"].to_numpy() == UNKNOWN_KEY)
-            if len(unk):
-                again = self.parser.transform(e["raw"].iloc[unk].tolist(), sessions=False)
-                for col in ("key", "template", "params"):
-                    e.iloc[unk, e.columns.get_loc(col)] = again[col].to_numpy()
+        report = self.report if report is None else report
+        if report is not None:
+            self._rematch(report.entries, report.entries["key"].to_numpy() == UNKNOWN_KEY)
         return key
+
+    def _rematch(self, e: pd.DataFrame, rows: np.ndarray) -> None:
+        """Match the selected entries again with the current parser (in place)."""
+        idx = np.flatnonzero(rows)
+        if len(idx):
+            again = self.parser.transform(e["raw"].iloc[idx].tolist(), sessions=False)
+            for col in ("key", "template", "params"):
+                e.iloc[idx, e.columns.get_loc(col)] = again[col].to_numpy()
 
     def _rescore(self, report: DetectionReport, ids: list[int], status: str) -> DetectionReport:
         old = report.anomalies.copy()
-        for i in ids:
-            self._status[i] = status
         old.loc[old["id"].isin(ids), "status"] = status
+        verdicts = self._verdicts(report.entries)
+        old["status"] = [
+            verdicts.get(int(i), st) for i, st in zip(old["id"], old["status"], strict=True)
+        ]
         new = self._score(report.entries[self.entries.columns], g=report.g)
         # keep the reviewed rows visible with their verdict even when they are normal now
-        kept = old[old["id"].isin(ids) & ~old["id"].isin(new.anomalies["id"])]
+        reviewed = old["id"].isin(ids) | old["id"].isin(list(verdicts))
+        kept = old[reviewed & ~old["id"].isin(new.anomalies["id"])]
         new.anomalies = (
             pd.concat([new.anomalies, kept], ignore_index=True)
             .sort_values(["line", "id"], kind="stable")
             .reset_index(drop=True)
         )
         new.seconds = report.seconds
-        self.report = new
+        with self._lock:  # the report the user looks at changes only if it is this one
+            if self.report is report or self.report is None:
+                self.report = new
         return new
 
     def similar(self, anomaly_id: int) -> list[int]:
@@ -683,6 +794,7 @@ class Workbench:
         """
         if self.report is None:
             raise RuntimeError("nothing to compare with: call detect() first")
+        [anomaly_id] = _anomaly_ids(anomaly_id)
         row = self.report.anomaly(anomaly_id)
         a = self.report.anomalies
         same = (a["kind"] == row["kind"]) & (a["status"] == "open")
@@ -695,28 +807,57 @@ class Workbench:
         return [int(anomaly_id), *others]
 
     def confirm_anomaly(self, anomaly_id: int) -> UpdateResult:
-        """Record a true positive (journaled; no weight changes)."""
-        if self.report is None:
+        """Record a true positive (journaled; no weight changes). Refused for an anomaly already
+        marked a false positive (undo that first); confirming twice records it once."""
+        self._writable()
+        report = self.report
+        if report is None:
             raise RuntimeError("nothing to give feedback on: call detect() first")
-        row = self.report.anomaly(anomaly_id)
-        t0 = time.perf_counter()
-        self.journal.record(
-            anomaly_id, "confirmed", {"kind": row["kind"], "line": int(row["line"])}
-        )
-        self.report.anomalies.loc[self.report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
+        [anomaly_id] = _anomaly_ids(anomaly_id)
+        with self._update_lock:
+            self._refuse_conflicts(report, [anomaly_id], "confirmed")
+            row = report.anomaly(anomaly_id)
+            t0 = time.perf_counter()
+            if self._verdicts(report.entries).get(anomaly_id) != "confirmed":
+                self.journal.record(
+                    str(anomaly_id),
+                    "confirmed",
+                    {
+                        "kind": row["kind"],
+                        "line": int(row["line"]),
+                        "log": self._log_id(report.entries),
+                    },
+                )
+            report.anomalies.loc[report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
         result = UpdateResult(anomaly_id, "confirmed", None, time.perf_counter() - t0)
-        result.report = self.report
+        result.report = report
         self._emit("update", result)
         return result
 
     def undo(self) -> int | None:
-        """Restore the model version before the last update; returns the version now current."""
-        version = self.journal.undo()
-        if version is not None:
-            self._load_weights(self.journal.weights(version))
+        """Undo the last feedback: a whole batch ("all like this" included) with the message kinds
+        it taught the parser and its verdicts, or the last confirmation. Returns the model version
+        now current (None when there was nothing to undo)."""
+        self._writable()
+        with self._update_lock:
+            before = self.journal.current_version()
+            if self.journal.local_version != before:
+                raise StaleVersionError(
+                    f"{self.run_dir}: the run is at model version {before} but this workbench "
+                    f"holds version {self.journal.local_version}; load the run again"
+                )
+            version = self.journal.undo()
+            if version is None:
+                return None
+            if version != before:
+                self._load_weights(self.journal.weights(version))
+                if self.report is not None:  # entries keyed by undone kinds are unknown again
+                    e = self.report.entries
+                    live = [k for k, (cid, _) in self.parser.keys_.items() if cid >= 0]
+                    self._rematch(e, (e["key"].to_numpy() > 0) & ~e["key"].isin(live).to_numpy())
             if self.report is not None:
                 self._rescore(self.report, [], "open")
-            self._emit("update", None)
+        self._emit("update", None)
         return version
 
     # ------------------------------------------------------------------ views' data
@@ -801,20 +942,53 @@ class Workbench:
         return dataclasses.replace(found, path=path)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the run directory (see :mod:`workbench.runs`)."""
-        return save_workbench(self, Path(path))
+    def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
+        """Write the run directory (default: the one this workbench runs in; see
+        :mod:`workbench.runs`). A kill at any moment leaves the old or the new run loadable;
+        saving over another run or other files is refused unless ``overwrite``."""
+        with self._update_lock:
+            return save_workbench(
+                self, Path(self.run_dir if path is None else path), overwrite=overwrite
+            )
 
     @classmethod
-    def load(cls, path: str | Path) -> Workbench:
-        """Load a run directory written by :meth:`save`; nothing is half-loaded on error."""
-        return load_workbench(cls, Path(path))
+    def load(cls, path: str | Path, *, read_only: bool | None = None) -> Workbench:
+        """Load a run directory written by :meth:`save`; nothing is half-loaded on error and
+        nothing in the files is executed. The directory is locked for this process (another
+        process gets a clear error); ``read_only`` (default: when the directory is not writable)
+        loads without the lock and refuses feedback."""
+        return load_workbench(cls, Path(path), read_only=read_only)
 
     def close(self) -> None:
-        """Close the journal and the worker thread."""
+        """Finish queued updates, close the journal and release the run directory."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
-        self.journal.close()
+            self._executor = None
+        with self._update_lock:
+            try:
+                self.journal.checkpoint()
+            except Exception:  # closing must not fail on a journal that is already closed
+                logger.debug("checkpoint on close failed", exc_info=True)
+            self.journal.close()
+            if self._run_lock is not None:
+                self._run_lock.release()
+                self._run_lock = None
+
+
+def _anomaly_ids(anomaly_id: Any) -> list[int]:
+    """Validated anomaly ids: one integer or a non-empty sequence of integers (repeats dropped)."""
+
+    def one(a: Any) -> int:
+        if isinstance(a, bool) or not isinstance(a, int | np.integer):
+            raise ValueError(f"anomaly ids are integers (the report's id column), got {a!r}")
+        return int(a)
+
+    if isinstance(anomaly_id, str | bytes) or np.ndim(anomaly_id) == 0:
+        return [one(anomaly_id)]
+    ids = list(dict.fromkeys(one(a) for a in anomaly_id))
+    if not ids:
+        raise ValueError("no anomaly ids given: nothing to learn")
+    return ids
 
 
 def _same_source(a: Any, b: Any) -> bool:

@@ -1,0 +1,191 @@
+"""Shared pieces of the run-directory and feedback tests: one small trained run per test session,
+copies of it, and a test log with a message kind the training log never had."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from workbench.keymodel import KeyModelConfig
+from workbench.parammodel import ParamModelConfig
+from workbench.persistence import file_digest
+from workbench.workbench import Workbench
+
+FAST_KEY = KeyModelConfig(top_g="auto", hidden_size=16, max_epochs=6, patience=2)
+FAST_PARAM = ParamModelConfig(max_epochs=2, hidden_size=8)
+NOVEL = "Frobnicated the quantum flux capacitor of the hypervisor"
+REPO = Path(__file__).resolve().parent.parent
+_RUNS: dict[str, Path] = {}
+
+
+def trained_run(base: Path) -> Path:
+    """A small trained workbench saved once per test session (``base``: a session temp dir)."""
+    key = str(base)
+    if key not in _RUNS:
+        wb = Workbench.from_simulation(
+            n_instances=80, test_instances=40, seed=5, key_config=FAST_KEY, param_config=FAST_PARAM
+        )
+        wb.fit()
+        folder = base / "shared-trained-run"
+        wb.save(folder)
+        wb.close()
+        _RUNS[key] = folder
+    return _RUNS[key]
+
+
+def copy_run(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".lock"))
+    return dest
+
+
+def gen(d: Path) -> Path:
+    """The generation folder the manifest names."""
+    return d / json.loads((d / "run.json").read_text())["generation"]
+
+
+def rewrite(d: Path, name: str, data: bytes, *, checksum: bool = True) -> None:
+    """Replace one saved file and (by default) recompute its checksum in the manifest, as an
+    attacker who edits a run directory would."""
+    target = d / name if name == "run.json" else gen(d) / name
+    target.write_bytes(data)
+    if checksum and name != "run.json":
+        m = json.loads((d / "run.json").read_text())
+        m["files"][name] = file_digest(target)
+        (d / "run.json").write_text(json.dumps(m))
+
+
+_INSTANCE = re.compile(r"(\[instance: [0-9a-f-]{36}\] )(.*)$")
+
+
+def novel_log(lines: list[str], n: int = 4, message: str = NOVEL) -> list[str]:
+    """``lines`` with the message of one line in each of the first ``n`` instances replaced by a
+    message kind never seen in training (each one an "unknown key" anomaly)."""
+    out, seen = [], set()
+    for line in lines:
+        m = _INSTANCE.search(line)
+        if m and m.group(1) not in seen and len(seen) < n and "Took" not in line:
+            seen.add(m.group(1))
+            line = line[: m.start(2)] + message + f" {len(seen)}"
+        out.append(line)
+    return out
+
+
+# ------------------------------------------------------------------ SIGKILL at random moments
+SAVER = textwrap.dedent(
+    """
+    import sys
+    from workbench.workbench import Workbench
+    wb = Workbench.load(sys.argv[1])
+    other = sys.argv[2]
+    print("READY", flush=True)
+    i = 0
+    while True:
+        i += 1
+        wb.level = 0.9 + (i % 9) / 100  # every generation differs
+        if other != "-" and i % 3 == 0:
+            wb.save(other, overwrite=True)  # over another run, then back home
+            wb.save(sys.argv[1], overwrite=True)
+        else:
+            wb.save()
+    """
+)
+
+
+def kill_during_save(trained: Path, tmp: Path, kills: int, seed: int = 0) -> dict[str, int]:
+    """SIGKILL a process that saves in a loop at random moments; after each kill both run
+    directories must load. Returns the counts."""
+    rng = random.Random(seed)
+    home = copy_run(trained, tmp / "home")
+    other = copy_run(trained, tmp / "other")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    loads = 0
+    for _ in range(kills):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(home), str(other)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        line = proc.stdout.readline()
+        assert "READY" in line, proc.stderr.read()[-2000:]
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is not None:  # it must die by our hand, not by an error of its own
+            raise AssertionError(f"the child ended by itself: {proc.stderr.read()[-2000:]}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+        for d in (home, other):
+            wb = Workbench.load(d)
+            wb.close()
+            loads += 1
+    return {"kills": kills, "loads": loads, "load_failures": 2 * kills - loads}
+
+
+UPDATER = textwrap.dedent(
+    """
+    import sys
+    from workbench.workbench import Workbench
+    from tests.rundir_helpers import novel_log
+    from workbench.simulator import simulate
+    wb = Workbench.load(sys.argv[1])
+    report = wb.detect(novel_log(simulate(n_instances=40, anomalies={}, seed=9).lines))
+    a = report.anomalies
+    ids = [int(i) for i in a.loc[a["kind"] == "unknown key", "id"]]
+    print("READY", flush=True)
+    i = 0
+    while True:  # learn the new kind, sometimes save, undo it: kills land anywhere in these
+        wb.flag_false_positive(ids[0])
+        if i % 3 == 2:
+            wb.save()
+        wb.undo()
+        i += 1
+    """
+)
+
+
+def kill_during_update(trained: Path, tmp: Path, kills: int, seed: int = 0) -> dict[str, int]:
+    rng = random.Random(seed)
+    d = copy_run(trained, tmp / "updates")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    loads = 0
+    for _ in range(kills):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", UPDATER, str(d)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        assert "READY" in proc.stdout.readline(), proc.stderr.read()[-2000:]
+        time.sleep(rng.uniform(0.0, 2.0))
+        if proc.poll() is not None:  # it must die by our hand, not by an error of its own
+            raise AssertionError(f"the child ended by itself: {proc.stderr.read()[-2000:]}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+        wb = Workbench.load(d)
+        assert wb.journal.check() is None
+        made = {v["version"] for v in wb.journal.versions()}
+        for e in wb.journal.entries():
+            assert e.state in ("pending", "applied", "recorded", "undone")
+            assert e.state != "applied" or e.version in made
+        for raw in (e.example.get("raw") for e in wb.journal.entries() if e.state == "applied"):
+            assert (
+                int(wb.parser.transform([raw], sessions=False)["key"].iloc[0]) > 0
+            )  # every applied verdict's message kind is known
+        wb.close()
+        loads += 1
+    return {"kills": kills, "loads": loads}
