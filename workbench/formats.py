@@ -53,8 +53,9 @@ class Mask:
 
 
 #: Masks applied by default, in order: HDFS block ids, UUIDs, host names or IP addresses with a port,
-#: (lists of) IP addresses, clock times, weekday names, hex numbers, long hexadecimal ids
-#: (request/tenant ids), and free-standing numbers.
+#: (lists of) IP addresses, clock times and durations (``12:30:05``, ``00:01``), weekday and month
+#: names, hex numbers, long hexadecimal ids (request/tenant ids), free-standing numbers, and the value
+#: of a ``key=value`` pair.
 DEFAULT_MASKS: tuple[Mask, ...] = (
     Mask("BLK", r"blk_-?\d+"),
     Mask(
@@ -62,14 +63,17 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
     ),
     Mask(
         "HOST",
-        r"(?<![\w.\-])(?:[A-Za-z][\w\-]*(?:\.[\w\-]+)*|\d{1,3}(?:\.\d{1,3}){3}):\d+(?![\w.:])",
+        r"(?<![\w.\-])(?:(?=[\w\-]*[A-Za-z])[\w\-]+(?:\.[\w\-]+)*|\d{1,3}(?:\.\d{1,3}){3}):\d+"
+        r"(?![\w.:])",
     ),
     Mask("IP", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?:,\d{1,3}(?:\.\d{1,3}){3})*(?![\w.])"),
-    Mask("TIME", r"(?<![\w:])\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?![\w:])"),
+    Mask("TIME", r"(?<![\w:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?![\w:])"),
     Mask("WEEKDAY", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b"),
+    Mask("MONTH", r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b"),
     Mask("HEX", r"\b0[xX][0-9a-fA-F]+\b"),
-    Mask("ID", r"\b(?=[0-9a-f]*\d)[0-9a-f]{16,}\b"),
+    Mask("ID", r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
     Mask("NUM", r"(?<![\w.\-])[-+]?\d+(?:\.\d+)?(?![\w.])"),
+    Mask("VALUE", r"(?<=[A-Za-z]=)[^\s,;&'\"()\[\]{}<>=]+"),
 )
 
 

@@ -1,0 +1,247 @@
+"""Refinement of Drain's clusters into log keys: what Drain splits that belongs together, and back.
+
+Drain groups messages by token count and by how many tokens two messages share, which fails in two
+known ways (Zhu et al., ICSE-SEIP 2019; Yu et al., Brain, 2023):
+
+* **over-splitting**: a variable that spans a varying number of tokens (``1190 bytes sent`` /
+  ``1190 bytes (1.16 KB) sent``, ``lifetime 00:01`` / ``lifetime <1 sec``) puts messages of one kind
+  into clusters of different lengths, which Drain never compares;
+* **over-merging**: two message kinds that differ in one word (``VM Paused`` / ``VM Started``) are
+  merged into one template with a wildcard in place of the word.
+
+The refinement works on top of Drain's clusters with three generic rules, none naming any system's text:
+
+1. :func:`signature`: the *constant skeleton* of a template, its words with every variable-like token
+   (masked values, numbers, hex, punctuation, units of measure next to a number) removed. Templates with
+   the same skeleton are one message kind whatever the number of tokens their variables take: their
+   keys are merged (rule 1, *merge over-split*).
+2. :func:`is_plain_word` and :class:`WordStats`: a wildcard position whose values are a handful of plain
+   words distinguishes message kinds, unless those words are *values that flow between message kinds*
+   (a user name seen at a wildcard of two different templates, say): then the position is a variable
+   (rule 2, *split over-merged*, Brain's "a token that keeps one value across a group is constant").
+3. :func:`gapped_template`: the template shown for a merged key keeps the tokens constant across its
+   members and writes one ``<*>`` for each multi-token variable (rule 3, *multi-word variable*).
+
+All state is plain data (str, int, lists, dicts) so a fitted parser round-trips through JSON.
+
+>>> signature("<HOST> close, <NUM> bytes (<NUM> KB) sent, lifetime <*>".split())
+('close,', 'bytes', 'sent,', 'lifetime')
+>>> signature("<HOST> close, <NUM> bytes sent, lifetime <NUM>:<NUM>".split())
+('close,', 'bytes', 'sent,', 'lifetime')
+>>> gapped_template([t.split() for t in ["a <NUM> B, b", "a <NUM> KB, b"]])
+'a <NUM> <*>, b'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "PARAM_STR",
+    "VARIABLE",
+    "UNITS",
+    "WordStats",
+    "gapped_template",
+    "is_plain_word",
+    "is_variable_token",
+    "param_positions",
+    "signature",
+]
+
+PARAM_STR = "<*>"
+VARIABLE: frozenset[str] = frozenset()  #: marks a wildcard position known to hold a variable
+
+#: Units of measure (sizes, durations, rates): a variable when they follow a number or a masked value.
+UNITS = frozenset(
+    "b kb mb gb tb pb kib mib gib tib byte bytes k m g ms us ns µs s sec secs second seconds "
+    "min mins minute minutes h hr hrs hour hours d day days % kb/s mb/s b/s bps kbps mbps hz khz "
+    "mhz ghz".split()
+)
+
+_MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
+_PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
+_HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
+_NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
+_PLAIN_WORD = re.compile(r"[\"'(\[]?[A-Za-z][A-Za-z_\-]*[\"')\],.;:!?]*")
+
+
+def is_plain_word(token: str) -> bool:
+    """A word of letters (dashes, underscores) with optional quotes or punctuation around it.
+
+    >>> is_plain_word("Paused"), is_plain_word("'spawn',"), is_plain_word("ee0"), is_plain_word("a.b")
+    (True, True, False, False)
+    """
+    return _PLAIN_WORD.fullmatch(token) is not None
+
+
+def _core(token: str) -> str:
+    """The token with masked values removed and surrounding punctuation stripped."""
+    if "<" in token:
+        token = _MASK_TOKEN.sub("", token)
+    return token.strip(_PUNCT)
+
+
+def is_variable_token(token: str) -> bool:
+    """True for tokens that hold a value rather than a word of the message.
+
+    Masked values and wildcards (alone or with punctuation around them), numbers, hexadecimal
+    strings with a digit, and pure punctuation. A token that keeps letters once its masked parts are
+    removed (``uid=<NUM>``) is a *key* and stays constant.
+
+    >>> [is_variable_token(t) for t in ["<NUM>", "(<NUM>", "0000000e", "12:30", "uid=<NUM>", "-"]]
+    [True, True, True, True, False, True]
+    """
+    core = _core(token)
+    if not core:
+        return True
+    return _NUMERIC.fullmatch(core) is not None or _HEXISH.fullmatch(core) is not None
+
+
+def _classify(tokens: Sequence[str]) -> list[bool]:
+    """Per token: is it variable? Units of measure count as variable right after a variable token."""
+    out = [is_variable_token(t) for t in tokens]
+    for i in range(1, len(tokens)):
+        if out[i - 1] and not out[i] and _core(tokens[i]).lower() in UNITS:
+            out[i] = True
+    return out
+
+
+def signature(tokens: Sequence[str]) -> tuple[str, ...]:
+    """The constant skeleton of a template: its tokens without the variable-like ones (rule 1).
+
+    >>> signature(["Took", "<NUM>", "seconds", "to", "spawn"])
+    ('Took', 'to', 'spawn')
+    """
+    return tuple(t for t, var in zip(tokens, _classify(tokens), strict=True) if not var)
+
+
+def _segments(tokens: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """Constants, and the variable runs around them (one more run than constants)."""
+    consts: list[str] = []
+    gaps: list[list[str]] = [[]]
+    for t, var in zip(tokens, _classify(tokens), strict=True):
+        if var:
+            gaps[-1].append(t)
+        else:
+            consts.append(t)
+            gaps.append([])
+    return consts, gaps
+
+
+def _render_gap(runs: list[list[str]]) -> list[str]:
+    first = runs[0]
+    if all(r == first for r in runs):
+        return list(first)
+    # the common leading and trailing tokens stay; the differing middle becomes one wildcard that
+    # keeps the punctuation all members share around it
+    n = 0
+    while all(len(r) > n and r[n] == first[n] for r in runs):
+        n += 1
+    m = 0
+    while all(len(r) - n > m and r[len(r) - 1 - m] == first[len(first) - 1 - m] for r in runs):
+        m += 1
+    middles = [" ".join(r[n : len(r) - m]) for r in runs]
+    if not any(middles):
+        return list(first)
+    lead = _common_prefix([x for x in middles if x], _PUNCT)
+    trail = _common_prefix([x[::-1] for x in middles if x], _PUNCT)[::-1]
+    return [*first[:n], f"{lead}{PARAM_STR}{trail}", *first[len(first) - m :]]
+
+
+def _common_prefix(texts: list[str], allowed: str) -> str:
+    out = []
+    for chars in zip(*texts, strict=False):
+        if len(set(chars)) != 1 or chars[0] not in allowed or chars[0] in "<>":
+            break
+        out.append(chars[0])
+    return "".join(out)
+
+
+def gapped_template(members: Iterable[Sequence[str]]) -> str:
+    """One template for templates that share a skeleton (rule 3).
+
+    Constant tokens are kept; each variable run between two constants is kept when all members
+    agree on it and written as one ``<*>`` otherwise (however many tokens it spans).
+
+    >>> gapped_template([["lifetime", "<NUM>:<NUM>"], ["lifetime", "<<NUM>", "sec"]])
+    'lifetime <*>'
+    """
+    members = [list(m) for m in members]
+    parts = [_segments(m) for m in members]
+    consts = parts[0][0]
+    if any(len(c) != len(consts) for c, _ in parts):
+        return " ".join(members[0])
+    out: list[str] = []
+    for i in range(len(consts) + 1):
+        out.extend(_render_gap([g[i] for _, g in parts]))
+        if i < len(consts):
+            out.append(consts[i])
+    return " ".join(out)
+
+
+def param_positions(tokens: Sequence[str]) -> tuple[int, ...]:
+    """Token positions of a template whose raw values are parameters (a wildcard or a mask in them).
+
+    >>> param_positions(["Took", "<NUM>", "seconds", "<*>"])
+    (1, 3)
+    """
+    return tuple(i for i, t in enumerate(tokens) if "<" in t)
+
+
+def _flows(word: str, owners: dict[str, list[int]]) -> bool:
+    """A lower-case word seen at the wildcards of two clusters is a value passed between messages
+    (a user or host name); words with capitals follow the convention of enumerated constants
+    (states, event names) and keep naming message kinds."""
+    return len(owners.get(word, ())) > 1 and word.strip(_PUNCT).islower()
+
+
+class WordStats:
+    """Which wildcard positions of which clusters hold a few plain words that name message kinds (rule 2).
+
+    ``positions[cid][pos]`` is the set of plain words seen there, or :data:`VARIABLE` once the position
+    is known to be variable (a non-word value, more than ``max_values`` words, or a word that also
+    fills a wildcard of another cluster). ``owners[word]`` lists the clusters whose wildcards held
+    ``word``. A position never goes back from variable to split.
+    """
+
+    def __init__(self, max_values: int) -> None:
+        self.max_values = max_values
+        self.positions: dict[int, dict[int, set[str] | frozenset[str]]] = {}
+        self.owners: dict[str, list[int]] = {}
+
+    def observe(self, cid: int, wild: Sequence[int], messages: Sequence[Sequence[str]]) -> None:
+        """Record the values the wildcard positions ``wild`` of cluster ``cid`` take in ``messages``."""
+        stats = self.positions.setdefault(cid, {})
+        for pos in wild:
+            seen = stats.get(pos, set())
+            values: set[str] | None = None if seen is VARIABLE else set(seen)
+            words = set()
+            for toks in messages:
+                v = toks[pos] if pos < len(toks) else ""
+                if is_plain_word(v):
+                    words.add(v)
+                else:
+                    values = None
+                if values is not None:
+                    values.add(v)
+            if values is not None and len(values) > self.max_values:
+                values = None
+            stats[pos] = VARIABLE if values is None else values
+            for v in sorted(words):
+                owners = self.owners.setdefault(v, [])
+                if cid not in owners:
+                    owners.append(cid)
+
+    def settle(self, cids: Iterable[int]) -> None:
+        """Mark variable the positions of ``cids`` whose words also fill another cluster's wildcard."""
+        for cid in cids:
+            stats = self.positions.get(cid, {})
+            for pos, values in stats.items():
+                if values is not VARIABLE and any(_flows(v, self.owners) for v in values):
+                    stats[pos] = VARIABLE
+
+    def split_positions(self, cid: int, wild: Sequence[int]) -> list[int]:
+        """The wildcard positions of ``cid`` whose word fixes the key."""
+        stats = self.positions.get(cid, {})
+        return [p for p in wild if stats.get(p, VARIABLE) is not VARIABLE]
