@@ -54,8 +54,8 @@ class Mask:
 
 #: Masks applied by default, in order: HDFS block ids, UUIDs, host names or IP addresses with a port,
 #: (lists of) IP addresses, clock times and durations (``12:30:05``, ``00:01``), weekday and month
-#: names, hex numbers, long hexadecimal ids (request/tenant ids), free-standing numbers, and the value
-#: of a ``key=value`` pair.
+#: names, hex numbers, long hexadecimal ids (request/tenant ids), and free-standing numbers. The
+#: values of ``key=value`` pairs are left to the template refinement, which keeps the key.
 DEFAULT_MASKS: tuple[Mask, ...] = (
     Mask("BLK", r"blk_-?\d+"),
     Mask(
@@ -73,7 +73,6 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
     Mask("HEX", r"\b0[xX][0-9a-fA-F]+\b"),
     Mask("ID", r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
     Mask("NUM", r"(?<![\w.\-])[-+]?\d+(?:\.\d+)?(?![\w.])"),
-    Mask("VALUE", r"(?<=[A-Za-z]=)[^\s,;&'\"()\[\]{}<>=]+"),
 )
 
 

@@ -64,6 +64,7 @@ from workbench.template_refine import (
     gapped_template,
     param_positions,
     signature,
+    word_shape,
 )
 
 __all__ = [
@@ -301,6 +302,9 @@ class LogParser:
         if cluster is None:
             return None
         tokens = list(cluster.log_template_tokens)
+        for pos, prefix in self.word_stats_.prefixes.get(cid, {}).items():
+            if prefix and pos < len(tokens) and tokens[pos] == _PARAM_STR:
+                tokens[pos] = prefix + _PARAM_STR
         for pos, value in fixed:
             if pos < len(tokens):
                 tokens[pos] = value
@@ -354,7 +358,7 @@ class LogParser:
         for cid, members, split, template, wild in todo:
             fixed_pos = stats.split_positions(cid, wild)
             for m, toks in zip(members, split, strict=True):
-                fixed = tuple((p, toks[p]) for p in fixed_pos if p < len(toks))
+                fixed = tuple((p, word_shape(toks[p]) or toks[p]) for p in fixed_pos if p < len(toks))
                 key = self._keymap.get((cid, fixed))
                 if key is None:
                     if not learn:
@@ -362,10 +366,7 @@ class LogParser:
                         continue
                     key = self._new_key(cid, fixed)
                 keys[m] = key
-                tokens = list(template)
-                for p, v in fixed:
-                    tokens[p] = v
-                positions[m] = param_positions(tokens)
+                positions[m] = param_positions(self._tokens_of(cid, fixed) or template)
         return keys, positions
 
     def _new_key(self, cid: int, fixed: _Fixed) -> int:
@@ -385,7 +386,8 @@ class LogParser:
         """The refinement's learned state as plain JSON-able data (see :meth:`load_refine_state`).
 
         ``aliases``: [key, cluster, [[pos, word], ...]] for every cluster merged into a key;
-        ``signatures``: [[token, ...], key] skeletons; ``word_owners``: word -> clusters.
+        ``signatures``: [[token, ...], key] skeletons; ``word_owners``: word -> clusters;
+        ``kv_prefixes``: [cluster, position, 'key='] kept in front of a wildcard.
         """
         return {
             "merge": self.merge,
@@ -396,6 +398,12 @@ class LogParser:
             ],
             "signatures": [[list(sig), k] for sig, k in self.key_signatures_.items()],
             "word_owners": {w: list(c) for w, c in self.word_stats_.owners.items()},
+            "kv_prefixes": [
+                [cid, pos, prefix]
+                for cid, d in self.word_stats_.prefixes.items()
+                for pos, prefix in d.items()
+                if prefix
+            ],
         }
 
     def load_refine_state(self, state: dict[str, Any]) -> None:
@@ -410,6 +418,8 @@ class LogParser:
         self.word_stats_.owners = {
             str(w): [int(c) for c in cids] for w, cids in state.get("word_owners", {}).items()
         }
+        for cid, pos, prefix in state.get("kv_prefixes", []):
+            self.word_stats_.prefixes.setdefault(int(cid), {})[int(pos)] = str(prefix)
 
     def fit(self, source: Any) -> LogParser:
         """Mine templates from ``source`` (a path, bytes, or lines) and return self."""

@@ -45,8 +45,10 @@ __all__ = [
     "gapped_template",
     "is_plain_word",
     "is_variable_token",
+    "kv_prefix",
     "param_positions",
     "signature",
+    "word_shape",
 ]
 
 PARAM_STR = "<*>"
@@ -63,6 +65,7 @@ _MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
 _PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
 _HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
 _NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
+_SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?[A-Za-z][A-Za-z_\-]*[\"')\],.;:!?]*")
 
 
@@ -73,6 +76,40 @@ def is_plain_word(token: str) -> bool:
     (True, True, False, False)
     """
     return _PLAIN_WORD.fullmatch(token) is not None
+
+
+def word_shape(token: str) -> str | None:
+    """The token as a candidate constant of a message kind, or None when it looks like a value.
+
+    Plain words qualify, and so do ``key=value`` and ``key(...)`` tokens made of letters and
+    punctuation around masked values (``user=root``, ``(uid=<NUM>)``); masked values all read
+    ``<*>`` in the shape. Tokens with digits, dots or slashes (names of hosts, files, classes) do not.
+
+    >>> [word_shape(t) for t in ["user=root", "rhost=<IP>", "LOGIN(uid=<NUM>)", "ee0", "a.b", "<NUM>"]]
+    ['user=root', 'rhost=<*>', 'LOGIN(uid=<*>)', None, None, None]
+    """
+    if _PLAIN_WORD.fullmatch(token):
+        return token
+    shape = _MASK_TOKEN.sub(PARAM_STR, token) if "<" in token else token
+    core = shape.replace(PARAM_STR, "")
+    if _SHAPE.fullmatch(core):
+        return shape
+    return None
+
+
+def kv_prefix(values: Iterable[str]) -> str:
+    """The ``key=`` all values share (``user=root``, ``user=admin`` -> ``user=``), else ''.
+
+    >>> kv_prefix(["user=root", "user=admin"]), kv_prefix(["a=1", "b=2"])
+    ('user=', '')
+    """
+    common: str | None = None
+    for v in values:
+        head = v[: v.find("=") + 1]
+        if not head or (common is not None and head != common):
+            return ""
+        common = head
+    return common or ""
 
 
 def _core(token: str) -> str:
@@ -209,25 +246,33 @@ class WordStats:
         self.max_values = max_values
         self.positions: dict[int, dict[int, set[str] | frozenset[str]]] = {}
         self.owners: dict[str, list[int]] = {}
+        self.prefixes: dict[int, dict[int, str]] = {}  # cluster -> position -> shared 'key='
 
     def observe(self, cid: int, wild: Sequence[int], messages: Sequence[Sequence[str]]) -> None:
         """Record the values the wildcard positions ``wild`` of cluster ``cid`` take in ``messages``."""
         stats = self.positions.setdefault(cid, {})
+        prefixes = self.prefixes.setdefault(cid, {})
         for pos in wild:
             seen = stats.get(pos, set())
             values: set[str] | None = None if seen is VARIABLE else set(seen)
             words = set()
+            raw = set()
             for toks in messages:
                 v = toks[pos] if pos < len(toks) else ""
-                if is_plain_word(v):
-                    words.add(v)
-                else:
+                raw.add(v)
+                shape = word_shape(v)
+                if shape is None:
                     values = None
+                    continue
+                if shape == v and is_plain_word(v):
+                    words.add(v)
                 if values is not None:
-                    values.add(v)
+                    values.add(shape)
             if values is not None and len(values) > self.max_values:
                 values = None
             stats[pos] = VARIABLE if values is None else values
+            prefix = kv_prefix(raw)
+            prefixes[pos] = prefix if prefixes.get(pos, prefix) == prefix else ""
             for v in sorted(words):
                 owners = self.owners.setdefault(v, [])
                 if cid not in owners:
