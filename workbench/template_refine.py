@@ -268,7 +268,7 @@ class WordStats:
                     words.add(v)
                 if values is not None:
                     values.add(shape)
-            if values is not None and len(values) > self.max_values:
+            if values is not None and len(values) > self._limit(values):
                 values = None
             stats[pos] = VARIABLE if values is None else values
             prefix = kv_prefix(raw)
@@ -277,6 +277,14 @@ class WordStats:
                 owners = self.owners.setdefault(v, [])
                 if cid not in owners:
                     owners.append(cid)
+
+    def _limit(self, values: set[str]) -> int:
+        """How many words a position may hold and still name message kinds: ``max_values`` for
+        words with capitals (enumerated constants: states, event names), about half as many for
+        lower-case words, which are more often names (users, hosts) of an open-ended set."""
+        if any(not v.islower() for v in values):
+            return self.max_values
+        return self.max_values // 2 + 1 if self.max_values else 0
 
     def settle(self, cids: Iterable[int]) -> None:
         """Mark variable the positions of ``cids`` whose words also fill another cluster's wildcard."""
