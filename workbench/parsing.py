@@ -306,7 +306,7 @@ class LogParser:
             if prefix and pos < len(tokens) and tokens[pos] == _PARAM_STR:
                 tokens[pos] = prefix + _PARAM_STR
         for pos, value in fixed:
-            if pos < len(tokens):
+            if 0 <= pos < len(tokens):
                 tokens[pos] = value
         return tokens
 
@@ -352,13 +352,20 @@ class LogParser:
             wild = [i for i, t in enumerate(template) if t == _PARAM_STR]
             if learn and wild:
                 stats.observe(cid, wild, split)
+                stats.observe_alignment(cid, wild, split)
             todo.append((cid, list(members), split, template, wild))
         if learn:
             stats.settle(list(stats.positions))
         for cid, members, split, template, wild in todo:
-            fixed_pos = stats.split_positions(cid, wild)
+            mixed = stats.mixed.get(cid)
+            fixed_pos = [] if mixed else stats.split_positions(cid, wild)
             for m, toks in zip(members, split, strict=True):
-                fixed = tuple((p, word_shape(toks[p]) or toks[p]) for p in fixed_pos if p < len(toks))
+                if mixed:  # keyed by its own skeleton, at the pseudo-position -1
+                    fixed: _Fixed = ((-1, stats.member_signature(toks, wild, mixed)),)
+                else:
+                    fixed = tuple(
+                        (p, word_shape(toks[p]) or toks[p]) for p in fixed_pos if p < len(toks)
+                    )
                 key = self._keymap.get((cid, fixed))
                 if key is None:
                     if not learn:
@@ -366,12 +373,16 @@ class LogParser:
                         continue
                     key = self._new_key(cid, fixed)
                 keys[m] = key
-                positions[m] = param_positions(self._tokens_of(cid, fixed) or template)
+                own = toks if mixed else self._tokens_of(cid, fixed)
+                positions[m] = param_positions(own or template)
         return keys, positions
 
     def _new_key(self, cid: int, fixed: _Fixed) -> int:
         """A key for a new (cluster, words) pair: the key of its skeleton when merging, else a new one."""
-        sig = signature(self._tokens_of(cid, fixed) or ())
+        if fixed and fixed[0][0] == -1:
+            sig = tuple(fixed[0][1].split())
+        else:
+            sig = signature(self._tokens_of(cid, fixed) or ())
         key = self.key_signatures_.get(sig) if self.merge else None
         if key is not None:
             self.key_aliases_.setdefault(key, []).append((cid, fixed))
@@ -387,7 +398,8 @@ class LogParser:
 
         ``aliases``: [key, cluster, [[pos, word], ...]] for every cluster merged into a key;
         ``signatures``: [[token, ...], key] skeletons; ``word_owners``: word -> clusters;
-        ``kv_prefixes``: [cluster, position, 'key='] kept in front of a wildcard.
+        ``kv_prefixes``: [cluster, position, 'key='] kept in front of a wildcard; ``mixed``:
+        [cluster, [position, ...]] of clusters whose members are keyed by their own skeleton.
         """
         return {
             "merge": self.merge,
@@ -404,6 +416,7 @@ class LogParser:
                 for pos, prefix in d.items()
                 if prefix
             ],
+            "mixed": [[cid, list(pos)] for cid, pos in self.word_stats_.mixed.items()],
         }
 
     def load_refine_state(self, state: dict[str, Any]) -> None:
@@ -420,6 +433,8 @@ class LogParser:
         }
         for cid, pos, prefix in state.get("kv_prefixes", []):
             self.word_stats_.prefixes.setdefault(int(cid), {})[int(pos)] = str(prefix)
+        for cid, pos in state.get("mixed", []):
+            self.word_stats_.mixed[int(cid)] = [int(p) for p in pos]
 
     def fit(self, source: Any) -> LogParser:
         """Mine templates from ``source`` (a path, bytes, or lines) and return self."""

@@ -179,10 +179,8 @@ def _render_gap(runs: list[list[str]]) -> list[str]:
     while all(len(r) - n > m and r[len(r) - 1 - m] == first[len(first) - 1 - m] for r in runs):
         m += 1
     middles = [" ".join(r[n : len(r) - m]) for r in runs]
-    if not any(middles):
-        return list(first)
-    lead = _common_prefix([x for x in middles if x], _PUNCT)
-    trail = _common_prefix([x[::-1] for x in middles if x], _PUNCT)[::-1]
+    lead = _common_prefix(middles, _PUNCT)
+    trail = _common_prefix([x[::-1] for x in middles], _PUNCT)[::-1]
     return [*first[:n], f"{lead}{PARAM_STR}{trail}", *first[len(first) - m :]]
 
 
@@ -247,6 +245,32 @@ class WordStats:
         self.positions: dict[int, dict[int, set[str] | frozenset[str]]] = {}
         self.owners: dict[str, list[int]] = {}
         self.prefixes: dict[int, dict[int, str]] = {}  # cluster -> position -> shared 'key='
+        self.mixed: dict[int, list[int]] = {}  # cluster -> positions holding values and words
+
+    def observe_alignment(
+        self, cid: int, wild: Sequence[int], messages: Sequence[Sequence[str]]
+    ) -> list[int]:
+        """Wildcard positions of ``cid`` that hold values in some messages and words in others.
+
+        Two or more such positions mean Drain aligned messages of different shapes token by token
+        (a multi-token variable shifted the words), so the cluster's template says nothing; its
+        members are then keyed by their own skeleton (:meth:`member_signature`).
+        """
+        found = set(self.mixed.get(cid, ()))
+        for pos in wild:
+            if pos in found:
+                continue
+            kinds = {is_variable_token(toks[pos]) for toks in messages if pos < len(toks)}
+            if len(kinds) == 2:
+                found.add(pos)
+        if len(found) >= 2:
+            self.mixed[cid] = sorted(found)
+        return self.mixed.get(cid, [])
+
+    @staticmethod
+    def member_signature(tokens: Sequence[str], wild: Sequence[int], mixed: Sequence[int]) -> str:
+        """Skeleton of one message of a misaligned cluster (the shift may reach any wildcard)."""
+        return " ".join(signature(tokens))
 
     def observe(self, cid: int, wild: Sequence[int], messages: Sequence[Sequence[str]]) -> None:
         """Record the values the wildcard positions ``wild`` of cluster ``cid`` take in ``messages``."""
