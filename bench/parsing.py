@@ -99,12 +99,8 @@ def accuracy(system: str) -> dict[str, object]:
     }
     if corrected is not None:
         row["ga_corrected"] = round(grouping_accuracy(df["key"], corrected["EventId"]), 4)
-        row["bare_drain3_ga_corrected"] = round(
-            grouping_accuracy(bare, corrected["EventId"]), 4
-        )
-        row["pa_corrected"] = round(
-            parsing_accuracy(df["template"], corrected["EventTemplate"]), 4
-        )
+        row["bare_drain3_ga_corrected"] = round(grouping_accuracy(bare, corrected["EventId"]), 4)
+        row["pa_corrected"] = round(parsing_accuracy(df["template"], corrected["EventTemplate"]), 4)
         row["templates_truth_corrected"] = int(corrected["EventId"].nunique())
     return row
 

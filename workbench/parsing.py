@@ -55,9 +55,8 @@ import jsonpickle
 import numpy as np
 import pandas as pd
 from drain3.drain import Drain
-from drain3.masking import LogMasker, MaskingInstruction
 
-from workbench.formats import LogFormat, get_format
+from workbench.formats import LogFormat, Masker, get_format
 from workbench.template_refine import (
     VARIABLE,
     WordStats,
@@ -230,9 +229,7 @@ class LogParser:
             raise ValueError(f"max_line_bytes must be at least 16, got {max_line_bytes}")
         self.max_line_bytes = max_line_bytes
         self.drain_ = self._new_drain()
-        self._masker = LogMasker(
-            [MaskingInstruction(m.pattern, m.name) for m in self.format.masks], "<", ">"
-        )
+        self._masker = Masker(self.format.masks)
         self._cache: dict[str, int] = {}  # masked content -> cluster id
         self.counts_: Counter[int] = Counter()  # entries per key seen while mining
         self.max_word_values = max_word_values
@@ -292,7 +289,9 @@ class LogParser:
             return "<unknown template>"
         aliases = self.key_aliases_.get(key)
         if aliases:
-            members = [tokens] + [t for t in (self._tokens_of(*a) for a in aliases) if t is not None]
+            members = [tokens] + [
+                t for t in (self._tokens_of(*a) for a in aliases) if t is not None
+            ]
             return gapped_template(members)
         return " ".join(tokens)
 
@@ -359,6 +358,7 @@ class LogParser:
         for cid, members, split, template, wild in todo:
             mixed = stats.mixed.get(cid)
             fixed_pos = [] if mixed else stats.split_positions(cid, wild)
+            known: dict[_Fixed, tuple[int, ...]] = {}  # parameter positions per key of the cluster
             for m, toks in zip(members, split, strict=True):
                 if mixed:  # keyed by its own skeleton, at the pseudo-position -1
                     fixed: _Fixed = ((-1, stats.member_signature(toks, wild, mixed)),)
@@ -373,8 +373,15 @@ class LogParser:
                         continue
                     key = self._new_key(cid, fixed)
                 keys[m] = key
-                own = toks if mixed else self._tokens_of(cid, fixed)
-                positions[m] = param_positions(own or template)
+                if mixed:
+                    positions[m] = param_positions(toks)
+                else:
+                    pos = known.get(fixed)
+                    if pos is None:
+                        pos = known[fixed] = param_positions(
+                            self._tokens_of(cid, fixed) or template
+                        )
+                    positions[m] = pos
         return keys, positions
 
     def _new_key(self, cid: int, fixed: _Fixed) -> int:

@@ -39,8 +39,8 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "PARAM_STR",
-    "VARIABLE",
     "UNITS",
+    "VARIABLE",
     "WordStats",
     "gapped_template",
     "is_plain_word",
@@ -56,9 +56,55 @@ VARIABLE: frozenset[str] = frozenset()  #: marks a wildcard position known to ho
 
 #: Units of measure (sizes, durations, rates): a variable when they follow a number or a masked value.
 UNITS = frozenset(
-    "b kb mb gb tb pb kib mib gib tib byte bytes k m g ms us ns µs s sec secs second seconds "
-    "min mins minute minutes h hr hrs hour hours d day days % kb/s mb/s b/s bps kbps mbps hz khz "
-    "mhz ghz".split()
+    [
+        "b",
+        "kb",
+        "mb",
+        "gb",
+        "tb",
+        "pb",
+        "kib",
+        "mib",
+        "gib",
+        "tib",
+        "byte",
+        "bytes",
+        "k",
+        "m",
+        "g",
+        "ms",
+        "us",
+        "ns",
+        "µs",
+        "s",
+        "sec",
+        "secs",
+        "second",
+        "seconds",
+        "min",
+        "mins",
+        "minute",
+        "minutes",
+        "h",
+        "hr",
+        "hrs",
+        "hour",
+        "hours",
+        "d",
+        "day",
+        "days",
+        "%",
+        "kb/s",
+        "mb/s",
+        "b/s",
+        "bps",
+        "kbps",
+        "mbps",
+        "hz",
+        "khz",
+        "mhz",
+        "ghz",
+    ]
 )
 
 _MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
@@ -66,9 +112,7 @@ _PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
 _HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
 _NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
-_PLAIN_WORD = re.compile(
-    r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*"
-)
+_PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
 
 
 def is_plain_word(token: str) -> bool:
