@@ -53,7 +53,8 @@ class Mask:
             raise ValueError(f"mask {self.name!r}: invalid regular expression: {exc}") from exc
 
 
-#: Masks applied by default, in order: HDFS block ids, UUIDs, host names or IP addresses with a port,
+#: Masks applied by default, in order: HDFS block ids, UUIDs, domain names (a dot and a lower-case
+#: top-level label), ``localhost`` or IP addresses with a port,
 #: (lists of) IP addresses, clock times and durations (``12:30:05``, ``00:01``), weekday and month
 #: names, hex numbers, long hexadecimal ids (request/tenant ids), and free-standing numbers. The
 #: values of ``key=value`` pairs are left to the template refinement, which keeps the key.
@@ -64,7 +65,7 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
     ),
     Mask(
         "HOST",
-        r"(?<![\w.\-])(?:(?=[\w.\-]*[A-Za-z])[\w\-]+(?:\.[\w\-]+)*|\d{1,3}(?:\.\d{1,3}){3}):\d+"
+        r"(?<![\w.\-])(?:(?:[A-Za-z0-9][\w\-]*\.)+[a-z]{2,6}|localhost|\d{1,3}(?:\.\d{1,3}){3}):\d+"
         r"(?![\w.:])",
     ),
     Mask("IP", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?:,\d{1,3}(?:\.\d{1,3}){3})*(?![\w.])"),

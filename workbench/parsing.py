@@ -389,7 +389,7 @@ class LogParser:
         if fixed and fixed[0][0] == -1:
             sig = tuple(fixed[0][1].split())
         else:
-            sig = signature(self._tokens_of(cid, fixed) or ())
+            sig = signature(self._tokens_of(cid, fixed) or (), keep=[p for p, _ in fixed])
         key = self.key_signatures_.get(sig) if self.merge else None
         if key is not None:
             self.key_aliases_.setdefault(key, []).append((cid, fixed))

@@ -111,6 +111,7 @@ _MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
 _PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
 _HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
 _NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
+_KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
 
@@ -183,21 +184,55 @@ def is_variable_token(token: str) -> bool:
 
 
 def _classify(tokens: Sequence[str]) -> list[bool]:
-    """Per token: is it variable? Units of measure count as variable right after a variable token."""
+    """Per token: is it variable? Units of measure count as variable right after a variable token,
+    and so do the words of a quoted value that spans several tokens (``tag="View Lock",``)."""
     out = [is_variable_token(t) for t in tokens]
-    for i in range(1, len(tokens)):
+    n = len(tokens)
+    i = 0
+    while i < n:
+        quote = _opening_quote(tokens[i])
+        if quote:
+            end = next((j for j in range(i + 1, min(n, i + 9)) if quote in tokens[j]), None)
+            if end is not None:
+                for j in range(i + 1, end + 1):
+                    out[j] = True
+                i = end
+        i += 1
+    for i in range(1, n):
         if out[i - 1] and not out[i] and _core(tokens[i]).lower() in UNITS:
             out[i] = True
     return out
 
 
-def signature(tokens: Sequence[str]) -> tuple[str, ...]:
+def _opening_quote(token: str) -> str:
+    """The quote character a token opens and does not close (``"View``, ``tag='a``), else ''."""
+    m = _KV.fullmatch(token)
+    value = m.group(2) if m else token
+    for q in "\"'":
+        if value.startswith(q) and value.count(q) == 1:
+            return q
+    return ""
+
+
+def signature(tokens: Sequence[str], keep: Iterable[int] = ()) -> tuple[str, ...]:
     """The constant skeleton of a template: its tokens without the variable-like ones (rule 1).
+
+    A ``key=value`` token reads ``key=`` (the value is a variable) unless its position is in
+    ``keep`` (a word that names the message kind).
 
     >>> signature(["Took", "<NUM>", "seconds", "to", "spawn"])
     ('Took', 'to', 'spawn')
+    >>> signature(['tag="View', 'Lock",', "ws=null,"]), signature(["user=root"], keep=[0])
+    (('tag=', 'ws='), ('user=root',))
     """
-    return tuple(t for t, var in zip(tokens, _classify(tokens), strict=True) if not var)
+    kept = set(keep)
+    out = []
+    for i, (t, var) in enumerate(zip(tokens, _classify(tokens), strict=True)):
+        if var:
+            continue
+        m = None if i in kept else _KV.fullmatch(t)
+        out.append(m.group(1) if m else t)
+    return tuple(out)
 
 
 def _segments(tokens: Sequence[str]) -> tuple[list[str], list[list[str]]]:
