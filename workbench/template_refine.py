@@ -111,6 +111,7 @@ _MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
 _PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
 _HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
 _NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
+_DOTTED = re.compile(r"[A-Za-z_$][\w$\-]*(?:\.[\w$\-]+){2,}")
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
@@ -180,7 +181,11 @@ def is_variable_token(token: str) -> bool:
     core = _core(token)
     if not core:
         return True
-    return _NUMERIC.fullmatch(core) is not None or _HEXISH.fullmatch(core) is not None
+    return (
+        _NUMERIC.fullmatch(core) is not None
+        or _HEXISH.fullmatch(core) is not None
+        or _DOTTED.fullmatch(core) is not None
+    )
 
 
 def _classify(tokens: Sequence[str]) -> list[bool]:
