@@ -60,6 +60,7 @@ from workbench.formats import LogFormat, Masker, get_format
 from workbench.template_refine import (
     VARIABLE,
     WordStats,
+    gap_param_positions,
     gapped_template,
     param_positions,
     signature,
@@ -373,14 +374,16 @@ class LogParser:
                         continue
                     key = self._new_key(cid, fixed)
                 keys[m] = key
+                merged = key in self.key_aliases_
                 if mixed:
-                    positions[m] = param_positions(toks)
+                    first = self._tokens_of(*self.keys_[key]) if merged else None
+                    positions[m] = gap_param_positions(first, toks)
                 else:
                     pos = known.get(fixed)
                     if pos is None:
-                        pos = known[fixed] = param_positions(
-                            self._tokens_of(cid, fixed) or template
-                        )
+                        own = self._tokens_of(cid, fixed) or template
+                        first = self._tokens_of(*self.keys_[key]) if merged else None
+                        pos = known[fixed] = gap_param_positions(first, own)
                     positions[m] = pos
         return keys, positions
 

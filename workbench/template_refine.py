@@ -42,6 +42,7 @@ __all__ = [
     "UNITS",
     "VARIABLE",
     "WordStats",
+    "gap_param_positions",
     "gapped_template",
     "is_plain_word",
     "is_variable_token",
@@ -316,6 +317,44 @@ def _flows(word: str, owners: dict[str, list[int]]) -> bool:
     (a user or host name); words with capitals follow the convention of enumerated constants
     (states, event names) and keep naming message kinds."""
     return len(owners.get(word, ())) > 1 and word.strip(_PUNCT).islower()
+
+
+def gap_param_positions(key_tokens: Sequence[str] | None, tokens: Sequence[str]) -> tuple[int, ...]:
+    """Parameter positions of a message whose key merges templates of several shapes.
+
+    One position per variable run of the key's first template that starts with a masked value: the
+    first token of the same run in ``tokens``. Every message of the key then gives its numbers in
+    the same order and, as long as the runs hold numbers, the same count, whatever number of tokens
+    each run takes. Without a key template (``None``) or when the skeletons differ, every masked
+    position of ``tokens`` (:func:`param_positions`).
+
+    >>> first = "close, <NUM> bytes sent, lifetime <TIME>".split()
+    >>> gap_param_positions(first, "close, <NUM> bytes (<NUM> KB) sent, lifetime <<NUM> sec".split())
+    (1, 7)
+    """
+    if key_tokens is None:
+        return param_positions(tokens)
+    key_consts, key_gaps = _segment_positions(key_tokens)
+    consts, gaps = _segment_positions(tokens)
+    if len(key_consts) != len(consts):
+        return param_positions(tokens)
+    out = []
+    for key_gap, gap in zip(key_gaps, gaps, strict=True):
+        if key_gap and gap and "<" in key_tokens[key_gap[0]] and "<" in tokens[gap[0]]:
+            out.append(gap[0])
+    return tuple(out)
+
+
+def _segment_positions(tokens: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+    consts: list[int] = []
+    gaps: list[list[int]] = [[]]
+    for i, var in enumerate(_classify(tokens)):
+        if var:
+            gaps[-1].append(i)
+        else:
+            consts.append(i)
+            gaps.append([])
+    return consts, gaps
 
 
 class WordStats:
