@@ -62,7 +62,6 @@ from workbench.template_refine import (
     WordStats,
     gap_param_positions,
     gapped_template,
-    param_positions,
     signature,
     word_shape,
 )
@@ -346,7 +345,7 @@ class LogParser:
                     key = self.key_signatures_.get(signature(toks), UNKNOWN_KEY)
                     keys[m] = key
                     if key != UNKNOWN_KEY:
-                        positions[m] = param_positions(toks)
+                        positions[m] = gap_param_positions(self._tokens_of(*self.keys_[key]), toks)
                 continue
             template = list(self.drain_.id_to_cluster[cid].log_template_tokens)
             wild = [i for i, t in enumerate(template) if t == _PARAM_STR]
