@@ -63,6 +63,7 @@ from workbench.template_refine import (
     gap_param_positions,
     gapped_template,
     signature,
+    wildcard_token,
     word_shape,
 )
 
@@ -301,9 +302,9 @@ class LogParser:
         if cluster is None:
             return None
         tokens = list(cluster.log_template_tokens)
-        for pos, prefix in self.word_stats_.prefixes.get(cid, {}).items():
-            if prefix and pos < len(tokens) and tokens[pos] == _PARAM_STR:
-                tokens[pos] = prefix + _PARAM_STR
+        for pos, (prefix, suffix, shortest) in self.word_stats_.affixes.get(cid, {}).items():
+            if pos < len(tokens) and tokens[pos] == _PARAM_STR:
+                tokens[pos] = wildcard_token(prefix, suffix, shortest)
         for pos, value in fixed:
             if 0 <= pos < len(tokens):
                 tokens[pos] = value
@@ -407,7 +408,8 @@ class LogParser:
 
         ``aliases``: [key, cluster, [[pos, word], ...]] for every cluster merged into a key;
         ``signatures``: [[token, ...], key] skeletons; ``word_owners``: word -> clusters;
-        ``kv_prefixes``: [cluster, position, 'key='] kept in front of a wildcard; ``mixed``:
+        ``affixes``: [cluster, position, common prefix, common suffix, shortest length] of the
+        values at a wildcard (its ``key=`` and punctuation are kept around the ``<*>``); ``mixed``:
         [cluster, [position, ...]] of clusters whose members are keyed by their own skeleton.
         """
         return {
@@ -419,11 +421,10 @@ class LogParser:
             ],
             "signatures": [[list(sig), k] for sig, k in self.key_signatures_.items()],
             "word_owners": {w: list(c) for w, c in self.word_stats_.owners.items()},
-            "kv_prefixes": [
-                [cid, pos, prefix]
-                for cid, d in self.word_stats_.prefixes.items()
-                for pos, prefix in d.items()
-                if prefix
+            "affixes": [
+                [cid, pos, *affix]
+                for cid, d in self.word_stats_.affixes.items()
+                for pos, affix in d.items()
             ],
             "mixed": [[cid, list(pos)] for cid, pos in self.word_stats_.mixed.items()],
         }
@@ -440,8 +441,9 @@ class LogParser:
         self.word_stats_.owners = {
             str(w): [int(c) for c in cids] for w, cids in state.get("word_owners", {}).items()
         }
-        for cid, pos, prefix in state.get("kv_prefixes", []):
-            self.word_stats_.prefixes.setdefault(int(cid), {})[int(pos)] = str(prefix)
+        for cid, pos, prefix, suffix, shortest in state.get("affixes", []):
+            affix = [str(prefix), str(suffix), int(shortest)]
+            self.word_stats_.affixes.setdefault(int(cid), {})[int(pos)] = affix
         for cid, pos in state.get("mixed", []):
             self.word_stats_.mixed[int(cid)] = [int(p) for p in pos]
 

@@ -46,9 +46,9 @@ __all__ = [
     "gapped_template",
     "is_plain_word",
     "is_variable_token",
-    "kv_prefix",
     "param_positions",
     "signature",
+    "wildcard_token",
     "word_shape",
 ]
 
@@ -113,6 +113,9 @@ _PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
 _HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
 _NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
 _DOTTED = re.compile(r"[A-Za-z_$][\w$\-]*(?:\.[\w$\-]+){2,}")
+_AFFIX_MAX = 64  # characters of common prefix / suffix remembered per wildcard
+_AFFIX_HEAD = re.compile(r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:][(\[{\"'#@]*)?")
+_AFFIX_TAIL = re.compile(r"[)\]}\"',;:.!?]*$")
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
@@ -147,19 +150,26 @@ def word_shape(token: str) -> str | None:
     return None
 
 
-def kv_prefix(values: Iterable[str]) -> str:
-    """The ``key=`` all values share (``user=root``, ``user=admin`` -> ``user=``), else ''.
+def wildcard_token(common_prefix: str, common_suffix: str, shortest: int) -> str:
+    """The wildcard for a position, keeping what all its values share around the value: a
+    ``key=`` (or ``key:``) and punctuation in front, punctuation behind.
 
-    >>> kv_prefix(["user=root", "user=admin"]), kv_prefix(["a=1", "b=2"])
-    ('user=', '')
+    ``common_prefix`` and ``common_suffix`` are those of all values seen, ``shortest`` the length
+    of the shortest value.
+
+    >>> wildcard_token("user=r", "", 8), wildcard_token("[a", "],", 5), wildcard_token("ab", "", 3)
+    ('user=<*>', '[<*>],', '<*>')
     """
-    common: str | None = None
-    for v in values:
-        head = v[: v.find("=") + 1]
-        if not head or (common is not None and head != common):
-            return ""
-        common = head
-    return common or ""
+    head = _AFFIX_HEAD.match(common_prefix)
+    prefix = head.group(0) if head else ""
+    tail = _AFFIX_TAIL.search(common_suffix)
+    suffix = tail.group(0) if tail else ""
+    room = shortest - len(prefix) - len(suffix)  # characters left for the shortest value
+    if room < 0 or (room == 0 and not prefix.endswith(("=", ":"))):
+        suffix = ""
+        if len(prefix) > shortest or (len(prefix) == shortest and not prefix.endswith(("=", ":"))):
+            prefix = ""
+    return f"{prefix}{PARAM_STR}{suffix}"
 
 
 def _core(token: str) -> str:
@@ -345,6 +355,16 @@ def gap_param_positions(key_tokens: Sequence[str] | None, tokens: Sequence[str])
     return tuple(out)
 
 
+def _common_start(texts: Sequence[str]) -> str:
+    if not texts:
+        return ""
+    lo, hi = min(texts), max(texts)
+    n = 0
+    while n < len(lo) and lo[n] == hi[n]:
+        n += 1
+    return lo[:n]
+
+
 def _segment_positions(tokens: Sequence[str]) -> tuple[list[int], list[list[int]]]:
     consts: list[int] = []
     gaps: list[list[int]] = [[]]
@@ -370,7 +390,8 @@ class WordStats:
         self.max_values = max_values
         self.positions: dict[int, dict[int, set[str] | frozenset[str]]] = {}
         self.owners: dict[str, list[int]] = {}
-        self.prefixes: dict[int, dict[int, str]] = {}  # cluster -> position -> shared 'key='
+        # cluster -> position -> [common prefix, common suffix, shortest length] of its values
+        self.affixes: dict[int, dict[int, list]] = {}
         self.mixed: dict[int, list[int]] = {}  # cluster -> positions holding values and words
 
     def observe_alignment(
@@ -401,7 +422,7 @@ class WordStats:
     def observe(self, cid: int, wild: Sequence[int], messages: Sequence[Sequence[str]]) -> None:
         """Record the values the wildcard positions ``wild`` of cluster ``cid`` take in ``messages``."""
         stats = self.positions.setdefault(cid, {})
-        prefixes = self.prefixes.setdefault(cid, {})
+        affixes = self.affixes.setdefault(cid, {})
         for pos in wild:
             seen = stats.get(pos, set())
             values: set[str] | None = None if seen is VARIABLE else set(seen)
@@ -421,8 +442,21 @@ class WordStats:
             if values is not None and len(values) > self._limit(values):
                 values = None
             stats[pos] = VARIABLE if values is None else values
-            prefix = kv_prefix(raw)
-            prefixes[pos] = prefix if prefixes.get(pos, prefix) == prefix else ""
+            seen_affix = affixes.get(pos)
+            first = [seen_affix[0], *raw] if seen_affix else list(raw)
+            last = (
+                [seen_affix[1][::-1], *(v[::-1] for v in raw)]
+                if seen_affix
+                else [v[::-1] for v in raw]
+            )
+            shortest = min(len(v) for v in raw)
+            if seen_affix:
+                shortest = min(shortest, seen_affix[2])
+            affixes[pos] = [
+                _common_start(first)[:_AFFIX_MAX],
+                _common_start(last)[:_AFFIX_MAX][::-1],
+                shortest,
+            ]
             for v in sorted(words):
                 owners = self.owners.setdefault(v, [])
                 if cid not in owners:
