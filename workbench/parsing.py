@@ -60,6 +60,7 @@ from workbench.formats import LogFormat, Masker, get_format
 from workbench.template_refine import (
     VARIABLE,
     WordStats,
+    display_template,
     gap_param_positions,
     gapped_template,
     signature,
@@ -293,8 +294,8 @@ class LogParser:
             members = [tokens] + [
                 t for t in (self._tokens_of(*a) for a in aliases) if t is not None
             ]
-            return gapped_template(members)
-        return " ".join(tokens)
+            return display_template(gapped_template(members).split())
+        return display_template(tokens)
 
     def _tokens_of(self, cid: int, fixed: _Fixed) -> list[str] | None:
         """Drain's template tokens of cluster ``cid`` with the key's words filled in."""

@@ -42,6 +42,7 @@ __all__ = [
     "UNITS",
     "VARIABLE",
     "WordStats",
+    "display_template",
     "gap_param_positions",
     "gapped_template",
     "is_plain_word",
@@ -116,6 +117,8 @@ _DOTTED = re.compile(r"[A-Za-z_$][\w$\-]*(?:\.[\w$\-]+){2,}")
 _AFFIX_MAX = 64  # characters of common prefix / suffix remembered per wildcard
 _AFFIX_HEAD = re.compile(r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:][(\[{\"'#@]*)?")
 _AFFIX_TAIL = re.compile(r"[)\]}\"',;:.!?]*$")
+_DIGITS = re.compile(r"\d")
+_ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
@@ -310,6 +313,24 @@ def gapped_template(members: Iterable[Sequence[str]]) -> str:
         out.extend(_render_gap([g[i] for _, g in parts]))
         if i < len(consts):
             out.append(consts[i])
+    return " ".join(out)
+
+
+def display_template(tokens: Sequence[str]) -> str:
+    """The template as shown: a token that kept one value in every message but carries an id
+    (three digits or more: a host's port, a client or application id) reads ``<*>``, keeping the
+    punctuation around it. Only the text changes; keys and parameters do not.
+
+    >>> display_template(["renew", "[DFSClient_NONMAPREDUCE_1537864556_1]", "via", "ssh2"])
+    'renew [<*>] via ssh2'
+    """
+    out = []
+    for t in tokens:
+        if "<" not in t and len(_DIGITS.findall(t)) >= 3:
+            m = _ID_TOKEN.fullmatch(t)
+            out.append(f"{m.group(1)}{PARAM_STR}{m.group(3)}" if m else PARAM_STR)
+        else:
+            out.append(t)
     return " ".join(out)
 
 
