@@ -117,6 +117,8 @@ _DOTTED = re.compile(r"[A-Za-z_$][\w$\-]*(?:\.[\w$\-]+){2,}")
 _AFFIX_MAX = 64  # characters of common prefix / suffix remembered per wildcard
 _AFFIX_HEAD = re.compile(r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:][(\[{\"'#@]*)?")
 _AFFIX_TAIL = re.compile(r"[)\]}\"',;:.!?]*$")
+_PATH = re.compile(r"(?:~|\.{1,2})?(?:/[\w.\-@+~%]+){2,}/?|/[\w.\-@+~%]+/")
+_SLASHED_MASK = re.compile(r"/<[A-Za-z_*][A-Za-z0-9_*]*>")
 _DIGITS = re.compile(r"\d")
 _ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
@@ -168,7 +170,8 @@ def wildcard_token(common_prefix: str, common_suffix: str, shortest: int) -> str
     tail = _AFFIX_TAIL.search(common_suffix)
     suffix = tail.group(0) if tail else ""
     room = shortest - len(prefix) - len(suffix)  # characters left for the shortest value
-    if room < 0 or (room == 0 and not prefix.endswith(("=", ":"))):
+    pair = prefix[-1:] + suffix[:1] in ("()", "[]", "{}", '""', "''")  # an empty value in brackets
+    if room < 0 or (room == 0 and not prefix.endswith(("=", ":")) and not pair):
         suffix = ""
         if len(prefix) > shortest or (len(prefix) == shortest and not prefix.endswith(("=", ":"))):
             prefix = ""
@@ -318,16 +321,24 @@ def gapped_template(members: Iterable[Sequence[str]]) -> str:
 
 def display_template(tokens: Sequence[str]) -> str:
     """The template as shown: a token that kept one value in every message but carries an id
-    (three digits or more: a host's port, a client or application id) reads ``<*>``, keeping the
-    punctuation around it. Only the text changes; keys and parameters do not.
+    (three digits or more: a host's port, a client or application id) or is a file path reads
+    ``<*>``, keeping the brackets and punctuation around it; so does a masked value behind a slash
+    (``/<HOST>``, as Java prints addresses). Only the text changes; keys and parameters do not.
 
     >>> display_template(["renew", "[DFSClient_NONMAPREDUCE_1537864556_1]", "via", "ssh2"])
     'renew [<*>] via ssh2'
+    >>> display_template(["ok", "/etc/httpd/workers2.properties", "from", "/<HOST>", "HTTP/1.1"])
+    'ok <*> from <*> HTTP/1.1'
     """
     out = []
     for t in tokens:
-        if "<" not in t and len(_DIGITS.findall(t)) >= 3:
-            m = _ID_TOKEN.fullmatch(t)
+        m = _ID_TOKEN.fullmatch(t)
+        core = m.group(2) if m else t
+        if (
+            ("<" not in t and len(_DIGITS.findall(t)) >= 3)
+            or _PATH.fullmatch(core)
+            or _SLASHED_MASK.fullmatch(core)
+        ):
             out.append(f"{m.group(1)}{PARAM_STR}{m.group(3)}" if m else PARAM_STR)
         else:
             out.append(t)
