@@ -286,18 +286,18 @@ class LogParser:
             return "<unknown template>"
         if key not in self.keys_:
             return "<unparsed>"
-        tokens = self._tokens_of(*self.keys_[key])
+        tokens = self._tokens_of(*self.keys_[key], display=True)
         if tokens is None:
             return "<unknown template>"
         aliases = self.key_aliases_.get(key)
         if aliases:
             members = [tokens] + [
-                t for t in (self._tokens_of(*a) for a in aliases) if t is not None
+                t for t in (self._tokens_of(*a, display=True) for a in aliases) if t is not None
             ]
             return display_template(gapped_template(members).split())
         return display_template(tokens)
 
-    def _tokens_of(self, cid: int, fixed: _Fixed) -> list[str] | None:
+    def _tokens_of(self, cid: int, fixed: _Fixed, display: bool = False) -> list[str] | None:
         """Drain's template tokens of cluster ``cid`` with the key's words filled in."""
         cluster = self.drain_.id_to_cluster.get(cid)
         if cluster is None:
@@ -305,7 +305,7 @@ class LogParser:
         tokens = list(cluster.log_template_tokens)
         for pos, (prefix, suffix, shortest) in self.word_stats_.affixes.get(cid, {}).items():
             if pos < len(tokens) and tokens[pos] == _PARAM_STR:
-                tokens[pos] = wildcard_token(prefix, suffix, shortest)
+                tokens[pos] = wildcard_token(prefix, suffix, shortest, display)
         for pos, value in fixed:
             if 0 <= pos < len(tokens):
                 tokens[pos] = value

@@ -115,9 +115,14 @@ _HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
 _NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
 _DOTTED = re.compile(r"[A-Za-z_$][\w$\-]*(?:\.[\w$\-]+){2,}")
 _AFFIX_MAX = 64  # characters of common prefix / suffix remembered per wildcard
-_AFFIX_HEAD = re.compile(r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:][(\[{\"'#@]*)?")
+_AFFIX_HEAD = re.compile(r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:(][(\[{\"'#@]*)?")
+_AFFIX_STEM = re.compile(
+    r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:(][(\[{\"'#@]*|[A-Za-z_][\w\-]*(?:\.[\w\-]+)*\.+)?"
+)
 _AFFIX_TAIL = re.compile(r"[)\]}\"',;:.!?]*$")
-_PATH = re.compile(r"(?:~|\.{1,2})?(?:/[\w.\-@+~%]+){2,}/?|/[\w.\-@+~%]+/")
+_PATH = re.compile(r"(?:~|\.{1,2})?(?:/[\w.\-@+~%<>*]+){2,}/?|/[\w.\-@+~%<>*]+/")
+_MASK_INSIDE = re.compile(r"(?=.*<[A-Za-z_*][A-Za-z0-9_*]*>)(?=.*?[\w/](?![^<]*>)).+")
+_KEY_HEAD = re.compile(r"[A-Za-z_][A-Za-z_.\-]*(?:[=:(]|\.(?=<))")
 _SLASHED_MASK = re.compile(r"/<[A-Za-z_*][A-Za-z0-9_*]*>")
 _DIGITS = re.compile(r"\d")
 _ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
@@ -155,17 +160,22 @@ def word_shape(token: str) -> str | None:
     return None
 
 
-def wildcard_token(common_prefix: str, common_suffix: str, shortest: int) -> str:
+def wildcard_token(
+    common_prefix: str, common_suffix: str, shortest: int, display: bool = False
+) -> str:
     """The wildcard for a position, keeping what all its values share around the value: a
-    ``key=`` (or ``key:``) and punctuation in front, punctuation behind.
+    ``key=`` (``key:``, ``call(``) and punctuation in front, punctuation behind.
 
     ``common_prefix`` and ``common_suffix`` are those of all values seen, ``shortest`` the length
-    of the shortest value.
+    of the shortest value. For display, a shared dotted stem (``core.``, ``com.apple.``) is kept
+    too; keys are told apart without it.
 
     >>> wildcard_token("user=r", "", 8), wildcard_token("[a", "],", 5), wildcard_token("ab", "", 3)
     ('user=<*>', '[<*>],', '<*>')
+    >>> wildcard_token("core.22", "", 9), wildcard_token("core.22", "", 9, display=True)
+    ('<*>', 'core.<*>')
     """
-    head = _AFFIX_HEAD.match(common_prefix)
+    head = (_AFFIX_STEM if display else _AFFIX_HEAD).match(common_prefix)
     prefix = head.group(0) if head else ""
     tail = _AFFIX_TAIL.search(common_suffix)
     suffix = tail.group(0) if tail else ""
@@ -322,8 +332,9 @@ def gapped_template(members: Iterable[Sequence[str]]) -> str:
 def display_template(tokens: Sequence[str]) -> str:
     """The template as shown: a token that kept one value in every message but carries an id
     (three digits or more: a host's port, a client or application id) or is a file path reads
-    ``<*>``, keeping the brackets and punctuation around it; so does a masked value behind a slash
-    (``/<HOST>``, as Java prints addresses). Only the text changes; keys and parameters do not.
+    ``<*>``, keeping the brackets and punctuation around it; so does a token that joins a masked
+    value to other characters (``/<HOST>``, ``rdd_<NUM>``, ``HTTP/<NUM>``) unless it is a
+    ``key=`` form. Only the text changes; keys and parameters do not.
 
     >>> display_template(["renew", "[DFSClient_NONMAPREDUCE_1537864556_1]", "via", "ssh2"])
     'renew [<*>] via ssh2'
@@ -338,6 +349,7 @@ def display_template(tokens: Sequence[str]) -> str:
             ("<" not in t and len(_DIGITS.findall(t)) >= 3)
             or _PATH.fullmatch(core)
             or _SLASHED_MASK.fullmatch(core)
+            or (_MASK_INSIDE.fullmatch(core) and not _KEY_HEAD.match(core))
         ):
             out.append(f"{m.group(1)}{PARAM_STR}{m.group(3)}" if m else PARAM_STR)
         else:
