@@ -127,6 +127,7 @@ _SLASHED_MASK = re.compile(r"/<[A-Za-z_*][A-Za-z0-9_*]*>")
 _DIGITS = re.compile(r"\d")
 _ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
+_ENCLOSED = re.compile(r"\[\w+\][,.;:!?]*")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
 
@@ -148,9 +149,15 @@ def word_shape(token: str) -> str | None:
     punctuation around masked values (``user=root``, ``(uid=<NUM>)``); masked values all read
     ``<*>`` in the shape. Tokens with digits, dots or slashes (names of hosts, files, classes) do not.
 
+    A word in square brackets (``[LNKA]``) is a value printed for reference.
+
     >>> [word_shape(t) for t in ["user=root", "rhost=<IP>", "LOGIN(uid=<NUM>)", "ee0", "a.b", "<NUM>"]]
     ['user=root', 'rhost=<*>', 'LOGIN(uid=<*>)', None, None, None]
+    >>> word_shape("[LNKA]"), word_shape("'spawn',"), word_shape("(Lifecycle")
+    (None, "'spawn',", '(Lifecycle')
     """
+    if _ENCLOSED.fullmatch(token):
+        return None
     if _PLAIN_WORD.fullmatch(token):
         return token
     shape = _MASK_TOKEN.sub(PARAM_STR, token) if "<" in token else token
@@ -421,6 +428,13 @@ def _segment_positions(tokens: Sequence[str]) -> tuple[list[int], list[list[int]
     return consts, gaps
 
 
+def _numbered_family(values: set[str]) -> bool:
+    """Several words that differ only in their digits (``IRQ0``, ``IRQ9``): one numbered value."""
+    if len(values) < 2 or not any(c.isdigit() for v in values for c in v):
+        return False
+    return len({_DIGITS.sub("", v) for v in values}) == 1
+
+
 class WordStats:
     """Which wildcard positions of which clusters hold a few plain words that name message kinds (rule 2).
 
@@ -483,7 +497,9 @@ class WordStats:
                     words.add(v)
                 if values is not None:
                     values.add(shape)
-            if values is not None and len(values) > self._limit(values):
+            if values is not None and (
+                len(values) > self._limit(values) or _numbered_family(values)
+            ):
                 values = None
             stats[pos] = VARIABLE if values is None else values
             seen_affix = affixes.get(pos)
