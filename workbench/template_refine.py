@@ -127,6 +127,7 @@ _SLASHED_MASK = re.compile(r"/<[A-Za-z_*][A-Za-z0-9_*]*>")
 _DIGITS = re.compile(r"\d")
 _ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
+_QUALIFIED_CONSTANT = re.compile(r"(?:[A-Za-z_]+[=:])?[A-Za-z_][\w$]*(?:\.[\w$]+)*\.[A-Z][A-Z0-9_]+")
 _ENCLOSED = re.compile(r"\[\w+\][,.;:!?]*")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
@@ -149,7 +150,8 @@ def word_shape(token: str) -> str | None:
     punctuation around masked values (``user=root``, ``(uid=<NUM>)``); masked values all read
     ``<*>`` in the shape. Tokens with digits, dots or slashes (names of hosts, files, classes) do not.
 
-    A word in square brackets (``[LNKA]``) is a value printed for reference.
+    A qualified upper-case constant (``android.intent.action.SCREEN_ON``) qualifies as well. A
+    word in square brackets (``[LNKA]``) is a value printed for reference.
 
     >>> [word_shape(t) for t in ["user=root", "rhost=<IP>", "LOGIN(uid=<NUM>)", "ee0", "a.b", "<NUM>"]]
     ['user=root', 'rhost=<*>', 'LOGIN(uid=<*>)', None, None, None]
@@ -158,7 +160,7 @@ def word_shape(token: str) -> str | None:
     """
     if _ENCLOSED.fullmatch(token):
         return None
-    if _PLAIN_WORD.fullmatch(token):
+    if _PLAIN_WORD.fullmatch(token) or _QUALIFIED_CONSTANT.fullmatch(token):
         return token
     shape = _MASK_TOKEN.sub(PARAM_STR, token) if "<" in token else token
     core = shape.replace(PARAM_STR, "")
