@@ -73,7 +73,7 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
     Mask("WEEKDAY", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b"),
     Mask("MONTH", r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b"),
     Mask("HEX", r"\b0[xX][0-9a-fA-F]+\b"),
-    Mask("ID", r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
+    Mask("ID", r"\b(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
     Mask("NUM", r"(?<![\w.\-])[-+]?\d+(?:\.\d+)?(?![\w.])"),
 )
 
