@@ -127,7 +127,9 @@ _SLASHED_MASK = re.compile(r"/<[A-Za-z_*][A-Za-z0-9_*]*>")
 _DIGITS = re.compile(r"\d")
 _ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
-_QUALIFIED_CONSTANT = re.compile(r"(?:[A-Za-z_]+[=:])?[A-Za-z_][\w$]*(?:\.[\w$]+)*\.[A-Z][A-Z0-9_]+")
+_QUALIFIED_CONSTANT = re.compile(
+    r"(?:[A-Za-z_]+[=:])?[A-Za-z_][\w$]*(?:\.[\w$]+)*\.[A-Z][A-Z0-9_]+"
+)
 _ENCLOSED = re.compile(r"\[\w+\][,.;:!?]*")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
 _PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
