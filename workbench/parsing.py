@@ -2,8 +2,10 @@
 
 DeepLog turns every log entry into a *log key* (the constant part of the message, its print statement)
 and a *parameter value vector* (the variable numbers, preceded by the elapsed time). The template miner is
-``drain3``; this module wraps it with line formats, masking, a stable key vocabulary, an explicit unknown
-key in inference mode, and careful handling of lines that do not fit.
+``drain3``; this module wraps it with line formats, masking, a refinement of Drain's clusters
+(:mod:`workbench.template_refine`: keys split on words that name message kinds, merged across
+multi-token variables), a stable key vocabulary, an explicit unknown key in inference mode, and
+careful handling of lines that do not fit.
 
 The work is split so that a large log can be processed per partition: :meth:`LogParser.fit` mines
 templates (on a sample, say), :meth:`LogParser.transform` only matches and never changes the parser, and
