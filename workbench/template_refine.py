@@ -132,15 +132,18 @@ _QUALIFIED_CONSTANT = re.compile(
 )
 _ENCLOSED = re.compile(r"\[\w+\][,.;:!?]*")
 _SHAPE = re.compile(r"[\"'(\[]*[A-Za-z][A-Za-z_\-]*[=:(\[][A-Za-z_\-=:()\[\]]*[\"')\],.;:!?]*")
-_PLAIN_WORD = re.compile(r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2})[\"')\],.;:!?]*")
+_PLAIN_WORD = re.compile(
+    r"[\"'(\[]?(?:[A-Za-z][A-Za-z_\-]*|[A-Z][A-Z_\-]*\d{1,2}|[A-Za-z]{2,}\d{1,2})[\"')\],.;:!?]*"
+)
 
 
 def is_plain_word(token: str) -> bool:
-    """A word of letters (dashes, underscores; an upper-case one may end in up to two digits,
-    ``SOCKS5``) with optional quotes or punctuation around it.
+    """A word of letters (dashes, underscores) with optional quotes or punctuation around it; an
+    upper-case word, or one of two letters or more, may end in up to two digits (``SOCKS5``,
+    ``eth0``: names of protocols and interfaces).
 
-    >>> is_plain_word("Paused"), is_plain_word("'spawn',"), is_plain_word("ee0"), is_plain_word("a.b")
-    (True, True, False, False)
+    >>> is_plain_word("Paused"), is_plain_word("'spawn',"), is_plain_word("eth0"), is_plain_word("a1")
+    (True, True, True, False)
     """
     return _PLAIN_WORD.fullmatch(token) is not None
 
@@ -155,7 +158,7 @@ def word_shape(token: str) -> str | None:
     A qualified upper-case constant (``android.intent.action.SCREEN_ON``) qualifies as well. A
     word in square brackets (``[LNKA]``) is a value printed for reference.
 
-    >>> [word_shape(t) for t in ["user=root", "rhost=<IP>", "LOGIN(uid=<NUM>)", "ee0", "a.b", "<NUM>"]]
+    >>> [word_shape(t) for t in ["user=root", "rhost=<IP>", "LOGIN(uid=<NUM>)", "a1", "a.b", "<NUM>"]]
     ['user=root', 'rhost=<*>', 'LOGIN(uid=<*>)', None, None, None]
     >>> word_shape("[LNKA]"), word_shape("'spawn',"), word_shape("(Lifecycle")
     (None, "'spawn',", '(Lifecycle')
