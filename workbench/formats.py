@@ -94,6 +94,7 @@ class Masker:
     def __init__(self, masks: tuple[Mask, ...] | list[Mask]) -> None:
         self.names = [m.name for m in masks]
         self._cache: dict[str, str] = {}  # token -> masked token
+        self._texts: dict[str, str] = {}  # whole text -> masked text (logs repeat messages)
         self._sequential = [(re.compile(m.pattern), f"<{m.name}>") for m in masks]
         self._regex: re.Pattern[str] | None = None
         self._replacement: dict[int, str] = {}
@@ -123,8 +124,12 @@ class Masker:
         """``text`` with every masked value replaced by ``<NAME>``, tokens joined by one space.
 
         Masks never match whitespace, so each token is masked on its own and remembered: logs
-        repeat most tokens, and a dictionary look-up is much cheaper than the regular expressions.
+        repeat most tokens (and many whole messages), and a dictionary look-up is much cheaper
+        than the regular expressions.
         """
+        masked_text = self._texts.get(text)
+        if masked_text is not None:
+            return masked_text
         cache = self._cache
         out = []
         for token in text.split():
@@ -135,7 +140,11 @@ class Masker:
                     cache.clear()
                 cache[token] = masked
             out.append(masked)
-        return " ".join(out)
+        masked_text = " ".join(out)
+        if len(self._texts) >= _MASK_CACHE:
+            self._texts.clear()
+        self._texts[text] = masked_text
+        return masked_text
 
 
 def header_to_regex(header: str) -> re.Pattern[str]:

@@ -571,13 +571,11 @@ class LogParser:
         templates = {k: self.template_of(k) for k in set(rows_key) if k != UNPARSED_KEY}
         templates[UNPARSED_KEY] = ""
         df["template"] = pd.Series([templates[k] for k in rows_key], dtype=object)
-        df["params"] = pd.Series(
-            [
-                _numeric_params(c, positions[m]) if m in positions else ()
-                for c, m in zip(rows_content, masked_per_row, strict=True)
-            ],
-            dtype=object,
-        )
+        params: dict[str, tuple[float, ...]] = {}  # content -> its numbers (messages repeat)
+        for c, m in zip(rows_content, masked_per_row, strict=True):
+            if c not in params:
+                params[c] = _numeric_params(c, positions[m]) if m in positions else ()
+        df["params"] = pd.Series([params[c] for c in rows_content], dtype=object)
         df["timestamp"] = self._timestamps(rows_fields)
         df["label"] = pd.Series(
             [f.get(fmt.label_field) if f and fmt.label_field else None for f in rows_fields],
