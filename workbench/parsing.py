@@ -2,8 +2,10 @@
 
 DeepLog turns every log entry into a *log key* (the constant part of the message, its print statement)
 and a *parameter value vector* (the variable numbers, preceded by the elapsed time). The template miner is
-``drain3``; this module wraps it with line formats, masking, a stable key vocabulary, an explicit unknown
-key in inference mode, and careful handling of lines that do not fit.
+``drain3``; this module wraps it with line formats, masking, a refinement of Drain's clusters
+(:mod:`workbench.template_refine`: keys split on words that name message kinds, merged across
+multi-token variables), a stable key vocabulary, an explicit unknown key in inference mode, and
+careful handling of lines that do not fit.
 
 The work is split so that a large log can be processed per partition: :meth:`LogParser.fit` mines
 templates (on a sample, say), :meth:`LogParser.transform` only matches and never changes the parser, and
@@ -53,9 +55,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from drain3.drain import Drain
-from drain3.masking import LogMasker, MaskingInstruction
 
-from workbench.formats import LogFormat, get_format
+from workbench.formats import LogFormat, Masker, get_format
+from workbench.template_refine import (
+    VARIABLE,
+    WordStats,
+    display_template,
+    gap_param_positions,
+    gapped_template,
+    signature,
+    wildcard_token,
+    word_shape,
+)
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -76,8 +87,8 @@ MAX_LINE_BYTES = 64 * 1024  #: longer lines are kept as unparsed rows, not mined
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _STRIP = ",;:()[]{}\"'"
 _PARAM_STR = "<*>"
-_WORD = re.compile(r"[\"'(\[]?[A-Za-z][A-Za-z_\-]*[\"')\],.;:!?]*")
-_VARIABLE: Any = frozenset()  # marks a position seen with too many or non-word values
+_VARIABLE: Any = VARIABLE  # marks a position seen with too many or non-word values
+_Fixed = tuple[tuple[int, str], ...]  # (position, word) pairs that fix a key within a cluster
 
 
 @dataclass(frozen=True)
@@ -186,7 +197,11 @@ class LogParser:
         Lines longer than this are kept as unparsed rows.
     max_word_values
         A wildcard position holding at most this many distinct plain words is split into one key per
-        word (see :meth:`_refine`); 0 keeps Drain's clusters as they are.
+        word (see :meth:`_refine`), unless those words also fill a wildcard of another template;
+        0 keeps Drain's clusters as they are.
+    merge
+        Merge the keys of templates that share their constant skeleton (multi-word variables that
+        Drain splits by token count; see :mod:`workbench.template_refine`).
 
     Key ids (1, 2, ...) are given in order of first appearance and never change once given, so they
     persist with :meth:`to_state`. After :meth:`fit`, :meth:`transform` maps unseen templates to :data:`UNKNOWN_KEY`.
@@ -201,6 +216,7 @@ class LogParser:
         depth: int | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
         max_word_values: int = 8,
+        merge: bool = True,
     ) -> None:
         base = get_format(fmt)
         changes: dict[str, Any] = {}
@@ -215,16 +231,22 @@ class LogParser:
             raise ValueError(f"max_line_bytes must be at least 16, got {max_line_bytes}")
         self.max_line_bytes = max_line_bytes
         self.drain_ = self._new_drain()
-        self._masker = LogMasker(
-            [MaskingInstruction(m.pattern, m.name) for m in self.format.masks], "<", ">"
-        )
+        self._masker = Masker(self.format.masks)
         self._cache: dict[str, int] = {}  # masked content -> cluster id
         self.counts_: Counter[int] = Counter()  # entries per key seen while mining
         self.max_word_values = max_word_values
-        self.keys_: dict[int, tuple[int, tuple[tuple[int, str], ...]]] = {}  # key -> cluster, words
-        self._keymap: dict[tuple[int, tuple[tuple[int, str], ...]], int] = {}
-        self._words: dict[int, dict[int, Any]] = {}  # cluster -> position -> word values seen
+        self.merge = merge
+        self.keys_: dict[int, tuple[int, _Fixed]] = {}  # key -> its first cluster and words
+        self._keymap: dict[tuple[int, _Fixed], int] = {}  # every (cluster, words) -> key
+        self.word_stats_ = WordStats(max_word_values)  # which wildcard positions split keys
+        self.key_aliases_: dict[int, list[tuple[int, _Fixed]]] = {}  # key -> merged-in members
+        self.key_signatures_: dict[tuple[str, ...], int] = {}  # constant skeleton -> key
         self.feedback_clusters_: set[int] = set()  # clusters created by learn_line
+
+    @property
+    def _words(self) -> dict[int, dict[int, Any]]:
+        """Cluster -> wildcard position -> plain words seen there, or the variable marker."""
+        return self.word_stats_.positions
 
     def _new_drain(self) -> Drain:
         return Drain(
@@ -264,15 +286,30 @@ class LogParser:
             return "<unknown template>"
         if key not in self.keys_:
             return "<unparsed>"
-        cid, fixed = self.keys_[key]
+        tokens = self._tokens_of(*self.keys_[key], display=True)
+        if tokens is None:
+            return "<unknown template>"
+        aliases = self.key_aliases_.get(key)
+        if aliases:
+            members = [tokens] + [
+                t for t in (self._tokens_of(*a, display=True) for a in aliases) if t is not None
+            ]
+            return display_template(gapped_template(members).split())
+        return display_template(tokens)
+
+    def _tokens_of(self, cid: int, fixed: _Fixed, display: bool = False) -> list[str] | None:
+        """Drain's template tokens of cluster ``cid`` with the key's words filled in."""
         cluster = self.drain_.id_to_cluster.get(cid)
         if cluster is None:
-            return "<unknown template>"
+            return None
         tokens = list(cluster.log_template_tokens)
+        for pos, (prefix, suffix, shortest) in self.word_stats_.affixes.get(cid, {}).items():
+            if pos < len(tokens) and tokens[pos] == _PARAM_STR:
+                tokens[pos] = wildcard_token(prefix, suffix, shortest, display)
         for pos, value in fixed:
-            if pos < len(tokens):
+            if 0 <= pos < len(tokens):
                 tokens[pos] = value
-        return " ".join(tokens)
+        return tokens
 
     def _cluster_of(self, masked: str, learn: bool) -> int:
         cid = self._cache.get(masked)
@@ -287,49 +324,129 @@ class LogParser:
         self._cache[masked] = cluster.cluster_id
         return cluster.cluster_id
 
-    def _refine(self, masked_by_cid: dict[int, dict[str, None]], learn: bool) -> dict[str, int]:
-        """Key of every distinct masked message, splitting clusters on few-valued word positions.
+    def _refine(
+        self, masked_by_cid: dict[int, dict[str, None]], learn: bool
+    ) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+        """Key and parameter positions of every distinct masked message, given Drain's clusters.
 
-        Drain merges messages that differ in one word ("VM Paused" / "VM Started", "Took 3 s to spawn"
-        / "... to destroy"). A wildcard position whose values are all plain words, and at most
-        :attr:`max_word_values` of them, is treated as constant: each value gets a key of its own.
-        Positions with more distinct values (user names, say) stay variable.
+        Drain merges messages that differ in one word ("VM Paused" / "VM Started", "Took 3 s to
+        spawn" / "... to destroy"). A wildcard position whose values are all plain words, at most
+        :attr:`max_word_values` of them, none of them also filling a wildcard of another template,
+        is treated as constant: each value gets a key of its own. Keys whose templates share their
+        constant skeleton are merged (:func:`~workbench.template_refine.signature`). A message that
+        matches no cluster (inference mode, cluster id 0) gets the key of its skeleton, if known.
         """
-        out: dict[str, int] = {}
+        keys: dict[str, int] = {}
+        positions: dict[str, tuple[int, ...]] = {}
+        stats = self.word_stats_
+        todo = []
         for cid, members in masked_by_cid.items():
-            cluster = self.drain_.id_to_cluster[cid]
-            wild = [i for i, t in enumerate(cluster.log_template_tokens) if t == _PARAM_STR]
-            members = list(members)
-            split = [tuple(m.split()) for m in members]
+            split = [m.split() for m in members]
+            if cid == 0:
+                for m, toks in zip(members, split, strict=True):
+                    key = self.key_signatures_.get(signature(toks), UNKNOWN_KEY)
+                    keys[m] = key
+                    if key != UNKNOWN_KEY:
+                        positions[m] = gap_param_positions(self._tokens_of(*self.keys_[key]), toks)
+                continue
+            template = list(self.drain_.id_to_cluster[cid].log_template_tokens)
+            wild = [i for i, t in enumerate(template) if t == _PARAM_STR]
             if learn and wild:
-                stats = self._words.setdefault(cid, {})
-                for pos in wild:
-                    seen = stats.setdefault(pos, set())
-                    if seen is _VARIABLE:
-                        continue
-                    for toks in split:
-                        v = toks[pos] if pos < len(toks) else ""
-                        if not _WORD.fullmatch(v):
-                            stats[pos] = _VARIABLE
-                            break
-                        seen.add(v)
-                        if len(seen) > self.max_word_values:
-                            stats[pos] = _VARIABLE
-                            break
-            stats = self._words.get(cid, {})
-            fixed_pos = [p for p in wild if stats.get(p, _VARIABLE) is not _VARIABLE]
+                stats.observe(cid, wild, split)
+                stats.observe_alignment(cid, wild, split)
+            todo.append((cid, list(members), split, template, wild))
+        if learn:
+            stats.settle(list(stats.positions))
+        for cid, members, split, template, wild in todo:
+            mixed = stats.mixed.get(cid)
+            fixed_pos = [] if mixed else stats.split_positions(cid, wild)
+            known: dict[_Fixed, tuple[int, ...]] = {}  # parameter positions per key of the cluster
             for m, toks in zip(members, split, strict=True):
-                fixed = tuple((p, toks[p]) for p in fixed_pos if p < len(toks))
+                if mixed:  # keyed by its own skeleton, at the pseudo-position -1
+                    fixed: _Fixed = ((-1, stats.member_signature(toks, wild, mixed)),)
+                else:
+                    fixed = tuple(
+                        (p, word_shape(toks[p]) or toks[p]) for p in fixed_pos if p < len(toks)
+                    )
                 key = self._keymap.get((cid, fixed))
                 if key is None:
                     if not learn:
-                        out[m] = UNKNOWN_KEY
+                        keys[m] = UNKNOWN_KEY
                         continue
-                    key = len(self.keys_) + 1
-                    self.keys_[key] = (cid, fixed)
-                    self._keymap[(cid, fixed)] = key
-                out[m] = key
-        return out
+                    key = self._new_key(cid, fixed)
+                keys[m] = key
+                merged = key in self.key_aliases_
+                if mixed:
+                    first = self._tokens_of(*self.keys_[key]) if merged else None
+                    positions[m] = gap_param_positions(first, toks)
+                else:
+                    pos = known.get(fixed)
+                    if pos is None:
+                        own = self._tokens_of(cid, fixed) or template
+                        first = self._tokens_of(*self.keys_[key]) if merged else None
+                        pos = known[fixed] = gap_param_positions(first, own)
+                    positions[m] = pos
+        return keys, positions
+
+    def _new_key(self, cid: int, fixed: _Fixed) -> int:
+        """A key for a new (cluster, words) pair: the key of its skeleton when merging, else a new one."""
+        if fixed and fixed[0][0] == -1:
+            sig = tuple(fixed[0][1].split())
+        else:
+            sig = signature(self._tokens_of(cid, fixed) or (), keep=[p for p, _ in fixed])
+        key = self.key_signatures_.get(sig) if self.merge else None
+        if key is not None:
+            self.key_aliases_.setdefault(key, []).append((cid, fixed))
+        else:
+            key = len(self.keys_) + 1
+            self.keys_[key] = (cid, fixed)
+            self.key_signatures_.setdefault(sig, key)
+        self._keymap[(cid, fixed)] = key
+        return key
+
+    def refine_state(self) -> dict[str, Any]:
+        """The refinement's learned state as plain JSON-able data (see :meth:`load_refine_state`).
+
+        ``aliases``: [key, cluster, [[pos, word], ...]] for every cluster merged into a key;
+        ``signatures``: [[token, ...], key] skeletons; ``word_owners``: word -> clusters;
+        ``affixes``: [cluster, position, common prefix, common suffix, shortest length] of the
+        values at a wildcard (its ``key=`` and punctuation are kept around the ``<*>``); ``mixed``:
+        [cluster, [position, ...]] of clusters whose members are keyed by their own skeleton.
+        """
+        return {
+            "merge": self.merge,
+            "aliases": [
+                [k, cid, [list(f) for f in fixed]]
+                for k, members in sorted(self.key_aliases_.items())
+                for cid, fixed in members
+            ],
+            "signatures": [[list(sig), k] for sig, k in self.key_signatures_.items()],
+            "word_owners": {w: list(c) for w, c in self.word_stats_.owners.items()},
+            "affixes": [
+                [cid, pos, *affix]
+                for cid, d in self.word_stats_.affixes.items()
+                for pos, affix in d.items()
+            ],
+            "mixed": [[cid, list(pos)] for cid, pos in self.word_stats_.mixed.items()],
+        }
+
+    def load_refine_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`refine_state` returned (after ``keys_`` and the word positions)."""
+        self.merge = bool(state.get("merge", True))
+        for k, cid, fixed in state.get("aliases", []):
+            member = (int(cid), tuple((int(p), str(v)) for p, v in fixed))
+            self.key_aliases_.setdefault(int(k), []).append(member)
+            self._keymap[member] = int(k)
+        for sig, k in state.get("signatures", []):
+            self.key_signatures_[tuple(str(t) for t in sig)] = int(k)
+        self.word_stats_.owners = {
+            str(w): [int(c) for c in cids] for w, cids in state.get("word_owners", {}).items()
+        }
+        for cid, pos, prefix, suffix, shortest in state.get("affixes", []):
+            affix = [str(prefix), str(suffix), int(shortest)]
+            self.word_stats_.affixes.setdefault(int(cid), {})[int(pos)] = affix
+        for cid, pos in state.get("mixed", []):
+            self.word_stats_.mixed[int(cid)] = [int(p) for p in pos]
 
     def fit(self, source: Any) -> LogParser:
         """Mine templates from ``source`` (a path, bytes, or lines) and return self."""
@@ -360,8 +477,9 @@ class LogParser:
         finally:
             self.drain_.sim_th = previous
         key = int(df["key"].iloc[0])
-        if key > 0:
-            self.feedback_clusters_.add(self.keys_[key][0])
+        cid = self._cache.get(masked)
+        if key > 0 and cid:
+            self.feedback_clusters_.add(cid)
         return key
 
     def transform(self, source: Any, *, first_line: int = 1, sessions: bool = True) -> pd.DataFrame:
@@ -430,11 +548,11 @@ class LogParser:
         # ids do not depend on hashing and a log gets the same ids in every process)
         by_cid: dict[int, dict[str, None]] = {}
         for cid, m in zip(rows_key, masked_per_row, strict=True):
-            if cid > 0:
+            if cid >= 0:
                 by_cid.setdefault(cid, {})[m] = None  # type: ignore[index]
-        refined = self._refine(by_cid, learn)
+        refined, positions = self._refine(by_cid, learn)
         rows_key = [
-            refined[m] if cid > 0 else cid  # type: ignore[index]
+            refined[m] if cid >= 0 else cid  # type: ignore[index]
             for cid, m in zip(rows_key, masked_per_row, strict=True)
         ]
         if learn:
@@ -451,13 +569,11 @@ class LogParser:
         templates = {k: self.template_of(k) for k in set(rows_key) if k != UNPARSED_KEY}
         templates[UNPARSED_KEY] = ""
         df["template"] = pd.Series([templates[k] for k in rows_key], dtype=object)
-        df["params"] = pd.Series(
-            [
-                _numeric_params(c, m, templates[k]) if m is not None else ()
-                for c, m, k in zip(rows_content, masked_per_row, rows_key, strict=True)
-            ],
-            dtype=object,
-        )
+        params: dict[str, tuple[float, ...]] = {}  # content -> its numbers (messages repeat)
+        for c, m in zip(rows_content, masked_per_row, strict=True):
+            if c not in params:
+                params[c] = _numeric_params(c, positions[m]) if m in positions else ()
+        df["params"] = pd.Series([params[c] for c in rows_content], dtype=object)
         df["timestamp"] = self._timestamps(rows_fields)
         df["label"] = pd.Series(
             [f.get(fmt.label_field) if f and fmt.label_field else None for f in rows_fields],
@@ -569,6 +685,7 @@ class LogParser:
                 for pos, vals in d_.items()
             ],
             "cache": [[str(m), int(c)] for m, c in self._cache.items()],
+            "refine": self.refine_state(),
         }
         rule = getattr(self, "session_rule", None)
         if rule is not None:
@@ -677,6 +794,7 @@ class LogParser:
             for item in need(state.get("cache", []), list, "cache"):
                 m, c = need(item, list, "cache entry")
                 parser._cache[need(m, str, "cached message")] = need(c, int, "cached cluster")
+            parser.load_refine_state(need(state.get("refine", {}), dict, "refine"))
             rule = state.get("session_rule")
             if rule is not None:
                 need(rule, str, "session_rule")
@@ -705,19 +823,17 @@ def _rule_text(rule: Any) -> str:
     return f"sliding:{rule.seconds},{rule.step}"
 
 
-def _numeric_params(content: str, masked: str, template: str) -> tuple[float, ...]:
-    """Numbers at the template's variable positions (raw and masked tokens align: masks hold no space)."""
-    if "<" not in template:
+def _numeric_params(content: str, positions: tuple[int, ...]) -> tuple[float, ...]:
+    """Numbers among the raw tokens at a template's variable positions (masks hold no space, so raw
+    and masked tokens align)."""
+    if not positions:
         return ()
-    t_tokens = template.split()
     raw_tokens = content.split()
-    if len(raw_tokens) != len(t_tokens):
-        return ()
     out = []
-    for tt, rt in zip(t_tokens, raw_tokens, strict=True):
-        if tt == rt or "<" not in tt:
-            continue
-        tok = rt.strip(_STRIP).rstrip(".")
+    for p in positions:
+        if p >= len(raw_tokens):
+            break
+        tok = raw_tokens[p].strip(_STRIP).rstrip(".")
         if _NUMBER.fullmatch(tok):
             value = float(tok)
             if math.isfinite(value):
