@@ -100,10 +100,14 @@ SAVER = textwrap.dedent(
 )
 
 
-def kill_during_save(trained: Path, tmp: Path, kills: int, seed: int = 0) -> dict[str, int]:
-    """SIGKILL a process that saves in a loop at random moments; after each kill both run
-    directories must load. Returns the counts."""
+def kill_during_save(
+    trained: Path, tmp: Path, kills: int, seed: int = 0, delays: list[float] | None = None
+) -> dict[str, int]:
+    """SIGKILL a process that saves in a loop at random moments (``delays`` after it is ready,
+    drawn from ``seed`` when not given); after each kill both run directories must load."""
     rng = random.Random(seed)
+    delays = list(delays) if delays is not None else [rng.uniform(0.0, 1.5) for _ in range(kills)]
+    kills = len(delays)
     home = copy_run(trained, tmp / "home")
     other = copy_run(trained, tmp / "other")
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -118,7 +122,7 @@ def kill_during_save(trained: Path, tmp: Path, kills: int, seed: int = 0) -> dic
         )
         line = proc.stdout.readline()
         assert "READY" in line, proc.stderr.read()[-2000:]
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(delays[_])
         if proc.poll() is not None:  # it must die by our hand, not by an error of its own
             raise AssertionError(f"the child ended by itself: {proc.stderr.read()[-2000:]}")
         proc.send_signal(signal.SIGKILL)
@@ -154,8 +158,14 @@ UPDATER = textwrap.dedent(
 )
 
 
-def kill_during_update(trained: Path, tmp: Path, kills: int, seed: int = 0) -> dict[str, int]:
+def kill_during_update(
+    trained: Path, tmp: Path, kills: int, seed: int = 0, delays: list[float] | None = None
+) -> dict[str, int]:
+    """SIGKILL a process that flags, saves and undoes in a loop at random moments; after each
+    kill the run must load with a consistent journal."""
     rng = random.Random(seed)
+    delays = list(delays) if delays is not None else [rng.uniform(0.0, 2.0) for _ in range(kills)]
+    kills = len(delays)
     d = copy_run(trained, tmp / "updates")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     loads = 0
@@ -169,7 +179,7 @@ def kill_during_update(trained: Path, tmp: Path, kills: int, seed: int = 0) -> d
             cwd=REPO,
         )
         assert "READY" in proc.stdout.readline(), proc.stderr.read()[-2000:]
-        time.sleep(rng.uniform(0.0, 2.0))
+        time.sleep(delays[_])
         if proc.poll() is not None:  # it must die by our hand, not by an error of its own
             raise AssertionError(f"the child ended by itself: {proc.stderr.read()[-2000:]}")
         proc.send_signal(signal.SIGKILL)

@@ -154,10 +154,11 @@ _ENCODINGS = st.sampled_from(["utf-8", "latin-1", "utf-16", "cp1252"])
     raw=st.binary(max_size=200),
     gz=st.booleans(),
     fmt=st.sampled_from(["openstack", "<Level> <Content>", "<Content>", "hdfs"]),
+    long=st.sampled_from([0, 0, 0, 70_000]),
 )
-def test_parse_never_crashes(tmp_path_factory, capsys, lines, ending, encoding, raw, gz, fmt):
+def test_parse_never_crashes(tmp_path_factory, capsys, lines, ending, encoding, raw, gz, fmt, long):
     d = tmp_path_factory.mktemp("fuzz")
-    data = ending.join(lines).encode(encoding, errors="replace") + raw
+    data = ending.join(lines).encode(encoding, errors="replace") + raw + b"INFO " + b"x" * long
     log = d / ("x.gz" if gz else "x.log")
     log.write_bytes(gzip.compress(data) if gz else data)
     rc = main(["parse", str(log), "--format", fmt, "--out", str(d / "o")])

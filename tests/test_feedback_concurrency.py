@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.rundir_helpers import NOVEL, copy_run, kill_during_update, novel_log, trained_run
 from workbench.journal import StaleVersionError
@@ -254,13 +256,25 @@ def test_undo_takes_back_a_confirmation_last_in_first_out(wb, log_a):
 
 
 # ------------------------------------------------------------------ kill during update
-def test_kill_during_update_keeps_the_run_consistent(trained, tmp_path):
-    assert kill_during_update(trained, tmp_path, kills=1) == {"kills": 1, "loads": 1}
+_KILL = settings(
+    max_examples=1,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@_KILL
+@given(delays=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=1))
+def test_kill_during_update_keeps_the_run_consistent(trained, tmp_path_factory, delays):
+    tmp = tmp_path_factory.mktemp("killupd")
+    assert kill_during_update(trained, tmp, 1, delays=delays) == {"kills": 1, "loads": 1}
 
 
 @pytest.mark.slow
-def test_kill_during_update_20_times(trained, tmp_path):
-    figures = kill_during_update(trained, tmp_path, kills=20, seed=3)
+@_KILL
+@given(delays=st.lists(st.floats(0.0, 2.0), min_size=20, max_size=20))
+def test_kill_during_update_20_times(trained, tmp_path_factory, delays):
+    figures = kill_during_update(trained, tmp_path_factory.mktemp("killupd20"), 20, delays=delays)
     print(json.dumps(figures))
     assert figures == {"kills": 20, "loads": 20}
 

@@ -337,13 +337,25 @@ def test_session_rule_is_an_optional_plain_field():
 
 
 # ------------------------------------------------------------------ kill during save
-def test_kill_during_save_leaves_a_loadable_run(trained, tmp_path):
-    figures = kill_during_save(trained, tmp_path, kills=1)
+_KILL = settings(
+    max_examples=1,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@_KILL
+@given(delays=st.lists(st.floats(0.0, 1.5), min_size=1, max_size=1))
+def test_kill_during_save_leaves_a_loadable_run(trained, tmp_path_factory, delays):
+    tmp = tmp_path_factory.mktemp("kill")
+    figures = kill_during_save(trained, tmp, kills=len(delays), delays=delays)
     assert figures["load_failures"] == 0
 
 
 @pytest.mark.slow
-def test_kill_during_save_24_times(trained, tmp_path):
-    figures = kill_during_save(trained, tmp_path, kills=24, seed=7)
+@_KILL
+@given(delays=st.lists(st.floats(0.0, 1.5), min_size=24, max_size=24))
+def test_kill_during_save_24_times(trained, tmp_path_factory, delays):
+    figures = kill_during_save(trained, tmp_path_factory.mktemp("kill24"), 24, delays=delays)
     print(json.dumps(figures))
     assert figures == {"kills": 24, "loads": 48, "load_failures": 0}

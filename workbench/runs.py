@@ -326,14 +326,15 @@ def _manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def _step(path: Path, what: Callable[[], Any]) -> Any:
+def _step(path: Path, what: Callable[[], Any], also: str = "") -> Any:
     """Run one loading step; any failure becomes a RunFormatError naming ``path``."""
     try:
         return what()
     except RunFormatError:
         raise
     except Exception as exc:
-        raise RunFormatError(f"{path}: {exc.__class__.__name__}: {exc}") from exc
+        where = f"{path} ({also})" if also else str(path)
+        raise RunFormatError(f"{where}: {exc.__class__.__name__}: {exc}") from exc
 
 
 def load_workbench(cls: type, folder: Path, *, read_only: bool | None = None) -> Any:
@@ -388,10 +389,14 @@ def load_workbench(cls: type, folder: Path, *, read_only: bool | None = None) ->
                 f"{gen / 'key_model.json'}: the vocabulary names keys {missing[:5]} that the "
                 "parser in parser.json does not know"
             )
-        key_model = _step(gen / "key_model.pt", lambda: KeyModel.from_state(kstate))
+        key_model = _step(
+            gen / "key_model.json", lambda: KeyModel.from_state(kstate), "with key_model.pt"
+        )
     if "param_model.json" in files:
         pstate = _load_state(gen, "param_model")
-        param_model = _step(gen / "param_model.pt", lambda: ParamModel.from_state(pstate))
+        param_model = _step(
+            gen / "param_model.json", lambda: ParamModel.from_state(pstate), "with param_model.pt"
+        )
     wf = read_json(gen / "workflows.json")
     if not isinstance(wf, list):
         raise RunFormatError(f"{gen / 'workflows.json'}: expected a list of workflows")
