@@ -126,6 +126,9 @@ _KEY_HEAD = re.compile(r"[A-Za-z_][A-Za-z_.\-]*(?:[=:(]|\.(?=<))")
 _SLASHED_MASK = re.compile(r"/<[A-Za-z_*][A-Za-z0-9_*]*>")
 _DIGITS = re.compile(r"\d")
 _ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
+_STEM_MASK = re.compile(
+    r"[(\[{\"']*[A-Za-z_][\w\-]*(?:\.[\w\-]+)*\.<[A-Za-z_*][A-Za-z0-9_*]*>[)\]}\"',;:.!?]*"
+)
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
 _QUALIFIED_CONSTANT = re.compile(
     r"(?:[A-Za-z_]+[=:])?[A-Za-z_][\w$]*(?:\.[\w$]+)*\.[A-Z][A-Z0-9_]+"
@@ -220,7 +223,7 @@ def is_variable_token(token: str) -> bool:
     [True, True, True, True, False, True]
     """
     core = _core(token)
-    if not core:
+    if not core or (_STEM_MASK.fullmatch(token) is not None):
         return True
     return (
         _NUMERIC.fullmatch(core) is not None
@@ -307,18 +310,10 @@ def _render_gap(runs: list[list[str]]) -> list[str]:
     while all(len(r) - n > m and r[len(r) - 1 - m] == first[len(first) - 1 - m] for r in runs):
         m += 1
     middles = [" ".join(r[n : len(r) - m]) for r in runs]
-    lead = _common_prefix(middles, _PUNCT)
-    trail = _common_prefix([x[::-1] for x in middles], _PUNCT)[::-1]
-    return [*first[:n], f"{lead}{PARAM_STR}{trail}", *first[len(first) - m :]]
-
-
-def _common_prefix(texts: list[str], allowed: str) -> str:
-    out = []
-    for chars in zip(*texts, strict=False):
-        if len(set(chars)) != 1 or chars[0] not in allowed or chars[0] in "<>":
-            break
-        out.append(chars[0])
-    return "".join(out)
+    prefix = _common_start(middles)
+    suffix = _common_start([x[::-1] for x in middles])[::-1]
+    wildcard = wildcard_token(prefix, suffix, min(len(x) for x in middles), display=True)
+    return [*first[:n], wildcard, *first[len(first) - m :]]
 
 
 def gapped_template(members: Iterable[Sequence[str]]) -> str:
