@@ -9,18 +9,27 @@ known ways (Zhu et al., ICSE-SEIP 2019; Yu et al., Brain, 2023):
 * **over-merging**: two message kinds that differ in one word (``VM Paused`` / ``VM Started``) are
   merged into one template with a wildcard in place of the word.
 
-The refinement works on top of Drain's clusters with three generic rules, none naming any system's text:
+The refinement works on top of Drain's clusters with generic rules, none naming any system's text:
 
-1. :func:`signature`: the *constant skeleton* of a template, its words with every variable-like token
-   (masked values, numbers, hex, punctuation, units of measure next to a number) removed. Templates with
-   the same skeleton are one message kind whatever the number of tokens their variables take: their
-   keys are merged (rule 1, *merge over-split*).
-2. :func:`is_plain_word` and :class:`WordStats`: a wildcard position whose values are a handful of plain
-   words distinguishes message kinds, unless those words are *values that flow between message kinds*
-   (a user name seen at a wildcard of two different templates, say): then the position is a variable
-   (rule 2, *split over-merged*, Brain's "a token that keeps one value across a group is constant").
-3. :func:`gapped_template`: the template shown for a merged key keeps the tokens constant across its
-   members and writes one ``<*>`` for each multi-token variable (rule 3, *multi-word variable*).
+1. *Merge over-split* (:func:`signature`): the constant skeleton of a template is its tokens without
+   the variable-like ones (masked values, numbers, hex, qualified names, punctuation, units of
+   measure after a number, the words of a quoted value; ``key=value`` reads ``key=``). Keys whose
+   templates share a skeleton are one message kind whatever number of tokens their variables
+   take, and are merged; a message of a new shape finds its key by its skeleton at ``transform``.
+2. *Split over-merged* (:class:`WordStats`, :func:`word_shape`): a wildcard position whose values
+   are a handful of words (or ``key=word`` shapes) names message kinds, and each word gets a key,
+   unless the words are values: they flow between templates (a user name at a wildcard of two
+   templates), lower-case names go past about half of ``max_values``, they differ only in digits
+   (``IRQ0``, ``IRQ9``) or sit in square brackets (Brain: a token constant across a group is
+   constant). A wildcard keeps the ``key=`` and punctuation its values share.
+3. *Misaligned clusters* (:meth:`WordStats.observe_alignment`): when two or more wildcard positions
+   hold values in some messages and words in others, Drain lined up messages of different shapes
+   token by token; each message is then keyed by its own skeleton.
+4. *Multi-word variables* (:func:`gapped_template`, :func:`gap_param_positions`): the template of a
+   merged key keeps the tokens constant across its members and writes one ``<*>`` per variable run;
+   its numbers are read one per run, so every message of the key has the same parameter vector.
+5. *Shown text* (:func:`display_template`): ids, paths and values glued to other characters read
+   ``<*>``; keys and parameters do not depend on it.
 
 All state is plain data (str, int, lists, dicts) so a fitted parser round-trips through JSON.
 
@@ -57,57 +66,12 @@ PARAM_STR = "<*>"
 VARIABLE: frozenset[str] = frozenset()  #: marks a wildcard position known to hold a variable
 
 #: Units of measure (sizes, durations, rates): a variable when they follow a number or a masked value.
-UNITS = frozenset(
-    [
-        "b",
-        "kb",
-        "mb",
-        "gb",
-        "tb",
-        "pb",
-        "kib",
-        "mib",
-        "gib",
-        "tib",
-        "byte",
-        "bytes",
-        "k",
-        "m",
-        "g",
-        "ms",
-        "us",
-        "ns",
-        "µs",
-        "s",
-        "sec",
-        "secs",
-        "second",
-        "seconds",
-        "min",
-        "mins",
-        "minute",
-        "minutes",
-        "h",
-        "hr",
-        "hrs",
-        "hour",
-        "hours",
-        "d",
-        "day",
-        "days",
-        "%",
-        "kb/s",
-        "mb/s",
-        "b/s",
-        "bps",
-        "kbps",
-        "mbps",
-        "hz",
-        "khz",
-        "mhz",
-        "ghz",
-    ]
-)
+UNITS = frozenset((
+    "b", "kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "byte", "bytes", "k", "m", "g",
+    "ms", "us", "ns", "µs", "s", "sec", "secs", "second", "seconds", "min", "mins", "minute",
+    "minutes", "h", "hr", "hrs", "hour", "hours", "d", "day", "days", "%", "kb/s", "mb/s", "b/s",
+    "bps", "kbps", "mbps", "hz", "khz", "mhz", "ghz",
+))  # fmt: skip
 
 _MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
 _PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
