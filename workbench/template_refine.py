@@ -404,10 +404,13 @@ def _numbered_family(values: set[str]) -> bool:
 class WordStats:
     """Which wildcard positions of which clusters hold a few plain words that name message kinds (rule 2).
 
-    ``positions[cid][pos]`` is the set of plain words seen there, or :data:`VARIABLE` once the position
-    is known to be variable (a non-word value, more than ``max_values`` words, or a word that also
-    fills a wildcard of another cluster). ``owners[word]`` lists the clusters whose wildcards held
-    ``word``. A position never goes back from variable to split.
+    ``positions[cid][pos]`` is the set of word shapes seen there, or :data:`VARIABLE` once the
+    position is known to be variable (a value that is no word, too many words, words that differ
+    only in digits, or a lower-case word that also fills a wildcard of another cluster).
+    ``owners[word]`` lists the clusters whose wildcards held ``word``; ``affixes[cid][pos]`` the
+    common prefix, common suffix and shortest length of the values seen; ``mixed[cid]`` the
+    positions of a misaligned cluster. A position never goes back from variable to split. All of
+    it is plain data, saved by :meth:`workbench.parsing.LogParser.refine_state`.
     """
 
     def __init__(self, max_values: int) -> None:
