@@ -91,6 +91,30 @@ def test_key_value_words_split_when_few_and_keep_the_key_when_many():
     assert p.template_of(ks[0]).endswith("user=<*>")
 
 
+def test_numbered_words_and_bracketed_words_stay_variable_interface_names_split():
+    _, ks = keys([f"IRQ{i} used by override." for i in (0, 2, 9)])
+    assert len(set(ks)) == 1
+    _, ks = keys([f"PCI Interrupt Link [LNK{c}] enabled at IRQ 5" for c in "ACDE"])
+    assert len(set(ks)) == 1
+    _, ks = keys(
+        [f"link up on node {n} via interface {i}" for n in range(6) for i in ("eth0", "alt0")]
+    )
+    assert len(set(ks)) == 2
+
+
+def test_shown_templates_read_ids_paths_and_glued_values_as_wildcards():
+    lines = [
+        f"Failed to renew lease for [DFSClient_NONMAPREDUCE_1537864556_1] for {i} seconds"
+        for i in range(3)
+    ]
+    lines += [f"Received connection request /10.10.34.{i}:3888" for i in range(3)]
+    lines += ["workerEnv.init() ok /etc/httpd/conf/workers2.properties"] * 2
+    p, ks = keys(lines)
+    assert p.template_of(ks[0]) == "Failed to renew lease for [<*>] for <NUM> seconds"
+    assert p.template_of(ks[3]) == "Received connection request <*>"
+    assert p.template_of(ks[6]) == "workerEnv.init() ok <*>"
+
+
 def test_misaligned_cluster_is_keyed_by_each_message_skeleton():
     # same token count, words shifted by a multi-token value: Drain puts them in one cluster
     lines = [

@@ -9,18 +9,27 @@ known ways (Zhu et al., ICSE-SEIP 2019; Yu et al., Brain, 2023):
 * **over-merging**: two message kinds that differ in one word (``VM Paused`` / ``VM Started``) are
   merged into one template with a wildcard in place of the word.
 
-The refinement works on top of Drain's clusters with three generic rules, none naming any system's text:
+The refinement works on top of Drain's clusters with generic rules, none naming any system's text:
 
-1. :func:`signature`: the *constant skeleton* of a template, its words with every variable-like token
-   (masked values, numbers, hex, punctuation, units of measure next to a number) removed. Templates with
-   the same skeleton are one message kind whatever the number of tokens their variables take: their
-   keys are merged (rule 1, *merge over-split*).
-2. :func:`is_plain_word` and :class:`WordStats`: a wildcard position whose values are a handful of plain
-   words distinguishes message kinds, unless those words are *values that flow between message kinds*
-   (a user name seen at a wildcard of two different templates, say): then the position is a variable
-   (rule 2, *split over-merged*, Brain's "a token that keeps one value across a group is constant").
-3. :func:`gapped_template`: the template shown for a merged key keeps the tokens constant across its
-   members and writes one ``<*>`` for each multi-token variable (rule 3, *multi-word variable*).
+1. *Merge over-split* (:func:`signature`): the constant skeleton of a template is its tokens without
+   the variable-like ones (masked values, numbers, hex, qualified names, punctuation, units of
+   measure after a number, the words of a quoted value; ``key=value`` reads ``key=``). Keys whose
+   templates share a skeleton are one message kind whatever number of tokens their variables
+   take, and are merged; a message of a new shape finds its key by its skeleton at ``transform``.
+2. *Split over-merged* (:class:`WordStats`, :func:`word_shape`): a wildcard position whose values
+   are a handful of words (or ``key=word`` shapes) names message kinds, and each word gets a key,
+   unless the words are values: they flow between templates (a user name at a wildcard of two
+   templates), lower-case names go past about half of ``max_values``, they differ only in digits
+   (``IRQ0``, ``IRQ9``) or sit in square brackets (Brain: a token constant across a group is
+   constant). A wildcard keeps the ``key=`` and punctuation its values share.
+3. *Misaligned clusters* (:meth:`WordStats.observe_alignment`): when two or more wildcard positions
+   hold values in some messages and words in others, Drain lined up messages of different shapes
+   token by token; each message is then keyed by its own skeleton.
+4. *Multi-word variables* (:func:`gapped_template`, :func:`gap_param_positions`): the template of a
+   merged key keeps the tokens constant across its members and writes one ``<*>`` per variable run;
+   its numbers are read one per run, so every message of the key has the same parameter vector.
+5. *Shown text* (:func:`display_template`): ids, paths and values glued to other characters read
+   ``<*>``; keys and parameters do not depend on it.
 
 All state is plain data (str, int, lists, dicts) so a fitted parser round-trips through JSON.
 
@@ -57,57 +66,12 @@ PARAM_STR = "<*>"
 VARIABLE: frozenset[str] = frozenset()  #: marks a wildcard position known to hold a variable
 
 #: Units of measure (sizes, durations, rates): a variable when they follow a number or a masked value.
-UNITS = frozenset(
-    [
-        "b",
-        "kb",
-        "mb",
-        "gb",
-        "tb",
-        "pb",
-        "kib",
-        "mib",
-        "gib",
-        "tib",
-        "byte",
-        "bytes",
-        "k",
-        "m",
-        "g",
-        "ms",
-        "us",
-        "ns",
-        "µs",
-        "s",
-        "sec",
-        "secs",
-        "second",
-        "seconds",
-        "min",
-        "mins",
-        "minute",
-        "minutes",
-        "h",
-        "hr",
-        "hrs",
-        "hour",
-        "hours",
-        "d",
-        "day",
-        "days",
-        "%",
-        "kb/s",
-        "mb/s",
-        "b/s",
-        "bps",
-        "kbps",
-        "mbps",
-        "hz",
-        "khz",
-        "mhz",
-        "ghz",
-    ]
-)
+UNITS = frozenset((
+    "b", "kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "byte", "bytes", "k", "m", "g",
+    "ms", "us", "ns", "µs", "s", "sec", "secs", "second", "seconds", "min", "mins", "minute",
+    "minutes", "h", "hr", "hrs", "hour", "hours", "d", "day", "days", "%", "kb/s", "mb/s", "b/s",
+    "bps", "kbps", "mbps", "hz", "khz", "mhz", "ghz",
+))  # fmt: skip
 
 _MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
 _PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
@@ -126,6 +90,9 @@ _KEY_HEAD = re.compile(r"[A-Za-z_][A-Za-z_.\-]*(?:[=:(]|\.(?=<))")
 _SLASHED_MASK = re.compile(r"/<[A-Za-z_*][A-Za-z0-9_*]*>")
 _DIGITS = re.compile(r"\d")
 _ID_TOKEN = re.compile(r"([(\[{\"']*)(.*?)([)\]}\"',;:.!?]*)")
+_STEM_MASK = re.compile(
+    r"[(\[{\"']*[A-Za-z_][\w\-]*(?:\.[\w\-]+)*\.<[A-Za-z_*][A-Za-z0-9_*]*>[)\]}\"',;:.!?]*"
+)
 _KV = re.compile(r"([\"'(\[{]*[A-Za-z_][\w.\-]*=)(.+)")
 _QUALIFIED_CONSTANT = re.compile(
     r"(?:[A-Za-z_]+[=:])?[A-Za-z_][\w$]*(?:\.[\w$]+)*\.[A-Z][A-Z0-9_]+"
@@ -220,7 +187,7 @@ def is_variable_token(token: str) -> bool:
     [True, True, True, True, False, True]
     """
     core = _core(token)
-    if not core:
+    if not core or (_STEM_MASK.fullmatch(token) is not None):
         return True
     return (
         _NUMERIC.fullmatch(core) is not None
@@ -307,18 +274,10 @@ def _render_gap(runs: list[list[str]]) -> list[str]:
     while all(len(r) - n > m and r[len(r) - 1 - m] == first[len(first) - 1 - m] for r in runs):
         m += 1
     middles = [" ".join(r[n : len(r) - m]) for r in runs]
-    lead = _common_prefix(middles, _PUNCT)
-    trail = _common_prefix([x[::-1] for x in middles], _PUNCT)[::-1]
-    return [*first[:n], f"{lead}{PARAM_STR}{trail}", *first[len(first) - m :]]
-
-
-def _common_prefix(texts: list[str], allowed: str) -> str:
-    out = []
-    for chars in zip(*texts, strict=False):
-        if len(set(chars)) != 1 or chars[0] not in allowed or chars[0] in "<>":
-            break
-        out.append(chars[0])
-    return "".join(out)
+    prefix = _common_start(middles)
+    suffix = _common_start([x[::-1] for x in middles])[::-1]
+    wildcard = wildcard_token(prefix, suffix, min(len(x) for x in middles), display=True)
+    return [*first[:n], wildcard, *first[len(first) - m :]]
 
 
 def gapped_template(members: Iterable[Sequence[str]]) -> str:
@@ -445,10 +404,13 @@ def _numbered_family(values: set[str]) -> bool:
 class WordStats:
     """Which wildcard positions of which clusters hold a few plain words that name message kinds (rule 2).
 
-    ``positions[cid][pos]`` is the set of plain words seen there, or :data:`VARIABLE` once the position
-    is known to be variable (a non-word value, more than ``max_values`` words, or a word that also
-    fills a wildcard of another cluster). ``owners[word]`` lists the clusters whose wildcards held
-    ``word``. A position never goes back from variable to split.
+    ``positions[cid][pos]`` is the set of word shapes seen there, or :data:`VARIABLE` once the
+    position is known to be variable (a value that is no word, too many words, words that differ
+    only in digits, or a lower-case word that also fills a wildcard of another cluster).
+    ``owners[word]`` lists the clusters whose wildcards held ``word``; ``affixes[cid][pos]`` the
+    common prefix, common suffix and shortest length of the values seen; ``mixed[cid]`` the
+    positions of a misaligned cluster. A position never goes back from variable to split. All of
+    it is plain data, saved by :meth:`workbench.parsing.LogParser.refine_state`.
     """
 
     def __init__(self, max_values: int) -> None:
