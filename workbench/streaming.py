@@ -580,6 +580,8 @@ def _report(
     if keep_entries and keep:
         entries = pd.concat(keep, ignore_index=True).sort_values("line", kind="stable")
         entries = entries.reset_index(drop=True)
+        for c in ("session", "dimension"):  # missing is None, as in one process
+            entries[c] = entries[c].astype(object).where(entries[c].notna(), None)
     report = StreamReport(entries, anomalies, g, level, counts=counts, out=out)
     report.seconds = time.perf_counter() - t_start
     if out is not None:
