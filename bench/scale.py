@@ -143,6 +143,7 @@ def _mode(args: argparse.Namespace) -> None:
             rep = detect_dask(wb, [args.log], client, blocksize=args.blocksize)
             res["lines"] = rep.counts["lines"]
             res["detect_seconds"] = round(time.perf_counter() - t, 2)
+            res["stage_seconds"] = rep.stages
     seconds = time.perf_counter() - t
     res.update(
         seconds=round(seconds, 2),

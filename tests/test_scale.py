@@ -113,6 +113,8 @@ def test_streaming_memory_is_bounded_by_open_sessions(fitted, reference, log_fil
     tight = detect_streaming(fitted, str(log_file), chunk_lines=150, idle_lines=100)
     assert tight.counts["sessions_reopened"] > 0
     assert tight.counts["sessions"] > reference.entries["session"].nunique()
+    quick = detect_streaming(fitted, str(log_file), chunk_lines=300, idle_seconds=5.0)
+    assert quick.counts["sessions_reopened"] > 0  # closed after 5 s of log time without a line
 
 
 @pytest.mark.parametrize("n_workers", [1, 2])
@@ -164,3 +166,54 @@ def test_bad_input_says_what(fitted, tmp_path):
         byte_ranges([tmp_path / "missing.log"], 100)
     with pytest.raises(ValueError, match="whole log"):
         Scorer(fitted, session="window:60")
+
+
+def test_the_command_line_says_what_is_wrong(tmp_path, capsys):
+    from workbench.distributed import main
+
+    assert main([str(tmp_path), str(tmp_path / "missing.log"), "--workers", "1"]) == 2
+    assert "not found" in capsys.readouterr().err
+    log = tmp_path / "x.log"
+    log.write_text("a\n")
+    assert main([str(tmp_path / "norun"), str(log), "--workers", "1"]) == 2
+    assert "cannot load the run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_cluster_started_by_hand(fitted, reference, log_file, tmp_path):
+    """`dask scheduler` and `dask worker` on loopback, then the module's command line."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from workbench.distributed import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    run = fitted.save(tmp_path / "run")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    dask = [sys.executable, "-m", "dask"]  # the `dask` command of this environment
+    quiet = {"env": env, "stderr": subprocess.DEVNULL}
+    sched = ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    work = ["worker", addr, "--host", "127.0.0.1", "--nworkers", "2", "--nthreads", "1"]
+    procs = [subprocess.Popen([*dask, *sched], **quiet)]
+    try:
+        time.sleep(3)
+        procs.append(subprocess.Popen([*dask, *work, "--no-dashboard"], **quiet))
+        from dask.distributed import Client
+
+        with Client(addr, timeout=30) as c:
+            c.wait_for_workers(2, timeout=60)
+        out = tmp_path / "verdicts"
+        assert main([str(run), str(log_file), "--scheduler", addr, "--out", str(out)]) == 0
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+    got = pd.read_csv(out / "anomalies.csv")
+    assert got["id"].tolist() == reference.anomalies["id"].tolist()
+    assert got["kind"].tolist() == reference.anomalies["kind"].tolist()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import logging
 import operator
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -99,7 +100,7 @@ def read_range(path: str, start: int, end: int) -> list[bytes]:
 
 # ---------------------------------------------------------------------- tasks (run on workers)
 def _parse(sc: Scorer, path: str, start: int, end: int) -> pd.DataFrame:
-    return sc.parse(read_range(path, start, end))
+    return sc.parse(read_range(path, start, end), trim=True)
 
 
 def _first_time(df: pd.DataFrame) -> tuple[int, Any]:
@@ -264,6 +265,7 @@ def detect_dask(
     submit = client.submit
     parsed = [submit(_parse, remote, *r, pure=False) for r in ranges]
     firsts = client.gather([submit(_first_time, f) for f in parsed])
+    stages = {"ship_and_parse": time.perf_counter() - t_start}
     sizes = np.asarray([c for c, _ in firsts], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     t0 = next((t for _, t in firsts if t is not None), None)
@@ -289,6 +291,7 @@ def detect_dask(
     joined = [submit(_join_keys, frames[p], *back[p]) for p in range(n)]
     del frames, back
     tails = client.gather([submit(_tail, remote, f) for f in joined])
+    stages["sessions_and_key_model"] = time.perf_counter() - t_start - sum(stages.values())
     halos: list[pd.DataFrame | None] = []
     halo: pd.DataFrame | None = None
     for t in tails:
@@ -303,6 +306,7 @@ def detect_dask(
     del joined
     results = client.gather(finals)
     key_results = client.gather([submit(_key_result, s) for s in sess])
+    stages["parameter_models"] = time.perf_counter() - t_start - sum(stages.values())
     del sess, finals
     counts = dict.fromkeys(("lines", "parsed", "sessions", "key_entries", "param_checked"), 0)
     found = []
@@ -317,8 +321,10 @@ def detect_dask(
             found.append(anomalies)
     counts.update(sessions_reopened=0, partitions=n, session_partitions=n_out)
     keep = [v for _, _, v in results if v is not None]
-    return _report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
-                   keep_entries)  # fmt: skip
+    report = _report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
+                     keep_entries)  # fmt: skip
+    report.stages = {k: round(v, 3) for k, v in stages.items()}
+    return report
 
 
 @contextmanager
@@ -344,3 +350,61 @@ def local_client(n_workers: int, *, memory_limit: str | int = 0, **kwargs: Any) 
             yield client
     finally:
         cluster.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m workbench.distributed RUN LOG... (--workers N | --scheduler ADDRESS)``: detect
+    on a cluster with a saved run; prints the summary line, writes the verdicts to ``--out``."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.distributed",
+        description="Detect anomalies in log files on a Dask cluster with a saved run.",
+    )
+    p.add_argument("run", type=Path, help="run directory written by Workbench.save")
+    p.add_argument("logs", type=Path, nargs="+", help="log files, read as one log in this order")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--workers", type=int, metavar="N", help="start N local worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="use a running cluster")
+    p.add_argument("--out", type=Path, help="folder for entries-*.parquet and anomalies.csv")
+    p.add_argument("--blocksize", type=int, default=32, metavar="MB", help="MB per parse task")
+    args = p.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        p.error(f"--workers must be >= 1, got {args.workers}")
+    for log in args.logs:
+        if not log.is_file():
+            print(f"error: log file not found: {log}", file=sys.stderr)
+            return 2
+    try:
+        wb = Workbench.load(args.run)
+    except Exception as exc:  # a missing or damaged run: one line, no traceback
+        print(f"error: cannot load the run {args.run}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.scheduler:
+            from dask.distributed import Client
+
+            try:
+                client = Client(args.scheduler, timeout=10)
+            except OSError as exc:
+                print(f"error: no scheduler at {args.scheduler}: {exc}", file=sys.stderr)
+                return 2
+            with client:
+                report = detect_dask(wb, args.logs, client, blocksize=args.blocksize * 2**20,
+                                     out=args.out)  # fmt: skip
+        else:
+            with local_client(args.workers) as client:
+                report = detect_dask(wb, args.logs, client, blocksize=args.blocksize * 2**20,
+                                     out=args.out)  # fmt: skip
+    finally:
+        wb.close()
+    print(report.summary())
+    if args.out is not None:
+        print(f"verdicts in {args.out}/entries-*.parquet, anomalies in {args.out}/anomalies.csv")
+    return 0
+
+
+if __name__ == "__main__":  # the tasks must pickle by reference to the package module
+    from workbench.distributed import main as _main
+
+    sys.exit(_main())

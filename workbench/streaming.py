@@ -11,7 +11,8 @@ can still receive lines and one chunk of lines:
   they were trained): a chunk is scored after the last ``history`` vectors of each key from the
   chunks before it, so a vector's window is the one it has in one process;
 * a session is closed by a key that only ever ended sessions in training, by inactivity (no line
-  for ``idle_lines`` lines) or by the end of the input, and is then scored by the key model;
+  for ``idle_seconds`` of log time or ``idle_lines`` lines) or by the end of the input, and is then
+  scored by the key model;
 * verdicts are written as they are decided (``out``: parquet parts and a CSV of anomalies).
 
 A session that receives a line after it was closed for inactivity is scored again as a new session
@@ -55,6 +56,8 @@ PARAM_COLUMNS = ["mse", "param_status", "threshold", "param_anomalous", "dimensi
 PARAM_COLUMNS += ["observed", "predicted"]
 VERDICT_COLUMNS = ["line", "session", "key", *KEY_COLUMNS, *PARAM_COLUMNS, "anomalous"]
 _PS = ["status", "mse", "anomalous", "threshold", "dimension", "observed", "predicted"]
+_KEPT = ["line", "raw", "timestamp", "session", "key", "template", "params", "dt_session"]
+_KEPT += ["dt_global", "label", "parsed", "error"]
 _HALO = ["line", "key", "params", "parsed", "session", "dt_session", "dt_global"]
 
 
@@ -72,6 +75,7 @@ class StreamReport(DetectionReport):
 
     counts: dict[str, int] = field(default_factory=dict)
     out: Path | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, where measured
 
     def summary(self) -> str:
         """One line that says what was checked and what was found."""
@@ -193,14 +197,17 @@ class Scorer:
         self._build()
 
     # ------------------------------------------------------------------ parsing
-    def parse(self, lines: Any, first_line: int = 1) -> pd.DataFrame:
-        """Match lines read-only and assign sessions (elapsed times are left to :meth:`elapsed`)."""
+    def parse(self, lines: Any, first_line: int = 1, *, trim: bool = False) -> pd.DataFrame:
+        """Match lines read-only and assign sessions (elapsed times are left to :meth:`elapsed`).
+        ``trim`` drops what detection no longer needs (the message body and header fields)."""
         df = self.parser.transform(lines, first_line=first_line, sessions=False)
         if len(df):
             if self.rule is None:
                 assign_default_sessions(df, self.parser.format)
             else:
                 apply_session_rule(df, self.rule)
+        if trim:
+            df = df[[c for c in _KEPT if c in df.columns]]
         return df
 
     @staticmethod
@@ -429,6 +436,7 @@ def detect_streaming(
     source: Any,
     *,
     chunk_lines: int = 100_000,
+    idle_seconds: float = 3600.0,
     idle_lines: int = 1_000_000,
     out: str | Path | None = None,
     session: str | SessionRule | None = None,
@@ -447,8 +455,9 @@ def detect_streaming(
         A path (plain or gzip), a list of paths read as one log, bytes, or an iterable of lines.
     chunk_lines
         Lines read and matched at a time.
-    idle_lines
-        A session with no line among the last ``idle_lines`` lines is closed and scored.
+    idle_seconds, idle_lines
+        A session is closed and scored when it had no line for ``idle_seconds`` of log time (the
+        latest timestamp read so far) or among the last ``idle_lines`` lines.
     out
         Folder for the verdicts written as they are decided: ``entries-NNNNNN.parquet`` (the columns
         of :data:`VERDICT_COLUMNS`, each part in line order) and ``anomalies.csv``.
@@ -483,6 +492,7 @@ def detect_streaming(
     pending = pd.DataFrame()  # rows of open sessions, parameter scores attached
     halo: pd.DataFrame | None = None
     line = 1
+    now = -np.inf  # the latest time read, in seconds since the log's first timestamp
 
     def finish(rows: pd.DataFrame) -> None:
         if not len(rows):
@@ -503,7 +513,7 @@ def detect_streaming(
             keep.append(verdicts)
 
     for chunk in read_chunks(source, chunk_lines):
-        df = sc.parse(chunk, first_line=line)
+        df = sc.parse(chunk, first_line=line, trim=True)
         line += len(chunk)
         counts["chunks"] += 1
         counts["lines"] += len(df)
@@ -532,6 +542,9 @@ def detect_streaming(
             ends = set(pd.unique(sess[hit]).tolist())
         horizon = line - idle_lines
         ends |= {s for s, ln in last_line.items() if ln < horizon}
+        if last_global is not None:
+            now = max(now, last_global)
+            ends |= {s for s, t in last_sec.items() if now - t > idle_seconds}
         pending = pd.concat([pending, df[named]], ignore_index=True) if len(pending) else df[named]
         loose = df[~named]
         if ends:
@@ -555,7 +568,7 @@ def detect_streaming(
     if counts["sessions_reopened"]:
         logger.warning(
             "%d sessions received lines after they were closed for inactivity; they were scored "
-            "again from there (raise idle_lines to keep them whole)",
+            "again from there (raise idle_seconds or idle_lines to keep them whole)",
             counts["sessions_reopened"],
         )
     return _report(found, keep, g, sc.level, counts, writer.dir, t_start, keep_entries)
