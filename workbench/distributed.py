@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.streaming import Scorer, StreamReport, _report
+from workbench.streaming import KEY_COLUMNS, Scorer, StreamReport, _report
 from workbench.workbench import Workbench
 
 __all__ = ["byte_ranges", "detect_dask", "local_client", "read_range"]
@@ -143,6 +143,9 @@ def _split(df: pd.DataFrame, prev: float | None, n_out: int, me: int) -> tuple[A
 def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = pd.concat([p for p in pieces if len(p)] or [pieces[0]], ignore_index=True)
     rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
+    if not len(rows):
+        empty = pd.DataFrame(columns=["line", "dt_session", *KEY_COLUMNS, "_end", "_named"])
+        return empty, pd.DataFrame(), 0  # type: ignore[return-value]
     Scorer.elapsed(rows, rows["_sec"].to_numpy(), None, None)  # whole sessions: dt_session
     keycols, anomalies = sc.key_pass(rows, g)
     keycols.insert(0, "dt_session", rows["dt_session"].to_numpy())
@@ -186,6 +189,12 @@ def _param_pass(
     import torch
 
     torch.set_num_threads(1)
+    if not len(df):
+        return (
+            pd.DataFrame(),
+            dict.fromkeys(("lines", "parsed", "key_entries", "param_checked"), 0),
+            None,
+        )
     ps = sc.param_pass(df, halo if halo is not None and len(halo) else None)
     rows = pd.concat([df, ps], axis=1)
     verdicts, anomalies = sc.verdicts(rows, g)
@@ -328,10 +337,13 @@ def detect_dask(
 
 
 @contextmanager
-def local_client(n_workers: int, *, memory_limit: str | int = 0, **kwargs: Any) -> Iterator[Any]:
+def local_client(
+    n_workers: int, *, memory_limit: str | int = "auto", **kwargs: Any
+) -> Iterator[Any]:
     """``with local_client(n_workers) as client:`` a ``LocalCluster`` of ``n_workers`` worker
     processes (one thread each) on 127.0.0.1, closed on exit. ``memory_limit`` is per worker
-    (Dask's syntax: ``"2GiB"``; 0 for none)."""
+    (Dask's syntax: ``"2GiB"``; ``"auto"``: the machine's memory shared out, beyond which a worker
+    spills to disk; 0 for none)."""
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, got {n_workers}")
     from dask.distributed import Client, LocalCluster

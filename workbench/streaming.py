@@ -354,8 +354,9 @@ class Scorer:
         rows = []
         if bad.any():
             extra = df[["timestamp", "raw", "template"]]
-            for r in np.flatnonzero(bad):
-                e = pd.concat([out.iloc[r], extra.iloc[r]])
+            sel = np.flatnonzero(bad)
+            recs = pd.concat([out.iloc[sel], extra.iloc[sel]], axis=1).to_dict("records")
+            for e in recs:
                 rows.append(Workbench._anomaly_row(e, "parameter", g, self.level, [], self.status))
         return out, pd.DataFrame(rows)
 
@@ -380,6 +381,17 @@ def _open_lines(source: Any) -> Iterator[Any]:
     yield from source
 
 
+def _paths(items: list | tuple) -> bool:
+    """A list of log files rather than of lines: Path objects, or a few names of existing files."""
+    if not items:
+        return False
+    if all(isinstance(s, Path) for s in items):
+        return True
+    return len(items) <= 64 and all(
+        isinstance(s, str) and "\n" not in s and len(s) < 4096 and Path(s).is_file() for s in items
+    )
+
+
 def read_chunks(source: Any, chunk_lines: int) -> Iterator[list[Any]]:
     """Lists of at most ``chunk_lines`` lines of ``source`` (a path, bytes, or lines), in order.
     A list of paths is read as one log, file after file.
@@ -389,11 +401,7 @@ def read_chunks(source: Any, chunk_lines: int) -> Iterator[list[Any]]:
     """
     if chunk_lines < 1:
         raise ValueError(f"chunk_lines must be >= 1, got {chunk_lines}")
-    if (
-        isinstance(source, list | tuple)
-        and source
-        and all(isinstance(s, str | Path) and Path(s).exists() for s in source)
-    ):
+    if isinstance(source, list | tuple) and _paths(source):
         lines: Iterator[Any] = itertools.chain.from_iterable(_open_lines(s) for s in source)
     else:
         lines = _open_lines(source)
@@ -549,7 +557,7 @@ def detect_streaming(
         loose = df[~named]
         if ends:
             p_sess = pending["session"].to_numpy(dtype=object)
-            done = np.isin(p_sess, list(ends))
+            done = pd.Series(p_sess, dtype=object).isin(ends).to_numpy()
             finish(pd.concat([pending[done], loose], ignore_index=True))
             pending = pending[~done].reset_index(drop=True)
             for s in ends:
