@@ -242,7 +242,8 @@ def detect_dask(
     blocksize
         Bytes per parse task.
     partitions
-        Session partitions of the shuffle; default: as many as parse tasks.
+        Session partitions of the shuffle; default: twice the cluster's threads (at most one per
+        parse task). The shuffle is ``ranges x partitions`` pieces, each one scheduler task.
     out
         Folder (seen by the workers) for the per-entry verdicts as parquet parts, and
         ``anomalies.csv`` written by the client.
@@ -265,7 +266,8 @@ def detect_dask(
     g = int(sc.key_model.g_ if g is None else g)
     ranges = byte_ranges(paths, blocksize)
     n = len(ranges)
-    n_out = max(1, partitions or n)
+    threads = sum(client.nthreads().values()) or 1
+    n_out = max(1, partitions or min(n, 2 * threads))  # the shuffle costs n * n_out pieces
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         for old in Path(out).glob("entries-*.parquet"):
