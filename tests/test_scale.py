@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.distributed import byte_ranges, detect_dask, local_client, read_range
+from workbench.distributed import byte_ranges, detect_dask, local_client, parse_dask, read_range
 from workbench.simulator import simulate
 from workbench.streaming import Scorer, detect_streaming, end_keys, read_chunks
 from workbench.workbench import Workbench
@@ -132,6 +132,11 @@ def test_local_cluster_gives_the_one_process_verdicts(
             out=tmp_path,
         )
         assert len(client.scheduler_info()["workers"]) == n_workers
+        if n_workers == 2:  # parsing alone: the frame of one process, elapsed times included
+            parsed = parse_dask(fitted.parser, log_file, client, blocksize=60_000)
+            whole = fitted.parser.transform(str(log_file))
+            assert list(parsed.columns) == list(whole.columns)
+            assert _plain(parsed) == _plain(whole)
     _same(reference, rep)
     assert rep.counts["partitions"] > 10 and rep.counts["lines"] == len(reference.entries)
     assert rep.counts["sessions"] == reference.entries["session"].nunique()

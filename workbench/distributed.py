@@ -34,10 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.streaming import KEY_COLUMNS, Scorer, StreamReport, _report
+from workbench.parsing import LogParser
+from workbench.sessions import SessionRule
+from workbench.streaming import KEY_COLUMNS, Scorer, StreamReport, _report, parse_lines
 from workbench.workbench import Workbench
 
-__all__ = ["byte_ranges", "detect_dask", "local_client", "read_range"]
+__all__ = ["byte_ranges", "detect_dask", "local_client", "parse_dask", "read_range"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +125,9 @@ def _last_sec(df: pd.DataFrame) -> float | None:
     return float(sec[ok[-1]]) if len(ok) else None
 
 
-def _split(df: pd.DataFrame, prev: float | None, n_out: int, me: int) -> tuple[Any, ...]:
+def _split(
+    df: pd.DataFrame, prev: float | None, n_out: int, me: int, cols: Sequence[str] = _SHUFFLED
+) -> tuple[Any, ...]:
     sec = df["_sec"].to_numpy()
     ok = np.flatnonzero(np.isfinite(sec))
     if len(ok) and prev is not None:
@@ -136,7 +140,7 @@ def _split(df: pd.DataFrame, prev: float | None, n_out: int, me: int) -> tuple[A
     if named.any():
         h = pd.util.hash_array(s[named].astype(str).astype(object))
         dest[named] = (h % np.uint64(n_out)).astype(np.int64)
-    part = df[_SHUFFLED]
+    part = df[list(cols)]
     return (df, *(part[dest == j] for j in range(n_out)))
 
 
@@ -336,6 +340,93 @@ def detect_dask(
                      keep_entries)  # fmt: skip
     report.stages = {k: round(v, 3) for k, v in stages.items()}
     return report
+
+
+class _ParserBox:
+    """A fitted parser and a session rule, travelling by the parser's own state."""
+
+    def __init__(self, parser: LogParser, rule: SessionRule | None) -> None:
+        self.parser, self.rule = parser, rule
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"parser": self.parser.to_state(), "rule": self.rule}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.parser, self.rule = LogParser.from_state(state["parser"]), state["rule"]
+
+
+def _parse_only(box: _ParserBox, path: str, start: int, end: int) -> pd.DataFrame:
+    return parse_lines(box.parser, box.rule, read_range(path, start, end))
+
+
+def _session_times(*pieces: pd.DataFrame) -> tuple[pd.DataFrame]:
+    rows = pd.concat([p for p in pieces if len(p)] or [pieces[0]], ignore_index=True)
+    rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
+    Scorer.elapsed(rows, rows["_sec"].to_numpy(dtype=float), None, None)
+    return (rows[["line", "dt_session"]].assign(_named=rows["session"].notna().to_numpy()),)
+
+
+def _join_times(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
+    got = pd.concat([b for b in back if len(b)] or [back[0]], ignore_index=True)
+    got = got.sort_values("line", kind="stable").reset_index(drop=True)
+    assert len(got) == len(df), f"{len(got)} elapsed times for {len(df)} lines"
+    df = df.reset_index(drop=True).drop(columns=["_sec"])
+    named = got["_named"].to_numpy(dtype=bool)
+    dt = df["dt_session"].to_numpy().copy()
+    dt[named] = got["dt_session"].to_numpy()[named]
+    df["dt_session"] = dt
+    return df
+
+
+def parse_dask(
+    parser: LogParser,
+    paths: str | Path | Sequence[str | Path],
+    client: Any,
+    *,
+    session: str | SessionRule | None = None,
+    blocksize: int = 32 * 2**20,
+    partitions: int | None = None,
+) -> pd.DataFrame:
+    """Parse log files read-only on a cluster: the frame ``parser.transform`` gives for the files
+    read as one log (line numbers, sessions and elapsed times included), row for row.
+
+    The parser is fitted already (templates mined on a sample; matching is read-only, so byte
+    ranges are matched independently); sessions are shuffled by id for their elapsed times. The
+    frame comes back to the client: for logs larger than its memory, detect instead
+    (:func:`detect_dask` returns only the anomalies).
+
+    Wiring: ``deeplog-workbench parse LOG --workers N | --scheduler ADDRESS`` calls this with the
+    parser of ``--run`` (or one fitted on the first ``--sample`` lines) and writes the frame.
+    """
+    rule = SessionRule.parse(session) if isinstance(session, str) else session
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    ranges = byte_ranges(paths, blocksize)
+    n = len(ranges)
+    threads = sum(client.nthreads().values()) or 1
+    n_out = max(1, partitions or min(n, 2 * threads))
+    submit = client.submit
+    box = client.scatter(_ParserBox(parser, rule), broadcast=True, hash=False)
+    parsed = [submit(_parse_only, box, *r, pure=False) for r in ranges]
+    firsts = client.gather([submit(_first_time, f) for f in parsed])
+    offsets = np.concatenate([[0], np.cumsum([c for c, _ in firsts])]).astype(np.int64)
+    t0 = next((t for _, t in firsts if t is not None), None)
+    prepped = [submit(_prep, f, int(offsets[p]), t0) for p, f in enumerate(parsed)]
+    del parsed
+    prev, carry = [], None
+    for v in client.gather([submit(_last_sec, f) for f in prepped]):
+        prev.append(carry)
+        carry = v if v is not None else carry
+    cols = ["line", "session", "_sec"]
+    split = [submit(_split, f, prev[p], n_out, p, cols) for p, f in enumerate(prepped)]
+    del prepped
+    frames = [submit(operator.getitem, s, 0) for s in split]
+    pieces = [[submit(operator.getitem, s, 1 + j) for s in split] for j in range(n_out)]
+    times = [submit(_session_times, *pieces[j]) for j in range(n_out)]
+    routed = [submit(_route, t, offsets + 1) for t in times]
+    back = [[submit(operator.getitem, r, p) for r in routed] for p in range(n)]
+    joined = client.gather([submit(_join_times, frames[p], *back[p]) for p in range(n)])
+    out = pd.concat(joined, ignore_index=True) if joined else parser.transform([])
+    return out
 
 
 @contextmanager

@@ -47,7 +47,7 @@ from workbench.sessions import SessionRule, apply_session_rule, assign_default_s
 from workbench.thresholds import level_name
 from workbench.workbench import DetectionReport, Workbench
 
-__all__ = ["Scorer", "StreamReport", "detect_streaming", "end_keys", "read_chunks"]
+__all__ = ["Scorer", "StreamReport", "detect_streaming", "end_keys", "parse_lines", "read_chunks"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,20 @@ def end_keys(entries: pd.DataFrame) -> set[int]:
     k = sub["k"].to_numpy()
     ends, inside = set(k[last].tolist()), set(k[~last].tolist())
     return {int(x) for x in ends - inside if x > 0}
+
+
+def parse_lines(
+    parser: LogParser, rule: SessionRule | None, lines: Any, first_line: int = 1
+) -> pd.DataFrame:
+    """Match ``lines`` read-only with a fitted parser and assign sessions (``rule``, or the
+    format's own when None); elapsed times are left NaN (they need the lines before)."""
+    df = parser.transform(lines, first_line=first_line, sessions=False)
+    if len(df):
+        if rule is None:
+            assign_default_sessions(df, parser.format)
+        else:
+            apply_session_rule(df, rule)
+    return df
 
 
 class _KeyOnly(Workbench):
@@ -200,12 +214,7 @@ class Scorer:
     def parse(self, lines: Any, first_line: int = 1, *, trim: bool = False) -> pd.DataFrame:
         """Match lines read-only and assign sessions (elapsed times are left to :meth:`elapsed`).
         ``trim`` drops what detection no longer needs (the message body and header fields)."""
-        df = self.parser.transform(lines, first_line=first_line, sessions=False)
-        if len(df):
-            if self.rule is None:
-                assign_default_sessions(df, self.parser.format)
-            else:
-                apply_session_rule(df, self.rule)
+        df = parse_lines(self.parser, self.rule, lines, first_line)
         if trim:
             df = df[[c for c in _KEPT if c in df.columns]]
         return df
