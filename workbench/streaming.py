@@ -88,14 +88,14 @@ class StreamReport(DetectionReport):
         )
 
 
-def end_keys(entries: pd.DataFrame) -> set[int]:
-    """Keys that, in ``entries`` (a parsed training frame), only ever appear as the last entry of
-    their session: seeing one means the session is over.
+def end_keys(entries: pd.DataFrame, min_sessions: int = 20) -> set[int]:
+    """Keys that, in ``entries`` (a parsed training frame), end at least ``min_sessions`` sessions
+    and never appear anywhere else: seeing one means the session is over.
 
     >>> df = pd.DataFrame({"session": ["a", "a", "b", "b", "b"], "key": [1, 2, 1, 3, 2],
     ...                    "parsed": True})
-    >>> sorted(end_keys(df))
-    [2]
+    >>> sorted(end_keys(df, min_sessions=2)), sorted(end_keys(df))
+    ([2], [])
     """
     s = entries["session"].to_numpy(dtype=object)
     ok = entries["parsed"].to_numpy(dtype=bool) & pd.notna(s)
@@ -104,8 +104,9 @@ def end_keys(entries: pd.DataFrame) -> set[int]:
     sub = pd.DataFrame({"s": s[ok], "k": entries["key"].to_numpy()[ok]})
     last = ~sub["s"].duplicated(keep="last").to_numpy()
     k = sub["k"].to_numpy()
-    ends, inside = set(k[last].tolist()), set(k[~last].tolist())
-    return {int(x) for x in ends - inside if x > 0}
+    ends = pd.Series(k[last]).value_counts()
+    inside = set(k[~last].tolist())
+    return {int(x) for x, n in ends.items() if n >= min_sessions and x > 0 and x not in inside}
 
 
 def parse_lines(
@@ -168,7 +169,10 @@ class Scorer:
             )
         self.level = float(wb.level if level is None else level)
         self.status = dict(wb._status)
-        self.end_keys = end_keys(wb.entries)
+        # only id sessions (a VM, a block) end; a host's or node's stream goes on
+        kind = self.rule.kind if self.rule else "regex" if wb.parser.format.session_regex else ""
+        by_id = kind == "regex"
+        self.end_keys = end_keys(wb.entries) if by_id else set()
         self._attrs = {
             k: v
             for k, v in wb.__dict__.items()
