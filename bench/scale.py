@@ -34,6 +34,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -167,7 +168,7 @@ def main() -> None:
     p.add_argument("--chunk-lines", type=int, default=100_000)
     p.add_argument("--blocksize", type=int, default=16 * 2**20)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/deeplog-scale"))
+    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deeplog-scale")
     p.add_argument("--quick", action="store_true", help="--train-instances 100 --epochs 3")
     p.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     p.add_argument("--run", type=Path, help=argparse.SUPPRESS)
@@ -184,7 +185,8 @@ def main() -> None:
         p.error(f"unknown modes {bad}; expected some of {','.join(MODES)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     out: dict = {"lines_asked": args.lines, "seed": args.seed, "cpus": os.cpu_count(),
-                 "python": platform.python_version()}  # fmt: skip
+                 "python": platform.python_version(),
+                 "load_average_before": [round(x, 1) for x in os.getloadavg()]}  # fmt: skip
     log = args.workdir / f"openstack-{args.lines}-{args.seed}.log"
     if not log.exists():
         t = time.perf_counter()
@@ -231,6 +233,7 @@ def main() -> None:
             stream["peak_rss_mb"] < 2048 if "peak_rss_mb" in stream else None
         ),
     }
+    out["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
 
 
