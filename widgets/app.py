@@ -79,6 +79,7 @@ class WorkbenchApp(W.VBox):
     def set_workbench(self, wb: Any) -> None:
         """Show another workbench object in every view (after loading new logs)."""
         self.wb = wb
+        self.selected_id = None
         for view in self.views:
             if view is not self.load:
                 view.bind(wb)

@@ -61,22 +61,31 @@ class TaskRunner:
             self._running = label
 
         def body() -> None:
+            # BaseException: a KeyboardInterrupt (how a training loop is stopped) or a SystemExit
+            # from the task must end the task like any error, never leave the runner busy for good.
             try:
-                result = fn()
-            except Exception as exc:
-                self._running = None
+                try:
+                    result = fn()
+                finally:
+                    self._running = None
+            except BaseException as exc:
                 logger.exception("%s failed", label)
                 if on_error is not None:
-                    on_error(exc)
+                    try:
+                        on_error(exc)
+                    except BaseException:
+                        logger.exception("reporting the failure of %s", label)
                 return
-            self._running = None
             if on_done is not None:
                 try:
                     on_done(result)
-                except Exception as exc:
+                except BaseException as exc:
                     logger.exception("after %s", label)
                     if on_error is not None:
-                        on_error(exc)
+                        try:
+                            on_error(exc)
+                        except BaseException:
+                            logger.exception("reporting the failure after %s", label)
 
         if self.sync:
             body()
@@ -115,6 +124,18 @@ CSS = """
 .dl-row-selected { background: #f6e6f0; }
 .dl-row-changed { background: #fff4d6; }
 .dl-row-cleared { opacity: 0.55; }
+.dl-row-cleared .dl-state { color: #009E73; }
+.dl-row-new { background: #fde8e1; box-shadow: inset 4px 0 0 #D55E00; }
+.dl-row-confirmed { box-shadow: inset 4px 0 0 #b42318; }
+.dl-row-confirmed .dl-state { color: #b42318; }
+.dl-row-fp { box-shadow: inset 4px 0 0 #009E73; }
+.dl-msg.jupyter-button, .dl-msg { background: transparent; box-shadow: none; text-align: left;
+  justify-content: flex-start; font-size: 14px; font-weight: 500; color: #1f2933; padding: 0 6px;
+  height: auto; min-height: 24px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  cursor: pointer; }
+.dl-msg:hover { text-decoration: underline; background: #eef2f6; }
+.dl-counts { font-size: 14px; padding: 2px 0; }
+.dl-context-hit { background: #f6e6f0; font-weight: 600; }
 .dl-line { display: flex; align-items: center; min-width: 0; }
 .dl-cell { display: inline-block; vertical-align: middle; overflow: hidden; text-overflow: ellipsis;
            white-space: nowrap; padding: 0 6px; flex: none; }
@@ -215,7 +236,10 @@ class View(W.VBox):
         self.say(f"{label}…", "busy")
 
         def failed(exc: BaseException) -> None:
-            self.say(f"{label} failed: {exc}", "error")
+            if isinstance(exc, KeyboardInterrupt):
+                self.say(f"{label}: stopped, model kept", "error")
+            else:
+                self.say(f"{label} failed: {exc or type(exc).__name__}", "error")
 
         return self.runner.run(fn, on_done=on_done, on_error=failed, label=label)
 

@@ -113,6 +113,17 @@ class WorkflowView(View):
 
     # -------------------------------------------------------------------------------- state
 
+    def bind(self, wb: Any) -> None:
+        """Show ``wb``; nothing of the previous log's graphs or selection stays."""
+        self.graphs, self.graph = [], None
+        self.selected, self.path_nodes, self.slow_edge = None, [], None
+        self.detail.value = ""
+        self.status.value = ""
+        with self.task_select.hold_trait_notifications():
+            self.task_select.options = []
+        self.plot_slot.show(workflow_figure(nx.DiGraph(), {}))
+        super().bind(wb)
+
     def refresh(self) -> None:
         """Reload the workflows (inline: a workbench event arrives inside the task that sent it)."""
         self.load(self.method, background=False)
