@@ -12,7 +12,7 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
-from widgets.base import CSS, TaskRunner
+from widgets.base import CSS, PlotSlot, TaskRunner
 from widgets.graph import WorkflowView
 from widgets.load import LoadView
 from widgets.mse import MSEView
@@ -49,11 +49,15 @@ class WorkbenchApp(W.VBox):
         self.add_class("dl-app")
         self.wb = wb
         self.runner = TaskRunner(sync=sync)
-        self.load = LoadView(wb, workbench_cls=workbench_cls, runner=self.runner)
-        self.train = TrainView(wb, runner=self.runner)
-        self.review = ReviewView(wb, runner=self.runner)
-        self.mse = MSEView(wb, runner=self.runner)
-        self.graph = WorkflowView(wb, runner=self.runner)
+        PlotSlot.defer_new = True  # plots are made when their tab is first shown
+        try:
+            self.load = LoadView(wb, workbench_cls=workbench_cls, runner=self.runner)
+            self.train = TrainView(wb, runner=self.runner)
+            self.review = ReviewView(wb, runner=self.runner)
+            self.mse = MSEView(wb, runner=self.runner)
+            self.graph = WorkflowView(wb, runner=self.runner)
+        finally:
+            PlotSlot.defer_new = False
         self.views = (self.load, self.train, self.review, self.mse, self.graph)
         self.tabs = W.Tab(children=list(self.views), titles=TAB_TITLES)
         self.header = W.HTML(
@@ -69,9 +73,15 @@ class WorkbenchApp(W.VBox):
         self.mse.on_select(self._on_line_clicked)
         if wb is None:
             self.tabs.selected_index = 0
+        shown = self.tabs.selected_index or 0
+        for i, view in enumerate(self.views):
+            view.hidden = i != shown
+        self.views[shown].fit_width()
 
     def _on_tab(self, change: dict) -> None:
         if change["new"] is not None:
+            for i, view in enumerate(self.views):
+                view.hidden = i != change["new"]
             self.views[change["new"]].fit_width()
 
     # ---------------------------------------------------------------------------- selection

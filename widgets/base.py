@@ -183,7 +183,14 @@ class View(W.VBox):
                 wb.on(event, self._on_wb_event)
             self.refresh_safely()
 
+    #: a view in a hidden tab redraws when it is shown (:meth:`fit_width`), not on every event
+    hidden = False
+    _dirty = False
+
     def _on_wb_event(self, *args: Any, **kwargs: Any) -> None:
+        if self.hidden:
+            self._dirty = True
+            return
         self.refresh_safely()
 
     def refresh_safely(self) -> None:
@@ -212,6 +219,12 @@ class View(W.VBox):
         A plot drawn inside a hidden tab falls back to plotly's default 700 px; switching
         ``autosize`` off and on makes the browser measure the container again.
         """
+        self.hidden = False
+        if self._dirty:
+            self._dirty = False
+            self.refresh_safely()
+        for slot in [v for v in vars(self).values() if isinstance(v, PlotSlot)]:
+            slot.reveal()
         for fw in self.figures():
             fw.layout.autosize = False
             fw.layout.autosize = True
@@ -256,16 +269,31 @@ class PlotSlot:
     """
 
     RETIRED_KEPT = 3  # replaced widgets kept open a while before closing
+    #: slots made while this is True wait for :meth:`reveal` before making a plot widget (the app
+    #: sets it while it builds its tabs: a hidden tab's plots cost the browser nothing)
+    defer_new = False
 
     def __init__(self, fig: go.Figure, on_new: Callable[[go.FigureWidget], None] | None = None):
         self.on_new = on_new
         self.widget: go.FigureWidget | None = None
+        self.deferred = PlotSlot.defer_new
+        self.pending: go.Figure | None = None
         self._retired: list[go.FigureWidget] = []
         self.box = W.VBox(layout=W.Layout(width="100%"))
         self.show(fig)
 
+    def reveal(self) -> None:
+        """Make the plot widget now (its tab is shown), from the last figure given."""
+        self.deferred = False
+        if self.pending is not None:
+            fig, self.pending = self.pending, None
+            self.show(fig)
+
     def show(self, fig: go.Figure) -> bool:
         """Display ``fig``; returns True when a new widget was made."""
+        if self.deferred:
+            self.pending = fig
+            return False
         old = self.widget
         if old is not None and refresh_figure(old, fig):
             return False

@@ -177,6 +177,8 @@ class MSEView(View):
         if box is not None and box.value != visible:
             box.value = visible
             return  # the checkbox observer comes back here
+        if self.mse_plot is None:  # not drawn yet (hidden tab): the next draw reads the state
+            return
         with self.mse_plot.batch_update():
             for trace in self.mse_plot.data:
                 if trace.meta == level:

@@ -82,11 +82,11 @@ def score_text(row: pd.Series) -> str:
     >>> score_text(pd.Series({"kind": "parameter", "mse": 5.2, "threshold": 1.8, "level": 0.99}))
     'MSE 5.2 > 1.8 (99 % CI)'
     >>> score_text(pd.Series({"kind": "parameter", "mse": 5.2, "verdict": "normal"}))
-    'within the rule after the update'
+    'now within its rule'
     """
     kind = row.get("kind")
     if row.get("verdict", "anomalous") != "anomalous":
-        return "within the rule after the update"
+        return "now within its rule"
     if kind == "parameter":
         mse, thr, level = _num(row.get("mse")), _num(row.get("threshold")), _num(row.get("level"))
         text = f"MSE {mse:.3g}" if mse is not None else "MSE –"
@@ -179,6 +179,8 @@ class ReviewView(View):
         self.last_feedback_seconds: float | None = None
         self._select_callbacks: list[Callable[[pd.Series, Any], None]] = []
         self._row_widgets: dict[int, dict[str, W.Widget]] = {}
+        self._pool: list[dict[str, W.Widget]] = []
+        self._slot_ids: list[int] = []
         self._messages: dict[int, str] = {}
 
         self.detect_button = W.Button(description="Detect", button_style="primary", icon="search")
@@ -301,7 +303,9 @@ class ReviewView(View):
                      "error")  # fmt: skip
             self.redraw()
 
-    def set_report(self, report: Any, *, keep: pd.DataFrame | None = None) -> None:
+    def set_report(
+        self, report: Any, *, keep: pd.DataFrame | None = None, draw: bool = True
+    ) -> None:
         """Show a detection report; ``keep`` adds earlier rows an update made normal."""
         frame = report.anomalies.copy() if report is not None else pd.DataFrame()
         entries = getattr(report, "entries", None)
@@ -333,8 +337,9 @@ class ReviewView(View):
             self.selected_id = None
             self.detail.value = ""
         self.page = min(self.page, max(0, math.ceil(len(self.filtered()) / self.page_size) - 1))
-        self.redraw()
-        self.draw_timeline()
+        if draw:
+            self.redraw()
+            self.draw_timeline()
 
     def _with_severity(self, frame: pd.DataFrame) -> pd.DataFrame:
         if len(frame):
@@ -436,11 +441,11 @@ class ReviewView(View):
         )
 
     def redraw(self) -> None:
-        """Rebuild the visible rows from the state (one page, so at most ``page_size`` rows)."""
-        for widgets_of_row in self._row_widgets.values():
-            for w in widgets_of_row.values():
-                w.close()
-        self._row_widgets = {}
+        """Show the visible rows from the state (one page, so at most ``page_size`` rows).
+
+        Row widgets are kept and refilled, never rebuilt: a new page or a re-scored table changes
+        a few values per row, which the browser applies at once.
+        """
         f = self.filtered()
         pages = max(1, math.ceil(len(f) / self.page_size))
         brush = ""
@@ -456,12 +461,49 @@ class ReviewView(View):
         for label, button in self.sort_buttons.items():
             arrow = (" ▲" if self.ascending else " ▼") if label == self.sort_by else ""
             button.description = label + arrow
-        self.rows.children = [self._row(r) for _, r in self.visible_rows().iterrows()]
+        visible = [r for _, r in self.visible_rows().iterrows()]
+        while len(self._pool) < len(visible):
+            self._pool.append(self._make_row(len(self._pool)))
+        self._slot_ids = [int(r["id"]) for r in visible]
+        self._row_widgets = {}
+        for slot, r in enumerate(visible):
+            self._fill_row(self._pool[slot], r)
+            self._row_widgets[int(r["id"])] = self._pool[slot]
+        children = tuple(p["row"] for p in self._pool[: len(visible)])
+        if tuple(self.rows.children) != children:
+            self.rows.children = children
 
     def draw_timeline(self) -> None:
         self.timeline_slot.show(self._timeline_figure(self.table, selected=self.selected_id))
 
-    def _row(self, r: pd.Series) -> W.HBox:
+    def _make_row(self, slot: int) -> dict[str, W.Widget]:
+        """The widgets of one table row; its buttons act on whichever anomaly the row shows."""
+        select = W.Button(layout=W.Layout(width="auto", flex="1 1 auto", min_width="0"))
+        select.add_class("dl-msg")
+        fp = W.Button(description="false positive", tooltip="this is normal: learn it (online update)",
+                      button_style="warning", layout=W.Layout(width="130px", flex="0 0 auto"))  # fmt: skip
+        like = W.Button(description="all like this",
+                        tooltip="this and every open anomaly of the same kind and message template "
+                        "are normal: learn them together (one update)",
+                        layout=W.Layout(width="224px", height="24px", flex="0 0 auto"))  # fmt: skip
+        ok = W.Button(description="confirm", tooltip="this is a real anomaly",
+                      button_style="danger", layout=W.Layout(width="90px", flex="0 0 auto"))  # fmt: skip
+
+        def act(method: Callable[[int], Any]) -> Callable[[Any], None]:
+            return lambda _b: method(self._slot_ids[slot]) if slot < len(self._slot_ids) else None
+
+        select.on_click(act(self.select))
+        fp.on_click(act(self.flag))
+        like.on_click(act(self.flag_like))
+        ok.on_click(act(self.confirm))
+        label = W.HTML(layout=W.Layout(width="100%", overflow="hidden"))
+        main = W.VBox([label, select], layout=W.Layout(flex="1 1 auto", min_width="0"))
+        actions = W.VBox([W.HBox([fp, ok]), like], layout=W.Layout(flex="0 0 auto"))
+        row = W.HBox([main, actions])
+        return {"select": select, "false positive": fp, "all like this": like, "confirm": ok,
+                "label": label, "row": row}  # fmt: skip
+
+    def _fill_row(self, ws: dict[str, W.Widget], r: pd.Series) -> None:
         aid = int(r["id"])
         w = _WIDTHS
         ts = r.get("timestamp")
@@ -485,7 +527,7 @@ class ReviewView(View):
                 f'<span class="dl-cell {cls}" style="{size}" title="{t}">{html.escape(text)}</span>'
             )
 
-        cells = (
+        ws["label"].value = (
             '<div class="dl-line">'
             + cell(when or f"line {r.get('line')}", w["time"], title=full_when or None)
             + cell(session_text(r.get("session")), w["session"])
@@ -497,50 +539,24 @@ class ReviewView(View):
             + cell(f"expected: {short}" if short else "", None, "dl-cands", title=full)
             + "</div>"
         )
-        message = self.message(r)
-        select = W.Button(description=message[:400], tooltip=f"line {r.get('line')}: "
-                          f"{str(r.get('raw', ''))[:600]}",
-                          layout=W.Layout(width="auto", flex="1 1 auto", min_width="0"))  # fmt: skip
-        select.add_class("dl-msg")
-        fp = W.Button(description="false positive", tooltip="this is normal: learn it (online update)",
-                      button_style="warning", layout=W.Layout(width="130px", flex="0 0 auto"))  # fmt: skip
-        like = W.Button(description="all like this",
-                        tooltip="this and every open anomaly of the same kind and message template "
-                        "are normal: learn them together (one update)",
-                        layout=W.Layout(width="224px", height="24px", flex="0 0 auto"))  # fmt: skip
-        ok = W.Button(description="confirm", tooltip="this is a real anomaly",
-                      button_style="danger", layout=W.Layout(width="90px", flex="0 0 auto"))  # fmt: skip
-        for b in (fp, like, ok):
-            b.disabled = status != "open" or verdict != "anomalous"
-        select.on_click(lambda _: self.select(aid))
-        fp.on_click(lambda _: self.flag(aid))
-        like.on_click(lambda _: self.flag_like(aid))
-        ok.on_click(lambda _: self.confirm(aid))
-        label = W.HTML(cells, layout=W.Layout(width="100%", overflow="hidden"))
-        main = W.VBox([label, select], layout=W.Layout(flex="1 1 auto", min_width="0"))
-        actions = W.VBox([W.HBox([fp, ok]), like], layout=W.Layout(flex="0 0 auto"))
-        row = W.HBox([main, actions])
-        row.add_class("dl-row")
-        row.add_class(f"dl-anomaly-{aid}")
+        ws["select"].description = self.message(r)[:400]
+        ws["select"].tooltip = f"line {r.get('line')}: {str(r.get('raw', ''))[:600]}"
+        closed = status != "open" or verdict != "anomalous"
+        for name in ("false positive", "all like this", "confirm"):
+            ws[name].disabled = closed
+        classes = ["dl-row", f"dl-anomaly-{aid}"]
         if aid == self.selected_id:
-            row.add_class("dl-row-selected")
+            classes.append("dl-row-selected")
         if aid in self.newly_anomalous:
-            row.add_class("dl-row-new")
+            classes.append("dl-row-new")
         if verdict != "anomalous":
-            row.add_class("dl-row-cleared")
+            classes.append("dl-row-cleared")
         if status == "confirmed":
-            row.add_class("dl-row-confirmed")
+            classes.append("dl-row-confirmed")
         if status == "false positive":
-            row.add_class("dl-row-fp")
-        self._row_widgets[aid] = {
-            "select": select,
-            "false positive": fp,
-            "all like this": like,
-            "confirm": ok,
-            "label": label,
-            "row": row,
-        }
-        return row
+            classes.append("dl-row-fp")
+        if tuple(ws["row"]._dom_classes) != tuple(classes):
+            ws["row"]._dom_classes = tuple(classes)
 
     # ------------------------------------------------------------------------------- actions
 
@@ -634,6 +650,7 @@ class ReviewView(View):
             self.undo_button.disabled = True
             self.say(f"undone: model version {version} is current again; "
                      f"{self._change_text()}")  # fmt: skip
+            self.draw_timeline()
 
         return self.run_task("undoing the last update", work, done)
 
@@ -647,9 +664,10 @@ class ReviewView(View):
             return False
         wb, source = self.wb, self.source
         before = self.table.copy()
-        for w in self._row_widgets.get(anomaly_id, {}).values():
-            if isinstance(w, W.Button) and w is not self._row_widgets[anomaly_id].get("select"):
-                w.disabled = True
+        ws = self._row_widgets.get(anomaly_id, {})
+        for name in ("false positive", "all like this", "confirm"):
+            if name in ws:
+                ws[name].disabled = True
         acted = [anomaly_id]
         import time as _time
 
@@ -684,6 +702,7 @@ class ReviewView(View):
                     msg += f" · validation loss {lb:.4g} before, {la:.4g} after the update"
             self.last_feedback_seconds = _time.perf_counter() - t0
             self.say(msg)
+            self.draw_timeline()  # after the table: the table is what the user waits for
 
         return self.run_task(f"{label} (anomaly {anomaly_id})", work, done)
 
@@ -695,7 +714,7 @@ class ReviewView(View):
             else set()
         )
         gone = before[before["id"].isin(was)] if len(before) else before
-        self.set_report(report, keep=gone)
+        self.set_report(report, keep=gone, draw=False)
         now = (
             set(self.table.loc[self.table["verdict"] == "anomalous", "id"].astype(int))
             if len(self.table)

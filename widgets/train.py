@@ -169,7 +169,8 @@ class TrainView(View):
                 W.VBox([W.HTML("<b>Parameter-value models</b>"), *self.param_inputs.values()]),
             ]
         )
-        self.form = W.Accordion(children=[params], titles=("Hyper-parameters (what will train)",))
+        self.form = W.Accordion(children=[params], titles=("Hyper-parameters (what will train)",),
+                                selected_index=0)  # fmt: skip
         self.children = [
             self.form,
             W.HBox([self.train_button, self.stop_button, self.reset_button]),
