@@ -227,12 +227,12 @@ class ReviewView(View):
             W.HBox([self.source_text, self.detect_button, self.undo_button]),
             self.status,
             self.counts,
+            self.detail,
             self.timeline_slot.box,
             W.HBox([self.kind_filter, self.status_filter, self.search, self.clear_brush]),
             W.HBox([self.prev_button, self.page_label, self.next_button]),
             self.header,
             self.rows,
-            self.detail,
         ]
         self.detect_button.on_click(lambda _: self.detect())
         self.undo_button.on_click(lambda _: self.undo())
@@ -331,6 +331,12 @@ class ReviewView(View):
             keep["verdict"] = "normal"
             frame = pd.concat([frame, keep], ignore_index=True) if len(frame) else keep
         self.table = self._with_severity(frame)
+        kinds = [*KINDS, *sorted({str(k) for k in frame.get("kind", [])} - set(KINDS))]
+        if list(self.kind_filter.options) != ["all", *kinds]:  # whatever kinds the core reports
+            with self.kind_filter.hold_trait_notifications():
+                current = self.kind_filter.value
+                self.kind_filter.options = ["all", *kinds]
+                self.kind_filter.value = current if current in kinds else "all"
         if self.selected_id is not None and (
             not len(self.table) or self.selected_id not in set(self.table["id"])
         ):

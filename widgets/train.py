@@ -193,6 +193,7 @@ class TrainView(View):
 
     def bind(self, wb: Any) -> None:
         """Show ``wb``; the form takes its configurations (what ``wb.fit()`` would train with)."""
+        self.wb = wb
         if wb is not None:
             key = _config_dict(getattr(wb, "key_config", None))
             param = _config_dict(getattr(wb, "param_config", None))
@@ -227,6 +228,9 @@ class TrainView(View):
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     inputs[f.name].value = value
         self.auto_g.value = key.get("top_g") == "auto"
+        if self.auto_g.value:  # the field shows the g in use (chosen on validation), else 9
+            g = getattr(getattr(self.wb, "key_model", None), "g_", None)
+            self.key_inputs["top_g"].value = int(g) if g is not None else 9
 
     def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(key_config, param_config): every field as shown; ``top_g`` is 'auto' when ticked."""
@@ -385,6 +389,8 @@ class TrainView(View):
         how = getattr(selection, "method", None)
         info = getattr(key_model, "fit_info_", {}) or {}
         self.effective = {"key": {**key, "g": int(g)}, "param": param}
+        if self.auto_g.value:
+            self.key_inputs["top_g"].value = int(g)
         g_text = f"<b>g = {int(g)}</b>"
         if key.get("top_g") == "auto":
             g_text += " (chosen on validation)" if how == "validation" else f" ({how or 'auto'})"
