@@ -136,6 +136,7 @@ CSS = """
 .dl-msg:hover { text-decoration: underline; background: #eef2f6; }
 .dl-counts { font-size: 14px; padding: 2px 0; }
 .dl-context-hit { background: #f6e6f0; font-weight: 600; }
+.dl-context-msg { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 900px; }
 .dl-line { display: flex; align-items: center; min-width: 0; }
 .dl-cell { display: inline-block; vertical-align: middle; overflow: hidden; text-overflow: ellipsis;
            white-space: nowrap; padding: 0 6px; flex: none; }

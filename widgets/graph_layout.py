@@ -255,7 +255,8 @@ def dot_figure(
         textposition="middle center", textfont={"size": FONT_PX, "color": ecolour,
                                                 "family": "Arial, Helvetica, sans-serif"},
         hovertext=ehover, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
-        marker={"size": 14, "color": "rgba(255,255,255,0.01)", "symbol": "square"},
+        marker={"size": 14, "color": "rgba(255,255,255,0.01)", "symbol": "square",
+                "line": {"width": 0}},
     ))  # fmt: skip
     ntext, nhover, nsize = [], [], []
     for n in nodes:
@@ -271,7 +272,8 @@ def dot_figure(
         textposition="middle center", textfont={"size": FONT_PX, "color": PALETTE["ink"],
                                                 "family": "Arial, Helvetica, sans-serif"},
         hovertext=nhover, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
-        marker={"size": nsize, "color": "rgba(255,255,255,0.01)", "symbol": "square"},
+        marker={"size": nsize, "color": "rgba(255,255,255,0.01)", "symbol": "square",
+                "line": {"width": 0}},
     ))  # fmt: skip
     fig.update_xaxes(visible=False, range=[0, layout.width], fixedrange=False)
     fig.update_yaxes(visible=False, range=[0, layout.height], fixedrange=False)

@@ -781,16 +781,18 @@ class ReviewView(View):
         for _, r in part.iloc[lo:hi].iterrows():
             mark = ' class="dl-context-hit"' if int(r["line"]) == line else ""
             bad = bool(r.get("anomalous", False))
+            text = str(r.get("content") or r.get("raw", ""))
+            raw = html.escape(str(r.get("raw", "")), quote=True)
             body.append(
                 f"<tr{mark}><td>{int(r['line'])}</td><td>{html.escape(when_text(r.get('timestamp')))}"
-                f"</td><td>{'⚠' if bad else ''}</td>"
-                f'<td class="dl-raw">{html.escape(str(r.get("raw", ""))[:220])}</td></tr>'
+                f"</td><td>k{html.escape(str(r.get('key', '')))}</td><td>{'⚠' if bad else ''}</td>"
+                f'<td class="dl-raw dl-context-msg" title="{raw}">{html.escape(text[:200])}</td></tr>'
             )
         where = f"in session {html.escape(session_text(sess))}" if has_session else "in the log"
         return (
             f"<br><b>Context</b> ({where}):"
-            f'<table class="dl-table dl-context-table"><tr><th>line</th><th>time</th><th></th>'
-            f"<th>raw line</th></tr>{''.join(body)}</table>"
+            f'<table class="dl-table dl-context-table"><tr><th>line</th><th>time</th><th>key</th>'
+            f"<th></th><th>message (hover: raw line)</th></tr>{''.join(body)}</table>"
         )
 
     def _candidates_table(self, row: pd.Series) -> str:

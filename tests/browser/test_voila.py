@@ -58,8 +58,16 @@ def test_make_app_serves_the_workbench_alone(sync_playwright, tmp_path):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     pytest.fail(f"voila did not start; see {out / 'voila.log'}")
                 time.sleep(0.5)
-        with pytest.raises(urllib.error.HTTPError):  # no token, no app
-            urllib.request.urlopen(f"{base}/", timeout=30)
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no token: the login page, no app
+            urllib.request.build_opener(NoRedirect).open(f"{base}/", timeout=60)
+        assert refused.value.code in (302, 401, 403)
+        if refused.value.code == 302:
+            assert "login" in refused.value.headers.get("Location", "")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                          args=CHROMIUM_ARGS)  # fmt: skip
