@@ -370,3 +370,22 @@ def test_label_boxes_find_an_overlap():
     assert overlaps(label_boxes(dot_figure(g, lay))) == (1, 0)
     lay.edges[(1, 3)]["label"] = (150, 20)
     assert overlaps(label_boxes(dot_figure(g, lay))) == (0, 1)
+
+
+@needs_dot
+def test_dot_figure_highlights_the_path_and_slow_edge():
+    from widgets.graph_layout import dot_figure, dot_layout
+    from widgets.theme import PALETTE
+
+    g = nx.DiGraph()
+    for k in (1, 2, 3):
+        g.add_node(k, key=k, template=f"[instance: <*>] step {k}", count=5)
+    g.add_edge(1, 2, count=5, median=0.5)
+    g.add_edge(2, 3, count=5, median=9.0)
+    fig = dot_figure(g, dot_layout(g), [1, 2, 3], [(1, 2)], (2, 3), selected=2)
+    colours = [s.line.color for s in fig.layout.shapes if s.type == "path"]
+    assert PALETTE["highlight"] in colours and PALETTE["slow"] in colours
+    nodes = next(t for t in fig.data if t.name == "nodes")
+    assert list(nodes.customdata) == [1, 2, 3] and nodes.text[0] == "k1<br>step 1"
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert max(s.line.width for s in rects) == 4, "the selected node has a thick ring"
