@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -132,6 +133,17 @@ def session_text(session: Any) -> str:
         return "no session"
     text = str(session)
     return text if text not in ("", "nan", "None") else "no session"
+
+
+def readable_sentence(sentence: Any) -> str:
+    """A diagnosis sentence without placeholders for missing statistics ('?', 'nan', 'None').
+
+    >>> readable_sentence("took 47 s, usually ? (p95 ?); value nan")
+    'took 47 s; value unknown'
+    """
+    text = "" if sentence is None else str(sentence)
+    text = re.sub(r",? usually \? \(p95 \?\)", "", text)
+    return re.sub(r"(?<![\w?])(\?|nan|None)(?![\w?])", "unknown", text)
 
 
 def candidates_text(candidates: Any, limit: int = 3) -> tuple[str, str]:
@@ -752,7 +764,7 @@ class ReviewView(View):
         except Exception as exc:  # a diagnosis is a help, never a blocker
             self.diagnosis = None
             self.say(f"no diagnosis for anomaly {anomaly_id}: {exc}", "error")
-        sentence = getattr(self.diagnosis, "sentence", None) or ""
+        sentence = readable_sentence(getattr(self.diagnosis, "sentence", None) or "")
         self.detail.value = (
             f'<div class="dl-card dl-context"><b>Anomaly {anomaly_id}</b> · line {row.get("line")}'
             f" · {html.escape(when_text(row.get('timestamp')) or 'no time')}"
