@@ -538,3 +538,18 @@ def test_a_failing_refresh_is_shown_not_raised(wb, sync):
     app.train.param_inputs["max_epochs"].value = 1
     app.train.train_button.click()  # the 'fit' event reaches the broken view: training still ends
     assert "Trained with" in app.train.result.value
+
+
+def test_timeline_brush_from_plotly_points(review):
+    """What the browser sends on a brush: each lane's selected points in turn."""
+    lanes = [t for t in review.timeline.data if t.name.startswith("lane session: ")]
+    xs = sorted(x for t in lanes for x in t.x if x is not None)
+    lo, hi = xs[0], xs[len(xs) // 2]
+    for t in lanes:
+        inds = [i for i, x in enumerate(t.x) if x is not None and lo <= x <= hi]
+        pts = Points(point_inds=inds, xs=[t.x[i] for i in inds], ys=[t.y[i] for i in inds],
+                     trace_name=t.name)  # fmt: skip
+        t._dispatch_on_selection(pts, None)
+    assert review.time_range == (pd.Timestamp(lo), pd.Timestamp(hi))
+    got = pd.to_datetime(review.filtered()["timestamp"])
+    assert len(got) and (got >= pd.Timestamp(lo)).all() and (got <= pd.Timestamp(hi)).all()

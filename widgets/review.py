@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -268,10 +269,25 @@ class ReviewView(View):
                 trace.on_selection(self._on_brush)
                 trace.on_click(self._on_timeline_click)
 
+    _brush_at = 0.0
+
     def _on_brush(self, trace: Any, points: Any, selector: Any = None) -> None:
+        """A brush on the timeline: every lane trace reports its selected points in turn; the
+        time range spans all of them (reports within a second belong to one brush)."""
         xr = getattr(selector, "xrange", None)
-        if xr:
+        if isinstance(xr, list | tuple) and len(xr) == 2:
             self.set_time_range((pd.Timestamp(xr[0]), pd.Timestamp(xr[1])))
+            return
+        xs = [x for x in (getattr(points, "xs", None) or []) if isinstance(x, str)]
+        ts = pd.to_datetime(pd.Series(xs, dtype=object), errors="coerce").dropna()
+        if not len(ts):
+            return
+        lo, hi = ts.min(), ts.max()
+        now = time.monotonic()
+        if self.time_range is not None and now - self._brush_at < 1.0:
+            lo, hi = min(lo, self.time_range[0]), max(hi, self.time_range[1])
+        self._brush_at = now
+        self.set_time_range((lo, hi))
 
     def _on_timeline_click(self, trace: Any, points: Any, _selector: Any = None) -> None:
         if points.point_inds:

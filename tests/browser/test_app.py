@@ -99,6 +99,7 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     assert bar_width(lab, "key") == 100 and bar_width(lab, "param") == 100
     assert seen_key_moving or curve_points(lab, "key train") >= 2
     page.locator(".dl-effective", has_text="g = ").first.wait_for()
+    page.locator(".dl-app .js-plotly-plot:visible").first.scroll_into_view_if_needed()
     lab.screenshot("train-both-curves")
 
     # 2. Train long, Stop: "stopped, model kept", and the app is free again
@@ -153,7 +154,30 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     # 5b. the timeline: lanes by kind and by session
     timeline = page.locator(".dl-app .js-plotly-plot:visible").first
     timeline.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
     page.screenshot(path=str(lab.out / "06b-timeline.png"))
+    # a brush across the session lanes filters the table to that time range
+    area = timeline.locator(".nsewdrag").last.bounding_box()
+    y = area["y"] + area["height"] / 2
+    page.mouse.move(area["x"] + area["width"] * 0.15, y)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.5, y, steps=8)
+    page.mouse.move(area["x"] + area["width"] * 0.6, y, steps=4)
+    page.mouse.up()
+    page.locator(
+        ".widget-html:visible", has_text=re.compile(r"rows · \d\d:\d\d:\d\d\.\d{3}–")
+    ).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(lab.out / "06c-timeline-brush.png"))
+
+    # 5c. the MSE plot and the observed-vs-predicted plot draw
+    tab(lab, "MSE plot").click()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.dl-app .js-plotly-plot')].some(
+               gd => gd.offsetParent !== null && (gd._fullData || []).some(
+                   t => / observed$/.test(t.name) && t.y.some(v => v !== null)))""",
+        timeout=120_000,
+    )
+    page.screenshot(path=str(lab.out / "06d-mse.png"))
 
     # 6. the workflow graph at projector size
     page.set_viewport_size({"width": 1280, "height": 720})
