@@ -7,6 +7,7 @@ on that line in Review. Loading new logs rebinds every view to the new workbench
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ipywidgets as W
@@ -20,6 +21,8 @@ from widgets.review import ReviewView
 from widgets.train import TrainView
 
 __all__ = ["TAB_TITLES", "WorkbenchApp"]
+
+logger = logging.getLogger(__name__)
 
 TAB_TITLES = ("Load logs", "Train", "Review anomalies", "MSE plot", "Workflow graph")
 DEMO_ANOMALIES = {"performance": 0.05, "execution": 0.05, "parameter": 0.03}
@@ -101,9 +104,17 @@ class WorkbenchApp(W.VBox):
 
     def _on_anomaly_selected(self, row: pd.Series, diagnosis: Any) -> None:
         self.selected_id = int(row["id"])
-        self.mse.highlight_anomaly(row)
         path = getattr(diagnosis, "path_nodes", None) or []
-        self.graph.highlight(path, getattr(diagnosis, "slow_edge", None))
+        followers = (
+            (self.mse, lambda: self.mse.highlight_anomaly(row)),
+            (self.graph, lambda: self.graph.highlight(path, getattr(diagnosis, "slow_edge", None))),
+        )
+        for view, follow in followers:  # a view that cannot follow says so; the selection stands
+            try:
+                follow()
+            except Exception as exc:
+                logger.exception("%s could not follow the selection", type(view).__name__)
+                view.say(f"could not show anomaly {self.selected_id} here: {exc}", "error")
 
     def _on_line_clicked(self, line: int) -> None:
         if not self._following:

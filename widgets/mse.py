@@ -211,7 +211,13 @@ class MSEView(View):
         """Follow a selection from the Review table: a parameter anomaly's key and entry."""
         if row.get("kind") != "parameter" or self.wb is None:
             return
-        key = row.get("key")
+        key = int(row.get("key"))
+        if key not in {v for _, v in self.key_select.options}:
+            self._dirty = False
+            self.refresh()  # a hidden view may not have loaded its keys yet
+        if key not in {v for _, v in self.key_select.options}:
+            self.say(f"key {key} has no parameter model")
+            return
         if key != self.key:
             self.show_key(key)
         self.select_line(int(row["line"]))
