@@ -553,3 +553,15 @@ def test_timeline_brush_from_plotly_points(review):
     assert review.time_range == (pd.Timestamp(lo), pd.Timestamp(hi))
     got = pd.to_datetime(review.filtered()["timestamp"])
     assert len(got) and (got >= pd.Timestamp(lo)).all() and (got <= pd.Timestamp(hi)).all()
+
+
+def test_selecting_a_parameter_anomaly_reaches_the_hidden_mse_view(trained):
+    app = WorkbenchApp(trained, sync=True)
+    app.tabs.selected_index = 2  # Review; the MSE tab has never been shown
+    app.review.detect()
+    params = app.review.table[app.review.table["kind"] == "parameter"]
+    assert len(params)
+    row = params.iloc[0]
+    app.select_anomaly(int(row["id"]))
+    assert app.mse.key == int(row["key"]) and app.mse.selected_line == int(row["line"])
+    assert "could not" not in app.mse.status.value
