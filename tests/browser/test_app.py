@@ -141,6 +141,9 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     flag = time.monotonic() - t
     print(f"flag: {flag:.2f} s")
     page.locator(".dl-row:visible", has_text="false positive").first.wait_for()
+    page.locator(
+        ".dl-status:visible", has_text="newly anomalous"
+    ).first.scroll_into_view_if_needed()
     lab.screenshot("after-false-positive")
 
     # 5. a row click selects: context and candidates
