@@ -3,7 +3,7 @@
 For the quick start's graphs (simulated OpenStack, 200 VMs, seed 7) and, when ``../shared/data`` is
 there, the loghub OpenStack 2k sample: per task, the nodes and edges, the edge labels drawn, and the
 label boxes (computed from the figure, text width at 0.6 em per character) that overlap another
-label or a node. Also the figure's size in pixels (one pixel per graphviz point).
+label or a node, and those an edge's line passes through. Also the figure's size in pixels (one pixel per graphviz point).
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ import json
 import time
 from pathlib import Path
 
-from widgets.graph_layout import dot_binary, dot_figure, dot_layout, label_boxes, overlaps
+from widgets.graph_layout import (
+    dot_binary,
+    dot_figure,
+    dot_layout,
+    label_boxes,
+    labels_on_lines,
+    overlaps,
+)
 from workbench import Workbench
 from workbench.workflow import build_workflows
 
@@ -23,14 +30,15 @@ def measure(name: str, wb: Workbench) -> dict:
     tasks = []
     for g in build_workflows(wb.entries, wb.workflow_config):
         t0 = time.perf_counter()
-        fig = dot_figure(g, dot_layout(g))
+        layout = dot_layout(g)
+        fig = dot_figure(g, layout)
         seconds = time.perf_counter() - t0
         boxes = label_boxes(fig)
         ll, ln = overlaps(boxes)
         tasks.append({
             "task": g.graph.get("name"), "nodes": g.number_of_nodes(), "edges": g.number_of_edges(),
             "labels": len(boxes["edge labels"]), "label_label_overlaps": ll,
-            "label_node_overlaps": ln, "width_px": fig.layout.width, "height_px": fig.layout.height,
+            "label_node_overlaps": ln, "labels_crossed_by_a_line": labels_on_lines(layout, boxes), "width_px": fig.layout.width, "height_px": fig.layout.height,
             "layout_and_figure_s": round(seconds, 3), "annotations": len(fig.layout.annotations),
         })  # fmt: skip
     return {
@@ -39,6 +47,7 @@ def measure(name: str, wb: Workbench) -> dict:
         "total_labels": sum(t["labels"] for t in tasks),
         "total_label_label_overlaps": sum(t["label_label_overlaps"] for t in tasks),
         "total_label_node_overlaps": sum(t["label_node_overlaps"] for t in tasks),
+        "total_labels_crossed_by_a_line": sum(t["labels_crossed_by_a_line"] for t in tasks),
     }
 
 

@@ -303,12 +303,15 @@ def _graphs_quickstart():
 
 
 def _label_figures(graphs):
-    from widgets.graph_layout import dot_figure, dot_layout, label_boxes, overlaps
+    """(graph, figure, (label-label, label-node, label-on-a-line)) per graph."""
+    from widgets.graph_layout import dot_figure, dot_layout, label_boxes, labels_on_lines, overlaps
 
     out = []
     for g in graphs:
-        fig = dot_figure(g, dot_layout(g))
-        out.append((g, fig, overlaps(label_boxes(fig))))
+        layout = dot_layout(g)
+        fig = dot_figure(g, layout)
+        boxes = label_boxes(fig)
+        out.append((g, fig, (*overlaps(boxes), labels_on_lines(layout, boxes))))
     return out
 
 
@@ -323,10 +326,10 @@ def test_quickstart_graphs_have_no_overlapping_labels():
     """Every edge has one label; no two label boxes overlap and no label sits on a node."""
     results = _label_figures(_graphs_quickstart())
     assert results
-    for g, fig, (ll, ln) in results:
+    for g, fig, counts in results:
         labels = next(t for t in fig.data if t.name == "edge labels")
         assert len(labels.x) == g.number_of_edges(), "one label per edge"
-        assert (ll, ln) == (0, 0), (g.graph.get("name"), ll, ln)
+        assert counts == (0, 0, 0), (g.graph.get("name"), counts)
         nodes = next(t for t in fig.data if t.name == "nodes")
         assert all("<br>" in t for t in nodes.text), "each node shows its template's short text"
         assert not fig.layout.annotations, "no per-label annotations (slow to validate)"
@@ -345,8 +348,8 @@ def test_openstack_2k_graphs_have_no_overlapping_labels(shared_data):
     wb = Workbench.from_logs(path, "openstack")
     graphs = build_workflows(wb.entries, wb.workflow_config)
     wb.close()
-    for g, _fig, (ll, ln) in _label_figures(graphs):
-        assert (ll, ln) == (0, 0), (g.graph.get("name"), ll, ln)
+    for g, _fig, counts in _label_figures(graphs):
+        assert counts == (0, 0, 0), (g.graph.get("name"), counts)
 
 
 def test_label_boxes_find_an_overlap():

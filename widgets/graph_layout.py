@@ -317,3 +317,27 @@ def overlaps(boxes: dict[str, list[tuple]]) -> tuple[int, int]:
     ll = sum(hit(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :])
     ln = sum(hit(a, n) for a in labels for n in nodes)
     return ll, ln
+
+
+def spline_points(points: list[tuple[float, ...]], steps: int = 20) -> list[tuple[float, float]]:
+    """Points along dot's piecewise cubic Bézier (start point, then three points per piece)."""
+    out: list[tuple[float, float]] = []
+    for i in range(0, len(points) - 3, 3):
+        (ax, ay), (bx, by), (cx, cy), (dx, dy) = points[i : i + 4]
+        for s in range(steps + 1):
+            t = s / steps
+            u = 1 - t
+            out.append((
+                u**3 * ax + 3 * u * u * t * bx + 3 * u * t * t * cx + t**3 * dx,
+                u**3 * ay + 3 * u * u * t * by + 3 * u * t * t * cy + t**3 * dy,
+            ))  # fmt: skip
+    return out
+
+
+def labels_on_lines(layout: DotLayout, boxes: dict[str, list[tuple]]) -> int:
+    """How many edge-label boxes an edge's line passes through (a label should sit beside it)."""
+    lines = [spline_points(e["points"]) for e in layout.edges.values() if e["points"]]
+    return sum(
+        any(x0 < px < x1 and y0 < py < y1 for line in lines for px, py in line)
+        for x0, y0, x1, y1, _ in boxes["edge labels"]
+    )
