@@ -8,8 +8,12 @@ STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 DEMO   := data/demo/openstack_sim.log
 PORT   ?= 8888
+APP_PORT ?= 8866
+ifndef TOKEN
+TOKEN := $(shell $(PYTHON) -c "import secrets; print(secrets.token_hex(16))")
+endif
 
-.PHONY: lab test install lint format bench demo-data browser-deps clean
+.PHONY: lab app test install lint format bench demo-data browser-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +43,12 @@ demo-data: $(DEMO)
 
 lab: $(STAMP) $(DEMO)
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/00_quickstart.ipynb
+
+# The workbench alone, as a web app (Voila): loopback only, with a token in the URL.
+app: $(STAMP)
+	@echo "DeepLog Workbench app: http://127.0.0.1:$(APP_PORT)/?token=$(TOKEN)"
+	$(VENV)/bin/voila --no-browser --Voila.ip=127.0.0.1 --port=$(APP_PORT) --token=$(TOKEN) \
+		notebooks/app.ipynb
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

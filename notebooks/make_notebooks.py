@@ -119,12 +119,15 @@ with numbers, and builds the workflows. The callback receives one event per epoc
 """),
     code("""
 def progress(event):
-    if event["event"] == "epoch" and event["stage"] == "key":
+    # the key model reports "batch_end", "epoch_end" and "train_end" per training phase;
+    # the parameter models one "epoch" per epoch
+    if event["event"] == "epoch_end" and event["stage"] == "key":
         val = event.get("val_loss")
         val = "" if val is None else f", validation {val:.3f}"
-        print(f"key model epoch {event['epoch']}/{event['epochs']}: loss {event['train_loss']:.3f}{val}")
-    elif event["event"] == "done" and event["stage"] == "param":
-        print("parameter models trained")
+        print(f"key model ({event['phase']}) epoch {event['epoch']}/{event['epochs']}: "
+              f"loss {event['train_loss']:.3f}{val}")
+    elif event["event"] == "epoch" and event["stage"] == "param" and event["epoch"] == 1:
+        print("parameter models training...")
 
 wb.fit(callbacks=[progress])
 print(f"trained in {wb.fit_seconds_:.1f} s; top-g rule with g = {wb.key_model.g_}")
@@ -242,6 +245,7 @@ keys, then an automaton per task). The diagnosed anomaly's path is highlighted a
 transition drawn in its own colour.
 """),
     code("""
+from widgets.graph_layout import dot_binary, dot_figure, dot_layout
 from widgets.figures import workflow_figure, wrap_layout
 from workbench.workflow import layered_layout
 
@@ -249,10 +253,34 @@ graphs = wb.workflows(method=2)
 graph = next((g for g in graphs if g.graph.get("task") == diagnosis.task), graphs[0])
 path = list(diagnosis.path_nodes)
 edges = [(u, v) for u, v in zip(path, path[1:]) if graph.has_edge(u, v)]
-workflow_figure(graph, wrap_layout(layered_layout(graph)), path, edges, diagnosis.slow_edge).show()
+if dot_binary():  # graphviz: layered, one label per edge beside it
+    dot_figure(graph, dot_layout(graph), path, edges, diagnosis.slow_edge).show()
+else:
+    workflow_figure(graph, wrap_layout(layered_layout(graph)), path, edges, diagnosis.slow_edge).show()
 """),
     md("""
-## 8. The interactive app
+## 8. What g does
+
+The key model ranks every possible next key. An entry is normal when the key that came is among
+the **top g** predictions; otherwise it is a *key* anomaly (the model did not expect it). A small g
+flags more entries, a large g fewer. The workbench chose g on held-out normal sessions; move the
+slider to see how many entries of this log each g would flag (other rules aside).
+"""),
+    code("""
+import ipywidgets as W
+
+ranks = wb.report.entries["key_rank"].dropna()
+
+def flagged(g):
+    n = int((ranks > g).sum())
+    chosen = " (the chosen g)" if g == wb.key_model.g_ else ""
+    print(f"g = {g}{chosen}: {n} of {len(ranks)} entries have their next key outside the top g")
+
+W.interact(flagged, g=W.IntSlider(value=int(wb.key_model.g_), min=1, max=max(2, int(ranks.max())),
+                                  description="g"));
+"""),
+    md("""
+## 9. The interactive app
 
 The same workbench in the app: **Review anomalies** lists the rows (click one to see its diagnosis,
 "false positive" to teach the model), **MSE plot** toggles the threshold lines and selects an entry
@@ -663,7 +691,21 @@ for name, (graphs, _) in results.items():
 """),
 ]
 
+# --------------------------------------------------------------------------- the app alone
+APP = [
+    code("""
+# DeepLog Workbench as an app (`make app` serves this notebook alone with Voila).
+# It opens on simulated OpenStack logs and trains in the background (watch the Train tab);
+# "Load logs" takes your own log.
+from widgets import WorkbenchApp
+
+app = WorkbenchApp.demo(200, key_config={"max_epochs": 12, "hidden_size": 32})
+app
+"""),
+]
+
 NOTEBOOKS = {
+    "app.ipynb": APP,
     "00_quickstart.ipynb": QUICKSTART,
     "01_hdfs_log_keys.ipynb": HDFS,
     "02_openstack_parameters_and_workflow.ipynb": OPENSTACK,

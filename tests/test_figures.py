@@ -287,3 +287,108 @@ def test_trace_data_are_plain_lists(series, graph):
                 trace.name,
                 _arrays(trace.to_plotly_json()),
             )
+
+
+# ------------------------------------------------------------------ workflow graph (graphviz dot)
+
+
+def _graphs_quickstart():
+    from workbench import Workbench
+    from workbench.workflow import build_workflows
+
+    wb = Workbench.from_simulation(n_instances=200, test_instances=10, seed=7)
+    graphs = build_workflows(wb.entries, wb.workflow_config)
+    wb.close()
+    return graphs
+
+
+def _label_figures(graphs):
+    """(graph, figure, (label-label, label-node, label-on-a-line)) per graph."""
+    from widgets.graph_layout import dot_figure, dot_layout, label_boxes, labels_on_lines, overlaps
+
+    out = []
+    for g in graphs:
+        layout = dot_layout(g)
+        fig = dot_figure(g, layout)
+        boxes = label_boxes(fig)
+        out.append((g, fig, (*overlaps(boxes), labels_on_lines(layout, boxes))))
+    return out
+
+
+needs_dot = pytest.mark.skipif(
+    __import__("widgets.graph_layout", fromlist=["dot_binary"]).dot_binary() is None,
+    reason="graphviz dot is not installed",
+)
+
+
+@needs_dot
+def test_quickstart_graphs_have_no_overlapping_labels():
+    """Every edge has one label; no two label boxes overlap and no label sits on a node."""
+    results = _label_figures(_graphs_quickstart())
+    assert results
+    for g, fig, counts in results:
+        labels = next(t for t in fig.data if t.name == "edge labels")
+        assert len(labels.x) == g.number_of_edges(), "one label per edge"
+        assert counts == (0, 0, 0), (g.graph.get("name"), counts)
+        nodes = next(t for t in fig.data if t.name == "nodes")
+        assert all("<br>" in t for t in nodes.text), "each node shows its template's short text"
+        assert not fig.layout.annotations, "no per-label annotations (slow to validate)"
+        assert fig.layout.width <= 1280, "fits a 1280 px projector across (long tasks scroll down)"
+
+
+@needs_dot
+@pytest.mark.data
+def test_openstack_2k_graphs_have_no_overlapping_labels(shared_data):
+    from workbench import Workbench
+    from workbench.workflow import build_workflows
+
+    path = shared_data / "loghub_2k/OpenStack/OpenStack_2k.log"
+    if not path.exists():
+        pytest.skip("no loghub_2k OpenStack")
+    wb = Workbench.from_logs(path, "openstack")
+    graphs = build_workflows(wb.entries, wb.workflow_config)
+    wb.close()
+    for g, _fig, counts in _label_figures(graphs):
+        assert counts == (0, 0, 0), (g.graph.get("name"), counts)
+
+
+def test_label_boxes_find_an_overlap():
+    """The measuring itself: two labels at one place overlap, a label on a node is found."""
+    from widgets.graph_layout import DotLayout, dot_figure, label_boxes, overlaps
+
+    g = nx.DiGraph()
+    g.add_node(1, key=1, template="a")
+    g.add_node(2, key=2, template="b")
+    g.add_node(3, key=3, template="c")
+    g.add_edge(1, 2, count=3, median=1.0)
+    g.add_edge(1, 3, count=4, median=2.0)
+    lay = DotLayout(
+        width=200, height=200,
+        nodes={1: (100, 180, 40, 20), 2: (50, 20, 40, 20), 3: (150, 20, 40, 20)},
+        edges={(1, 2): {"points": [(100, 170), (80, 100), (60, 60), (50, 30)], "tip": (50, 30),
+                        "label": (100, 100), "text": "3x, 1 s"},
+               (1, 3): {"points": [(100, 170), (120, 100), (140, 60), (150, 30)], "tip": (150, 30),
+                        "label": (102, 100), "text": "4x, 2 s"}},
+    )  # fmt: skip
+    assert overlaps(label_boxes(dot_figure(g, lay))) == (1, 0)
+    lay.edges[(1, 3)]["label"] = (150, 20)
+    assert overlaps(label_boxes(dot_figure(g, lay))) == (0, 1)
+
+
+@needs_dot
+def test_dot_figure_highlights_the_path_and_slow_edge():
+    from widgets.graph_layout import dot_figure, dot_layout
+    from widgets.theme import PALETTE
+
+    g = nx.DiGraph()
+    for k in (1, 2, 3):
+        g.add_node(k, key=k, template=f"[instance: <*>] step {k}", count=5)
+    g.add_edge(1, 2, count=5, median=0.5)
+    g.add_edge(2, 3, count=5, median=9.0)
+    fig = dot_figure(g, dot_layout(g), [1, 2, 3], [(1, 2)], (2, 3), selected=2)
+    colours = [s.line.color for s in fig.layout.shapes if s.type == "path"]
+    assert PALETTE["highlight"] in colours and PALETTE["slow"] in colours
+    nodes = next(t for t in fig.data if t.name == "nodes")
+    assert list(nodes.customdata) == [1, 2, 3] and nodes.text[0] == "k1<br>step 1"
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert max(s.line.width for s in rects) == 4, "the selected node has a thick ring"

@@ -7,12 +7,13 @@ on that line in Review. Loading new logs rebinds every view to the new workbench
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ipywidgets as W
 import pandas as pd
 
-from widgets.base import CSS, TaskRunner
+from widgets.base import CSS, PlotSlot, TaskRunner
 from widgets.graph import WorkflowView
 from widgets.load import LoadView
 from widgets.mse import MSEView
@@ -20,6 +21,8 @@ from widgets.review import ReviewView
 from widgets.train import TrainView
 
 __all__ = ["TAB_TITLES", "WorkbenchApp"]
+
+logger = logging.getLogger(__name__)
 
 TAB_TITLES = ("Load logs", "Train", "Review anomalies", "MSE plot", "Workflow graph")
 DEMO_ANOMALIES = {"performance": 0.05, "execution": 0.05, "parameter": 0.03}
@@ -49,11 +52,15 @@ class WorkbenchApp(W.VBox):
         self.add_class("dl-app")
         self.wb = wb
         self.runner = TaskRunner(sync=sync)
-        self.load = LoadView(wb, workbench_cls=workbench_cls, runner=self.runner)
-        self.train = TrainView(wb, runner=self.runner)
-        self.review = ReviewView(wb, runner=self.runner)
-        self.mse = MSEView(wb, runner=self.runner)
-        self.graph = WorkflowView(wb, runner=self.runner)
+        PlotSlot.defer_new = True  # plots are made when their tab is first shown
+        try:
+            self.load = LoadView(wb, workbench_cls=workbench_cls, runner=self.runner)
+            self.train = TrainView(wb, runner=self.runner)
+            self.review = ReviewView(wb, runner=self.runner)
+            self.mse = MSEView(wb, runner=self.runner)
+            self.graph = WorkflowView(wb, runner=self.runner)
+        finally:
+            PlotSlot.defer_new = False
         self.views = (self.load, self.train, self.review, self.mse, self.graph)
         self.tabs = W.Tab(children=list(self.views), titles=TAB_TITLES)
         self.header = W.HTML(
@@ -69,9 +76,15 @@ class WorkbenchApp(W.VBox):
         self.mse.on_select(self._on_line_clicked)
         if wb is None:
             self.tabs.selected_index = 0
+        shown = self.tabs.selected_index or 0
+        for i, view in enumerate(self.views):
+            view.hidden = i != shown
+        self.views[shown].fit_width()
 
     def _on_tab(self, change: dict) -> None:
         if change["new"] is not None:
+            for i, view in enumerate(self.views):
+                view.hidden = i != change["new"]
             self.views[change["new"]].fit_width()
 
     # ---------------------------------------------------------------------------- selection
@@ -79,6 +92,7 @@ class WorkbenchApp(W.VBox):
     def set_workbench(self, wb: Any) -> None:
         """Show another workbench object in every view (after loading new logs)."""
         self.wb = wb
+        self.selected_id = None
         for view in self.views:
             if view is not self.load:
                 view.bind(wb)
@@ -90,9 +104,17 @@ class WorkbenchApp(W.VBox):
 
     def _on_anomaly_selected(self, row: pd.Series, diagnosis: Any) -> None:
         self.selected_id = int(row["id"])
-        self.mse.highlight_anomaly(row)
         path = getattr(diagnosis, "path_nodes", None) or []
-        self.graph.highlight(path, getattr(diagnosis, "slow_edge", None))
+        followers = (
+            (self.mse, lambda: self.mse.highlight_anomaly(row)),
+            (self.graph, lambda: self.graph.highlight(path, getattr(diagnosis, "slow_edge", None))),
+        )
+        for view, follow in followers:  # a view that cannot follow says so; the selection stands
+            try:
+                follow()
+            except Exception as exc:
+                logger.exception("%s could not follow the selection", type(view).__name__)
+                view.say(f"could not show anomaly {self.selected_id} here: {exc}", "error")
 
     def _on_line_clicked(self, line: int) -> None:
         if not self._following:

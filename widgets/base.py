@@ -61,22 +61,31 @@ class TaskRunner:
             self._running = label
 
         def body() -> None:
+            # BaseException: a KeyboardInterrupt (how a training loop is stopped) or a SystemExit
+            # from the task must end the task like any error, never leave the runner busy for good.
             try:
-                result = fn()
-            except Exception as exc:
-                self._running = None
+                try:
+                    result = fn()
+                finally:
+                    self._running = None
+            except BaseException as exc:
                 logger.exception("%s failed", label)
                 if on_error is not None:
-                    on_error(exc)
+                    try:
+                        on_error(exc)
+                    except BaseException:
+                        logger.exception("reporting the failure of %s", label)
                 return
-            self._running = None
             if on_done is not None:
                 try:
                     on_done(result)
-                except Exception as exc:
+                except BaseException as exc:
                     logger.exception("after %s", label)
                     if on_error is not None:
-                        on_error(exc)
+                        try:
+                            on_error(exc)
+                        except BaseException:
+                            logger.exception("reporting the failure after %s", label)
 
         if self.sync:
             body()
@@ -115,6 +124,19 @@ CSS = """
 .dl-row-selected { background: #f6e6f0; }
 .dl-row-changed { background: #fff4d6; }
 .dl-row-cleared { opacity: 0.55; }
+.dl-row-cleared .dl-state { color: #009E73; }
+.dl-row-new { background: #fde8e1; box-shadow: inset 4px 0 0 #D55E00; }
+.dl-row-confirmed { box-shadow: inset 4px 0 0 #b42318; }
+.dl-row-confirmed .dl-state { color: #b42318; }
+.dl-row-fp { box-shadow: inset 4px 0 0 #009E73; }
+.dl-msg.jupyter-button, .dl-msg { background: transparent; box-shadow: none; text-align: left;
+  justify-content: flex-start; font-size: 14px; font-weight: 500; color: #1f2933; padding: 0 6px;
+  height: auto; min-height: 24px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  cursor: pointer; }
+.dl-msg:hover { text-decoration: underline; background: #eef2f6; }
+.dl-counts { font-size: 14px; padding: 2px 0; }
+.dl-context-hit { background: #f6e6f0; font-weight: 600; }
+.dl-context-msg { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 900px; }
 .dl-line { display: flex; align-items: center; min-width: 0; }
 .dl-cell { display: inline-block; vertical-align: middle; overflow: hidden; text-overflow: ellipsis;
            white-space: nowrap; padding: 0 6px; flex: none; }
@@ -162,7 +184,14 @@ class View(W.VBox):
                 wb.on(event, self._on_wb_event)
             self.refresh_safely()
 
+    #: a view in a hidden tab redraws when it is shown (:meth:`fit_width`), not on every event
+    hidden = False
+    _dirty = False
+
     def _on_wb_event(self, *args: Any, **kwargs: Any) -> None:
+        if self.hidden:
+            self._dirty = True
+            return
         self.refresh_safely()
 
     def refresh_safely(self) -> None:
@@ -191,6 +220,12 @@ class View(W.VBox):
         A plot drawn inside a hidden tab falls back to plotly's default 700 px; switching
         ``autosize`` off and on makes the browser measure the container again.
         """
+        self.hidden = False
+        if self._dirty:
+            self._dirty = False
+            self.refresh_safely()
+        for slot in [v for v in vars(self).values() if isinstance(v, PlotSlot)]:
+            slot.reveal()
         for fw in self.figures():
             fw.layout.autosize = False
             fw.layout.autosize = True
@@ -215,7 +250,10 @@ class View(W.VBox):
         self.say(f"{label}…", "busy")
 
         def failed(exc: BaseException) -> None:
-            self.say(f"{label} failed: {exc}", "error")
+            if isinstance(exc, KeyboardInterrupt):
+                self.say(f"{label}: stopped, model kept", "error")
+            else:
+                self.say(f"{label} failed: {exc or type(exc).__name__}", "error")
 
         return self.runner.run(fn, on_done=on_done, on_error=failed, label=label)
 
@@ -232,16 +270,31 @@ class PlotSlot:
     """
 
     RETIRED_KEPT = 3  # replaced widgets kept open a while before closing
+    #: slots made while this is True wait for :meth:`reveal` before making a plot widget (the app
+    #: sets it while it builds its tabs: a hidden tab's plots cost the browser nothing)
+    defer_new = False
 
     def __init__(self, fig: go.Figure, on_new: Callable[[go.FigureWidget], None] | None = None):
         self.on_new = on_new
         self.widget: go.FigureWidget | None = None
+        self.deferred = PlotSlot.defer_new
+        self.pending: go.Figure | None = None
         self._retired: list[go.FigureWidget] = []
         self.box = W.VBox(layout=W.Layout(width="100%"))
         self.show(fig)
 
+    def reveal(self) -> None:
+        """Make the plot widget now (its tab is shown), from the last figure given."""
+        self.deferred = False
+        if self.pending is not None:
+            fig, self.pending = self.pending, None
+            self.show(fig)
+
     def show(self, fig: go.Figure) -> bool:
         """Display ``fig``; returns True when a new widget was made."""
+        if self.deferred:
+            self.pending = fig
+            return False
         old = self.widget
         if old is not None and refresh_figure(old, fig):
             return False

@@ -46,6 +46,7 @@ __all__ = [
     "observed_predicted_figure",
     "simple_layered_layout",
     "threshold_column",
+    "timeline_figure",
     "workflow_figure",
     "wrap_layout",
 ]
@@ -322,6 +323,24 @@ def mse_figure(
     return fig
 
 
+def _wide_observed(series: pd.DataFrame) -> pd.DataFrame:
+    """The core's long form (``observed``, ``predicted``, ``dimension``: the dimension each entry
+    was judged on) as ``observed_<dim>``/``predicted_<dim>`` columns, empty where another one was.
+
+    >>> s = pd.DataFrame({"line": [1, 2], "observed": [1.0, 2.0], "predicted": [1.1, 1.9],
+    ...                   "dimension": ["elapsed", "param1"]})
+    >>> sorted(c for c in _wide_observed(s).columns if "_" in c)
+    ['observed_elapsed', 'observed_param1', 'predicted_elapsed', 'predicted_param1']
+    """
+    out = series.copy()
+    dims = [str(d) for d in dict.fromkeys(series["dimension"].dropna().astype(str))]
+    for d in dims:
+        on = series["dimension"].astype(str) == d
+        out[f"observed_{d}"] = pd.to_numeric(series["observed"], errors="coerce").where(on)
+        out[f"predicted_{d}"] = pd.to_numeric(series["predicted"], errors="coerce").where(on)
+    return out
+
+
 def observed_predicted_figure(
     series: pd.DataFrame, selected_line: int | None = None, *, title: str | None = None
 ) -> go.Figure:
@@ -335,6 +354,8 @@ def observed_predicted_figure(
     >>> [t.name for t in observed_predicted_figure(s).data]
     ['dt observed', 'dt predicted']
     """
+    if {"observed", "predicted", "dimension"} <= set(series.columns):
+        series = _wide_observed(series)
     dims = [
         c.removeprefix("observed_")
         for c in series.columns
@@ -675,3 +696,92 @@ def wrap_layout(
 
 def _max_order(layout: Mapping[Hashable, tuple[int, int]]) -> int:
     return max((order for _, order in layout.values()), default=0)
+
+
+# ------------------------------------------------------------------------------------ timeline
+
+KIND_COLOURS: dict[str, str] = {
+    "key": "#0072B2",
+    "unknown key": "#7b2cbf",
+    "session end": "#5f6b7a",
+    "parameter": "#D55E00",
+}
+TIMELINE_SESSIONS = 12  # session lanes shown; the others share one lane
+
+
+def timeline_figure(
+    table: pd.DataFrame, *, selected: int | None = None, sessions: int = TIMELINE_SESSIONS
+) -> go.Figure:
+    """Anomalies over time in swim lanes: one lane per kind (top) and per session (bottom).
+
+    ``table`` is the review table (``id``, ``timestamp``, ``kind``, ``session``, optional
+    ``verdict``). Rows without a time are placed by line number. Lanes are the traces
+    ``"lane kind: <kind>"`` and ``"lane session: <name>"`` (customdata = anomaly id); the kinds are
+    whatever the table holds. A horizontal brush (``dragmode='select'``) picks a time range.
+
+    >>> t = pd.DataFrame({"id": [1, 2], "line": [1, 2], "kind": ["key", "parameter"],
+    ...                   "session": ["a", None], "timestamp": pd.to_datetime(["2020-01-01",
+    ...                   "2020-01-02"]), "verdict": ["anomalous", "anomalous"]})
+    >>> [tr.name for tr in timeline_figure(t).data]
+    ['lane kind: key', 'lane kind: parameter', 'lane session: a', 'lane session: no session']
+    """
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.4, 0.6],
+        subplot_titles=("by kind", "by session"),
+    )  # fmt: skip
+    if not len(table):
+        styled(fig, title="Anomalies over time", height=300)
+        return _empty(fig, "no anomalies yet: Detect")
+    t = table.reset_index(drop=True)
+    if "verdict" in t:
+        t = t[t["verdict"] == "anomalous"].reset_index(drop=True)
+    ts = pd.to_datetime(t["timestamp"], errors="coerce") if "timestamp" in t else None
+    use_time = ts is not None and ts.notna().any()
+    x = [v.isoformat() if pd.notna(v) else None for v in ts] if use_time else t["line"].tolist()
+    sess = [
+        "no session" if s is None or (not isinstance(s, str) and pd.isna(s)) else str(s)
+        for s in (t["session"] if "session" in t else [None] * len(t))
+    ]
+    counts = pd.Series(sess, dtype=object).value_counts()
+    top = [s for s in counts.index if s != "no session"][:sessions]
+    lane_of = [s if s in top or s == "no session" else "other sessions" for s in sess]
+    kinds = list(dict.fromkeys(str(k) for k in t["kind"]))
+    ids = [int(i) for i in t["id"]]
+    for kind in kinds:
+        idx = [i for i in range(len(t)) if str(t["kind"].iloc[i]) == kind]
+        _lane(fig, f"lane kind: {kind}", [x[i] for i in idx], [kind] * len(idx),
+              [ids[i] for i in idx], KIND_COLOURS.get(kind, PALETTE["anomaly"]), selected, 1,
+              [sess[i] for i in idx])  # fmt: skip
+    lanes = [*top, *(["other sessions"] if "other sessions" in lane_of else []),
+             *(["no session"] if "no session" in lane_of else [])]  # fmt: skip
+    for lane in lanes:
+        idx = [i for i in range(len(t)) if lane_of[i] == lane]
+        colours = [KIND_COLOURS.get(str(t["kind"].iloc[i]), PALETTE["anomaly"]) for i in idx]
+        _lane(fig, f"lane session: {lane}", [x[i] for i in idx], [_short(lane, 28)] * len(idx),
+              [ids[i] for i in idx], colours, selected, 2,
+              [f"{t['kind'].iloc[i]}" for i in idx])  # fmt: skip
+    n_lanes = len(kinds) + len(lanes)
+    styled(fig, title="Anomalies over time (drag across to filter the table)",
+           height=min(760, 200 + 28 * n_lanes))  # fmt: skip
+    fig.update_xaxes(visible=True, title_text="time" if use_time else "line", row=2, col=1)
+    fig.update_yaxes(visible=True, type="category", automargin=True)
+    fig.update_layout(showlegend=False, dragmode="select", selectdirection="h",
+                      hovermode="closest", clickmode="event+select",
+                      margin={"l": 140, "r": 24, "t": 80, "b": 48})  # fmt: skip
+    return fig
+
+
+def _lane(
+    fig: go.Figure, name: str, xs: list, ys: list, ids: list[int], colour: Any,
+    selected: int | None, row: int, info: list[str],
+) -> None:  # fmt: skip
+    sizes = [16 if i == selected else 10 for i in ids]
+    fig.add_trace(
+        go.Scatter(
+            x=xs, y=ys, mode="markers", name=name, customdata=ids,
+            hovertext=[f"anomaly {i} · {html.escape(str(s))}" for i, s in zip(ids, info, strict=True)],
+            hovertemplate="%{hovertext}<br>%{x}<extra></extra>",
+            marker={"color": colour, "size": sizes, "line": {"width": 1, "color": "#ffffff"}},
+        ),
+        row=row, col=1,
+    )  # fmt: skip

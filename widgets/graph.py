@@ -5,6 +5,10 @@ and the task; click a node (its template, count, in and out transitions) or an e
 marker (count, probability, median and p95 elapsed time). Zoom and pan are plotly's. When an anomaly
 is selected elsewhere, its path and slow transition are highlighted in the task that holds it.
 
+The layout is graphviz ``dot``'s when it is installed (:mod:`widgets.graph_layout`): layered top to
+bottom, splines routed around the nodes, one label per edge placed beside it, the template's short
+text in each node; long tasks scroll. Without dot, a simple layering is drawn.
+
 Why plotly and not a dedicated graph widget: the automata are small (tens of nodes), a layered
 left-to-right drawing is what the paper shows, plotly is already the figure library of every other
 view (one style, one kind of click event, figures testable as plain data), and it adds no front-end
@@ -24,6 +28,7 @@ import plotly.graph_objects as go
 
 from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import format_seconds, simple_layered_layout, workflow_figure, wrap_layout
+from widgets.graph_layout import dot_binary, dot_figure, dot_layout
 
 __all__ = ["WorkflowView", "default_layout"]
 
@@ -58,6 +63,7 @@ class WorkflowView(View):
     ) -> None:
         super().__init__(wb, runner=runner)
         self.layout_fn = layout
+        self._dot_cache: dict[int, tuple[nx.DiGraph, Any]] = {}
         self.method = 2
         self.graphs: list[nx.DiGraph] = []
         self.graph: nx.DiGraph | None = None
@@ -112,6 +118,17 @@ class WorkflowView(View):
             self.select_edge(self._resolve(u), self._resolve(v))
 
     # -------------------------------------------------------------------------------- state
+
+    def bind(self, wb: Any) -> None:
+        """Show ``wb``; nothing of the previous log's graphs or selection stays."""
+        self.graphs, self.graph = [], None
+        self.selected, self.path_nodes, self.slow_edge = None, [], None
+        self.detail.value = ""
+        self.status.value = ""
+        with self.task_select.hold_trait_notifications():
+            self.task_select.options = []
+        self.plot_slot.show(workflow_figure(nx.DiGraph(), {}))
+        super().bind(wb)
 
     def refresh(self) -> None:
         """Reload the workflows (inline: a workbench event arrives inside the task that sent it)."""
@@ -171,6 +188,18 @@ class WorkflowView(View):
         path = [n for n in self.path_nodes if n in self.graph]
         edges = [(u, v) for u, v in itertools.pairwise(path) if self.graph.has_edge(u, v)]
         slow = self.slow_edge if self.slow_edge and self.graph.has_edge(*self.slow_edge) else None
+        if self.layout_fn is default_layout and dot_binary() is not None:
+            try:
+                layout = self._dot_cache.get(id(self.graph))
+                if layout is None or layout[0] is not self.graph:
+                    layout = (self.graph, dot_layout(self.graph))
+                    self._dot_cache[id(self.graph)] = layout
+                fig = dot_figure(self.graph, layout[1], highlight_nodes=path,
+                                 highlight_edges=edges, slow_edge=slow, selected=self.selected)  # fmt: skip
+                self.plot_slot.show(fig)
+                return
+            except (RuntimeError, OSError, ValueError, KeyError) as exc:
+                self.say(f"graphviz layout failed ({exc}); simple layout shown", "error")
         fig = workflow_figure(
             self.graph,
             self.layout_fn(self.graph),

@@ -20,7 +20,7 @@ import pandas as pd
 
 from widgets.base import TaskRunner, View
 
-__all__ = ["LoadView", "builtin_formats", "table_html"]
+__all__ = ["CoverageError", "LoadView", "builtin_formats", "check_coverage", "table_html"]
 
 CUSTOM = "custom header / regex…"
 PREVIEW_LINES = 12
@@ -56,6 +56,25 @@ def table_html(frame: pd.DataFrame, columns: list[str] | None = None, limit: int
             cells.append(f"<td>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table class="dl-table"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+MIN_COVERAGE = 0.5  # a load where fewer lines parse is refused: the format is surely wrong
+
+
+class CoverageError(ValueError):
+    """Too few lines parsed with the chosen format; the current workbench is kept."""
+
+
+def check_coverage(wb: Any, fmt: str, minimum: float = MIN_COVERAGE) -> None:
+    """Raise :class:`CoverageError` when fewer than ``minimum`` of the lines parsed."""
+    s = wb.summary()
+    if s.lines and s.parsed / s.lines < minimum:
+        reasons = ", ".join(f"{n} {r}" for r, n in list(s.unparsed_reasons.items())[:3])
+        raise CoverageError(
+            f"only {s.parsed:,} of {s.lines:,} lines parsed with format {fmt!r}"
+            f"{f' ({reasons})' if reasons else ''}: choose another format or type its header; "
+            "nothing was replaced"
+        )
 
 
 class LoadView(View):
@@ -244,11 +263,13 @@ class LoadView(View):
                 return False
             source, name = path, path
         fmt, rule, cls = self.format_spec, self.session_rule, self._cls()
-        return self.run_task(
-            f"parsing {name}",
-            lambda: cls.from_logs(source, fmt=fmt, session=rule),
-            self._loaded_wb,
-        )
+
+        def work() -> Any:
+            wb = cls.from_logs(source, fmt=fmt, session=rule)
+            check_coverage(wb, fmt)
+            return wb
+
+        return self.run_task(f"parsing {name}", work, self._loaded_wb)
 
     def simulate(self) -> bool:
         """Simulate OpenStack logs with the chosen anomaly rates (in the background)."""
@@ -261,6 +282,8 @@ class LoadView(View):
         )
 
     def _loaded_wb(self, wb: Any) -> None:
+        self.counts.value = ""
+        self.table.value = ""
         self.bind(wb)
         for cb in self._loaded:
             cb(wb)

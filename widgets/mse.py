@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import level_label, levels_of, mse_figure, observed_predicted_figure
+from widgets.train import _sort_key
 
 __all__ = ["MSEView"]
 
@@ -29,7 +30,7 @@ class MSEView(View):
     :attr:`visible_levels`, :attr:`selected_line`, :attr:`x`.
     """
 
-    refresh_on = ("fit", "update")
+    refresh_on = ("fit", "detect", "update")
 
     def __init__(self, wb: Any = None, *, runner: TaskRunner | None = None) -> None:
         super().__init__(wb, runner=runner)
@@ -98,14 +99,30 @@ class MSEView(View):
 
     # -------------------------------------------------------------------------------- state
 
+    def bind(self, wb: Any) -> None:
+        """Show ``wb``; nothing of the previous log's plots or selection stays."""
+        self.key = None
+        self.series = pd.DataFrame()
+        self.selected_line = None
+        self.detail.value = ""
+        self.status.value = ""
+        with self.key_select.hold_trait_notifications():
+            self.key_select.options = []
+        self.mse_slot.show(mse_figure(pd.DataFrame(), [], set()))
+        self.op_slot.show(observed_predicted_figure(pd.DataFrame()))
+        super().bind(wb)
+
     def refresh(self) -> None:
         """Reload the list of keys with a parameter model and the current key's series."""
         if self.wb is None:
             return
         try:
-            keys = list(self.wb.param_keys())
+            keys = sorted(self.wb.param_keys(), key=_sort_key)
         except Exception as exc:  # not fitted yet
             self.say(f"no parameter models yet ({exc})")
+            return
+        if getattr(self.wb, "report", None) is None:
+            self.say("detect first: the MSE plot shows the scored log")
             return
         templates = self._templates()
         self.key_select.options = [(f"k{k}: {templates.get(k, '')}"[:90], k) for k in keys]
@@ -160,6 +177,8 @@ class MSEView(View):
         if box is not None and box.value != visible:
             box.value = visible
             return  # the checkbox observer comes back here
+        if self.mse_plot is None:  # not drawn yet (hidden tab): the next draw reads the state
+            return
         with self.mse_plot.batch_update():
             for trace in self.mse_plot.data:
                 if trace.meta == level:
@@ -192,7 +211,13 @@ class MSEView(View):
         """Follow a selection from the Review table: a parameter anomaly's key and entry."""
         if row.get("kind") != "parameter" or self.wb is None:
             return
-        key = row.get("key")
+        key = int(row.get("key"))
+        if key not in {v for _, v in self.key_select.options}:
+            self._dirty = False
+            self.refresh()  # a hidden view may not have loaded its keys yet
+        if key not in {v for _, v in self.key_select.options}:
+            self.say(f"key {key} has no parameter model")
+            return
         if key != self.key:
             self.show_key(key)
         self.select_line(int(row["line"]))

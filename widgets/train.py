@@ -1,17 +1,20 @@
 """Train: the hyper-parameters of both models, a progress bar per model, a live loss curve, Stop.
 
 Training runs in the background (see :class:`widgets.base.TaskRunner`); the core reports through a
-callback ``cb(event: dict)`` with ``stage`` ('key' or 'param'), ``event`` ('batch', 'epoch' or
-'done'), ``epoch``, ``epochs``, ``train_loss``, ``val_loss``. Stop calls ``wb.stop()``: the core ends
-after the current batch and keeps a usable model. When training ends the chosen g and the thresholds
-are shown.
+callback ``cb(event: dict)`` with ``stage`` ('key' or 'param') and ``event``: the key model sends
+``train_begin``, ``batch_end`` (``batch``/``batches``), ``epoch_end`` and ``train_end`` (with
+``stopped``) per training phase (``phase``: 'split', 'refit'...); the parameter models send one
+``epoch`` per epoch (``epochs`` is their ``max_epochs``). Stop calls ``wb.stop()``: the core ends the
+loop after the current batch and keeps the model trained so far.
 
-Only the fields the user changed are sent to ``wb.fit`` (``key_config``/``param_config`` dicts, or
-None when nothing changed), so the core's own defaults (the paper's) stay the single source of truth.
+The form's values are the workbench's own configurations (``wb.key_config``, ``wb.param_config``),
+and every shown field is sent to ``wb.fit``, so what the form shows is what trains. After training
+the effective configuration is shown, the g chosen on validation included.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,46 +31,69 @@ __all__ = ["KEY_FIELDS", "PARAM_FIELDS", "Field", "TrainView"]
 
 @dataclass(frozen=True)
 class Field:
-    """One hyper-parameter: the config field name, its label, the paper's default, bounds."""
+    """One hyper-parameter: the core config's field name, its label, whether it is an int, bounds."""
 
     name: str
     label: str
-    default: int | float
+    integer: bool
     low: float
     high: float
     help: str = ""
 
 
-# Defaults are the paper's (h = 10, g = 9, L = 2, alpha = 64); names are the core configs' fields.
+# Names are the core configs' fields (KeyModelConfig, ParamModelConfig); values come from them.
 KEY_FIELDS: tuple[Field, ...] = (
-    Field("window", "h (history)", 10, 1, 100, "keys of history the model sees"),
-    Field("top_g", "g (top candidates)", 9, 1, 100, "a key among the g most likely is normal"),
-    Field("num_layers", "L (LSTM layers)", 2, 1, 8, "stacked LSTM layers"),
-    Field("hidden_size", "α (hidden units)", 64, 1, 1024, "units per LSTM layer"),
-    Field("max_epochs", "epochs (max)", 100, 1, 10_000, "early stopping may end sooner"),
-    Field("batch_size", "batch size", 512, 1, 1 << 16, ""),
-    Field("learning_rate", "learning rate", 3e-3, 1e-6, 1.0, "Adam step size"),
+    Field("window", "h (history)", True, 1, 100, "keys of history the model sees"),
+    Field("top_g", "g (top candidates)", True, 1, 1000, "a key among the g most likely is normal"),
+    Field("num_layers", "L (LSTM layers)", True, 1, 8, "stacked LSTM layers"),
+    Field("hidden_size", "α (hidden units)", True, 1, 1024, "units per LSTM layer"),
+    Field("max_epochs", "epochs (max)", True, 1, 10_000, "early stopping may end sooner"),
+    Field("batch_size", "batch size", True, 1, 1 << 16, ""),
+    Field("learning_rate", "learning rate", False, 1e-6, 1.0, "Adam step size"),
 )
 PARAM_FIELDS: tuple[Field, ...] = (
-    Field("window", "h (history)", 10, 1, 100, "vectors of history the model sees"),
-    Field("num_layers", "L (LSTM layers)", 2, 1, 8, ""),
-    Field("hidden_size", "α (hidden units)", 64, 1, 1024, ""),
-    Field("max_epochs", "epochs (max)", 100, 1, 10_000, ""),
-    Field("batch_size", "batch size", 512, 1, 1 << 16, ""),
-    Field("learning_rate", "learning rate", 3e-3, 1e-6, 1.0, ""),
+    Field("history", "h (history)", True, 1, 100, "vectors of history the model sees"),
+    Field("num_layers", "L (LSTM layers)", True, 1, 8, ""),
+    Field("hidden_size", "α (hidden units)", True, 1, 1024, ""),
+    Field("max_epochs", "epochs (max)", True, 1, 10_000, ""),
+    Field("batch_size", "batch size", True, 1, 1 << 16, ""),
+    Field("learning_rate", "learning rate", False, 1e-6, 1.0, "Adam step size"),
 )
 
 
-def _field_widget(f: Field) -> W.ValueWidget:
+def core_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The configurations a new workbench trains with (its key model chooses g on validation)."""
+    from workbench.keymodel import KeyModelConfig
+    from workbench.parammodel import ParamModelConfig
+
+    return (
+        dataclasses.asdict(KeyModelConfig(top_g="auto")),
+        dataclasses.asdict(ParamModelConfig()),
+    )
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    return dict(vars(config))
+
+
+def _field_widget(f: Field, value: Any) -> W.ValueWidget:
     style = {"description_width": "150px"}
     layout = W.Layout(width="300px")
-    if isinstance(f.default, int):
+    if f.integer:
+        v = int(value) if isinstance(value, int | float) else int(f.low)
         return W.BoundedIntText(
-            value=f.default, min=int(f.low), max=int(f.high), description=f.label,
+            value=v, min=int(f.low), max=int(f.high), description=f.label,
             tooltip=f.help, style=style, layout=layout,
         )  # fmt: skip
+    v = float(value) if isinstance(value, int | float) else f.low
     return W.BoundedFloatText(
-        value=f.default, min=f.low, max=f.high, step=f.default / 10, description=f.label,
+        value=v, min=f.low, max=f.high, step=v / 10 if v else 0.001, description=f.label,
         tooltip=f.help, style=style, layout=layout,
     )  # fmt: skip
 
@@ -81,10 +107,20 @@ def _levels_map(per: Any) -> dict[float, float]:
     return {}
 
 
-class TrainView(View):
-    """Hyper-parameters, Train and Stop, per-model progress, the live loss curve, the result.
+def _sort_key(k: Any) -> tuple[int, Any]:
+    """Numbers in numeric order, then anything else as text (keys 1, 2, 10, not 1, 10, 2)."""
+    try:
+        return (0, float(k))
+    except (TypeError, ValueError):
+        return (1, str(k))
 
-    Public state: :attr:`history` (per-epoch dicts, what the loss figure reads), :attr:`training`.
+
+class TrainView(View):
+    """Hyper-parameters, Train and Stop, per-model progress, the live loss curves, the result.
+
+    Public state: :attr:`history` (per-epoch dicts, what the loss figure reads), :attr:`training`,
+    :attr:`stopped` (the last training was stopped), :attr:`effective` (the configuration that
+    trained, g included).
     """
 
     refresh_on = ("fit",)
@@ -93,16 +129,24 @@ class TrainView(View):
         super().__init__(wb, runner=runner)
         self.history: list[dict[str, Any]] = []
         self.training = False
+        self.stopped = False
+        self.effective: dict[str, Any] = {}
         self._done: list[Callable[[Any], None]] = []
-        self.key_inputs = {f.name: _field_widget(f) for f in KEY_FIELDS}
-        self.param_inputs = {f.name: _field_widget(f) for f in PARAM_FIELDS}
-        self.auto_g = W.Checkbox(value=False, description="choose g on validation", indent=False)
+        key_defaults, param_defaults = core_defaults()
+        self._defaults = (key_defaults, param_defaults)
+        self.key_inputs = {f.name: _field_widget(f, key_defaults.get(f.name)) for f in KEY_FIELDS}
+        self.param_inputs = {
+            f.name: _field_widget(f, param_defaults.get(f.name)) for f in PARAM_FIELDS
+        }
+        self.auto_g = W.Checkbox(value=True, description="choose g on validation", indent=False)
         self.auto_g.observe(self._on_auto_g, names="value")
+        self.key_inputs["top_g"].disabled = True
         self.train_button = W.Button(description="Train", button_style="primary", icon="play")
         self.stop_button = W.Button(
             description="Stop", button_style="danger", icon="stop", disabled=True
         )
-        self.reset_button = W.Button(description="paper defaults", icon="undo")
+        self.reset_button = W.Button(description="defaults", icon="undo",
+                                     tooltip="the workbench's own settings")  # fmt: skip
         self.bars = {
             stage: W.IntProgress(
                 value=0,
@@ -114,6 +158,8 @@ class TrainView(View):
             )
             for stage, label in (("key", "key model"), ("param", "parameter models"))
         }
+        for stage, bar in self.bars.items():
+            bar.add_class(f"dl-bar-{stage}")
         self.bar_labels = {stage: W.HTML() for stage in self.bars}
         self.loss_slot = PlotSlot(loss_curve_figure([]))
         self.result = W.HTML()
@@ -123,8 +169,10 @@ class TrainView(View):
                 W.VBox([W.HTML("<b>Parameter-value models</b>"), *self.param_inputs.values()]),
             ]
         )
+        self.form = W.Accordion(children=[params], titles=("Hyper-parameters (what will train)",),
+                                selected_index=0)  # fmt: skip
         self.children = [
-            W.Accordion(children=[params], titles=("Hyper-parameters (paper defaults)",)),
+            self.form,
             W.HBox([self.train_button, self.stop_button, self.reset_button]),
             *[W.HBox([self.bars[s], self.bar_labels[s]]) for s in self.bars],
             self.status,
@@ -143,29 +191,54 @@ class TrainView(View):
 
     # ----------------------------------------------------------------------------- configs
 
+    def bind(self, wb: Any) -> None:
+        """Show ``wb``; the form takes its configurations (what ``wb.fit()`` would train with)."""
+        self.wb = wb
+        if wb is not None:
+            key = _config_dict(getattr(wb, "key_config", None))
+            param = _config_dict(getattr(wb, "param_config", None))
+            if key or param:
+                base_key, base_param = core_defaults()
+                self._defaults = ({**base_key, **key}, {**base_param, **param})
+                self.reset_defaults()
+        self.history = []
+        self.stopped = False
+        self.effective = {}
+        for bar in self.bars.values():
+            bar.value, bar.max, bar.bar_style = 0, 1, ""
+        for label in self.bar_labels.values():
+            label.value = ""
+        self.loss_slot.show(loss_curve_figure([]))
+        self.result.value = ""
+        self.status.value = ""
+        super().bind(wb)
+
     def _on_auto_g(self, change: dict) -> None:
         self.key_inputs["top_g"].disabled = bool(change["new"])
 
     def reset_defaults(self) -> None:
-        """Put the paper's defaults back in every field."""
-        for fields, inputs in ((KEY_FIELDS, self.key_inputs), (PARAM_FIELDS, self.param_inputs)):
+        """Put the workbench's own settings back in every field."""
+        key, param = self._defaults
+        for fields, inputs, values in (
+            (KEY_FIELDS, self.key_inputs, key),
+            (PARAM_FIELDS, self.param_inputs, param),
+        ):
             for f in fields:
-                inputs[f.name].value = f.default
-        self.auto_g.value = False
+                value = values.get(f.name)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    inputs[f.name].value = value
+        self.auto_g.value = key.get("top_g") == "auto"
+        if self.auto_g.value:  # the field shows the g in use (chosen on validation), else 9
+            g = getattr(getattr(self.wb, "key_model", None), "g_", None)
+            self.key_inputs["top_g"].value = int(g) if g is not None else 9
 
-    def configs(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """(key_config, param_config): the fields that differ from the defaults, or None."""
-
-        def changed(fields: tuple[Field, ...], inputs: Mapping[str, W.ValueWidget]) -> dict:
-            return {
-                f.name: inputs[f.name].value for f in fields if inputs[f.name].value != f.default
-            }
-
-        key = changed(KEY_FIELDS, self.key_inputs)
+    def configs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(key_config, param_config): every field as shown; ``top_g`` is 'auto' when ticked."""
+        key = {f.name: self.key_inputs[f.name].value for f in KEY_FIELDS}
         if self.auto_g.value:
             key["top_g"] = "auto"
-        param = changed(PARAM_FIELDS, self.param_inputs)
-        return key or None, param or None
+        param = {f.name: self.param_inputs[f.name].value for f in PARAM_FIELDS}
+        return key, param
 
     # ----------------------------------------------------------------------------- training
 
@@ -174,15 +247,19 @@ class TrainView(View):
         self._done.append(callback)
 
     def train(self, then: Callable[[Any], None] | None = None) -> bool:
-        """Start training in the background with the current hyper-parameters.
+        """Start training in the background with the form's hyper-parameters.
 
         ``then(wb)`` runs once after this training ends (finished or stopped).
         """
         if self.wb is None:
             self.say("load logs first", "error")
             return False
+        if self.runner.running is not None:
+            self.say(f"busy with {self.runner.running}: try again when it ends", "error")
+            return False
         key_config, param_config = self.configs()
         self.history = []
+        self.stopped = False
         for bar in self.bars.values():
             bar.value, bar.max, bar.bar_style = 0, 1, ""
         for label in self.bar_labels.values():
@@ -219,27 +296,38 @@ class TrainView(View):
     def stop(self) -> None:
         """Ask the core to stop after the current batch; the model trained so far is kept."""
         if self.wb is not None and self.training:
+            self.stopped = True
             self.wb.stop()
             self.say("stopping after the current batch…", "busy")
 
     def on_event(self, event: Mapping[str, Any]) -> None:
-        """The training callback: progress bars, the loss curve (one redraw per epoch)."""
-        stage = event.get("stage", "key")
-        bar = self.bars.get(stage)
+        """The training callback: progress bars, the loss curves (one redraw per epoch)."""
+        stage = str(event.get("stage") or "key")
         kind = event.get("event")
-        epochs = event.get("epochs") or 1
-        epoch = event.get("epoch") or 0
-        if bar is not None:
-            bar.max = max(int(epochs), 1)
-            bar.value = min(int(epoch), bar.max)
+        bar = self.bars.get(stage)
         label = self.bar_labels.get(stage)
-        if kind == "batch" and label is not None and event.get("batches"):
-            label.value = f"epoch {epoch}/{epochs} · batch {event.get('batch')}/{event['batches']}"
-        elif kind == "epoch":
+        epochs = int(event.get("epochs") or 1)
+        epoch = int(event.get("epoch") or 0)
+        phase = event.get("phase")
+        prefix = f"{phase} · " if phase and phase not in ("train", "split") else ""
+        if kind in ("train_begin", "batch_end", "epoch_end", "epoch") and bar is not None:
+            batches = int(event.get("batches") or 0)
+            if kind == "batch_end" and batches:
+                # fine-grained: batches of all epochs, so the bar moves within an epoch too
+                bar.max = max(epochs * batches, 1)
+                bar.value = min((epoch - 1) * batches + int(event.get("batch") or 0), bar.max)
+            else:
+                bar.max = max(epochs, 1)
+                bar.value = min(epoch, bar.max)
+        if kind == "batch_end" and label is not None and event.get("batches"):
+            label.value = (
+                f"{prefix}epoch {epoch}/{epochs} · batch {event.get('batch')}/{event['batches']}"
+            )
+        elif kind in ("epoch_end", "epoch"):
             self.history.append(
                 {
                     "stage": stage,
-                    "epoch": epoch,
+                    "epoch": epoch if not prefix else epoch + self._epochs_before(stage, phase),
                     "train_loss": event.get("train_loss"),
                     "val_loss": event.get("val_loss"),
                 }
@@ -247,29 +335,47 @@ class TrainView(View):
             if label is not None:
                 loss = event.get("val_loss")
                 loss = event.get("train_loss") if loss is None else loss
-                label.value = f"epoch {epoch}/{epochs}" + (
+                label.value = f"{prefix}epoch {epoch}/{epochs}" + (
                     f" · loss {loss:.4g}" if loss is not None else ""
                 )
             self.loss_slot.show(loss_curve_figure(self.history))
-        elif kind == "done" and bar is not None:
-            stopped = event.get("stopped")
-            bar.bar_style = "warning" if stopped else "success"
-            if label is not None:
-                label.value += " · stopped" if stopped else " · done"
+        elif kind == "train_end" and bar is not None and label is not None:
+            why = event.get("stopped")
+            if why == "interrupted":
+                bar.bar_style = "warning"
+                label.value += " · stopped"
+            else:
+                bar.value = bar.max
+                label.value += " · early stop" if why == "early_stopping" else ""
+
+    def _epochs_before(self, stage: str, phase: Any) -> int:
+        """Epochs logged by earlier phases of the same stage (a refit continues the curve)."""
+        seen = getattr(self, "_phase_base", {})
+        key = (stage, phase)
+        if key not in seen:
+            seen[key] = max((h["epoch"] for h in self.history if h["stage"] == stage), default=0)
+            self._phase_base = seen
+        return seen[key]
 
     def _trained(self, wb: Any) -> None:
-        self.say(
-            "training stopped early; the model so far is kept" if self._stopped() else "trained"
-        )
+        self._phase_base = {}
+        stopped = self.stopped or bool(getattr(self.wb, "stopped_", False))
+        self.stopped = stopped
+        for stage, bar in self.bars.items():
+            if stopped and bar.bar_style != "warning":
+                bar.bar_style = "warning"
+                if stage == "param" and getattr(self.wb, "param_model", None) is None:
+                    self.bar_labels[stage].value = "not trained (stopped before)"
+            elif not stopped:
+                bar.bar_style = "success"
+                bar.value = bar.max
+        self.say("stopped, model kept" if stopped else "trained")
         self.refresh()
         for cb in self._done:
             cb(self.wb)
 
-    def _stopped(self) -> bool:
-        return any(b.bar_style == "warning" for b in self.bars.values())
-
     def refresh(self) -> None:
-        """Show the chosen g and the parameter thresholds of the fitted models."""
+        """Show the effective configuration (g chosen included) and the parameter thresholds."""
         if self.wb is None:
             return
         key_model = getattr(self.wb, "key_model", None)
@@ -277,25 +383,54 @@ class TrainView(View):
         if g is None:
             self.result.value = ""
             return
-        parts = [f'<div class="dl-card"><b>Chosen g = {html.escape(str(g))}</b>']
+        key = _config_dict(getattr(self.wb, "key_config", None))
+        param = _config_dict(getattr(self.wb, "param_config", None))
+        selection = getattr(key_model, "g_selection_", None)
+        how = getattr(selection, "method", None)
+        info = getattr(key_model, "fit_info_", {}) or {}
+        self.effective = {"key": {**key, "g": int(g)}, "param": param}
+        if self.auto_g.value:
+            self.key_inputs["top_g"].value = int(g)
+        g_text = f"<b>g = {int(g)}</b>"
+        if key.get("top_g") == "auto":
+            g_text += " (chosen on validation)" if how == "validation" else f" ({how or 'auto'})"
+        key_items = [g_text] + [
+            f"{html.escape(f.label)} = {html.escape(str(key.get(f.name)))}"
+            for f in KEY_FIELDS
+            if f.name != "top_g" and f.name in key
+        ]
+        if info.get("epochs") is not None:
+            key_items.append(f"epochs trained = {info['epochs']}")
+        param_items = [
+            f"{html.escape(f.label)} = {html.escape(str(param.get(f.name)))}"
+            for f in PARAM_FIELDS
+            if f.name in param
+        ]
+        parts = [
+            '<div class="dl-card dl-effective"><b>Trained with</b><br>'
+            f"log-key model: {' · '.join(key_items)}<br>"
+            f"parameter models: {' · '.join(param_items)}"
+        ]
         param_model = getattr(self.wb, "param_model", None)
-        thresholds = getattr(param_model, "thresholds", None) or {}
-        if isinstance(thresholds, Mapping) and thresholds:
+        thresholds = getattr(param_model, "thresholds", None)
+        if callable(thresholds):
+            thresholds = thresholds()
+        if param_model is None:
+            parts.append("<br>no parameter models (training was stopped before them)")
+        elif isinstance(thresholds, Mapping) and thresholds:
             per_key = {k: _levels_map(v) for k, v in thresholds.items()}
             levels = sorted({lv for per in per_key.values() for lv in per})
             head = "".join(f"<th>{level_label(lv)}</th>" for lv in levels)
             rows = "".join(
                 f"<tr><td>key {html.escape(str(k))}</td>"
-                + "".join(f"<td>{per.get(lv, float('nan')):.4g}</td>" for lv in levels)
+                + "".join(f"<td>{per[lv]:.4g}</td>" if lv in per else "<td>–</td>" for lv in levels)
                 + "</tr>"
-                for k, per in sorted(per_key.items(), key=lambda kv: str(kv[0]))
+                for k, per in sorted(per_key.items(), key=lambda kv: _sort_key(kv[0]))
             )
             parts.append(
-                "<br>MSE thresholds per key (Gaussian fit on validation MSEs):"
-                f'<table class="dl-table"><tr><th></th>{head}</tr>{rows}</table>'
+                f"<details><summary>MSE thresholds of {len(per_key)} keys (Gaussian fit on "
+                f'validation MSEs)</summary><table class="dl-table"><tr><th></th>{head}</tr>'
+                f"{rows}</table></details>"
             )
-        if self.history:
-            last = self.history[-1]
-            parts.append(f"<br>{len(self.history)} epochs logged; last stage {last['stage']}")
         parts.append("</div>")
         self.result.value = "".join(parts)

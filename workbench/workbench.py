@@ -269,7 +269,10 @@ class Workbench:
 
     def _progress(self, stage: str, user: Sequence[Callable[[dict[str, Any]], None]]):
         def cb(event: Any) -> None:
-            if self._stop.is_set():
+            kind = getattr(event, "kind", "epoch")
+            # Stop only from inside a training loop (batch or epoch ends), where the loop catches
+            # it and keeps the best weights; raised from train_begin/train_end it would escape fit.
+            if self._stop.is_set() and kind not in ("train_begin", "train_end"):
                 raise KeyboardInterrupt
             if hasattr(event, "kind"):  # a training.TrainEvent of the key model
                 payload = {
@@ -277,12 +280,20 @@ class Workbench:
                     "event": event.kind,
                     "epoch": getattr(event, "epoch", None),
                     "epochs": getattr(event, "max_epochs", None),
+                    "batch": getattr(event, "batch", None),
+                    "batches": getattr(event, "n_batches", None),
                     "train_loss": getattr(event, "train_loss", None),
                     "val_loss": getattr(event, "val_loss", None),
                     "phase": getattr(event, "phase", None),
+                    "stopped": getattr(event, "stopped", None),
                 }
             else:  # the parameter model's per-epoch dict
-                payload = {"stage": stage, "event": "epoch", **dict(event)}
+                payload = {
+                    "stage": stage,
+                    "event": "epoch",
+                    "epochs": self.param_config.max_epochs,
+                    **dict(event),
+                }
             for u in user:
                 u(payload)
             self._emit("progress", payload)
@@ -877,7 +888,14 @@ class Workbench:
             raise RuntimeError("no parameter model was trained")
         e = report.entries
         rows = np.flatnonzero(e["key"].to_numpy() == key)
-        ps = self.param_model.score(e).iloc[rows]
+        # one scoring per (log, model) serves every key: views ask key after key
+        cached = getattr(self, "_mse_cache", None)
+        if cached is not None and cached[0] is e and cached[1] is self.param_model:
+            scored = cached[2]
+        else:
+            scored = self.param_model.score(e)
+            self._mse_cache = (e, self.param_model, scored)
+        ps = scored.iloc[rows]
         out = pd.DataFrame(
             {
                 "line": e["line"].to_numpy()[rows],

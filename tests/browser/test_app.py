@@ -1,28 +1,29 @@
-"""The app in a real JupyterLab: render, false positive (one and all like it), CI-line toggle,
-workflow node details.
+"""The app in a real JupyterLab, on the real workbench: train with both live curves, Stop and train
+again, detect, a false positive timed from click to updated table, the timeline, the workflow graph
+at projector size (1280x720).
 
-``test_app_on_fake_workbench`` runs the steps on the tests' fake workbench (fast, deterministic,
-and independent of the core); ``test_quickstart`` runs them on ``notebooks/00_quickstart.ipynb``
-with the real workbench, and skips while that notebook does not exist yet.
+Figures printed (``-s``): ``app cell: X s`` (from the notebook's last computation to the app's
+first row on screen) and ``flag: X s`` (from the click to the updated table).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
+import time
 
 import nbformat
-import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-QUICKSTART = "00_quickstart.ipynb"
 
 APP_CELL = """\
-from fake_workbench import FakeWorkbench
+import time
+from workbench import Workbench
 from widgets import WorkbenchApp
 
-app = WorkbenchApp.demo(workbench_cls=FakeWorkbench)
+wb = Workbench.from_simulation(n_instances=120, test_instances=60, seed=7,
+                               anomalies={"performance": 0.08, "execution": 0.08, "parameter": 0.05})
+app = WorkbenchApp(wb)
+app.train.key_inputs["max_epochs"].value = 3
+app.train.param_inputs["max_epochs"].value = 4
+print(f"T0={time.time():.3f}")
 app
 """
 
@@ -31,132 +32,189 @@ def tab(lab, title: str):
     return lab.page.locator(".widget-tab .lm-TabBar-tabLabel", has_text=title).first
 
 
-def card(lab, text):
-    """The visible details card containing ``text`` (hidden tabs hold cards too)."""
-    return lab.page.locator(".dl-card:visible", has_text=text).first
-
-
-def plot_with_trace(lab, name: str):
-    """The visible plotly graph of the app whose figure has a trace called ``name``.
-
-    Only plots inside the app count: a notebook may show the same figures above the app (the
-    quick start draws the MSE plot and the workflow graph on their own first).
-    """
-    lab.page.wait_for_function(
-        """(name) => [...document.querySelectorAll('.dl-app .js-plotly-plot')].some(
-               gd => gd.offsetParent !== null && (gd._fullData || []).some(t => t.name === name))""",
-        arg=name,
+def bar_width(lab, stage: str) -> float:
+    """The filled share of a progress bar, from the page (0..100)."""
+    return lab.page.evaluate(
+        """(stage) => {
+            const bar = document.querySelector(`.dl-bar-${stage} .progress-bar`);
+            return bar ? parseFloat(bar.style.width || bar.style.height || '0') : -1;
+        }""",
+        stage,
     )
-    plots = lab.page.locator(".dl-app .js-plotly-plot")
-    for i in range(plots.count()):
-        plot = plots.nth(i)
-        if plot.evaluate(
-            "(gd, name) => gd.offsetParent !== null && gd._fullData.some(t => t.name === name)",
-            name,
-        ):
-            return plot
-    raise AssertionError(f"no visible plot with a trace {name!r}")
 
 
-def click_point_until(lab, plot, trace: str, index: int, expect, tries: int = 3) -> None:
-    """Click a plot point until ``expect`` (a locator) shows up.
-
-    Right after a tab switch the plot is resized to its container (``fit_width``); under load the
-    resize can land between the hover check and the click, and the click then hits the
-    neighbouring marker or nothing. A person clicks again; so does the test, at most ``tries`` times.
-    """
-    for attempt in range(tries):
-        lab.click_plot_point(plot, trace, index)
-        try:
-            expect.wait_for(timeout=15_000)
-            return
-        except Exception:
-            if attempt == tries - 1:
-                raise
-            lab.page.wait_for_timeout(1000)
-
-
-def exercise_app(lab, *, fake: bool, render_timeout_ms: int = 60_000) -> None:
-    page = lab.page
-    # 1. the app renders, trains and detects; the Review tab shows anomaly rows
-    rows = page.locator(".dl-row")
-    rows.first.wait_for(state="visible", timeout=render_timeout_ms)
-    lab.screenshot("app-rendered")
-    for title in ("Load logs", "Train"):
-        tab(lab, title).click()
-        lab.page.wait_for_timeout(500)
-        lab.screenshot(title.lower().replace(" ", "-"))
-    tab(lab, "Review anomalies").click()
-
-    # 2. "false positive" on an anomaly row: online update, detection again, the table updates
-    before = rows.count()
-    row = rows.filter(has=page.locator("button:not([disabled])", has_text="false positive")).first
-    row.locator("button", has_text="false positive").click()
-    page.locator(".dl-status", has_text="changed verdict").first.wait_for(timeout=render_timeout_ms)
-    page.locator(".dl-row", has_text="false positive").first.wait_for()
-    if fake:  # anomaly 0 and 1 share a key: learning 0 as normal clears 1
-        page.locator(".dl-row-changed", has_text="normal now").first.wait_for()
-        assert rows.count() == before
-    lab.screenshot("false-positive")
-
-    # 2b. "all like this": the row and every open one of the same template, in one update
-    enabled_like = page.locator("button:not([disabled])", has_text="all like this")
-    row = rows.filter(has=enabled_like).first
-    row.locator("button", has_text="all like this").click()
-    page.locator(".dl-status", has_text="like it: learning them as normal done").first.wait_for(
-        timeout=render_timeout_ms
+def curve_points(lab, name: str) -> int:
+    return lab.page.evaluate(
+        """(name) => Math.max(0, ...[...document.querySelectorAll('.dl-app .js-plotly-plot')]
+              .filter(gd => gd.offsetParent !== null)
+              .map(gd => ((gd._fullData || []).find(t => t.name === name) || {y: []}).y
+                         .filter(v => v !== null).length))""",
+        name,
     )
-    lab.screenshot("all-like-this")
-
-    # select a parameter anomaly so the other views have something to highlight
-    target = rows.filter(has_text="MSE").first if fake else rows.first
-    target.locator("button").first.click()
-    card(lab, "Diagnosis:").wait_for()
-    lab.screenshot("anomaly-selected")
-
-    # 3. the MSE plot: switch the 99.9 % line off and on again
-    tab(lab, "MSE plot").click()
-    plot = plot_with_trace(lab, "99.9 % CI")
-    visible = "(gd) => gd._fullData.find(t => t.name === '99.9 % CI').visible"
-    assert plot.evaluate(visible) is True
-    checkbox = page.locator(".widget-checkbox", has_text="99.9 % CI").locator("input").first
-    checkbox.click()
-    page.wait_for_function(f"(gd) => ({visible})(gd) === 'legendonly'", arg=plot.element_handle())
-    lab.screenshot("ci-line-hidden")
-    checkbox.click()
-    page.wait_for_function(f"(gd) => ({visible})(gd) === true", arg=plot.element_handle())
-    lab.screenshot("ci-line-shown")
-    # a click on a point selects that entry (the first one: not the entry selected above)
-    line = plot.evaluate("(gd) => gd._fullData.find(t => t.name === 'MSE').customdata[0]")
-    click_point_until(lab, plot, "MSE", 0, card(lab, f"line {line} ·"))
-    lab.screenshot("mse-point-clicked")
-
-    # 4. the workflow graph: click a node, see its template and transitions
-    tab(lab, "Workflow graph").click()
-    graph = plot_with_trace(lab, "nodes")
-    click_point_until(lab, graph, "nodes", 1, card(lab, re.compile(r"Node \S+ · key")))
-    lab.screenshot("workflow-node")
 
 
-def test_app_on_fake_workbench(lab, lab_server):
-    shutil.copy(TESTS / "fake_workbench.py", lab_server.root / "fake_workbench.py")
+def status(lab, text: str, timeout_ms: int = 300_000):
+    lab.page.locator(".dl-status:visible", has_text=text).first.wait_for(timeout=timeout_ms)
+
+
+def epochs_input(lab, index: int):
+    """The n-th visible "epochs (max)" field (0: key model, 1: parameter models)."""
+    field = lab.page.locator(".widget-inline-hbox:visible", has_text="epochs (max)")
+    return field.nth(index).locator("input").first
+
+
+def test_train_stop_train_detect_flag(lab, lab_server):
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
     nb.cells = [nbformat.v4.new_code_cell(APP_CELL)]
-    nbformat.write(nb, lab_server.root / "app_fake.ipynb")
-    lab.open("app_fake.ipynb")
-    lab.run_all()
-    exercise_app(lab, fake=True)
+    nbformat.write(nb, lab_server.root / "app_real.ipynb")
+    lab.open("app_real.ipynb")
+    page = lab.page
+    page.locator(".jp-Notebook").first.click()
+    lab.menu("Run", "Run All Cells")
+    out = page.locator(".jp-OutputArea-output", has_text="T0=").first
+    out.wait_for(timeout=300_000)
+    t0 = float(re.search(r"T0=([\d.]+)", out.inner_text()).group(1))
+    page.locator(".dl-app .widget-tab").first.wait_for(state="visible", timeout=120_000)
+    app_cell = time.time() - t0
+    print(f"app cell: {app_cell:.2f} s")
+    lab.wait_kernel_idle()
+
+    # 1. Train: both progress bars move, both loss curves draw
+    tab(lab, "Train").click()
+    page.locator("button:visible", has_text="Train").first.click()
+    page.wait_for_function("() => true")
+    deadline = time.monotonic() + 300
+    seen_key_moving = False
+    while time.monotonic() < deadline:
+        k = bar_width(lab, "key")
+        seen_key_moving |= 0 < k < 100
+        if curve_points(lab, "param train") >= 2:
+            break
+        time.sleep(0.2)
+    assert curve_points(lab, "key train") >= 2, "the key model's loss curve drew"
+    assert curve_points(lab, "param train") >= 2, "the parameter models' loss curve drew"
+    status(lab, "trained")
+    assert bar_width(lab, "key") == 100 and bar_width(lab, "param") == 100
+    assert seen_key_moving or curve_points(lab, "key train") >= 2
+    page.locator(".dl-effective", has_text="g = ").first.wait_for()
+    page.locator(".dl-app .js-plotly-plot:visible").first.scroll_into_view_if_needed()
+    lab.screenshot("train-both-curves")
+
+    # 2. Train long, Stop: "stopped, model kept", and the app is free again
+    box = epochs_input(lab, 0)
+    box.fill("400")
+    box.press("Enter")
+    page.wait_for_timeout(300)
+    page.locator("button:visible", has_text="Train").first.click()
+    page.wait_for_function("() => document.querySelector('.dl-bar-key .progress-bar') && "
+                           "parseFloat(document.querySelector('.dl-bar-key .progress-bar')"
+                           ".style.width || '0') > 0", timeout=120_000)  # fmt: skip
+    page.locator("button:visible", has_text="Stop").first.click()
+    status(lab, "stopped, model kept", 120_000)
+    lab.screenshot("stopped-model-kept")
+
+    # 3. train again (short), then detect
+    box.fill("2")
+    box.press("Enter")
+    page.wait_for_timeout(300)
+    page.locator("button:visible", has_text="Train").first.click()
+    status(lab, "trained")
+    lab.screenshot("trained-again")
+    tab(lab, "Review anomalies").click()
+    page.locator("button:visible", has_text="Detect").first.click()
+    page.locator(".dl-row:visible").first.wait_for(timeout=120_000)
+    status(lab, "anomalies detected")
+    lab.screenshot("review")
+
+    # 4. a false positive, timed from the click to the updated table
+    row = (
+        page.locator(".dl-row:visible")
+        .filter(has=page.locator("button:not([disabled])", has_text="false positive"))
+        .first
+    )
+    button = row.locator("button", has_text="false positive")
+    t = time.monotonic()
+    button.click()
+    status(lab, "newly anomalous", 60_000)
+    flag = time.monotonic() - t
+    print(f"flag: {flag:.2f} s")
+    page.locator(".dl-row:visible", has_text="false positive").first.wait_for()
+    page.locator(
+        ".dl-status:visible", has_text="newly anomalous"
+    ).first.scroll_into_view_if_needed()
+    lab.screenshot("after-false-positive")
+
+    # 5. a row click selects: context and candidates
+    page.locator(".dl-row:visible .dl-msg").nth(1).click()
+    context = page.locator(".dl-context:visible").first
+    context.wait_for()
+    context.scroll_into_view_if_needed()
+    page.screenshot(path=str(lab.out / "06-selected-context.png"))
+    lab.shots.append(lab.out / "06-selected-context.png")
+
+    # 5b. the timeline: lanes by kind and by session
+    timeline = page.locator(".dl-app .js-plotly-plot:visible").first
+    timeline.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(lab.out / "06b-timeline.png"))
+    # a brush across the session lanes filters the table to that time range
+    area = timeline.locator(".nsewdrag").last.bounding_box()
+    y = area["y"] + area["height"] / 2
+    page.mouse.move(area["x"] + area["width"] * 0.15, y)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.5, y, steps=8)
+    page.mouse.move(area["x"] + area["width"] * 0.6, y, steps=4)
+    page.mouse.up()
+    page.locator(
+        ".widget-html:visible", has_text=re.compile(r"rows · \d\d:\d\d:\d\d\.\d{3}–")
+    ).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(lab.out / "06c-timeline-brush.png"))
+
+    # 5c. the MSE plot and the observed-vs-predicted plot draw
+    tab(lab, "MSE plot").click()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.dl-app .js-plotly-plot')].some(
+               gd => gd.offsetParent !== null && (gd._fullData || []).some(
+                   t => / observed$/.test(t.name) && t.y.some(v => v !== null)))""",
+        timeout=120_000,
+    )
+    page.screenshot(path=str(lab.out / "06d-mse.png"))
+
+    # 6. the workflow graph at projector size
+    page.set_viewport_size({"width": 1280, "height": 720})
+    tab(lab, "Workflow graph").click()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.dl-app .js-plotly-plot')].some(
+               gd => gd.offsetParent !== null && (gd._fullData || []).some(t => t.name === 'nodes'))""",
+        timeout=120_000,
+    )
+    page.wait_for_timeout(1000)
+    page.locator(".dl-app .js-plotly-plot:visible").first.scroll_into_view_if_needed()
+    lab.page.screenshot(path=str(lab.out / "07-graph-1280x720.png"))  # the viewport, as projected
+    lab.shots.append(lab.out / "07-graph-1280x720.png")
+    (lab.out / "figures.txt").write_text(f"app_cell_s={app_cell:.2f}\nflag_s={flag:.2f}\n")
+    assert flag < 5.0  # the target is 1 s; the machine under test may be loaded
 
 
-def test_quickstart(lab, lab_server):
-    if not (lab_server.root / QUICKSTART).exists():
-        pytest.skip(f"notebooks/{QUICKSTART} does not exist yet")
-    lab.open(QUICKSTART)
-    lab.screenshot("opened")
-    lab.run_all(timeout_s=900)
-    exercise_app(lab, fake=False, render_timeout_ms=600_000)
+def test_quickstart_run_all_gives_a_usable_app(lab, lab_server):
+    """Run all of notebooks/00_quickstart.ipynb; time the whole run to the app's first row, and
+    the app cell alone (from the last computation's output to the first row on screen)."""
+    lab.open("00_quickstart.ipynb")
+    page = lab.page
+    t0 = time.monotonic()
+    lab.menu("Run", "Run All Cells")
+    last = page.locator(".jp-OutputArea-output", has_text="everything above took").first
+    last.wait_for(timeout=600_000)
+    t_last = time.monotonic()
+    page.locator(".dl-app .dl-row").first.wait_for(state="visible", timeout=120_000)
+    t_app = time.monotonic()
+    run_all, app_cell = t_app - t0, t_app - t_last
+    print(f"quick start run all to a usable app: {run_all:.1f} s; app cell: {app_cell:.2f} s")
+    page.locator(".dl-app .dl-row").first.scroll_into_view_if_needed()
+    lab.screenshot("quickstart-app")
+    (lab.out / "figures.txt").write_text(f"run_all_s={run_all:.1f}\napp_cell_s={app_cell:.2f}\n")
+    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+    assert errors.count() == 0
+    assert app_cell < 10.0  # the target is 5 s; the machine under test may be loaded
