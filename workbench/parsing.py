@@ -159,13 +159,23 @@ class ParseSummary:
     keys: int
     unknown: int
     sessions: int
+    format: str | None = None  # the line format's name
+    session_rule: str | None = None  # the rule sessions were grouped by (None: no rule)
+    timestamps: int | None = None  # entries with a readable timestamp
+    problems: tuple[str, ...] = ()  # plain sentences: unreadable timestamps, a rule that failed
 
     def __str__(self) -> str:
         reasons = ", ".join(f"{n} {r}" for r, n in self.unparsed_reasons.items()) or "none"
-        return (
+        text = (
             f"{self.lines} lines, {self.parsed} parsed, {self.unparsed} unparsed ({reasons}), "
             f"{self.keys} keys, {self.unknown} unknown-key entries, {self.sessions} sessions"
         )
+        if self.format is not None:
+            rule = self.session_rule or "none (no session rule)"
+            text += f"; format {self.format}, session rule {rule}"
+        if self.timestamps is not None:
+            text += f", {self.timestamps} with a timestamp"
+        return text + "".join(f"; {p}" for p in self.problems)
 
     def __getitem__(self, name: str) -> Any:
         return getattr(self, name)
@@ -189,6 +199,14 @@ class LogParser:
     max_word_values
         A wildcard position holding at most this many distinct plain words is split into one key per
         word (see :meth:`_refine`); 0 keeps Drain's clusters as they are.
+    session
+        The session rule (``regex:PATTERN``, ``field:NAME``, ``window:SECONDS``,
+        ``sliding:SECONDS,STEP`` or a :class:`~workbench.sessions.SessionRule`); None uses the
+        format's own rule. Kept as :attr:`session_rule` and applied by every later :meth:`parse`
+        and :meth:`transform`, so a log scored later is grouped exactly as the training log was.
+    year
+        The year given to timestamps that carry none (syslog's ``Jan 14 15:16:01``); None means
+        the current year.
 
     Key ids (1, 2, ...) are given in order of first appearance and never change once given, so they
     persist with :meth:`to_state`. After :meth:`fit`, :meth:`transform` maps unseen templates to :data:`UNKNOWN_KEY`.
@@ -203,7 +221,11 @@ class LogParser:
         depth: int | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
         max_word_values: int = 8,
+        session: Any = None,
+        year: int | None = None,
     ) -> None:
+        from workbench.sessions import SessionRule
+
         base = get_format(fmt)
         changes: dict[str, Any] = {}
         if masks is not None:
@@ -227,6 +249,19 @@ class LogParser:
         self._keymap: dict[tuple[int, tuple[tuple[int, str], ...]], int] = {}
         self._words: dict[int, dict[int, Any]] = {}  # cluster -> position -> word values seen
         self.feedback_clusters_: set[int] = set()  # clusters created by learn_line
+        self.session_rule: SessionRule | None = (
+            SessionRule.parse(session) if isinstance(session, str) else session
+        )
+        if year is not None and not 1 <= int(year) <= 9999:
+            raise ValueError(f"year must be between 1 and 9999, got {year!r}")
+        self.year = None if year is None else int(year)
+
+    @property
+    def effective_session_rule(self) -> Any:
+        """The rule sessions are grouped by: :attr:`session_rule`, else the format's own (or None)."""
+        from workbench.sessions import format_rule
+
+        return self.session_rule or format_rule(self.format)
 
     def _new_drain(self) -> Drain:
         return Drain(
@@ -389,8 +424,13 @@ class LogParser:
         first_line
             Line number of the first line, when parsing one partition of a larger log.
         sessions
-            Assign sessions with the format's default rule and compute elapsed times. Turn off when
-            parsing partitions; run :func:`workbench.sessions.add_elapsed_times` on the whole result.
+            Assign sessions with :attr:`session_rule` (else the format's own rule) and compute
+            elapsed times. Turn off when parsing partitions; run
+            :func:`workbench.sessions.assign_sessions` and
+            :func:`workbench.sessions.add_elapsed_times` on the whole result.
+
+        Problems that leave rows without a session or a timestamp are noted in ``df.attrs``:
+        ``'session_problem'`` and ``'timestamp_problem'`` (plain sentences).
         """
         fmt = self.format
         split = fmt.split
@@ -460,7 +500,7 @@ class LogParser:
             ],
             dtype=object,
         )
-        df["timestamp"] = self._timestamps(rows_fields)
+        df["timestamp"], ts_problem = self._timestamps(rows_fields, first_line)
         df["label"] = pd.Series(
             [f.get(fmt.label_field) if f and fmt.label_field else None for f in rows_fields],
             dtype=object,
@@ -476,33 +516,67 @@ class LogParser:
         df["session"] = pd.Series([None] * n, dtype=object)
         df["dt_session"] = np.nan
         df["dt_global"] = np.nan
+        session_problem = None
         if sessions and n:
-            from workbench.sessions import add_elapsed_times, assign_default_sessions
+            from workbench.sessions import add_elapsed_times, assign_sessions
 
-            assign_default_sessions(df, fmt)
+            try:
+                assign_sessions(df, fmt, self.session_rule)
+            except ValueError as exc:  # a window rule on a log without readable timestamps
+                session_problem = f"session rule {self.effective_session_rule}: {exc}"
+                logger.warning("%s", session_problem)
             add_elapsed_times(df)
         cols = ["line", "raw", "timestamp", "session", "key", "template", "params"]
         cols += ["dt_session", "dt_global", "label", "parsed", "error", "content"]
-        return df[cols + [c for c in df.columns if c not in cols]]
+        out = df[cols + [c for c in df.columns if c not in cols]]
+        if ts_problem:
+            out.attrs["timestamp_problem"] = ts_problem
+        if session_problem:
+            out.attrs["session_problem"] = session_problem
+        return out
 
-    def _timestamps(self, rows_fields: list[dict[str, str] | None]) -> pd.Series:
+    def _timestamps(
+        self, rows_fields: list[dict[str, str] | None], first_line: int = 1
+    ) -> tuple[pd.Series, str | None]:
+        """Timestamps of the rows, and a plain sentence about those that could not be read."""
         fmt = self.format
         if not fmt.timestamp_fields:
-            return pd.Series(pd.NaT, index=range(len(rows_fields)), dtype="datetime64[ns]")
-        text = [
-            " ".join(f[t] or "" for t in fmt.timestamp_fields) if f else None for f in rows_fields
-        ]
-        kw: dict[str, Any] = {"errors": "coerce"}
-        kw["format"] = fmt.timestamp_format if fmt.timestamp_format else "mixed"
-        ts = pd.to_datetime(pd.Series(text, dtype=object), **kw)
+            return pd.Series(pd.NaT, index=range(len(rows_fields)), dtype="datetime64[ns]"), None
+        text = pd.Series(
+            [
+                " ".join(f[t] or "" for t in fmt.timestamp_fields) if f else None
+                for f in rows_fields
+            ],
+            dtype=object,
+        )
+        spec = fmt.timestamp_format
+        if spec == "%s":  # seconds since 1970
+            num = pd.to_numeric(text, errors="coerce")
+            ts = pd.to_datetime(num, unit="s", errors="coerce")
+        else:
+            if spec and "%Y" not in spec and "%y" not in spec:  # syslog-style: no year
+                year = self.year or pd.Timestamp.now().year
+                text = text.map(lambda t: None if t is None else f"{year} {t}")
+                spec = "%Y " + spec
+            ts = pd.to_datetime(text, format=spec or "mixed", errors="coerce")
         if getattr(ts.dt, "tz", None) is not None:
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        return ts.astype("datetime64[ns]")
+        ts = ts.astype("datetime64[ns]")
+        bad = np.flatnonzero(text.notna().to_numpy() & ts.isna().to_numpy())
+        problem = None
+        if len(bad):
+            shown = " ".join(str(text.iloc[bad[0]]).split())
+            expected = f" as {fmt.timestamp_format}" if fmt.timestamp_format else ""
+            problem = (
+                f"{len(bad)} of {int(text.notna().sum())} timestamps could not be read{expected} "
+                f"(the first, on line {first_line + int(bad[0])}: {shown!r})"
+            )
+        return ts, problem
 
     # ------------------------------------------------------------------ reports
-    @staticmethod
-    def summary(df: pd.DataFrame) -> ParseSummary:
-        """Counts of a parsed frame: lines, parsed, unparsed by reason, keys, unknowns, sessions."""
+    def summary(self, df: pd.DataFrame) -> ParseSummary:
+        """Counts of a parsed frame: lines, parsed, unparsed by reason, keys, unknowns, sessions,
+        with the format, the session rule in force and the problems noted while parsing."""
         parsed = df["parsed"].to_numpy(dtype=bool) if len(df) else np.zeros(0, bool)
         reasons = Counter(str(e) for e, ok in zip(df["error"], parsed, strict=True) if not ok)
         keys = df.loc[parsed, "key"]
@@ -514,6 +588,12 @@ class LogParser:
             keys=int(keys[keys > 0].nunique()),
             unknown=int((keys == UNKNOWN_KEY).sum()),
             sessions=int(df["session"].dropna().nunique()),
+            format=self.format.name,
+            session_rule=None if (r := self.effective_session_rule) is None else str(r),
+            timestamps=int(df.loc[parsed, "timestamp"].notna().sum()) if len(df) else 0,
+            problems=tuple(
+                str(df.attrs[k]) for k in ("timestamp_problem", "session_problem") if k in df.attrs
+            ),
         )
 
     # ------------------------------------------------------------------ persistence
@@ -527,6 +607,7 @@ class LogParser:
             "counts": {str(k): v for k, v in sorted(self.counts_.items())},
             "max_word_values": self.max_word_values,
             "feedback_clusters": sorted(self.feedback_clusters_),
+            "session_rule": None if self.session_rule is None else str(self.session_rule),
             "keys": [[k, cid, [list(f) for f in fixed]] for k, (cid, fixed) in self.keys_.items()],
             "words": [
                 [cid, pos, None if vals is _VARIABLE else sorted(vals)]
@@ -538,6 +619,8 @@ class LogParser:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LogParser:
         """Rebuild a parser saved by :meth:`to_state`; raises ValueError on a malformed state."""
+        from workbench.sessions import SessionRule
+
         try:
             fmt = LogFormat.from_dict(state["format"])
             parser = cls(
@@ -550,6 +633,8 @@ class LogParser:
                 parser.keys_[int(k)] = key
                 parser._keymap[key] = int(k)
             parser.feedback_clusters_ = {int(c) for c in state.get("feedback_clusters", [])}
+            rule = state.get("session_rule")
+            parser.session_rule = None if rule is None else SessionRule.parse(str(rule))
             for cid, pos, vals in state["words"]:
                 parser._words.setdefault(int(cid), {})[int(pos)] = (
                     _VARIABLE if vals is None else set(vals)
