@@ -252,7 +252,9 @@ def render_report(wb: Any, report: Any, *, source: str = "", title: str | None =
     figures: list[tuple[str, dict[str, Any]]] = []
     for _, r in a.head(MAX_DETAILED).iterrows():
         aid = int(r["id"])
-        parts.append(f"<div class='anom' id='a{aid}'><h2>#{aid}: line {r['line']}, {r['kind']}</h2>")
+        parts.append(
+            f"<div class='anom' id='a{aid}'><h2>#{aid}: line {r['line']}, {r['kind']}</h2>"
+        )
         try:
             d = wb.diagnose(aid)
             sentence, path, task = d.sentence, tuple(d.path or ()), d.task
