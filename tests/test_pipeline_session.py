@@ -98,7 +98,7 @@ def test_sliding_windows_everywhere(sim, tmp_path):
     wb = Workbench.from_logs(
         train[:1500], HEADER, session=rule, key_config=FAST_KEY, param_config=FAST_PARAM
     )
-    names, groups = wb._sessions(wb.entries)
+    _, groups = wb._sessions(wb.entries)
     rows = np.concatenate(groups)
     assert len(rows) > len(np.unique(rows)), "sliding windows overlap"
     wb.fit(workflows=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import importlib.util
+import itertools
 import json
 import math
 from pathlib import Path
@@ -93,8 +94,9 @@ def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
             "hovertemplate": "line %{x}<br>MSE %{y:.3g}<br>%{text}<extra></extra>",
         }
     ]
+    thresholds = [c for c in s.columns if c.startswith("threshold_")][:3]
     for col, color in zip(
-        [c for c in s.columns if c.startswith("threshold_")], ("#f58518", "#e45756", "#b279a2")
+        thresholds, ("#f58518", "#e45756", "#b279a2")[: len(thresholds)], strict=True
     ):
         traces.append(
             {
@@ -136,7 +138,7 @@ def _graph_figure(wb: Any, graph: Any, path: tuple[int, ...]) -> dict[str, Any] 
         return None
     lay = layered_layout(graph)
     pos = {n: (float(layer), -float(order)) for n, (layer, order) in lay.items()}
-    on_path = set(zip(path[:-1], path[1:], strict=False))
+    on_path = set(itertools.pairwise(path))
     ex, ey, px, py = [], [], [], []
     for a, b in graph.edges():
         xs, ys = (px, py) if (a, b) in on_path else (ex, ey)
