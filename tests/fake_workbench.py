@@ -124,7 +124,11 @@ class FakeWorkbench:
 
     @staticmethod
     def preview(lines: Iterable[str], fmt: str) -> pd.DataFrame:
-        if "<Content>" not in fmt and "(?P<Content>" not in fmt and fmt != "openstack":
+        if (
+            "<Content>" not in fmt
+            and "(?P<Content>" not in fmt
+            and fmt not in ("openstack", "auto")
+        ):
             raise ValueError(f"unknown log format {fmt!r}")
         lines = list(lines)
         parsed = [bool(x.strip()) and not x.startswith("#") for x in lines]

@@ -77,7 +77,7 @@ def inferred_formats() -> list[tuple[str, LogFormat]]:
         head = rf"^\[?(?P<Timestamp>{ts})\]?[\s,]+"
         desc = "<Timestamp>"
         if host:
-            head += r"(?P<Host>[\w.\-]+)\s+"
+            head += rf"(?P<Host>(?!{_LEVEL}\b)[\w.\-]+)\s+"
             desc += " <Host>"
         pattern = (
             head

@@ -52,11 +52,16 @@ def read_source(log: str) -> Any:
 # ---------------------------------------------------------------------- train
 def _run_train(args: Any) -> int:
     from workbench.keymodel import KeyModelConfig
+    from workbench.parammodel import ParamModelConfig
     from workbench.workbench import Workbench
 
     changes: dict[str, Any] = {"spare_keys": 64}
+    param_config = None
     if args.epochs is not None:
+        if args.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
         changes["max_epochs"] = args.epochs
+        param_config = ParamModelConfig(max_epochs=args.epochs)
     key_config = KeyModelConfig.preset(args.preset, **changes)
     run = Path(args.out)
     if (run / "run.json").exists() and not args.force:
@@ -69,6 +74,7 @@ def _run_train(args: Any) -> int:
         session=args.session,
         year=args.year,
         key_config=key_config,
+        param_config=param_config,
         seed=args.seed,
     )
     if wb.format_choice is not None:
@@ -586,7 +592,9 @@ def add_pipeline_commands(subparsers: Any) -> None:
         help="key model: recommended (default: h=5, session counts, ensemble of 3, g on 2 "
         "cross-fitted folds) or paper (h=10, g=9, one network)",
     )
-    t.add_argument("--epochs", type=int, default=None, help="at most this many epochs")
+    t.add_argument(
+        "--epochs", type=int, default=None, help="at most this many epochs (both models)"
+    )
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--force", action="store_true", help="replace an existing run")
     t.set_defaults(func=_run_train)

@@ -68,12 +68,22 @@ def _clean(values: Any) -> list[Any]:
 
 
 def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
+    """The key's MSE per entry with the threshold at the report's level, from the report itself
+    (no model is run again)."""
     key = int(row["key"])
-    if key not in wb.param_keys():
+    e = report.entries
+    rows = np.flatnonzero((e["key"].to_numpy() == key) & (e["param_status"] == "scored").to_numpy())
+    if not len(rows):
         return None
-    s = wb.mse_series(key, report)
-    if not len(s):
-        return None
+    s = pd.DataFrame(
+        {
+            "line": e["line"].to_numpy()[rows],
+            "mse": e["mse"].to_numpy()[rows],
+            "threshold": e["threshold"].to_numpy()[rows],
+            "raw": e["raw"].to_numpy()[rows],
+            "anomalous": e["param_anomalous"].to_numpy(dtype=bool)[rows],
+        }
+    )
     if len(s) > MAX_POINTS:
         keep = np.unique(
             np.concatenate(
@@ -92,22 +102,16 @@ def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
             "marker": {"size": 5, "color": "#4c78a8"},
             "text": [str(r)[:160] for r in s["raw"]],
             "hovertemplate": "line %{x}<br>MSE %{y:.3g}<br>%{text}<extra></extra>",
-        }
+        },
+        {
+            "x": x,
+            "y": _clean(s["threshold"].tolist()),
+            "mode": "lines",
+            "type": "scatter",
+            "name": f"threshold at {report.level:.1%}",
+            "line": {"color": "#e45756", "dash": "dash", "width": 1},
+        },
     ]
-    thresholds = [c for c in s.columns if c.startswith("threshold_")][:3]
-    for col, color in zip(
-        thresholds, ("#f58518", "#e45756", "#b279a2")[: len(thresholds)], strict=True
-    ):
-        traces.append(
-            {
-                "x": x,
-                "y": _clean(s[col].tolist()),
-                "mode": "lines",
-                "type": "scatter",
-                "name": f"threshold {float(col.split('_', 1)[1]):.1%}",
-                "line": {"color": color, "dash": "dash", "width": 1},
-            }
-        )
     me = s[s["line"] == int(row["line"])]
     if len(me):
         traces.append(

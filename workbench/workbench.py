@@ -238,7 +238,12 @@ class Workbench:
     @staticmethod
     def preview(lines: Sequence[str], fmt: str, n: int = 20) -> pd.DataFrame:
         """Parse the first ``n`` lines with a candidate format (for a live preview while typing)."""
-        df = LogParser(fmt).parse(list(lines)[:n])
+        lines = list(lines)[:n]
+        if isinstance(fmt, str) and fmt.strip().lower() == "auto":
+            from workbench.autoformat import choose_format
+
+            fmt = choose_format(lines).format
+        df = LogParser(fmt).parse(lines)
         return df[["line", "parsed", "error", "key", "template", "params", "session", "timestamp"]]
 
     @property
