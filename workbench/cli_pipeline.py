@@ -544,13 +544,13 @@ def _run_show(args: Any) -> int:
     print(f"parameter models: {len(keys)} keys, verdict level {wb.level:.1%}")
     pm = wb.param_model
     for k in keys[: args.keys]:
-        info = pm.keys_[k]
-        thr = {
-            str(lv): _fmt(v)
-            for lv, v in (info.get("thresholds") or {}).items()
-            if not isinstance(v, list | dict)
-        }
-        print(f"  key {k}: thresholds {thr or '(per dimension)'}  {p.template_of(k)}")
+        gt = pm.thresholds_.get(k)
+        thr = "?"
+        if gt is not None and gt.fitted:
+            levels = wb.param_config.levels
+            thr = ", ".join(f"{lv:.1%} {gt.threshold(lv):.3g}" for lv in levels)
+        names = ",".join(pm.keys_[k].get("names", []))
+        print(f"  key {k} [{names}]: MSE thresholds {thr}  {p.template_of(k)}")
     versions = wb.journal.versions()
     current = wb.journal.current_version()
     print(f"model versions: {len(versions)}, current {current}")
