@@ -148,6 +148,11 @@ def _graph_figure(wb: Any, graph: Any, path: tuple[int, ...]) -> dict[str, Any] 
         xs, ys = (px, py) if (a, b) in on_path else (ex, ey)
         xs += [float(pos[a][0]), float(pos[b][0]), None]
         ys += [float(pos[a][1]), float(pos[b][1]), None]
+    ux, uy = [], []  # steps of the path the workflow has no transition for
+    for a, b in on_path:
+        if not graph.has_edge(a, b) and a in pos and b in pos:
+            ux += [float(pos[a][0]), float(pos[b][0]), None]
+            uy += [float(pos[a][1]), float(pos[b][1]), None]
     nodes = list(graph.nodes())
     in_path = set(path)
     labels = [
@@ -158,6 +163,8 @@ def _graph_figure(wb: Any, graph: Any, path: tuple[int, ...]) -> dict[str, Any] 
          "line": {"color": "#bbbbbb", "width": 1}, "hoverinfo": "skip"},
         {"x": px, "y": py, "mode": "lines", "type": "scatter", "name": "path to the anomaly",
          "line": {"color": "#d62728", "width": 3}, "hoverinfo": "skip"},
+        {"x": ux, "y": uy, "mode": "lines", "type": "scatter", "name": "unexpected step",
+         "line": {"color": "#d62728", "width": 2, "dash": "dot"}, "hoverinfo": "skip"},
         {
             "x": [float(pos[n][0]) for n in nodes],
             "y": [float(pos[n][1]) for n in nodes],
