@@ -587,7 +587,7 @@ class LogParser:
             unparsed_reasons=dict(reasons.most_common()),
             keys=int(keys[keys > 0].nunique()),
             unknown=int((keys == UNKNOWN_KEY).sum()),
-            sessions=int(df["session"].dropna().nunique()),
+            sessions=self._count_sessions(df),
             format=self.format.name,
             session_rule=None if (r := self.effective_session_rule) is None else str(r),
             timestamps=int(df.loc[parsed, "timestamp"].notna().sum()) if len(df) else 0,
@@ -595,6 +595,14 @@ class LogParser:
                 str(df.attrs[k]) for k in ("timestamp_problem", "session_problem") if k in df.attrs
             ),
         )
+
+    def _count_sessions(self, df: pd.DataFrame) -> int:
+        rule = self.session_rule
+        if rule is not None and rule.kind == "sliding" and len(df) and df["timestamp"].notna().any():
+            from workbench.sessions import session_groups
+
+            return len(session_groups(df, rule)[0])  # overlapping windows, each counted
+        return int(df["session"].dropna().nunique()) if len(df) else 0
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
@@ -682,8 +690,9 @@ def add_parse_command(subparsers: Any) -> None:
     p.add_argument("log", help="log file (plain or .gz)")
     p.add_argument(
         "--format",
-        default="openstack",
-        help="built-in format name, a loghub-style header, or a regex with (?P<Content>...)",
+        default="auto",
+        help="auto (default: chosen on the first lines), a built-in format name, a loghub-style "
+        "header, or a regex with (?P<Content>...)",
     )
     p.add_argument(
         "--session",
@@ -691,19 +700,25 @@ def add_parse_command(subparsers: Any) -> None:
         help="session rule: 'regex:PATTERN', 'field:NAME', 'window:SECONDS' or "
         "'sliding:SECONDS,STEP' (default: the format's own rule)",
     )
+    p.add_argument("--year", type=int, default=None, help="year of timestamps that carry none")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--csv", action="store_true", help="write CSV instead of parquet")
     p.set_defaults(func=_run_parse)
 
 
 def _run_parse(args: Any) -> int:
-    from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
+    import itertools
+    import sys
 
-    parser = LogParser(args.format)
-    df = parser.parse(args.log, sessions=args.session is None)
-    if args.session is not None:
-        apply_session_rule(df, SessionRule.parse(args.session))
-        add_elapsed_times(df)
+    fmt: Any = args.format
+    if fmt.strip().lower() == "auto":
+        from workbench.autoformat import choose_format
+
+        choice = choose_format(x.text for x in itertools.islice(read_lines(args.log), 1200))
+        fmt = choice.format
+        print(f"chose {choice}", file=sys.stderr)
+    parser = LogParser(fmt, session=args.session, year=args.year)
+    df = parser.parse(args.log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = df.copy()
