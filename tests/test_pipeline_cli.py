@@ -95,6 +95,7 @@ def test_gz_stdin_csv_html_and_strict(run, logs, tmp_path, capsys, monkeypatch):
     assert "Plotly.newPlot" in page and "lines read" in page and "<script src" not in page
 
 
+@pytest.mark.slow
 def test_follow_reports_as_lines_arrive(run, logs, tmp_path):
     grow = tmp_path / "grow.log"
     grow.write_text("")
