@@ -598,7 +598,12 @@ class LogParser:
 
     def _count_sessions(self, df: pd.DataFrame) -> int:
         rule = self.session_rule
-        if rule is not None and rule.kind == "sliding" and len(df) and df["timestamp"].notna().any():
+        if (
+            rule is not None
+            and rule.kind == "sliding"
+            and len(df)
+            and df["timestamp"].notna().any()
+        ):
             from workbench.sessions import session_groups
 
             return len(session_groups(df, rule)[0])  # overlapping windows, each counted
