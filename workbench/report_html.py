@@ -24,7 +24,7 @@ import pandas as pd
 __all__ = ["plotly_js", "render_report"]
 
 MAX_DETAILED = 40  #: anomalies with a diagnosis, context and a figure (the table lists all)
-MAX_POINTS = 4000  #: points per MSE plot (a log's worth of a key is thinned evenly)
+MAX_POINTS = 1500  #: points per MSE plot (a log's worth of a key is thinned evenly)
 
 
 def plotly_js() -> str:
@@ -80,7 +80,6 @@ def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
             "line": e["line"].to_numpy()[rows],
             "mse": e["mse"].to_numpy()[rows],
             "threshold": e["threshold"].to_numpy()[rows],
-            "raw": e["raw"].to_numpy()[rows],
             "anomalous": e["param_anomalous"].to_numpy(dtype=bool)[rows],
         }
     )
@@ -100,8 +99,7 @@ def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
             "type": "scattergl" if len(s) > 1000 else "scatter",
             "name": "MSE",
             "marker": {"size": 5, "color": "#4c78a8"},
-            "text": [str(r)[:160] for r in s["raw"]],
-            "hovertemplate": "line %{x}<br>MSE %{y:.3g}<br>%{text}<extra></extra>",
+            "hovertemplate": "line %{x}<br>MSE %{y:.3g}<extra></extra>",
         },
         {
             "x": x,
