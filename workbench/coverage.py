@@ -10,7 +10,7 @@ is scored, or when timestamps are missing where the session rule or a parameter 
 >>> c = Coverage(lines=200, parsed=0, unparsed_reasons={"does not fit the format": 200},
 ...              format="hdfs")
 >>> c.warnings[0]
-'only 0 of 200 lines fit the format hdfs (0%): is it the wrong format? Try --format auto or give a header.'
+'only 0 of 200 lines fit the format hdfs (0%): wrong format? This log may be in another layout than the training log (train with --format auto or a header that fits).'
 >>> c.verdict(0)
 'nothing was checked (0 of 200 lines parsed)'
 """
@@ -62,8 +62,8 @@ class Coverage:
         if self.parsed < 0.5 * self.lines:
             out.append(
                 f"only {self.parsed} of {self.lines} lines fit the format {fmt} "
-                f"({self.parsed / self.lines:.0%}): is it the wrong format? Try --format auto "
-                "or give a header."
+                f"({self.parsed / self.lines:.0%}): wrong format? This log may be in another "
+                "layout than the training log (train with --format auto or a header that fits)."
             )
         ts_problem = next((p for p in self.problems if "timestamp" in p and "could not" in p), None)
         rule_problem = next((p for p in self.problems if p.startswith("session rule")), None)
