@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from tests.rundir_helpers import copy_run, gen, kill_during_save, rewrite, trained_run
 from workbench.parsing import LogParser
 from workbench.persistence import RunFormatError, RunLockedError
+from workbench.sessions import SessionRule
 from workbench.simulator import simulate
 from workbench.workbench import Workbench
 
@@ -325,10 +326,10 @@ def test_parser_state_transforms_identically_on_loghub(shared_data):
 
 def test_session_rule_is_an_optional_plain_field():
     p = LogParser("<Level> <Content>").fit(["INFO took 3 s", "INFO took 5 s"])
-    p.session_rule = "window:60.0"
+    p.session_rule = SessionRule.parse("window:60")
     state = json.loads(json.dumps(p.to_state()))
-    assert state["session_rule"] == "window:60.0"
-    assert _roundtrip(p).session_rule == "window:60.0"
+    assert state["session_rule"] == str(p.session_rule)
+    assert _roundtrip(p).session_rule == p.session_rule
     del state["session_rule"]
     assert getattr(LogParser.from_state(state), "session_rule", None) is None
     state["session_rule"] = {"py/reduce": []}

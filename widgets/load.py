@@ -106,8 +106,8 @@ class LoadView(View):
         self.path = W.Text(placeholder="path/to/file.log (or .gz)", description="Path")
         self.upload = W.FileUpload(accept="", multiple=False, description="Upload log")
         self.fmt = W.Dropdown(
-            options=[*formats, CUSTOM],
-            value="openstack" if "openstack" in formats else formats[0],
+            options=["auto", *formats, CUSTOM],
+            value="auto",
             description="Format",
         )
         self.custom = W.Text(
@@ -299,8 +299,25 @@ class LoadView(View):
             f"<b>{s.lines:,}</b> lines · <b>{s.parsed:,}</b> parsed · "
             f"<b>{s.unparsed:,}</b> unparsed{f' ({reasons})' if reasons else ''} · "
             f"<b>{s.keys:,}</b> keys · <b>{s.unknown:,}</b> unknown-key entries · "
-            f"<b>{s.sessions:,}</b> sessions</div>"
+            f"<b>{s.sessions:,}</b> sessions<br>format <b>{html.escape(str(s.format))}</b>"
+            f"{_chosen(self.wb)} · session rule <b>{html.escape(str(s.session_rule))}</b>"
+            + "".join(f'<br><span class="dl-error">{html.escape(p)}</span>' for p in s.problems)
+            + (
+                '<br><span class="dl-error">no sessions: the key model will have nothing to '
+                "learn; give a session rule (window:SECONDS, regex:PATTERN, field:NAME)</span>"
+                if s.parsed and not s.sessions
+                else ""
+            )
+            + "</div>"
         )
         cols = ["line", "timestamp", "session", "key", "template", "params", "raw", "error"]
         self.table.value = table_html(self.wb.entries, cols, limit=PREVIEW_ROWS)
         self.say(f"loaded: {s.parsed:,} entries in {s.sessions:,} sessions")
+
+
+def _chosen(wb: Any) -> str:
+    """', chosen automatically (share parsed)' when --format auto picked the format."""
+    choice = getattr(wb, "format_choice", None)
+    if choice is None:
+        return ""
+    return f" (chosen automatically, {choice.share:.0%} of the first lines parsed)"

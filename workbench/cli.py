@@ -37,8 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        print(f"deeplog-workbench {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, OSError, KeyError, RuntimeError) as exc:
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        text = " ".join(str(text).split())  # one line, whatever the message
+        print(f"deeplog-workbench {args.command}: error: {text}", file=sys.stderr)
         return 2
 
 

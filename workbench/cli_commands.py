@@ -18,4 +18,5 @@ COMMANDS = [
     _lazy("workbench.parsing", "add_parse_command"),
     _lazy("workbench.simulator", "add_simulate_command"),
     _lazy("workbench.evaluate", "add_evaluate_command"),
+    _lazy("workbench.cli_pipeline", "add_pipeline_commands"),
 ]

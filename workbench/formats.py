@@ -126,8 +126,8 @@ class Masker:
         """One whitespace-free token with its masked values replaced by ``<NAME>``."""
         if self._regex is not None:
             return self._regex.sub(self._sub, token)
-        for regex, replacement in self._sequential:
-            token = regex.sub(replacement, token)
+        for rx, replacement in self._sequential:
+            token = rx.sub(replacement, token)
         return token
 
     def mask(self, text: str) -> str:
@@ -173,10 +173,24 @@ def header_to_regex(header: str) -> re.Pattern[str]:
         raise ValueError(f"a header names a field twice: {header!r}")
     parts = re.split(r"(<\w+>)", header)
     out = []
-    for part in parts:
+    for i, part in enumerate(parts):
         m = _FIELD.fullmatch(part)
         if m:
-            out.append(f"(?P<{m.group(1)}>.*?)")
+            # A field may not run over the text that ends it: one followed by a space and then a field
+            # is one or more non-space characters, one followed by a plain character (':', ']', '|'...)
+            # does not contain it; the content runs to the end of the line.
+            # Same matches as loghub's lazy '.*?', without its exponential backtracking on lines
+            # that do not fit (a log in another layout).
+            nxt = parts[i + 1] if i + 1 < len(parts) else ""
+            body = ".*" if m.group(1) == "Content" and not nxt else ".*?"
+            if m.group(1) != "Content" and nxt[:1] == " ":
+                body = r"\S+" if not nxt.strip() else ".*?"
+            elif m.group(1) != "Content" and nxt:
+                escaped = nxt[0] == "\\" and len(nxt) > 1
+                stop = nxt[1] if escaped else nxt[0]
+                if not stop.isalnum() and (escaped or stop not in "()[]?*+.{}|^$\\"):
+                    body = f"[^{re.escape(stop)}]*?"
+            out.append(f"(?P<{m.group(1)}>{body})")
         else:
             # Spaces are flexible; a literal '-' is escaped, the rest is loghub regex syntax.
             literal = re.sub(r" +", r"\\s+", part).replace("-", r"\-")
@@ -198,7 +212,9 @@ class LogFormat:
     name: str  # a short name shown in reports
     pattern: str  # regular expression with named groups, including 'Content'
     timestamp_fields: tuple[str, ...] = ()  # fields joined by a space to form the timestamp
-    timestamp_format: str | None = None  # strptime format of that text; None lets pandas infer it
+    # strptime format of that text (None lets pandas infer it, "%s" reads seconds since 1970); a
+    # format without a year (syslog) gets the parser's year, by default the current one
+    timestamp_format: str | None = None
     session_regex: str | None = (
         None  # default session rule: first match (group 1 if any) in Content
     )
@@ -364,12 +380,13 @@ BUILTIN_FORMATS: dict[str, LogFormat] = {
         _h(
             "linux",
             r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
-            timestamp_fields=(),
+            timestamp_fields=("Month", "Date", "Time"),
+            timestamp_format="%b %d %H:%M:%S",
         ),
         _h(
             "android",
             "<Date> <Time> <Pid> <Tid> <Level> <Component>: <Content>",
-            timestamp_fields=(),
+            timestamp_format="%m-%d %H:%M:%S.%f",
         ),
         _h(
             "healthapp",
@@ -377,19 +394,23 @@ BUILTIN_FORMATS: dict[str, LogFormat] = {
             timestamp_format="%Y%m%d-%H:%M:%S:%f",
         ),
         _h("apache", r"\[<Time>\] \[<Level>\] <Content>", timestamp_format="%a %b %d %H:%M:%S %Y"),
-        _h("proxifier", r"\[<Time>\] <Program> - <Content>", timestamp_fields=()),
+        _h("proxifier", r"\[<Time>\] <Program> - <Content>", timestamp_format="%m.%d %H:%M:%S"),
         _h(
             "openssh",
             r"<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>",
-            timestamp_fields=(),
+            timestamp_fields=("Date", "Day", "Time"),
+            timestamp_format="%b %d %H:%M:%S",
         ),
         _h(
-            "hpc", "<LogId> <Node> <Component> <State> <Time> <Flag> <Content>", timestamp_fields=()
+            "hpc",
+            "<LogId> <Node> <Component> <State> <Time> <Flag> <Content>",
+            timestamp_format="%s",
         ),
         _h(
             "mac",
             r"<Month>  <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>",
-            timestamp_fields=(),
+            timestamp_fields=("Month", "Date", "Time"),
+            timestamp_format="%b %d %H:%M:%S",
         ),
     )
 }

@@ -166,6 +166,23 @@ class KeyModelConfig:
             f"bad validation_split {self.validation_split!r}"
         )
 
+    @classmethod
+    def preset(cls, name: str = "recommended", **changes: Any) -> KeyModelConfig:
+        """A named configuration, with ``changes`` on top.
+
+        ``"recommended"``: the configuration validated on HDFS (README: h = 5, session counts, an
+        ensemble of 3 networks, g and the probability floor chosen on 2 cross-fitted folds of the
+        training sequences); what the workbench and the command line use unless told otherwise.
+        ``"paper"``: the paper's exact model (h = 10, g = 9, L = 2, alpha = 64, one network, no
+        session counts).
+
+        >>> KeyModelConfig.preset("recommended").ensemble, KeyModelConfig.preset("paper").top_g
+        (3, 9)
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **changes})
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
         return asdict(self)
@@ -195,6 +212,29 @@ class KeyModelConfig:
             learning_rate=self.learning_rate,
             patience=self.patience,
         )
+
+
+#: Named key-model configurations (see :meth:`KeyModelConfig.preset`).
+PRESETS: dict[str, dict[str, Any]] = {
+    "recommended": {
+        "window": 5,
+        "top_g": "auto",
+        "min_probability": "auto",
+        "session_counts": True,
+        "ensemble": 3,
+        "validation_folds": 2,
+    },
+    "paper": {
+        "window": 10,
+        "top_g": 9,
+        "min_probability": 0.0,
+        "num_layers": 2,
+        "hidden_size": 64,
+        "session_counts": False,
+        "ensemble": 1,
+        "validation_folds": 1,
+    },
+}
 
 
 class NextKeyLSTM(nn.Module):

@@ -168,13 +168,23 @@ class ParseSummary:
     keys: int
     unknown: int
     sessions: int
+    format: str | None = None  # the line format's name
+    session_rule: str | None = None  # the rule sessions were grouped by (None: no rule)
+    timestamps: int | None = None  # entries with a readable timestamp
+    problems: tuple[str, ...] = ()  # plain sentences: unreadable timestamps, a rule that failed
 
     def __str__(self) -> str:
         reasons = ", ".join(f"{n} {r}" for r, n in self.unparsed_reasons.items()) or "none"
-        return (
+        text = (
             f"{self.lines} lines, {self.parsed} parsed, {self.unparsed} unparsed ({reasons}), "
             f"{self.keys} keys, {self.unknown} unknown-key entries, {self.sessions} sessions"
         )
+        if self.format is not None:
+            rule = self.session_rule or "none (no session rule)"
+            text += f"; format {self.format}, session rule {rule}"
+        if self.timestamps is not None:
+            text += f", {self.timestamps} with a timestamp"
+        return text + "".join(f"; {p}" for p in self.problems)
 
     def __getitem__(self, name: str) -> Any:
         return getattr(self, name)
@@ -202,6 +212,14 @@ class LogParser:
     merge
         Merge the keys of templates that share their constant skeleton (multi-word variables that
         Drain splits by token count; see :mod:`workbench.template_refine`).
+    session
+        The session rule (``regex:PATTERN``, ``field:NAME``, ``window:SECONDS``,
+        ``sliding:SECONDS,STEP`` or a :class:`~workbench.sessions.SessionRule`); None uses the
+        format's own rule. Kept as :attr:`session_rule` and applied by every later :meth:`parse`
+        and :meth:`transform`, so a log scored later is grouped exactly as the training log was.
+    year
+        The year given to timestamps that carry none (syslog's ``Jan 14 15:16:01``); None means
+        the current year.
 
     Key ids (1, 2, ...) are given in order of first appearance and never change once given, so they
     persist with :meth:`to_state`. After :meth:`fit`, :meth:`transform` maps unseen templates to :data:`UNKNOWN_KEY`.
@@ -217,7 +235,11 @@ class LogParser:
         max_line_bytes: int = MAX_LINE_BYTES,
         max_word_values: int = 8,
         merge: bool = True,
+        session: Any = None,
+        year: int | None = None,
     ) -> None:
+        from workbench.sessions import SessionRule
+
         base = get_format(fmt)
         changes: dict[str, Any] = {}
         if masks is not None:
@@ -242,6 +264,19 @@ class LogParser:
         self.key_aliases_: dict[int, list[tuple[int, _Fixed]]] = {}  # key -> merged-in members
         self.key_signatures_: dict[tuple[str, ...], int] = {}  # constant skeleton -> key
         self.feedback_clusters_: set[int] = set()  # clusters created by learn_line
+        self.session_rule: SessionRule | None = (
+            SessionRule.parse(session) if isinstance(session, str) else session
+        )
+        if year is not None and not 1 <= int(year) <= 9999:
+            raise ValueError(f"year must be between 1 and 9999, got {year!r}")
+        self.year = None if year is None else int(year)
+
+    @property
+    def effective_session_rule(self) -> Any:
+        """The rule sessions are grouped by: :attr:`session_rule`, else the format's own (or None)."""
+        from workbench.sessions import format_rule
+
+        return self.session_rule or format_rule(self.format)
 
     @property
     def _words(self) -> dict[int, dict[int, Any]]:
@@ -505,8 +540,13 @@ class LogParser:
         first_line
             Line number of the first line, when parsing one partition of a larger log.
         sessions
-            Assign sessions with the format's default rule and compute elapsed times. Turn off when
-            parsing partitions; run :func:`workbench.sessions.add_elapsed_times` on the whole result.
+            Assign sessions with :attr:`session_rule` (else the format's own rule) and compute
+            elapsed times. Turn off when parsing partitions; run
+            :func:`workbench.sessions.assign_sessions` and
+            :func:`workbench.sessions.add_elapsed_times` on the whole result.
+
+        Problems that leave rows without a session or a timestamp are noted in ``df.attrs``:
+        ``'session_problem'`` and ``'timestamp_problem'`` (plain sentences).
         """
         fmt = self.format
         split = fmt.split
@@ -574,7 +614,7 @@ class LogParser:
             if c not in params:
                 params[c] = _numeric_params(c, positions[m]) if m in positions else ()
         df["params"] = pd.Series([params[c] for c in rows_content], dtype=object)
-        df["timestamp"] = self._timestamps(rows_fields)
+        df["timestamp"], ts_problem = self._timestamps(rows_fields, first_line)
         df["label"] = pd.Series(
             [f.get(fmt.label_field) if f and fmt.label_field else None for f in rows_fields],
             dtype=object,
@@ -590,33 +630,70 @@ class LogParser:
         df["session"] = pd.Series([None] * n, dtype=object)
         df["dt_session"] = np.nan
         df["dt_global"] = np.nan
+        session_problem = None
         if sessions and n:
-            from workbench.sessions import add_elapsed_times, assign_default_sessions
+            from workbench.formats import RegexTimeoutError
+            from workbench.sessions import add_elapsed_times, assign_sessions
 
-            assign_default_sessions(df, fmt)
+            try:
+                assign_sessions(df, fmt, self.session_rule)
+            except RegexTimeoutError:  # a user pattern that never ends is an input error
+                raise
+            except ValueError as exc:  # a window rule on a log without readable timestamps
+                session_problem = f"session rule {self.effective_session_rule}: {exc}"
+                logger.warning("%s", session_problem)
             add_elapsed_times(df)
         cols = ["line", "raw", "timestamp", "session", "key", "template", "params"]
         cols += ["dt_session", "dt_global", "label", "parsed", "error", "content"]
-        return df[cols + [c for c in df.columns if c not in cols]]
+        out = df[cols + [c for c in df.columns if c not in cols]]
+        if ts_problem:
+            out.attrs["timestamp_problem"] = ts_problem
+        if session_problem:
+            out.attrs["session_problem"] = session_problem
+        return out
 
-    def _timestamps(self, rows_fields: list[dict[str, str] | None]) -> pd.Series:
+    def _timestamps(
+        self, rows_fields: list[dict[str, str] | None], first_line: int = 1
+    ) -> tuple[pd.Series, str | None]:
+        """Timestamps of the rows, and a plain sentence about those that could not be read."""
         fmt = self.format
         if not fmt.timestamp_fields:
-            return pd.Series(pd.NaT, index=range(len(rows_fields)), dtype="datetime64[ns]")
-        text = [
-            " ".join(f[t] or "" for t in fmt.timestamp_fields) if f else None for f in rows_fields
-        ]
-        kw: dict[str, Any] = {"errors": "coerce"}
-        kw["format"] = fmt.timestamp_format if fmt.timestamp_format else "mixed"
-        ts = pd.to_datetime(pd.Series(text, dtype=object), **kw)
+            return pd.Series(pd.NaT, index=range(len(rows_fields)), dtype="datetime64[ns]"), None
+        text = pd.Series(
+            [
+                " ".join(f[t] or "" for t in fmt.timestamp_fields) if f else None
+                for f in rows_fields
+            ],
+            dtype=object,
+        )
+        spec = fmt.timestamp_format
+        if spec == "%s":  # seconds since 1970
+            num = pd.to_numeric(text, errors="coerce")
+            ts = pd.to_datetime(num, unit="s", errors="coerce")
+        else:
+            if spec and "%Y" not in spec and "%y" not in spec:  # syslog-style: no year
+                year = self.year or pd.Timestamp.now().year
+                text = text.map(lambda t: None if t is None else f"{year} {t}")
+                spec = "%Y " + spec
+            ts = pd.to_datetime(text, format=spec or "mixed", errors="coerce")
         if getattr(ts.dt, "tz", None) is not None:
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        return ts.astype("datetime64[ns]")
+        ts = ts.astype("datetime64[ns]")
+        bad = np.flatnonzero(text.notna().to_numpy() & ts.isna().to_numpy())
+        problem = None
+        if len(bad):
+            shown = " ".join(str(text.iloc[bad[0]]).split())
+            expected = f" as {fmt.timestamp_format}" if fmt.timestamp_format else ""
+            problem = (
+                f"{len(bad)} of {int(text.notna().sum())} timestamps could not be read{expected} "
+                f"(the first, on line {first_line + int(bad[0])}: {shown!r})"
+            )
+        return ts, problem
 
     # ------------------------------------------------------------------ reports
-    @staticmethod
-    def summary(df: pd.DataFrame) -> ParseSummary:
-        """Counts of a parsed frame: lines, parsed, unparsed by reason, keys, unknowns, sessions."""
+    def summary(self, df: pd.DataFrame) -> ParseSummary:
+        """Counts of a parsed frame: lines, parsed, unparsed by reason, keys, unknowns, sessions,
+        with the format, the session rule in force and the problems noted while parsing."""
         parsed = df["parsed"].to_numpy(dtype=bool) if len(df) else np.zeros(0, bool)
         reasons = Counter(str(e) for e, ok in zip(df["error"], parsed, strict=True) if not ok)
         keys = df.loc[parsed, "key"]
@@ -627,8 +704,27 @@ class LogParser:
             unparsed_reasons=dict(reasons.most_common()),
             keys=int(keys[keys > 0].nunique()),
             unknown=int((keys == UNKNOWN_KEY).sum()),
-            sessions=int(df["session"].dropna().nunique()),
+            sessions=self._count_sessions(df),
+            format=self.format.name,
+            session_rule=None if (r := self.effective_session_rule) is None else str(r),
+            timestamps=int(df.loc[parsed, "timestamp"].notna().sum()) if len(df) else 0,
+            problems=tuple(
+                str(df.attrs[k]) for k in ("timestamp_problem", "session_problem") if k in df.attrs
+            ),
         )
+
+    def _count_sessions(self, df: pd.DataFrame) -> int:
+        rule = self.session_rule
+        if (
+            rule is not None
+            and rule.kind == "sliding"
+            and len(df)
+            and df["timestamp"].notna().any()
+        ):
+            from workbench.sessions import session_groups
+
+            return len(session_groups(df, rule)[0])  # overlapping windows, each counted
+        return int(df["session"].dropna().nunique()) if len(df) else 0
 
     # ------------------------------------------------------------------ persistence
     #: Version of the plain-JSON parser state written by :meth:`to_state`.
@@ -687,9 +783,10 @@ class LogParser:
             "cache": [[str(m), int(c)] for m, c in self._cache.items()],
             "refine": self.refine_state(),
         }
-        rule = getattr(self, "session_rule", None)
-        if rule is not None:
-            state["session_rule"] = rule if isinstance(rule, str) else _rule_text(rule)
+        if self.year is not None:
+            state["year"] = int(self.year)
+        if self.session_rule is not None:
+            state["session_rule"] = str(self.session_rule)
         return state
 
     @classmethod
@@ -700,6 +797,8 @@ class LogParser:
         state can fail to load but never makes anything run. Raises ValueError naming the field.
         """
         from drain3.drain import LogCluster, Node
+
+        from workbench.sessions import SessionRule
 
         def need(obj: Any, kind: type | tuple[type, ...], what: str) -> Any:
             if isinstance(obj, bool) and kind in (int, float, (int, float)):
@@ -797,11 +896,10 @@ class LogParser:
             parser.load_refine_state(need(state.get("refine", {}), dict, "refine"))
             rule = state.get("session_rule")
             if rule is not None:
-                need(rule, str, "session_rule")
-                from workbench.sessions import SessionRule
-
-                SessionRule.parse(rule)  # refuse a rule that does not read back
-                parser.session_rule = rule  # type: ignore[attr-defined]
+                parser.session_rule = SessionRule.parse(need(rule, str, "session_rule"))
+            year = state.get("year")
+            if year is not None:
+                parser.year = need(year, int, "year")
         except KeyError as exc:
             raise ValueError(f"malformed parser state: field {exc} is missing") from exc
         except (TypeError, ValueError) as exc:
@@ -810,17 +908,6 @@ class LogParser:
             raise ValueError(f"malformed parser state: {exc}") from exc
         parser.drain_ = drain
         return parser
-
-
-def _rule_text(rule: Any) -> str:
-    """The ``KIND:VALUE`` text of a :class:`~workbench.sessions.SessionRule`."""
-    if rule.kind == "regex":
-        return f"regex:{rule.pattern}"
-    if rule.kind == "field":
-        return f"field:{rule.field}"
-    if rule.kind == "window":
-        return f"window:{rule.seconds}"
-    return f"sliding:{rule.seconds},{rule.step}"
 
 
 def _numeric_params(content: str, positions: tuple[int, ...]) -> tuple[float, ...]:
@@ -852,8 +939,9 @@ def add_parse_command(subparsers: Any) -> None:
     p.add_argument("log", help="log file (plain or .gz)")
     p.add_argument(
         "--format",
-        default="openstack",
-        help="built-in format name, a loghub-style header, or a regex with (?P<Content>...)",
+        default="auto",
+        help="auto (default: chosen on the first lines), a built-in format name, a loghub-style "
+        "header, or a regex with (?P<Content>...)",
     )
     p.add_argument(
         "--session",
@@ -861,14 +949,17 @@ def add_parse_command(subparsers: Any) -> None:
         help="session rule: 'regex:PATTERN', 'field:NAME', 'window:SECONDS' or "
         "'sliding:SECONDS,STEP' (default: the format's own rule)",
     )
+    p.add_argument("--year", type=int, default=None, help="year of timestamps that carry none")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--csv", action="store_true", help="write CSV instead of parquet")
     p.set_defaults(func=_run_parse)
 
 
 def _run_parse(args: Any) -> int:
+    import itertools
+    import sys
+
     from workbench.persistence import check_output_file
-    from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
 
     log = Path(args.log)
     if not log.exists():
@@ -881,10 +972,16 @@ def _run_parse(args: Any) -> int:
     targets = [out / ("entries.csv" if args.csv else "entries.parquet"), out / "templates.csv"]
     for t in targets:
         check_output_file(t)
-    parser = LogParser(args.format)
-    rule = SessionRule.parse(args.session) if args.session is not None else None
+    fmt: Any = args.format
     try:
-        df = parser.parse(log, sessions=rule is None)
+        if fmt.strip().lower() == "auto":
+            from workbench.autoformat import choose_format
+
+            choice = choose_format(x.text for x in itertools.islice(read_lines(log), 1200))
+            fmt = choice.format
+            print(f"chose {choice}", file=sys.stderr)
+        parser = LogParser(fmt, session=args.session, year=args.year)
+        df = parser.parse(log)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ValueError(f"{log}: truncated or corrupt gzip file ({exc})") from None
     except UnicodeError as exc:
@@ -896,9 +993,6 @@ def _run_parse(args: Any) -> int:
             f"{log}: none of the {summary.lines} lines was parsed ({why}) with the format "
             f"{parser.format.name!r}; check --format (the Content group must match every line)"
         )
-    if rule is not None:
-        apply_session_rule(df, rule)
-        add_elapsed_times(df)
     out.mkdir(parents=True, exist_ok=True)
     table = df.copy()
     table["params"] = table["params"].map(lambda p: " ".join(repr(v) for v in p))
@@ -910,7 +1004,6 @@ def _run_parse(args: Any) -> int:
                 table[col] = table[col].map(lambda v: None if v is None else str(v))
         table.to_parquet(targets[0], index=False)
     parser.templates_.to_csv(targets[1], index=False)
-    summary = parser.summary(df)  # again: the session rule may have changed the sessions
     print(f"{args.log}: {summary}")
     if summary.lines == 0:
         print("warning: the input is empty")

@@ -6,7 +6,12 @@ A session is what DeepLog scores as one sequence: an HDFS block (``blk_...``), a
 * ``regex:PATTERN``: the first match in the message (group 1 when the pattern has a group);
 * ``field:NAME``: the value of a header field (BGL's ``Node``);
 * ``window:SECONDS``: fixed, non-overlapping time windows;
-* ``sliding:SECONDS,STEP``: overlapping windows, an entry may belong to several.
+* ``sliding:SECONDS,STEP``: overlapping windows (a window of SECONDS starts every STEP seconds), so
+  an entry may belong to several; ``df['session']`` names the latest window that covers it and
+  :func:`session_groups` gives the full membership (what the key model scores).
+
+Window rules count from an *origin*: the first timestamp of the frame unless one is given (the
+online detector passes the first timestamp it saw, so windows stay aligned across batches).
 
 >>> df = pd.DataFrame({"content": ["open blk_1", "open blk_2", "close blk_1"], "key": [1, 1, 2],
 ...                    "parsed": [True, True, True], "line": [1, 2, 3]})
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +37,9 @@ __all__ = [
     "add_elapsed_times",
     "apply_session_rule",
     "assign_default_sessions",
+    "assign_sessions",
     "group_sessions",
+    "session_groups",
     "session_sequences",
 ]
 
@@ -89,6 +97,46 @@ class SessionRule:
             raise ValueError(f"bad session rule {text!r}: {exc}") from exc
         raise ValueError(f"session rule kind must be one of {_KINDS}, got {kind!r}")
 
+    def __str__(self) -> str:
+        """The text :meth:`parse` reads back.
+
+        >>> str(SessionRule.parse("sliding:60,10")), str(SessionRule.parse("field:Node"))
+        ('sliding:60,10', 'field:Node')
+        """
+        if self.kind == "regex":
+            return f"regex:{self.pattern}"
+        if self.kind == "field":
+            return f"field:{self.field}"
+        if self.kind == "window":
+            return f"window:{self.seconds:g}"
+        return f"sliding:{self.seconds:g},{self.step:g}"
+
+    @property
+    def needs_timestamps(self) -> bool:
+        """Window rules group by time."""
+        return self.kind in ("window", "sliding")
+
+
+def format_rule(fmt: LogFormat) -> SessionRule | None:
+    """The format's own session rule (id regex or header field), None when it has none."""
+    if fmt.session_regex:
+        return SessionRule("regex", pattern=fmt.session_regex)
+    if fmt.session_field:
+        return SessionRule("field", field=fmt.session_field)
+    return None
+
+
+def assign_sessions(
+    df: pd.DataFrame, fmt: LogFormat, rule: SessionRule | None = None, origin: Any = None
+) -> SessionRule | None:
+    """Set ``df['session']`` with ``rule``, else the format's own rule; the rule used (or None)."""
+    if rule is None:
+        rule = format_rule(fmt)
+        if rule is None or (rule.kind == "field" and rule.field not in df.columns):
+            return None
+    apply_session_rule(df, rule, origin=origin)
+    return rule
+
 
 def assign_default_sessions(df: pd.DataFrame, fmt: LogFormat) -> None:
     """Set ``df['session']`` with the format's own rule (id regex or field), if it has one."""
@@ -98,8 +146,9 @@ def assign_default_sessions(df: pd.DataFrame, fmt: LogFormat) -> None:
         apply_session_rule(df, SessionRule("field", field=fmt.session_field))
 
 
-def apply_session_rule(df: pd.DataFrame, rule: SessionRule) -> None:
-    """Set ``df['session']`` in place. Sliding windows overlap: use :func:`group_sessions` for them."""
+def apply_session_rule(df: pd.DataFrame, rule: SessionRule, origin: Any = None) -> None:
+    """Set ``df['session']`` in place. Sliding windows overlap: ``session`` names the latest window
+    covering each entry; :func:`group_sessions` gives every window's members."""
     parsed = df["parsed"].to_numpy(dtype=bool)
     if rule.kind == "regex":
         from workbench.formats import REGEX_TIMEOUT, RegexTimeoutError
@@ -124,27 +173,34 @@ def apply_session_rule(df: pd.DataFrame, rule: SessionRule) -> None:
             )
         s = df[rule.field].astype(object)
         df["session"] = s.where(parsed & s.notna().to_numpy(), None)
-    elif rule.kind == "window":
-        start = _window_index(df, rule.seconds)  # type: ignore[arg-type]
-        df["session"] = pd.Series(
-            [f"w{int(i)}" if i >= 0 else None for i in start], index=df.index, dtype=object
-        )
     else:
-        raise ValueError("sliding windows overlap; use group_sessions() to get their membership")
+        # fixed windows are named w0, w1, ...; a sliding window by its start, s0, s1, ...
+        step = rule.seconds if rule.kind == "window" else rule.step
+        start = _window_index(df, step, origin)  # type: ignore[arg-type]
+        prefix = "w" if rule.kind == "window" else "s"
+        df["session"] = pd.Series(
+            [f"{prefix}{int(i)}" if i >= 0 else None for i in start], index=df.index, dtype=object
+        )
 
 
-def _window_index(df: pd.DataFrame, seconds: float) -> np.ndarray:
+def _seconds(df: pd.DataFrame, origin: Any = None) -> np.ndarray:
     if "timestamp" not in df.columns or df["timestamp"].isna().all():
-        raise ValueError("time-window sessions need timestamps, and this log has none")
+        raise ValueError("time-window sessions need timestamps, and none could be read in this log")
     ts = df["timestamp"]
-    t0 = ts.min()
-    sec = (ts - t0).dt.total_seconds().to_numpy()
+    t0 = ts.min() if origin is None else pd.Timestamp(origin)
+    return (ts - t0).dt.total_seconds().to_numpy()
+
+
+def _window_index(df: pd.DataFrame, seconds: float, origin: Any = None) -> np.ndarray:
+    sec = _seconds(df, origin)
     idx = np.floor(sec / seconds)
     ok = df["parsed"].to_numpy(dtype=bool) & np.isfinite(idx)
     return np.where(ok, np.nan_to_num(idx, nan=-1), -1).astype(np.int64)
 
 
-def group_sessions(df: pd.DataFrame, rule: SessionRule | None = None) -> pd.DataFrame:
+def group_sessions(
+    df: pd.DataFrame, rule: SessionRule | None = None, origin: Any = None
+) -> pd.DataFrame:
     """Long-form membership: one row per (session, entry) with columns ``session`` and ``row``.
 
     For non-overlapping rules this is ``df['session']`` made long; for sliding windows an entry
@@ -153,25 +209,54 @@ def group_sessions(df: pd.DataFrame, rule: SessionRule | None = None) -> pd.Data
     if rule is None or rule.kind != "sliding":
         if rule is not None:
             df = df.copy()
-            apply_session_rule(df, rule)
+            apply_session_rule(df, rule, origin=origin)
         s = df["session"].to_numpy(dtype=object)
         rows = np.flatnonzero(pd.notna(s))
         return pd.DataFrame({"session": s[rows], "row": rows})
-    if df["timestamp"].isna().all():
-        raise ValueError("time-window sessions need timestamps, and this log has none")
-    sec = (df["timestamp"] - df["timestamp"].min()).dt.total_seconds().to_numpy()
+    sec = _seconds(df, origin)
     ok = df["parsed"].to_numpy(dtype=bool) & np.isfinite(sec)
     size, step = float(rule.seconds), float(rule.step)  # type: ignore[arg-type]
-    sessions, rows = [], []
-    last = np.nanmax(np.where(ok, sec, np.nan)) if ok.any() else 0.0
-    k = 0
-    while k * step <= last:
-        lo = k * step
-        members = np.flatnonzero(ok & (sec >= lo) & (sec < lo + size))
-        sessions.extend([f"s{k}"] * len(members))
-        rows.extend(members.tolist())
-        k += 1
-    return pd.DataFrame({"session": pd.Series(sessions, dtype=object), "row": rows})
+    # entry at t belongs to the windows k with k*step <= t < k*step + size
+    rows_ok = np.flatnonzero(ok & (sec >= 0))
+    t = sec[rows_ok]
+    last_k = np.floor(t / step).astype(np.int64)
+    first_k = np.maximum(np.floor((t - size) / step).astype(np.int64) + 1, 0)
+    first_k = np.where(first_k * step + size <= t, first_k + 1, first_k)
+    counts = last_k - first_k + 1
+    row = np.repeat(rows_ok, counts)
+    offs = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    k = np.repeat(first_k, counts) + offs
+    order = np.lexsort((row, k))
+    names = np.array([f"s{i}" for i in k[order]], dtype=object)
+    return pd.DataFrame({"session": pd.Series(names, dtype=object), "row": row[order]})
+
+
+def session_groups(
+    df: pd.DataFrame, rule: SessionRule | None = None, origin: Any = None
+) -> tuple[list[str], list[np.ndarray]]:
+    """Session names (in order of first entry) and each session's positional rows of parsed
+    entries, in log order. Sliding windows overlap, so a row may be in several groups; other
+    rules use ``df['session']``."""
+    if rule is not None and rule.kind == "sliding" and df["timestamp"].notna().any():
+        members = group_sessions(df, rule, origin=origin)
+    else:
+        members = group_sessions(df)
+    rows = members["row"].to_numpy(dtype=np.int64)
+    keep = df["parsed"].to_numpy(dtype=bool)[rows] if len(rows) else np.zeros(0, bool)
+    members = members[keep]
+    if not len(members):
+        return [], []
+    codes, names = pd.factorize(members["session"], sort=False)
+    rows = members["row"].to_numpy(dtype=np.int64)
+    first = np.full(len(names), np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, rows)
+    rank = np.empty(len(names), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(names))
+    codes = rank[codes]
+    names = np.asarray(names, dtype=object)[np.argsort(first, kind="stable")]
+    order = np.lexsort((rows, codes))
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return [str(n) for n in names], np.split(rows[order], bounds)
 
 
 def session_sequences(df: pd.DataFrame, rule: SessionRule | None = None) -> dict[str, np.ndarray]:

@@ -41,6 +41,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from workbench.coverage import Coverage
 from workbench.detection import detect
 from workbench.journal import FeedbackJournal, StaleVersionError
 from workbench.keymodel import KeyModel, KeyModelConfig, distinct_examples
@@ -50,7 +51,7 @@ from workbench.parsing import UNKNOWN_KEY, LogParser, ParseSummary
 from workbench.persistence import RunLock
 from workbench.runs import load_workbench, save_workbench, state_from_bytes, state_to_bytes
 from workbench.sequences import END_KEY
-from workbench.sessions import SessionRule, add_elapsed_times, apply_session_rule
+from workbench.sessions import SessionRule, session_groups
 from workbench.workflow import WorkflowConfig, build_workflows, key_sequences
 from workbench.workflow_model import keymodel_distribution, model_tasks
 
@@ -84,6 +85,13 @@ class DetectionReport:
     g: int
     level: float
     seconds: float = 0.0
+    coverage: Coverage | None = None  # what was read and checked, with warnings
+
+    @property
+    def verdict(self) -> str:
+        """'N anomalies in M checked entries', or 'nothing was checked' when nothing was."""
+        n = len(self.anomalies)
+        return self.coverage.verdict(n) if self.coverage is not None else f"{n} anomalies"
 
     def anomaly(self, anomaly_id: int) -> pd.Series:
         """The row of one anomaly; KeyError with the id when there is none."""
@@ -117,7 +125,8 @@ class Workbench:
     entries
         The parsed training entries (normal behaviour to learn from).
     key_config, param_config, workflow_config
-        Model settings; the paper's defaults when None.
+        Model settings; when None, the key model's recommended configuration
+        (:meth:`KeyModelConfig.preset` ``"recommended"``) and the other models' defaults.
     run_dir
         Where :meth:`save` writes and the feedback journal lives; a temporary folder until then.
     seed
@@ -140,7 +149,7 @@ class Workbench:
         self.parser = parser
         self.entries = entries
         # g chosen on validation; room for 64 message kinds learned online from feedback
-        self.key_config = key_config or KeyModelConfig(top_g="auto", spare_keys=64)
+        self.key_config = key_config or KeyModelConfig.preset("recommended", spare_keys=64)
         self.param_config = param_config or ParamModelConfig()
         self.workflow_config = workflow_config or WorkflowConfig()
         self.seed = seed
@@ -159,6 +168,7 @@ class Workbench:
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.format_choice: Any = None  # how --format auto chose, when it did
         if run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="deeplog-run-")
             run_dir = self._tmp.name
@@ -179,19 +189,33 @@ class Workbench:
     def from_logs(
         cls,
         source: Any,
-        fmt: str = "openstack",
+        fmt: Any = "auto",
         *,
         session: str | SessionRule | None = None,
+        year: int | None = None,
         **kwargs: Any,
     ) -> Workbench:
-        """Parse a log (path, bytes or lines) and wrap it; ``session`` overrides the format's rule."""
-        parser = LogParser(fmt)
-        entries = parser.parse(source, sessions=session is None)
-        if session is not None:
-            rule = SessionRule.parse(session) if isinstance(session, str) else session
-            apply_session_rule(entries, rule)
-            add_elapsed_times(entries)
-        return cls(parser, entries, **kwargs)
+        """Parse a log (path, bytes or lines) and wrap it.
+
+        ``fmt`` is a built-in name, a header, a regex, a LogFormat or ``"auto"`` (chosen on the
+        first lines, see :mod:`workbench.autoformat`; the choice is in :attr:`format_choice`).
+        ``session`` overrides the format's session rule; it is kept by the parser and applied to
+        every log :meth:`detect` reads later, and saved with the run. ``year`` dates timestamps
+        that carry none (default: the current year).
+        """
+        choice = None
+        if isinstance(fmt, str) and fmt.strip().lower() == "auto":
+            from workbench.autoformat import choose_format
+
+            if not isinstance(source, str | Path | bytes):
+                source = list(source)  # read once, used twice
+            choice = choose_format(line.text for line in _head(source))
+            fmt = choice.format
+        parser = LogParser(fmt, session=session, year=year)
+        entries = parser.parse(source)
+        wb = cls(parser, entries, **kwargs)
+        wb.format_choice = choice
+        return wb
 
     @classmethod
     def from_simulation(
@@ -226,11 +250,22 @@ class Workbench:
     @staticmethod
     def preview(lines: Sequence[str], fmt: str, n: int = 20) -> pd.DataFrame:
         """Parse the first ``n`` lines with a candidate format (for a live preview while typing)."""
-        df = LogParser(fmt).parse(list(lines)[:n])
+        lines = list(lines)[:n]
+        if isinstance(fmt, str) and fmt.strip().lower() == "auto":
+            from workbench.autoformat import choose_format
+
+            fmt = choose_format(lines).format
+        df = LogParser(fmt).parse(lines)
         return df[["line", "parsed", "error", "key", "template", "params", "session", "timestamp"]]
 
+    @property
+    def session_rule(self) -> SessionRule | None:
+        """The session rule every parse of this workbench uses (the parser's, else the format's)."""
+        return self.parser.effective_session_rule
+
     def summary(self) -> ParseSummary:
-        """Counts of the training log: lines, parsed, unparsed by reason, keys, sessions."""
+        """Counts of the training log: lines, parsed, unparsed by reason, keys, sessions, with the
+        format and the session rule in force."""
         return self.parser.summary(self.entries)
 
     # ------------------------------------------------------------------ events
@@ -252,16 +287,7 @@ class Workbench:
     # ------------------------------------------------------------------ training
     def _sessions(self, entries: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
         """Session names and, per session, the positional rows of its parsed entries in order."""
-        sess = entries["session"].to_numpy(dtype=object)
-        ok = entries["parsed"].to_numpy(dtype=bool) & pd.notna(sess)
-        rows = np.flatnonzero(ok)
-        if not len(rows):
-            return [], []
-        codes, names = pd.factorize(pd.Series(sess[rows], dtype=object), sort=False)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.flatnonzero(np.diff(codes[order])) + 1
-        groups = np.split(rows[order], bounds)
-        return [str(n) for n in names], groups
+        return session_groups(entries, self.parser.session_rule)
 
     def stop(self) -> None:
         """Ask a running :meth:`fit` to stop after the current step; the models stay usable."""
@@ -395,7 +421,7 @@ class Workbench:
         position = np.full(n, -1, dtype=np.int64)
         cand: dict[int, list[tuple[int, str, float]]] = {}
         end_rows: dict[int, tuple[int, float, list[tuple[int, str, float]]]] = {}
-        _, groups = self._sessions(entries)
+        names, groups = self._sessions(entries)
         if groups:
             sessions = [tuple(int(k) for k in keys[grp]) for grp in groups]
             scores = key_model.score(sessions, top_k=max(g, 10))
@@ -404,21 +430,35 @@ class Workbench:
             bad = verdict["anomalous"].to_numpy(dtype=bool)
             why = verdict["reason"].astype(str).to_numpy()
             starts = np.concatenate([[0], np.cumsum(scores.session_length + 1)[:-1]])
+            # sliding windows overlap: an entry is anomalous when any window covering it says
+            # so; its rank and position are those of its own window (its 'session'), or of the
+            # window that flagged it
+            sliding = self.parser.session_rule is not None and (
+                self.parser.session_rule.kind == "sliding"
+            )
+            own = entries["session"].to_numpy(dtype=object) if sliding else None
             for s, grp in enumerate(groups):
                 base = starts[s]
                 m = len(grp)
                 sl = slice(base, base + m)
-                rank[grp] = scores.rank[sl]
-                prob[grp] = scores.probability[sl]
-                key_bad[grp] = bad[sl]
-                position[grp] = np.arange(m)
+                if sliding:
+                    take = (own[grp] == names[s]) | (bad[sl] & ~key_bad[grp])
+                    take |= position[grp] < 0
+                else:
+                    take = np.ones(m, dtype=bool)
+                rank[grp[take]] = scores.rank[sl][take]
+                prob[grp[take]] = scores.probability[sl][take]
+                position[grp[take]] = np.arange(m)[take]
                 for j in np.flatnonzero(bad[sl]):
                     e = base + j
                     row = int(grp[j])
+                    if key_bad[row]:
+                        continue
                     reason[row] = why[e]
                     cand[row] = self._candidates(scores.candidates(e), g)
+                key_bad[grp] |= bad[sl]
                 e_end = base + m
-                if bad[e_end] and not key_bad[grp[-1]]:
+                if not sliding and bad[e_end] and not key_bad[grp[-1]]:
                     end_rows[int(grp[-1])] = (
                         int(scores.rank[e_end]),
                         float(scores.probability[e_end]),
@@ -477,7 +517,36 @@ class Workbench:
             out.iat[r, out.columns.get_loc("anomalous")] = True
         anomalies = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
         anomalies = anomalies.sort_values(["line", "id"], kind="stable").reset_index(drop=True)
-        return DetectionReport(out, anomalies, g, level)
+        coverage = self._coverage(out, groups)
+        return DetectionReport(out, anomalies, g, level, coverage=coverage)
+
+    def _coverage(self, out: pd.DataFrame, groups: list[np.ndarray]) -> Coverage:
+        parsed = out["parsed"].to_numpy(dtype=bool)
+        in_session = out["position"].to_numpy() >= 0
+        param = (out["param_status"] == "scored").to_numpy(dtype=bool)
+        reasons = pd.Series(out["error"].to_numpy()[~parsed], dtype=object).astype(str)
+        rule = self.parser.effective_session_rule
+        return Coverage(
+            lines=len(out),
+            parsed=int(parsed.sum()),
+            unparsed_reasons={str(k): int(v) for k, v in reasons.value_counts().items()},
+            sessions=len(groups),
+            key_entries=int((parsed & in_session).sum()),
+            param_entries=int(param.sum()),
+            loose_entries=int((parsed & ~in_session).sum()),
+            unknown_rule_entries=int((parsed & ~in_session & ~param).sum()),
+            unknown_keys=int((parsed & (out["key"].to_numpy() == UNKNOWN_KEY)).sum()),
+            timestamps=int((parsed & out["timestamp"].notna().to_numpy()).sum()),
+            format=self.parser.format.name,
+            session_rule=None if rule is None else str(rule),
+            rule_needs_timestamps=bool(rule is not None and rule.needs_timestamps),
+            params_need_timestamps=bool(self.param_config.elapsed and self.param_keys()),
+            problems=[
+                str(out.attrs[k])
+                for k in ("timestamp_problem", "session_problem")
+                if k in out.attrs
+            ],
+        )
 
     def _candidates(self, pairs: list[tuple[int, float]], g: int) -> list[tuple[int, str, float]]:
         out = []
@@ -1007,6 +1076,15 @@ def _anomaly_ids(anomaly_id: Any) -> list[int]:
     if not ids:
         raise ValueError("no anomaly ids given: nothing to learn")
     return ids
+
+
+def _head(source: Any, n: int = 1200) -> list[Any]:
+    """The first ``n`` lines of a path, bytes or a list of lines (for choosing a format)."""
+    import itertools
+
+    from workbench.parsing import read_lines
+
+    return list(itertools.islice(read_lines(source), n))
 
 
 def _same_source(a: Any, b: Any) -> bool:
