@@ -134,6 +134,11 @@ class _KeyOnly(Workbench):
         self.param_model = None
         self._lock = threading.RLock()
 
+    def _verdicts(self, entries: pd.DataFrame) -> dict[int, str]:
+        """No journal here: the review statuses of a streamed detection are applied by the
+        :class:`Scorer` to the whole report, not per chunk."""
+        return {}
+
 
 class Scorer:
     """The fitted parser and models of a :class:`~workbench.workbench.Workbench`, detached from it.
