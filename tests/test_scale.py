@@ -132,6 +132,12 @@ def test_local_cluster_gives_the_one_process_verdicts(
             out=tmp_path,
         )
         assert len(client.scheduler_info()["workers"]) == n_workers
+        if n_workers == 1:  # the facade's cluster path: same anomalies, and it says what it read
+            via = fitted.detect(str(log_file), client=client)
+            cols = ["id", "kind", "line", "session", "key", "status"]
+            assert _plain(via.anomalies[cols]) == _plain(reference.anomalies[cols])
+            assert via.coverage.lines == len(reference.entries) and via.coverage.sessions > 0
+            assert via.coverage.session_rule == reference.coverage.session_rule
         if n_workers == 2:  # parsing alone: the frame of one process, elapsed times included
             parsed = parse_dask(fitted.parser, log_file, client, blocksize=60_000)
             whole = fitted.parser.transform(str(log_file))

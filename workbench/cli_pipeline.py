@@ -251,9 +251,45 @@ def _run_detect(args: Any) -> int:
         wb.parser.year = int(args.year)
     if args.follow:
         return _follow(wb, args)
+    if args.workers is not None or args.scheduler is not None:
+        return _detect_on_cluster(wb, args)
     source = read_source(args.log)
     report = wb.detect(source, level=args.level)
     save_last_report(wb, args.log)
+    _print_report(report)
+    if args.out:
+        path = write_report(wb, report, args.out, args.log)
+        _err(f"report written to {path} ({path.stat().st_size:,} bytes)")
+    wb.close()
+    if args.strict and (len(report.anomalies) or report.coverage.warnings):
+        return 1
+    return 0
+
+
+def _detect_on_cluster(wb: Any, args: Any) -> int:
+    """``detect --workers N`` or ``--scheduler ADDRESS``: the same verdicts, on a Dask cluster."""
+    from workbench.distributed import local_client
+
+    if args.follow or args.log == "-":
+        raise ValueError("a cluster reads log files: --workers/--scheduler need a file, not stdin")
+    if not Path(args.log).is_file():
+        raise ValueError(f"log file not found: {args.log}")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        with local_client(args.workers) as client:
+            report = wb.detect(args.log, level=args.level, client=client)
+    else:
+        from dask.distributed import Client
+
+        try:
+            client = Client(args.scheduler, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(
+                f"cannot reach the Dask scheduler at {args.scheduler}: {exc}"
+            ) from None
+        with client:
+            report = wb.detect(args.log, level=args.level, client=client)
     _print_report(report)
     if args.out:
         path = write_report(wb, report, args.out, args.log)
@@ -624,6 +660,13 @@ def add_pipeline_commands(subparsers: Any) -> None:
         type=float,
         default=None,
         help="--follow: stop when nothing new arrived for this many seconds (default: never)",
+    )
+    where = d.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=int, metavar="N", help="detect on N local Dask worker processes"
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="detect on a running Dask cluster (tcp://HOST:PORT)"
     )
     d.set_defaults(func=_run_detect)
 

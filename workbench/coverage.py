@@ -35,8 +35,8 @@ class Coverage:
     param_entries: int = 0  # entries whose parameter vector a model scored
     loose_entries: int = 0  # parsed entries outside every session
     unknown_rule_entries: int = 0  # of those, judged by the unknown-key rule only (no param model)
-    unknown_keys: int = 0  # entries whose template was never seen in training
-    timestamps: int = 0  # parsed entries with a readable timestamp
+    unknown_keys: int | None = 0  # entries whose template was never seen (None: not counted)
+    timestamps: int | None = 0  # parsed entries with a readable timestamp (None: not counted)
     format: str | None = None
     session_rule: str | None = None
     rule_needs_timestamps: bool = False
@@ -84,7 +84,7 @@ class Coverage:
                     f"{self.session_rule} matched none of the {self.parsed} parsed entries "
                     "(wrong session rule?)."
                 )
-        missing = self.parsed - self.timestamps
+        missing = 0 if self.timestamps is None else self.parsed - self.timestamps
         needs = self.rule_needs_timestamps or self.params_need_timestamps
         if self.parsed and needs and missing > 0.5 * self.parsed:
             who = (
@@ -115,12 +115,18 @@ class Coverage:
         """The coverage as a few short lines for a terminal or a report."""
         reasons = ", ".join(f"{n} {r}" for r, n in self.unparsed_reasons.items()) or "none"
         rule = self.session_rule or "none"
+        stamps = "" if self.timestamps is None else f", {self.timestamps} entries with a timestamp"
+        loose = (
+            ""  # a chunked or distributed run does not count these
+            if self.unknown_keys is None
+            else f"; unknown-key rule only: {self.unknown_rule_entries} entries; "
+            f"{self.unknown_keys} unknown-key entries"
+        )
         return [
             f"lines read {self.lines}, parsed {self.parsed}, unparsed {self.unparsed} ({reasons})",
-            f"format {self.format}, session rule {rule}, {self.timestamps} entries with a timestamp",
+            f"format {self.format}, session rule {rule}{stamps}",
             f"key model: {self.sessions} sessions, {self.key_entries} entries scored; "
-            f"parameter models: {self.param_entries} entries scored; unknown-key rule only: "
-            f"{self.unknown_rule_entries} entries; {self.unknown_keys} unknown-key entries",
+            f"parameter models: {self.param_entries} entries scored{loose}",
         ]
 
     def to_dict(self) -> dict[str, Any]:

@@ -77,6 +77,21 @@ class StreamReport(DetectionReport):
     out: Path | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, where measured
 
+    def __post_init__(self) -> None:
+        if self.coverage is None:  # the same "what was checked" as a one-process report
+            from workbench.coverage import Coverage
+
+            c = self.counts
+            self.coverage = Coverage(
+                lines=int(c.get("lines", 0)),
+                parsed=int(c.get("parsed", 0)),
+                sessions=int(c.get("sessions", 0)),
+                key_entries=int(c.get("key_entries", 0)),
+                param_entries=int(c.get("param_checked", 0)),
+                unknown_keys=None,
+                timestamps=None,
+            )
+
     def summary(self) -> str:
         """One line that says what was checked and what was found."""
         c = self.counts
@@ -153,7 +168,7 @@ class Scorer:
         A fitted workbench.
     session
         The session rule (``"regex:..."``, ``"field:..."`` or a :class:`SessionRule`); default: the
-        format's own rule, as ``Workbench.detect`` uses.
+        rule stored with the parser, else the format's own, as ``Workbench.detect`` uses.
     level
         Confidence level of the parameter verdicts; default: the workbench's.
     """
@@ -166,6 +181,8 @@ class Scorer:
             self.parser = wb.parser
             self.key_model: KeyModel = wb.key_model  # type: ignore[assignment]
             self.param_model: ParamModel | None = wb.param_model
+        if session is None:  # the rule the workbench was trained with travels with its parser
+            session = wb.parser.session_rule
         self.rule = SessionRule.parse(session) if isinstance(session, str) else session
         if self.rule is not None and self.rule.kind not in ("regex", "field"):
             raise ValueError(

@@ -379,13 +379,36 @@ class Workbench:
 
     # ------------------------------------------------------------------ detection
     def detect(
-        self, source: Any = None, *, level: float | None = None, g: int | None = None
+        self,
+        source: Any = None,
+        *,
+        level: float | None = None,
+        g: int | None = None,
+        client: Any = None,
     ) -> DetectionReport:
         """Detect anomalies in ``source`` (path, bytes or lines; default: the test log, or the
-        training log when there is none) with the key model first, then the parameter models."""
+        training log when there is none) with the key model first, then the parameter models.
+
+        With ``client`` (a ``dask.distributed.Client``), ``source`` is one log file or a list of
+        them, read as one log on that cluster (:func:`workbench.distributed.detect_dask`): the
+        verdicts are those of one process, row for row, and the report keeps the verdict columns.
+        """
         self._check_fitted()
         if level is not None:
             self.level = float(level)
+        if client is not None:
+            from workbench.distributed import detect_dask
+
+            if source is None:
+                raise ValueError("detection on a cluster needs the log files to read")
+            report = detect_dask(self, source, client, level=level, g=g)
+            if report.coverage is not None:
+                report.coverage.format = self.parser.format.name
+                rule = self.parser.effective_session_rule
+                report.coverage.session_rule = None if rule is None else str(rule)
+            self.report = report
+            self._emit("detect", report)
+            return report
         t0 = time.perf_counter()
         if source is None and self.report is not None and self.test_source is None:
             entries = self.report.entries[self.entries.columns].copy()
