@@ -17,11 +17,13 @@ input, with one line on standard error.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +120,33 @@ def _run_train(args: Any) -> int:
 
 
 # ---------------------------------------------------------------------- reports kept in RUN
+_OPENED: list[Any] = []  # workbenches a command loaded: closed when it ends, whatever happens
+
+
 def _load(run: str) -> Any:
     from workbench.workbench import Workbench
 
     path = Path(run)
     if not (path / "run.json").is_file():
         raise FileNotFoundError(f"not a run directory (no run.json): {path}")
-    return Workbench.load(path)
+    wb = Workbench.load(path)
+    _OPENED.append(wb)
+    return wb
+
+
+def _closing(run: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A command that releases every run directory it loaded, also when it fails: a command
+    that stops on a bad id must not keep the run locked against the next one."""
+
+    @functools.wraps(run)
+    def wrapper(args: Any) -> int:
+        try:
+            return run(args)
+        finally:
+            while _OPENED:
+                _OPENED.pop().close()
+
+    return wrapper
 
 
 def save_last_report(wb: Any, source: str) -> None:
@@ -633,7 +655,7 @@ def add_pipeline_commands(subparsers: Any) -> None:
     )
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--force", action="store_true", help="replace an existing run")
-    t.set_defaults(func=_run_train)
+    t.set_defaults(func=_closing(_run_train))
 
     d = subparsers.add_parser(
         "detect",
@@ -668,12 +690,12 @@ def add_pipeline_commands(subparsers: Any) -> None:
     where.add_argument(
         "--scheduler", metavar="ADDRESS", help="detect on a running Dask cluster (tcp://HOST:PORT)"
     )
-    d.set_defaults(func=_run_detect)
+    d.set_defaults(func=_closing(_run_detect))
 
     g = subparsers.add_parser("diagnose", help="explain one anomaly of the last detect")
     g.add_argument("run")
     g.add_argument("anomaly_id", help="an id printed by detect")
-    g.set_defaults(func=_run_diagnose)
+    g.set_defaults(func=_closing(_run_diagnose))
 
     f = subparsers.add_parser("flag", help="flag an anomaly as a false positive (online update)")
     f.add_argument("run")
@@ -681,16 +703,16 @@ def add_pipeline_commands(subparsers: Any) -> None:
     f.add_argument(
         "--all-like-this", action="store_true", help="also every open anomaly like this one"
     )
-    f.set_defaults(func=_run_flag)
+    f.set_defaults(func=_closing(_run_flag))
 
     u = subparsers.add_parser("undo", help="restore the model version before the last flag")
     u.add_argument("run")
-    u.set_defaults(func=_run_undo)
+    u.set_defaults(func=_closing(_run_undo))
 
     s = subparsers.add_parser("show", help="what a run holds")
     s.add_argument("run")
     s.add_argument("--keys", type=int, default=20, help="templates to list (default: 20)")
-    s.set_defaults(func=_run_show)
+    s.set_defaults(func=_closing(_run_show))
 
 
 def _rank(row: pd.Series) -> str:
