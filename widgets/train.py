@@ -291,7 +291,7 @@ class TrainView(View):
                 for k, per in sorted(per_key.items(), key=lambda kv: str(kv[0]))
             )
             parts.append(
-                "<br>MSE thresholds per key (Gaussian fit on validation MSEs):"
+                "<br>MSE thresholds per key (fitted on validation MSEs):"
                 f'<table class="dl-table"><tr><th></th>{head}</tr>{rows}</table>'
             )
         if self.history:
