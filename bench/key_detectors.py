@@ -45,9 +45,11 @@ WEIGHTING = "auto"
 BASELINES = ("simple", "ngram", "pca", "im")
 
 
-def run_detectors(train, normal, abnormal, seed: int) -> dict[str, Any]:
+def run_detectors(
+    train, normal, abnormal, seed: int, baselines: tuple[str, ...] = BASELINES
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("deeplog", *BASELINES):
+    for name in ("deeplog", *baselines):
         kw = MAIN_CONFIG if name == "deeplog" else {}
         det = build_detector(name, top_g="auto", **kw) if name in ("deeplog", "ngram") else (
             build_detector(name))  # fmt: skip
@@ -102,7 +104,8 @@ def bgl_sessions() -> dict[str, Any]:
         "train_sessions": len(train),
         "test_normal": len(normal),
         "test_abnormal": len(abnormal),
-        **run_detectors(train, normal, abnormal, seed=0),
+        # Invariant Mining tries every set of up to 3 of BGL's ~180 keys: left out (hours).
+        **run_detectors(train, normal, abnormal, seed=0, baselines=("simple", "ngram", "pca")),
     }
 
 
@@ -148,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     out: dict[str, Any] = {}
     runs = [simulator_sessions(s) for s in range(args.seeds)]
     out["simulator"] = {

@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from workbench.parammodel import ParamModel, ParamModelConfig, instance_verdicts
 from workbench.parsing import LogParser
@@ -447,6 +448,8 @@ def calibration_summary(os14k: dict, chrono: dict, sim: dict) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    torch.set_num_threads(1)  # the same reductions in the same order on every run
+    torch.use_deterministic_algorithms(True, warn_only=True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5, help="simulator seeds (default 5)")
     args = ap.parse_args(argv)
