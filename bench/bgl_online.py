@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from workbench.keymodel import KeyModel, KeyModelConfig
 from workbench.metrics import confusion
@@ -253,6 +254,8 @@ def run_drift(
 
 
 def main() -> int:
+    torch.set_num_threads(1)  # the same reductions in the same order on every run
+    torch.use_deterministic_algorithms(True, warn_only=True)
     out: dict = {"load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if DATA.is_dir():
         out["bgl_20k_10pct"] = run_bgl(DATA / "bgl" / "BGL_20k.log.gz", 0.10)

@@ -9,6 +9,7 @@ from workbench.baselines import (
     InvariantMiningDetector,
     NGramModel,
     PCADetector,
+    SimpleDetector,
     UnseenKeyDetector,
 )
 
@@ -17,8 +18,14 @@ TRAIN = [(1, 2, 3, 3, 4)] * 40 + [(1, 3, 2, 3, 4)] * 20 + [(1, 2, 3, 3, 3, 3, 4)
 
 @pytest.mark.parametrize(
     "detector",
-    [UnseenKeyDetector(), NGramModel(n=3, top_g=2), PCADetector(), InvariantMiningDetector()],
-    ids=["unseen", "ngram", "pca", "im"],
+    [
+        UnseenKeyDetector(),
+        NGramModel(n=3, top_g=2),
+        PCADetector(),
+        InvariantMiningDetector(),
+        SimpleDetector(),
+    ],
+    ids=["unseen", "ngram", "pca", "im", "simple"],
 )
 def test_interface_and_unknown_keys(detector):
     detector.fit(TRAIN)
@@ -51,3 +58,10 @@ def test_pca_flags_unusual_counts():
     d = pca.detect([(1, 1, 2, 2), (1, 1, 1, 1, 2)])
     assert d.anomalous.tolist() == [False, True]
     assert d.score[1] > pca.threshold_ >= d.score[0]
+
+
+def test_simple_detector_flags_unseen_lengths_and_count_vectors_only():
+    d = SimpleDetector().fit(TRAIN)
+    out = d.detect([(4, 3, 3, 2, 1), (1, 2, 3, 4), (1, 2, 2, 3, 4), (1, 3, 3, 3, 3, 2, 4)])
+    assert out.anomalous.tolist() == [False, True, True, False]  # order is not looked at
+    assert out.reason.tolist() == ["", "unseen length", "unseen count vector", ""]

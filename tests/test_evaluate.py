@@ -32,7 +32,7 @@ def files(tmp_path):
     return train, normal, abnormal
 
 
-@pytest.mark.parametrize("model", ["ngram", "pca", "im"])
+@pytest.mark.parametrize("model", ["ngram", "pca", "im", "simple"])
 def test_cli_json(files, capsys, model):
     train, normal, abnormal = files
     argv = [

@@ -315,3 +315,19 @@ def test_replay_table_is_cached_and_rebuilt_when_the_vocabulary_grows(fitted):
     twin = copy.deepcopy(model)  # a copy (the workbench updates one) shares the cache
     twin.partial_fit([(1, 2)], [3], replay=replay)
     assert twin._replay_cache is cache and cache.builds == 2
+
+
+def test_auto_weighting_keeps_the_weighting_that_validates_better():
+    rng = np.random.default_rng(3)
+    common = workflow_sessions(rng, 120)
+    rare = [(1, 2, 3, *([4, 5] * k), 6) for k in range(4, 12)]
+    cfg = KeyModelConfig(top_g="auto", min_probability="auto", **{**SMALL, "weighting": "auto"})
+    model = KeyModel(cfg).fit(common + rare, seed=0, device="cpu")
+    info = model.fit_info_
+    assert model.config.weighting == info["weighting"] in ("log", "count")
+    trials = info["weighting_choice"]
+    assert set(trials) == {"log", "count"}
+    best = max(trials.values(), key=lambda t: (t["synthetic_recall"], -t["estimated_fpr"]))
+    assert trials[info["weighting"]]["synthetic_recall"] == best["synthetic_recall"]
+    again = KeyModel.from_state(model.state_dict())
+    assert again.config.weighting == model.config.weighting

@@ -7,7 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.thresholds import DEFAULT_LEVELS, GaussianThreshold, level_name, z_value
+from workbench.thresholds import (
+    DEFAULT_LEVELS,
+    ConformalThreshold,
+    GaussianThreshold,
+    level_name,
+    pooled_tail,
+    threshold_from_state,
+    z_value,
+)
 
 
 def test_two_sided_upper_bounds_match_the_normal_quantiles():
@@ -99,3 +107,53 @@ def test_sidak_holds_the_instance_false_alarm_rate_on_gaussian_scores():
     any_entry = t.decide(groups, 0.99).any(1).mean()
     assert any_entry > 0.08  # uncorrected: about 1 - 0.995 ** 25 = 12 % of normal groups
     assert (conf > 0.99).mean() < 0.01  # corrected: at most the 0.5 % upper tail, plus noise
+
+
+def test_conformal_rule_keeps_its_false_alarm_rate_with_few_validation_values():
+    """Many keys of 30 heavy-tailed validation MSEs each: on fresh normal MSEs of the same keys the
+    per-entry false-alarm rate stays within 1.5 x (1 - level) at every level, where the Gaussian
+    on so few values does not."""
+    rng = np.random.default_rng(0)
+    keys = [(rng.normal(0, 2), rng.uniform(0.3, 1.5)) for _ in range(60)]
+    val = [np.exp(rng.standard_t(3, 30) * s + m) for m, s in keys]
+    test = [np.exp(rng.standard_t(3, 2000) * s + m) for m, s in keys]
+    pool = pooled_tail(val)
+    for level in DEFAULT_LEVELS:
+        rates = []
+        for rule in ("conformal", "gaussian"):
+            flags = 0
+            for v, t in zip(val, test, strict=True):
+                th = (
+                    ConformalThreshold(pool=pool).fit(v)
+                    if rule == "conformal"
+                    else GaussianThreshold(scale="log").fit(v)
+                )
+                flags += int(th.decide(t, level).sum())
+            rates.append(flags / sum(len(t) for t in test))
+        assert rates[0] <= 1.5 * (1 - level), (level, rates)
+    assert rates[1] > 1.5 * (1 - level)  # the Gaussian under-covers at 99.9 %
+
+
+def test_conformal_confidence_is_the_inverse_of_the_threshold():
+    rng = np.random.default_rng(1)
+    pool = pooled_tail([rng.lognormal(size=40) for _ in range(10)])
+    for guard in (True, False):
+        t = ConformalThreshold(pool=pool, gaussian_guard=guard).fit(rng.lognormal(size=50))
+        x = np.sort(rng.lognormal(sigma=2.0, size=400))
+        conf = t.confidence(x)
+        assert np.all(np.diff(conf) >= -1e-12)  # monotone in the score
+        for level in DEFAULT_LEVELS:
+            assert np.array_equal(t.decide(x, level), conf > level)
+        u = threshold_from_state(t.to_state())
+        assert isinstance(u, ConformalThreshold)
+        assert u.thresholds() == pytest.approx(t.thresholds())
+    assert isinstance(threshold_from_state(GaussianThreshold().fit([1.0, 2.0]).to_state()),
+                      GaussianThreshold)  # fmt: skip
+
+
+def test_conformal_threshold_uses_its_own_quantile_when_it_has_enough_values():
+    t = ConformalThreshold(gaussian_guard=False).fit(np.arange(1.0, 1000.0))
+    # (n + 1) * (1 - 0.01 / 2) = 995 -> the 995th smallest value
+    assert t.threshold(0.99) == 995.0
+    # too few values for 99.9 % two-sided: beyond the largest value
+    assert t.threshold(0.999) > 999.0

@@ -428,7 +428,7 @@ class TrainView(View):
                 for k, per in sorted(per_key.items(), key=lambda kv: _sort_key(kv[0]))
             )
             parts.append(
-                f"<details><summary>MSE thresholds of {len(per_key)} keys (Gaussian fit on "
+                f"<details><summary>MSE thresholds of {len(per_key)} keys (fitted on "
                 f'validation MSEs)</summary><table class="dl-table"><tr><th></th>{head}</tr>'
                 f"{rows}</table></details>"
             )

@@ -5,6 +5,9 @@ Every detector has ``fit(sessions, ...)`` on normal sessions and ``detect(sessio
 ("unknown key", DEEPLOG.md section 1), so the differences between them come from what else they see.
 
 - :class:`UnseenKeyDetector`: only that rule; the floor every other detector starts from.
+- :class:`SimpleDetector`: the "simple" detector of Landauer et al. (FSE 2024): a session is
+  anomalous when it holds a new event (unknown key), has a length never seen in training, or has a
+  key-count vector never seen in training. A learned detector is worth its cost where it beats this.
 - :class:`NGramModel`: the paper's N-gram baseline: P[m_t | the previous N-1 keys] by relative
   frequency over framed sessions (with PAD and END like the LSTM), then the same top-g rule.
 - :class:`PCADetector`: PCA over session key-count vectors (Xu et al., SOSP 2009): a session is
@@ -41,7 +44,13 @@ from workbench.detection import (
 )
 from workbench.sequences import KeyVocabulary, Session, frame_sessions, unique_sessions
 
-__all__ = ["InvariantMiningDetector", "NGramModel", "PCADetector", "UnseenKeyDetector"]
+__all__ = [
+    "InvariantMiningDetector",
+    "NGramModel",
+    "PCADetector",
+    "SimpleDetector",
+    "UnseenKeyDetector",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +153,66 @@ class UnseenKeyDetector:
             distinct,
             inverse,
             {"rule": "unknown key"},
+        )
+
+
+class SimpleDetector:
+    """Unknown key, unseen session length, or unseen key-count vector (Landauer et al., FSE 2024).
+
+    Three memorising rules over the normal training sessions, checked in this order: a key never
+    seen in training (``"unknown key"``), a session length never seen (``"unseen length"``), a
+    vector of per-key counts never seen (``"unseen count vector"``; order within the session is
+    ignored). An unseen length or a new key always makes an unseen count vector, so the three
+    together flag exactly the sessions whose count vector is new; the reason names the simplest
+    rule that fires. Nothing is tuned: there is no threshold and no validation split.
+
+    >>> train = [(1, 2, 3)] * 20 + [(1, 3, 2)] * 5 + [(1, 2, 2, 3)] * 5
+    >>> d = SimpleDetector().fit(train).detect([(3, 2, 1), (1, 2), (1, 3, 3, 2), (1, 4, 2)])
+    >>> d.anomalous.tolist(), d.reason.tolist()
+    ([False, True, True, True], ['', 'unseen length', 'unseen count vector', 'unknown key'])
+    """
+
+    RULES = ("unknown key", "unseen length", "unseen count vector")
+
+    def fit(self, sessions: Iterable[Sequence[int]], **_: Any) -> SimpleDetector:
+        """Remember the keys, lengths and count vectors of normal sessions."""
+        sessions = _sessions(sessions)
+        self.vocab_ = KeyVocabulary.from_sessions(sessions)
+        distinct, _, _ = unique_sessions(sessions)
+        self.lengths_ = frozenset(len(s) for s in distinct)
+        self.count_vectors_ = frozenset(self._vector(s) for s in distinct)
+        return self
+
+    @staticmethod
+    def _vector(session: Session) -> tuple[tuple[int, int], ...]:
+        keys, counts = np.unique(np.asarray(session, dtype=np.int64), return_counts=True)
+        return tuple(zip(keys.tolist(), counts.tolist(), strict=True))
+
+    def detect(self, sessions: Iterable[Sequence[int]]) -> Detection:
+        """Flag sessions with an unknown key, an unseen length or an unseen count vector."""
+        sessions = _sessions(sessions)
+        distinct, inverse, _ = unique_sessions(sessions)
+        new_length = np.array([len(s) not in self.lengths_ for s in distinct], dtype=bool)
+        new_vector = np.array(
+            [self._vector(s) not in self.count_vectors_ for s in distinct], dtype=bool
+        )
+        reason = np.where(
+            new_length, self.RULES[1], np.where(new_vector, self.RULES[2], "")
+        ).astype(object)
+        return _session_detection(
+            sessions,
+            self.vocab_,
+            new_vector,
+            new_vector.astype(float) + new_length,
+            reason,
+            0.5,
+            distinct,
+            inverse,
+            {
+                "rule": "unknown key, unseen length or unseen count vector",
+                "lengths_seen": len(self.lengths_),
+                "count_vectors_seen": len(self.count_vectors_),
+            },
         )
 
 

@@ -35,7 +35,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODELS: tuple[str, ...] = ("deeplog", "ngram", "pca", "im")
+MODELS: tuple[str, ...] = ("deeplog", "ngram", "pca", "im", "simple")
 
 
 def build_detector(
@@ -55,6 +55,8 @@ def build_detector(
     :class:`~workbench.keymodel.KeyModelConfig`).
     ``ngram``: :class:`workbench.baselines.NGramModel` with ``n = window + 1`` (window default 2).
     ``pca`` and ``im``: the count-vector baselines (window and g do not apply).
+    ``simple``: :class:`workbench.baselines.SimpleDetector`, a new key, an unseen session length or
+    an unseen count vector (Landauer et al., FSE 2024; nothing to tune).
     """
     if model == "deeplog":
         from workbench.keymodel import KeyModel, KeyModelConfig
@@ -82,6 +84,8 @@ def build_detector(
         return baselines.PCADetector()
     if model == "im":
         return baselines.InvariantMiningDetector()
+    if model == "simple":
+        return baselines.SimpleDetector()
     raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
 
 

@@ -10,11 +10,15 @@ key are modelled as a Gaussian (:class:`~workbench.thresholds.GaussianThreshold`
 parameter-value (performance) anomaly at level ``L`` when its MSE lies above the upper bound of the
 two-sided ``L`` confidence interval.
 
-Threshold scale: by default the Gaussian is fitted to ``log(MSE)`` (``threshold_scale="log"``), not
-to the MSE itself as the paper writes (``"linear"``, still available, also after fitting through
-:meth:`ParamModel.refit_thresholds`). MSEs are right-skewed; on the built-in simulator the linear
-99 % bound was crossed by several percent of normal entries, which buried the planted slowdowns
-under false alarms (``bench/openstack_params.py`` prints both rules side by side).
+Threshold rule: by default (``threshold_rule="conformal"``) not a Gaussian but the key's own
+empirical upper quantile of its validation MSEs with the finite-sample (conformal) correction, and,
+where a key has too few validation MSEs for the level, at least their maximum extended by a tail
+pooled over all keys (:class:`~workbench.thresholds.ConformalThreshold`). A key has often only
+15-50 validation entries: the Gaussian fitted to them (on ``log(MSE)``) was crossed by 5 % of the
+entries of a second normal OpenStack log at 99 %. ``threshold_rule="gaussian"`` is the paper's
+rule, on ``log(MSE)`` (``threshold_scale="log"``) or on the MSE itself (``"linear"``, right-skewed
+MSEs cross its 99 % bound several times too often); :meth:`ParamModel.refit_thresholds` switches
+between them over the same scores, and ``bench/openstack_params.py`` prints them side by side.
 
 Choices made where the paper is silent (see also :mod:`workbench.paramvectors`):
 
@@ -34,9 +38,12 @@ Choices made where the paper is silent (see also :mod:`workbench.paramvectors`):
 * Missing values (the first entry of a session has no elapsed time) are fed as 0 with an "observed"
   flag of 0 and left out of the MSE; an entry with no observed value gets no score.
 * The normalisation scale of a dimension is its training standard deviation, but at least
-  0.1 % of ``max(1, |mean|)``: timestamps have millisecond resolution, so a spread below that is
-  rounding noise, and a parameter constant in training must not divide by zero (any change of it
-  is then a large deviation).
+  0.1 % of ``max(1, |mean|)`` on the model scale: a parameter constant in training must not divide
+  by zero (any change of it is then a large deviation). The elapsed time has a known resolution,
+  that of the timestamps (the key's smallest gap between distinct training elapsed times, e.g.
+  1 ms): its scale is
+  at least what one such step changes at the dimension's typical size, so that 2 ms after 1 ms of a
+  step that always takes about 1 ms is not a 400-sigma deviation on the log scale.
 * Keys with fewer than ``min_entries`` usable entries, or whose training vectors never vary, get no
   model; :attr:`ParamModel.keys_` says why per key, and :meth:`ParamModel.score` reports their entries
   with status ``'no model'`` and undecided verdicts, never as normal.
@@ -87,11 +94,15 @@ from torch import nn
 from workbench.paramvectors import ELAPSED_MODES, build_series, split_point, windows
 from workbench.thresholds import (
     DEFAULT_LEVELS,
+    RULES,
     SCALES,
+    ConformalThreshold,
     GaussianThreshold,
     instance_confidence,
     level_name,
+    pooled_tail,
     sidak_level,
+    threshold_from_state,
 )
 
 __all__ = [
@@ -139,7 +150,9 @@ class ParamModelConfig:
     validation_fraction: float = 0.25  # last part of each key's series: early stopping, thresholds
     levels: tuple[float, ...] = DEFAULT_LEVELS  # confidence levels reported together
     two_sided: bool = True  # threshold = upper bound of a two-sided interval (else one-sided)
-    threshold_scale: str = "log"  # Gaussian on log(MSE) ('log') or on the MSE itself ('linear')
+    threshold_rule: str = "conformal"  # per-key empirical quantile + pooled tail, or 'gaussian'
+    threshold_guard: bool = True  # rule 'conformal': never below the log-Gaussian bound
+    threshold_scale: str = "log"  # rule 'gaussian': on log(MSE) ('log') or on the MSE ('linear')
     value_scale: str = "log1p"  # non-negative dims as log(1 + x / median) ('log1p'), or 'linear'
     min_threshold: float = 1e-2  # no threshold below this MSE (0.1-scale deviations are noise)
     max_epochs: int = 30  # upper bound on passes over the training windows
@@ -178,6 +191,8 @@ class ParamModelConfig:
             raise ValueError(f"levels must be confidence levels in (0, 1), got {self.levels!r}")
         if len({level_name(lv) for lv in self.levels}) != len(self.levels):
             raise ValueError(f"levels must be distinct, got {self.levels!r}")
+        if self.threshold_rule not in RULES:
+            raise ValueError(f"threshold_rule must be one of {RULES}, got {self.threshold_rule!r}")
         if self.threshold_scale not in SCALES:
             raise ValueError(
                 f"threshold_scale must be one of {SCALES}, got {self.threshold_scale!r}"
@@ -323,6 +338,18 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def _resolution(values: np.ndarray) -> float:
+    """The step of a measured quantity as seen in training: the smallest gap between two distinct
+    observed values (the smallest positive value when they never vary); 0 when unknown."""
+    v = np.unique(values[np.isfinite(values)])
+    gaps = np.diff(v)
+    gaps = gaps[gaps > 0]
+    if len(gaps):
+        return float(gaps.min())
+    pos = v[v > 0]
+    return float(pos.min()) if len(pos) else 0.0
+
+
 def _resolve_device(device: str | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -370,7 +397,7 @@ class ParamModel:
         ``slot`` (index in the stacked module) and ``best_epoch``.
     validation_mse_ : dict[int, numpy.ndarray]
         Each trained key's validation MSEs (the entries after its chronological split).
-    thresholds_ : dict[int, GaussianThreshold]
+    thresholds_ : dict[int, ConformalThreshold | GaussianThreshold]
         Fitted on ``validation_mse_`` only (see :meth:`refit_thresholds`).
     module_ : ParamLSTM
         The stacked per-key LSTMs (``None`` when no key could be trained).
@@ -413,7 +440,7 @@ class ParamModel:
         self.seed_ = int(seed)
         self.device_ = _resolve_device(cfg.device)
         self.keys_: dict[int, dict[str, Any]] = {}
-        self.thresholds_: dict[int, GaussianThreshold] = {}
+        self.thresholds_: dict[int, ConformalThreshold | GaussianThreshold] = {}
         self.validation_mse_: dict[int, np.ndarray] = {}
         self.history_: list[dict[str, Any]] = []
         self.interrupted_ = False
@@ -461,6 +488,13 @@ class ParamModel:
                 continue
             mean = np.where(seen, mean, 0.0)
             floor = _REL_SCALE_FLOOR * np.maximum(1.0, np.abs(mean))
+            for j, name in enumerate(s.names):
+                resolution = _resolution(s.values[:cut, j]) if name == "elapsed" else 0.0
+                if resolution > 0:  # one timestamp step at the typical size
+                    typical = unit[j] if logged[j] else 0.0
+                    step = _to_model_scale(np.array([typical, typical + resolution]), logged[j],
+                                           unit[j])  # fmt: skip
+                    floor[j] = max(floor[j], float(step[1] - step[0]))
             info["logged"] = logged.tolist()
             info["log_unit"] = unit.tolist()
             info["mean"] = mean.tolist()
@@ -495,16 +529,25 @@ class ParamModel:
         return self
 
     def refit_thresholds(
-        self, *, scale: str | None = None, two_sided: bool | None = None
+        self,
+        *,
+        rule: str | None = None,
+        scale: str | None = None,
+        two_sided: bool | None = None,
     ) -> ParamModel:
-        """(Re)fit every key's Gaussian on its stored validation MSEs, without retraining.
+        """(Re)fit every key's threshold rule on its stored validation MSEs, without retraining.
 
-        ``scale`` and ``two_sided`` default to the config's; passing them changes the rule (the
-        config is replaced by a copy with the new values), so a UI can compare the paper's linear
-        Gaussian with the log one over the same scores.
+        ``rule``, ``scale`` and ``two_sided`` default to the config's; passing them changes the rule
+        (the config is replaced by a copy with the new values), so a UI can compare the conformal
+        rule with the paper's Gaussian (linear or log) over the same scores. A ``scale`` alone
+        selects the Gaussian rule on that scale.
         """
         self._check()
-        changes = {}
+        changes: dict[str, Any] = {}
+        if rule is not None:
+            changes["threshold_rule"] = rule
+        elif scale is not None:
+            changes["threshold_rule"] = "gaussian"
         if scale is not None:
             changes["threshold_scale"] = scale
         if two_sided is not None:
@@ -512,9 +555,23 @@ class ParamModel:
         if changes:
             self.config = replace(self.config, **changes)
         cfg = self.config
+        if cfg.threshold_rule == "gaussian":
+            self.thresholds_ = {
+                k: GaussianThreshold(
+                    two_sided=cfg.two_sided, scale=cfg.threshold_scale, floor=cfg.min_threshold
+                ).fit(v)
+                for k, v in self.validation_mse_.items()
+            }
+            return self
+        offset = max(cfg.min_threshold, 1e-6)
+        pool = pooled_tail(self.validation_mse_.values(), offset=offset)
         self.thresholds_ = {
-            k: GaussianThreshold(
-                two_sided=cfg.two_sided, scale=cfg.threshold_scale, floor=cfg.min_threshold
+            k: ConformalThreshold(
+                two_sided=cfg.two_sided,
+                floor=cfg.min_threshold,
+                offset=offset,
+                pool=pool,
+                gaussian_guard=cfg.threshold_guard,
             ).fit(v)
             for k, v in self.validation_mse_.items()
         }
@@ -803,7 +860,7 @@ class ParamModel:
         return entries.index.isin(list(arr))
 
     @property
-    def thresholds(self) -> dict[int, GaussianThreshold]:
+    def thresholds(self) -> dict[int, ConformalThreshold | GaussianThreshold]:
         """The fitted threshold rule of every key that has a model (``.thresholds()`` per level)."""
         self._check()
         return dict(self.thresholds_)
@@ -959,7 +1016,7 @@ class ParamModel:
             model.device_ = _resolve_device(device if device is not None else cfg.device)
             model.keys_ = {int(k): dict(v) for k, v in state["keys"].items()}
             model.thresholds_ = {
-                int(k): GaussianThreshold.from_state(t) for k, t in state["thresholds"].items()
+                int(k): threshold_from_state(t) for k, t in state["thresholds"].items()
             }
             model.validation_mse_ = {
                 int(k): np.asarray(v, dtype=float) for k, v in state["validation_mse"].items()
