@@ -43,16 +43,18 @@ def build_detector(
     *,
     window: int | None = None,
     top_g: int | str = "auto",
-    session_counts: bool = False,
-    ensemble: int = 1,
-    validation_folds: int = 1,
+    session_counts: bool | None = None,
+    ensemble: int | None = None,
+    validation_folds: int | None = None,
+    preset: str = "recommended",
 ) -> Any:
     """A fresh, unfitted detector by name.
 
-    ``deeplog``: :class:`workbench.keymodel.KeyModel` (window default 10; with ``top_g="auto"``
-    the probability floor is chosen on validation too, with a number the paper's pure top-g rule
-    is used; ``session_counts``, ``ensemble`` and ``validation_folds`` as in
-    :class:`~workbench.keymodel.KeyModelConfig`).
+    ``deeplog``: :class:`workbench.keymodel.KeyModel` in the named ``preset`` of
+    :meth:`~workbench.keymodel.KeyModelConfig.preset` (``"recommended"``: h = 5, session counts,
+    3 networks, g and the probability floor chosen on 2 cross-fitted folds; ``"paper"``: h = 10,
+    one network), with ``window``, ``session_counts``, ``ensemble`` and ``validation_folds``
+    overriding it where given; with a number for ``top_g`` the paper's pure top-g rule is used.
     ``ngram``: :class:`workbench.baselines.NGramModel` with ``n = window + 1`` (window default 2).
     ``pca`` and ``im``: the count-vector baselines (window and g do not apply).
     ``simple``: :class:`workbench.baselines.SimpleDetector`, a new key, an unseen session length or
@@ -62,17 +64,19 @@ def build_detector(
         from workbench.keymodel import KeyModel, KeyModelConfig
 
         auto = top_g == "auto"
-        return KeyModel(
-            KeyModelConfig(
-                window=10 if window is None else window,
-                top_g="auto" if auto else int(top_g),
-                min_probability="auto" if auto else 0.0,
-                session_counts=session_counts,
-                ensemble=ensemble,
-                validation_folds=validation_folds,
-            )
-        )
-    if session_counts or ensemble != 1 or validation_folds != 1:
+        changes: dict[str, Any] = {
+            "top_g": "auto" if auto else int(top_g),
+            "min_probability": "auto" if auto else 0.0,
+        }
+        given = {
+            "window": window,
+            "session_counts": session_counts,
+            "ensemble": ensemble,
+            "validation_folds": validation_folds,
+        }
+        changes.update({k: v for k, v in given.items() if v is not None})
+        return KeyModel(KeyModelConfig.preset(preset, **changes))
+    if session_counts or (ensemble or 1) != 1 or (validation_folds or 1) != 1:
         raise ValueError(
             "session_counts, ensemble and validation_folds apply to the deeplog model only"
         )
@@ -118,9 +122,10 @@ def evaluate(
     top_g: int | str = "auto",
     seed: int = 0,
     callbacks: Iterable[Callback] = (),
-    session_counts: bool = False,
-    ensemble: int = 1,
-    validation_folds: int = 1,
+    session_counts: bool | None = None,
+    ensemble: int | None = None,
+    validation_folds: int | None = None,
+    preset: str = "recommended",
 ) -> dict[str, Any]:
     """Train on normal sessions, detect on both test sets, and report the figures.
 
@@ -138,6 +143,7 @@ def evaluate(
         session_counts=session_counts,
         ensemble=ensemble,
         validation_folds=validation_folds,
+        preset=preset,
     )
     t0 = time.perf_counter()
     if model == "deeplog":
@@ -246,6 +252,7 @@ def _run(args: argparse.Namespace) -> int:
         session_counts=args.session_counts,
         ensemble=args.ensemble,
         validation_folds=args.validation_folds,
+        preset=args.preset,
     )
     # Throughput counts reading the test files too.
     result["read_seconds"] = read_seconds
@@ -297,22 +304,30 @@ def add_evaluate_command(subparsers: Any) -> None:
         "--top-g", type=_top_g, default="auto", help="g, or 'auto' to choose it on validation"
     )
     p.add_argument(
+        "--preset",
+        choices=("recommended", "paper"),
+        default="recommended",
+        help="deeplog: the recommended configuration (h = 5, session counts, 3 networks, g on 2 "
+        "cross-fitted folds; the default) or the paper's (h = 10, one network); the options "
+        "below override it",
+    )
+    p.add_argument(
         "--session-counts",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="deeplog: the model also sees how often each key occurred so far in the session",
     )
     p.add_argument(
         "--ensemble",
         type=_positive,
-        default=1,
-        help="deeplog: average the probabilities of this many networks (default: 1)",
+        default=None,
+        help="deeplog: average the probabilities of this many networks",
     )
     p.add_argument(
         "--validation-folds",
         type=_positive,
-        default=1,
-        help="deeplog: choose g on this many cross-fitted folds of the rare training sequences "
-        "(default: 1, one held-out share)",
+        default=None,
+        help="deeplog: choose g on this many cross-fitted folds of the rare training sequences",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
