@@ -77,6 +77,21 @@ def severity(row: pd.Series) -> float:
     return rank / g if rank is not None and g else math.inf
 
 
+def coverage_text(report: Any) -> str:
+    """What a detection checked and found, with its warnings: never "no anomalies" when nothing
+    was checked.
+
+    >>> from types import SimpleNamespace as NS
+    >>> cov = NS(warnings=["only 3 of 200 lines fit the format linux (2%): wrong format?"])
+    >>> coverage_text(NS(verdict="nothing was checked (0 of 200 lines parsed)", coverage=cov))
+    'nothing was checked (0 of 200 lines parsed) · only 3 of 200 lines fit the format linux (2%): wrong format?'
+    """
+    verdict = str(getattr(report, "verdict", "") or f"{len(report.anomalies)} anomalies")
+    cov = getattr(report, "coverage", None)
+    warnings = list(getattr(cov, "warnings", []) or [])
+    return " · ".join([verdict, *warnings])
+
+
 def score_text(row: pd.Series) -> str:
     """The raw score against its rule: 'rank 12 > g = 9' or 'MSE 5.2 > 1.8 (99 % CI)'; a row that
     an update made normal has no comparison any more.
@@ -635,8 +650,7 @@ class ReviewView(View):
             self.became_normal, self.newly_anomalous = set(), set()
             self._fresh()
             self.set_report(report)
-            self.say(f"{int((self.table['verdict'] == 'anomalous').sum()) if len(self.table) else 0}"
-                     " anomalies detected")  # fmt: skip
+            self.say(coverage_text(report))
 
         return self.run_task("detecting anomalies", work, done)
 

@@ -125,7 +125,7 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     tab(lab, "Review anomalies").click()
     page.locator("button:visible", has_text="Detect").first.click()
     page.locator(".dl-row:visible").first.wait_for(timeout=120_000)
-    status(lab, "anomalies detected")
+    status(lab, "checked entries")
     lab.screenshot("review")
 
     # 4. a false positive, timed from the click to the updated table
