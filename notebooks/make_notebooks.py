@@ -923,9 +923,11 @@ import pandas as pd
 from workbench.keymodel import KeyModel, KeyModelConfig
 from workbench.parsing import LogParser
 from workbench.simulator import simulate
+from teaching import check, setup
 from workbench.workflow import build_workflows, edge_scores, key_sequences, layered_layout, match_tasks
 from workbench.workflow_model import ModelWorkflowConfig, keymodel_distribution, model_tasks, ngram_distribution
 
+setup()
 log = simulate(n_instances=150, anomalies={}, seed=2)
 df = LogParser("openstack").parse(log.lines)
 ev = df.merge(log.labels[["line", "event"]], on="line").dropna(subset=["event"])
@@ -971,24 +973,94 @@ summary = pd.DataFrame({name: {**score(gs).mean().round(3).to_dict(), "tasks fou
 summary
 """),
     code("""
+templates = df.drop_duplicates("key").set_index("key")["template"]
 pd.concat({name: score(gs) for name, (gs, _) in results.items()}, axis=1).round(2)
 """),
     md("""
-## The VM-creation task, side by side
+No detector runs in this notebook, so there are no detections to count by rule: the models here
+are used to *build* workflows, and the simulator's true workflows are the answer key.
 
-The same task as found by each method (the graph holding the "Creating image" key).
+### Predict before you run
+
+Method 1 with the 3-gram sees only the two previous keys. On which task do you expect it to
+disagree most with the truth: the long VM-creation task, or a short one (stop, start, reboot,
+delete)? Name the task.
 """),
     code("""
-from widgets.figures import workflow_figure, wrap_layout
+guess_worst_task = None  # e.g. "create"
+"""),
+    code("""
+per_task = pd.concat({name: score(gs) for name, (gs, _) in results.items()}, axis=1)
+quality = per_task.xs("jaccard", axis=1, level=1) + per_task.xs("edge recall", axis=1, level=1)
+worst = quality["method 1, 3-gram"].idxmin()
+spread = (quality.max(axis=1) - quality.min(axis=1)).idxmax()
+check("the task the 3-gram gets most wrong", guess_worst_task, worst)
+print(f"the methods disagree most on {spread!r}; drawn below against the truth")
+"""),
+    md("""
+## Where the methods disagree, against the truth
 
-templates = df.drop_duplicates("key").set_index("key")["template"]
-image = next(k for k, t in templates.items() if "Creating image" in str(t))
-for name, (graphs, _) in results.items():
-    graph = next((g for g in graphs if image in g), None)
-    if graph is None:
-        print(f"{name}: no task holds 'Creating image'")
-        continue
-    workflow_figure(graph, wrap_layout(layered_layout(graph)), title=f"{name}: {graph.graph.get('name', '')}").show()
+The task on which the three methods disagree most, drawn three times on the **true** workflow's
+layout: edges found and true in the ink colour, **missed** true edges dashed in purple,
+**extra** edges in orange; true keys a method left out of the task are hollow. For method 1 the
+keys where it saw a task end and another begin (its divergence points) are drawn as diamonds.
+"""),
+    code("""
+import networkx as nx
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from widgets.theme import PALETTE
+
+truth = nx.DiGraph(list(true_edges[spread]))
+truth.add_nodes_from(true_keys[spread])
+pos = {k: (float(x), -float(y)) for k, (x, y) in layered_layout(truth).items()}
+match = match_tasks([g.graph["keys"] for g in method2], true_keys)
+found_by = {"method 2": method2, "method 1, LSTM": method1_lstm, "method 1, 3-gram": method1_ngram}
+boundaries = {"method 1, LSTM": res_lstm.boundaries, "method 1, 3-gram": res_ngram.boundaries}
+short = {k: str(t)[:28] for k, t in templates.items()}
+fig = make_subplots(rows=1, cols=3, subplot_titles=list(found_by), horizontal_spacing=0.04)
+shown = set()
+for col, (name, graphs) in enumerate(found_by.items(), start=1):
+    i, jac = match_tasks([g.graph["keys"] for g in graphs], true_keys)[spread]
+    g = graphs[i] if i is not None else nx.DiGraph()
+    keys = set(g.nodes) if i is not None else set()
+    extra_nodes = sorted(k for k in keys - set(truth) if any(n in truth for n in nx.all_neighbors(g, k)))
+    for j, k in enumerate(extra_nodes):  # keys the method added: a row below the true layout
+        pos.setdefault(k, (float(j), min(y for _, y in pos.values()) - 1.0))
+    found_edges = {(u, v) for u, v in g.edges if u != v and u in pos and v in pos}
+    kinds = {"found": (found_edges & set(truth.edges), PALETTE["ink"], "solid"),
+             "missed": (set(truth.edges) - found_edges, PALETTE["highlight"], "dash"),
+             "extra": (found_edges - set(truth.edges), PALETTE["validation"], "solid")}
+    for kind, (edges, colour, dash) in kinds.items():
+        xs, ys = [], []
+        for u, v in edges:
+            xs += [pos[u][0], pos[v][0], None]
+            ys += [pos[u][1], pos[v][1], None]
+        first = bool(edges) and kind not in shown
+        shown |= {kind} if first else set()
+        fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{kind} edge", legendgroup=kind,
+                        showlegend=first, line={"color": colour, "dash": dash, "width": 3},
+                        hoverinfo="skip", row=1, col=col)
+    nodes = sorted(set(truth) | set(extra_nodes))
+    ends = {u for u, _ in boundaries.get(name, ())}
+    fig.add_scatter(
+        x=[pos[k][0] for k in nodes], y=[pos[k][1] for k in nodes], mode="markers",
+        showlegend=False, hovertext=[f"key {k}: {short.get(k, '')}" for k in nodes],
+        marker={"size": 16, "symbol": ["diamond" if k in ends else "circle" for k in nodes],
+                "color": [PALETTE["paper"] if k not in keys else
+                          (PALETTE["validation"] if k not in truth else PALETTE["normal"])
+                          for k in nodes],
+                "line": {"width": 2, "color": PALETTE["ink"]}},
+        row=1, col=col)
+    sc = edge_scores(found_edges, truth.edges)
+    fig.layout.annotations[col - 1].text = (f"{name}<br>Jaccard {jac:.2f}, edges P {sc['precision']:.2f} "
+                                            f"R {sc['recall']:.2f}")
+fig.update_xaxes(showticklabels=False, showgrid=False, title_text="step")
+fig.update_yaxes(showticklabels=False, showgrid=False)
+fig.update_layout(title=f"Task {spread!r}: each method against the true workflow", height=560,
+                  legend={"y": -0.08, "yanchor": "top"}, margin={"t": 130, "b": 90})
+fig.show()
 """),
 ]
 
