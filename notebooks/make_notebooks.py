@@ -92,11 +92,12 @@ import time
 
 import pandas as pd
 
+from teaching import setup
 from workbench import Workbench
 from workbench.keymodel import KeyModelConfig
 from workbench.parammodel import ParamModelConfig
 
-pd.set_option("display.max_colwidth", 90)
+setup()  # one figure theme for every notebook; figures saved as plain plotly JSON
 START = time.perf_counter()
 
 wb = Workbench.from_simulation(
@@ -144,6 +145,22 @@ review = report.anomalies
 print(f"{len(review)} anomalous entries in {review['session'].nunique()} sessions "
       f"(detection took {report.seconds:.1f} s)")
 review[["id", "session", "kind", "key", "template", "rank", "mse", "threshold", "status"]].head(12)
+"""),
+    md("""
+Which rule raised each of these? **top-g** (the key was not among the g most likely next keys),
+**probability floor** (in the top g but improbable), **session end** (the instance stopped where the
+model did not expect it), **unknown key** (a message never seen in training) or **parameter
+threshold** (the values' MSE crossed its confidence-interval line).
+"""),
+    code("""
+from workbench.rules import report_counts_by_rule
+
+by_rule = report_counts_by_rule(report)
+print(f"of {len(review)} anomalies: {by_rule['parameter threshold']} from the parameter threshold, "
+      f"{by_rule['unknown key']} unknown keys, {by_rule['session end']} session ends, "
+      f"{by_rule['probability floor']} below the floor and {by_rule['top-g']} from the top-g rule, "
+      "DeepLog's central idea")
+by_rule.to_frame("anomalies in the review")
 """),
     md("""
 How does that compare with the ground truth? A VM instance counts as detected when at least one of

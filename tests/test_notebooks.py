@@ -57,6 +57,9 @@ def _execute(path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         client.execute()
     finally:
+        # saved as JupyterLab saves by default: without the widgets' state (the app's widgets carry
+        # megabytes of it, and an HTML export cannot draw widgets offline anyway)
+        nb.metadata.pop("widgets", None)
         nbformat.write(nb, OUTPUT / path.name)
     _executed[path] = OUTPUT / path.name
     return _executed[path]
