@@ -14,6 +14,7 @@ Imported by the notebooks in this folder (they run with this folder as the worki
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,14 @@ def setup() -> None:
 def find_data(*paths: str) -> tuple[Path, bool]:
     """``(DATA, have)``: the shared data folder and whether every one of ``paths`` is in it.
 
-    Looks next to the repository (found from the package, so a copy of this folder works too),
-    then at ``../shared/data`` from the working directory. Prints one line when data is missing.
+    Looks in ``$WORKBENCH_DATA`` when set, else next to the repository (found from the package,
+    so a copy of this folder works too), then at ``../shared/data`` from the working directory.
+    Prints one line when data is missing.
     """
     repo = Path(workbench.__file__).resolve().parent.parent
     candidates = (repo.parent / "shared" / "data", Path("../shared/data").resolve())
+    if os.environ.get("WORKBENCH_DATA"):
+        candidates = (Path(os.environ["WORKBENCH_DATA"]),)
     data = next((p for p in candidates if p.is_dir()), candidates[0])
     missing = [p for p in paths if not (data / p).exists()]
     if missing:

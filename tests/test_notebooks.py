@@ -97,6 +97,32 @@ def test_notebook_html_export_holds_every_figure(
         assert json.dumps(fig.get("data", [])) in html
 
 
+DATA_NOTEBOOKS = [p for p in NOTEBOOKS if "find_data(" in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", DATA_NOTEBOOKS, ids=[p.name for p in DATA_NOTEBOOKS])
+def test_notebook_skips_cleanly_without_data(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the shared data every cell runs, says it skipped, and nothing fails."""
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path / "no-data-here"))
+    work = tmp_path / "notebooks"
+    shutil.copytree(path.parent, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    nb = nbformat.read(work / path.name, as_version=4)
+    NotebookClient(
+        nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(work)}}
+    ).execute()
+    text = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    assert "The benchmark data is not here" in text
+    assert "skipped: no data" in text
+    assert not any(
+        PLOTLY_MIME in out.get("data", {}) for c in nb.cells for out in c.get("outputs", [])
+    )
+
+
 def test_export_inlines_plotly_once_and_every_figure() -> None:
     import plotly.graph_objects as go
 
