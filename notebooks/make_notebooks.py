@@ -729,6 +729,16 @@ fig.show()
 print(series.sort_values("mse", ascending=False)[["session", "observed", "predicted", "mse"]].head(5))
 """),
     md("""
+### Predict before you run (2)
+
+The diagnosis below takes the OpenStack_2k spawn with the highest MSE. Will it blame a **slow
+transition** (the time between two steps of the workflow was out of its usual range) or an **odd
+value** (the timestamps look normal, the number in the message is what is unusual)?
+"""),
+    code("""
+guess_diagnosis = None  # "slow transition" or "odd value"
+"""),
+    md("""
 ## The VM lifecycle and a diagnosis path
 
 Method 2 (`build_workflows`, as `bench/workflow.py`) builds the VM lifecycle from `OpenStack_2k`.
@@ -748,6 +758,7 @@ idx = 0 if dim in (None, "elapsed") else int(str(dim).removeprefix("param"))
 found = diagnose({"line": int(r["line"]), "kind": "parameter", "dimension": idx,
                   "value": r["observed"], "score": r["mse"]}, df2k, graphs2k)
 print(found.sentence)
+check("the diagnosis", guess_diagnosis, "odd value" if found.slow_edge is None else "slow transition")
 graph = next((g for g in graphs2k if g.graph.get("task") == found.task), life)
 mine = df2k[(df2k["session"] == found.session) & (df2k["line"] <= found.line)]
 path = list(dict.fromkeys(int(k) for k in mine["key"] if int(k) in graph))
@@ -954,6 +965,16 @@ true_edges = {n: {(int(key_of[a]), int(key_of[b])) for a, b in wf.edges if a in 
               for n, wf in log.tasks.items()}
 print(f"{len(log.lines)} lines, {len(log.tasks)} true tasks: {', '.join(log.tasks)}")
 """),
+    md("""
+### Predict before you run (1)
+
+The simulator runs 9 tasks (create, pause, unpause, suspend, resume, stop, start, reboot, delete).
+Method 1 with a 3-gram decides where a task ends from the two previous keys only. How many tasks
+do you expect it to find?
+"""),
+    code("""
+guess_tasks_3gram = None  # a number
+"""),
     code("""
 def score(graphs):
     m = match_tasks([g.graph["keys"] for g in graphs], true_keys)
@@ -987,6 +1008,7 @@ results = {"method 2": (method2, t2), "method 1, LSTM": (method1_lstm, t1),
            "method 1, 3-gram": (method1_ngram, t1n)}
 summary = pd.DataFrame({name: {**score(gs).mean().round(3).to_dict(), "tasks found": len(gs),
                                "seconds": round(sec, 1)} for name, (gs, sec) in results.items()}).T
+check("tasks the 3-gram finds", guess_tasks_3gram, len(method1_ngram))
 summary
 """),
     code("""
@@ -997,7 +1019,7 @@ pd.concat({name: score(gs) for name, (gs, _) in results.items()}, axis=1).round(
 No detector runs in this notebook, so there are no detections to count by rule: the models here
 are used to *build* workflows, and the simulator's true workflows are the answer key.
 
-### Predict before you run
+### Predict before you run (2)
 
 Method 1 with the 3-gram sees only the two previous keys. On which task do you expect it to
 disagree most with the truth: the long VM-creation task, or a short one (stop, start, reboot,
