@@ -479,7 +479,8 @@ fig.show()
 What did the work, honestly: most abnormal blocks are caught because they contain a key that
 never occurs in a normal block, or because they stop early; the whitelist row of the table, with no
 model at all, already catches the unknown-key share. The top-g rule, DeepLog's central idea, fires
-first in only a handful of sessions here.
+first in only a small share of the sessions DeepLog catches (its column above). Given the session
+counts, the LSTM's predictions are sharper and the top-g rule carries more of the work.
 
 ## Two pitfalls side by side: tuning g on the test set, and de-duplicating test sessions
 
