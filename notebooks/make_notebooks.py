@@ -1077,6 +1077,14 @@ for col, (name, graphs) in enumerate(found_by.items(), start=1):
         for u, v in edges:
             xs += [pos[u][0], pos[v][0], None]
             ys += [pos[u][1], pos[v][1], None]
+        axis = "" if col == 1 else str(col)
+        for u, v in edges:  # an arrowhead near the target shows the direction
+            (x0, y0), (x1, y1) = pos[u], pos[v]
+            fig.add_annotation(x=x0 + 0.8 * (x1 - x0), y=y0 + 0.8 * (y1 - y0),
+                               ax=x0 + 0.6 * (x1 - x0), ay=y0 + 0.6 * (y1 - y0),
+                               xref=f"x{axis}", yref=f"y{axis}", axref=f"x{axis}", ayref=f"y{axis}",
+                               showarrow=True, arrowhead=2, arrowsize=1.4, arrowwidth=2,
+                               arrowcolor=colour, text="")
         first = bool(edges) and kind not in shown
         shown |= {kind} if first else set()
         fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{kind} edge", legendgroup=kind,
