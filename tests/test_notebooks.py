@@ -158,3 +158,28 @@ def test_notebooks_are_found_or_absent_on_purpose() -> None:
     folder = REPO / "notebooks"
     if folder.is_dir():
         assert NOTEBOOKS, f"{folder} has no .ipynb files"
+
+
+def test_teaching_rule_table_and_data_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    teaching = _module("teaching")
+    table = teaching.rule_table(
+        {"a": np.array(["", "unknown key", "key not in top-g"]), "b": pd.Series({"top-g": 2})}
+    )
+    assert table.loc["total"].tolist() == [2, 2]
+    assert table.loc["top-g"].tolist() == [1, 2]
+    assert "count vector" not in table.index
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    (tmp_path / "here.txt").write_text("x")
+    assert teaching.find_data("here.txt") == (tmp_path, True)
+    assert teaching.find_data("here.txt", "missing/file") == (tmp_path, False)
+    assert "missing/file" in capsys.readouterr().out
+
+    assert teaching.check("n", None, 3) is False
+    assert teaching.check("n", 10, 11, tolerance=0.1) is True
+    assert teaching.check("rule", "top-g", "unknown key") is False
