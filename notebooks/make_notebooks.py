@@ -13,21 +13,7 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
-DATA_GUARD = """\
-from pathlib import Path
-
-import workbench
-
-# ../shared/data next to the repository (found from the package, so it also works from a copy of
-# this folder), else ../shared/data from here
-REPO = Path(workbench.__file__).resolve().parent.parent
-DATA = next((p for p in (REPO / ".." / "shared" / "data", Path("../shared/data")) if p.is_dir()),
-            REPO / ".." / "shared" / "data")
-HAVE_DATA = {paths}
-if not HAVE_DATA:
-    print(f"The benchmark data is not here ({{DATA.resolve()}}): the cells below skip. "
-          "Put the shared data folder next to the repository to run this notebook.")
-"""
+NEEDS_DATA = "# needs the shared data"
 
 
 def md(text: str) -> nbformat.NotebookNode:
@@ -38,27 +24,10 @@ def code(text: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(text.strip("\n"))
 
 
-def guard(paths: list[str]) -> nbformat.NotebookNode:
-    checks = " and ".join(f'(DATA / "{p}").exists()' for p in paths)
-    return code(DATA_GUARD.format(paths=checks))
-
-
 def skip(body: str) -> nbformat.NotebookNode:
-    """A cell that runs ``body`` only when the data is there, and says so otherwise."""
-    lines = body.strip("\n").split("\n")
-    last = lines[-1]
-    if (
-        last
-        and not last[0].isspace()
-        and not last.startswith("print(")
-        and not last.rstrip().endswith(".show()")
-        and "=" not in last.split("(")[0]
-    ):
-        lines[-1] = (
-            f"display({last})"  # inside the if/else a last expression is not shown by itself
-        )
-    indented = "\n".join(("    " + line) if line.strip() else "" for line in lines)
-    return code(f'if not HAVE_DATA:\n    print("skipped: no data")\nelse:\n{indented}')
+    """A cell that needs the shared data: its first line is the marker that ``teaching.find_data``
+    recognises; without the data the cell prints "skipped: no data" instead of running."""
+    return code(f"{NEEDS_DATA}\n{body.strip(chr(10))}")
 
 
 # --------------------------------------------------------------------------- 00 quick start

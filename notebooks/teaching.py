@@ -2,7 +2,8 @@
 
 Imported by the notebooks in this folder (they run with this folder as the working directory):
 
-- :func:`find_data` finds ``../shared/data`` and says in one line when it is not there;
+- :func:`find_data` finds ``../shared/data`` and says in one line when it is not there; then
+  every cell whose first line is ``# needs the shared data`` prints "skipped: no data" instead;
 - :func:`setup` makes every plotly figure a plain figure in the workbench theme (fonts of 16 px,
   the Okabe-Ito colours) saved into the notebook as plotly JSON, a few kB each, so an executed
   notebook stays small; :mod:`export_html` inlines plotly.js once when exporting to HTML;
@@ -26,6 +27,9 @@ from widgets.theme import PALETTE, TEMPLATE
 from workbench.rules import COUNT_VECTOR, RULES, counts_by_rule, entry_counts_by_rule
 
 __all__ = ["MODEL_COLOURS", "RULES", "check", "find_data", "rule_table", "setup"]
+
+#: first line of a notebook cell that needs the shared data (skipped without it)
+NEEDS_DATA = "# needs the shared data"
 
 #: one colour per model, the same in every notebook (Okabe-Ito)
 MODEL_COLOURS: dict[str, str] = {
@@ -69,7 +73,31 @@ def find_data(*paths: str) -> tuple[Path, bool]:
             f"The benchmark data is not here ({data / missing[0]}): the cells below skip. "
             "Put the shared data folder next to the repository to run this notebook."
         )
+    _skip_cells_needing_data(bool(missing))
     return data, not missing
+
+
+def _skip_data_cell(lines: list[str]) -> list[str]:
+    if lines and lines[0].strip() == NEEDS_DATA:
+        return ['print("skipped: no data")\n']
+    return lines
+
+
+def _skip_cells_needing_data(skip: bool) -> None:
+    """In a kernel, cells whose first line is :data:`NEEDS_DATA` print "skipped: no data" instead
+    of running while ``skip`` holds (an IPython input transformer; nothing else changes)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - not in a kernel
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    transformers = shell.input_transformers_cleanup
+    if _skip_data_cell in transformers:
+        transformers.remove(_skip_data_cell)
+    if skip:
+        transformers.append(_skip_data_cell)
 
 
 def rule_table(detections: dict[str, Any], *, entries: bool = False) -> pd.DataFrame:
