@@ -183,3 +183,43 @@ def test_teaching_rule_table_and_data_guard(
     assert teaching.check("n", None, 3) is False
     assert teaching.check("n", 10, 11, tolerance=0.1) is True
     assert teaching.check("rule", "top-g", "unknown key") is False
+
+
+FIGURE_NOTEBOOKS = [p for p in NOTEBOOKS if p.name != "app.ipynb"]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("path", FIGURE_NOTEBOOKS, ids=[p.name for p in FIGURE_NOTEBOOKS])
+def test_exported_figures_draw_offline_in_chromium(
+    path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The HTML export, opened in headless Chromium with every network request refused, draws each
+    of its figures (plotly.js comes from the page itself)."""
+    chromium = Path("/usr/bin/chromium")
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not chromium.exists():
+        pytest.skip(f"{chromium} not found")
+    executed = _execute(path, tmp_path_factory)
+    html = OUTPUT / (path.stem + ".offline.html")
+    n = _module("export_html").export(executed, html)
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.route("http*://**", lambda route: route.abort())  # offline: nothing from a CDN
+            page.goto(html.as_uri(), wait_until="load", timeout=60_000)
+            drawn = page.wait_for_function(
+                """n => {
+                    const divs = document.querySelectorAll("div.plotly-graph-div");
+                    const ok = [...divs].filter(d => d.querySelector(".main-svg .trace"));
+                    return divs.length === n && ok.length === n ? ok.length : false;
+                }""",
+                arg=n,
+                timeout=30_000,
+            ).json_value()
+        finally:
+            browser.close()
+    assert drawn == n
