@@ -496,6 +496,14 @@ check("FPR when de-duplicated", guess_dedup, went)
 pitfalls.round({"FPR %": 3, "recall": 4, "F1": 4})
 """),
     md("""
+How to read it: the rows *g tuned on test* look better because g was fitted to the very sessions
+being scored; on new data that advantage is gone, so only the validation rows may be reported.
+De-duplication changes the question: with every session counted, the many normal blocks that
+repeat a training block (all scored normal) keep the FPR low; counted once each, the new and
+harder normal blocks weigh far more. Neither number is wrong, but a table must say which it is,
+and results compared across papers must use the same one.
+"""),
+    md("""
 ## The g trade-off, with the detector of the table
 
 Each curve applies the **same** rule as the table (floor and END limit as chosen on validation) for
