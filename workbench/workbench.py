@@ -641,13 +641,21 @@ class Workbench:
                 self.parser.keys_[k] = (-1, ())
 
     def _log_id(self, entries: pd.DataFrame) -> str:
-        """Fingerprint of a log (its raw lines): verdicts are kept per log and anomaly id."""
+        """Fingerprint of a log (its raw lines): verdicts are kept per log and anomaly id.
+
+        The last frame's fingerprint is kept (by identity: the same object, never a look-alike),
+        since one flag asks for it several times."""
         import hashlib
 
+        last = getattr(self, "_log_id_last", None)
+        if last is not None and last[0] is entries and last[1] == len(entries):
+            return last[2]
         raw = entries["raw"]
         h = hashlib.sha256(str(len(raw)).encode())
         h.update(pd.util.hash_pandas_object(raw.astype(str), index=False).to_numpy().tobytes())
-        return h.hexdigest()[:32]
+        out = h.hexdigest()[:32]
+        self._log_id_last = (entries, len(entries), out)
+        return out
 
     def _verdicts(self, entries: pd.DataFrame) -> dict[int, str]:
         """The verdicts in force on this log, from the journal: anomaly id -> review status."""
