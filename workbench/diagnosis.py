@@ -509,11 +509,13 @@ def _diagnose_time(rec, base, g, workflows, entries, row, name, where) -> Diagno
             if len(ps) >= dim:
                 pq = dict(ps[dim - 1])
                 break
-    rng = _range(pq.get("p10"), pq.get("p90"), unit=False) if pq else "?"
     sentence = (
-        f"{subject}{task_part}: {_q(base['template'])} carried {_fmt_num(value)} in parameter "
-        f"{dim}, usually {rng} (p95 {_fmt_num(pq.get('p95'))})"
+        f"{subject}{task_part}: {_q(base['template'])} carried {_fmt_num(value)} in parameter {dim}"
     )
+    rng = _range(pq.get("p10"), pq.get("p90"), unit=False) if pq else "?"
+    if rng != "?":  # the usual values are known only for keys inside a workflow
+        p95 = _fmt_num(pq.get("p95"))
+        sentence += f", usually {rng}" + (f" (p95 {p95})" if p95 != "?" else "")
     if slow and best is not None and best[0] > 1.0:
         sentence += f"; the timing was off too: {slow}."
     else:
