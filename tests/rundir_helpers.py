@@ -32,7 +32,12 @@ def trained_run(base: Path) -> Path:
     key = str(base)
     if key not in _RUNS:
         wb = Workbench.from_simulation(
-            n_instances=80, test_instances=40, seed=5, key_config=FAST_KEY, param_config=FAST_PARAM
+            n_instances=80,
+            test_instances=40,
+            anomalies={"performance": 0.1, "execution": 0.1, "parameter": 0.1},
+            seed=5,
+            key_config=FAST_KEY,
+            param_config=FAST_PARAM,
         )
         wb.fit()
         folder = base / "shared-trained-run"
@@ -40,6 +45,16 @@ def trained_run(base: Path) -> Path:
         wb.close()
         _RUNS[key] = folder
     return _RUNS[key]
+
+
+def anomalous_log() -> list[str]:
+    """Simulated lines with planted anomalies, for tests that need something to flag (a loaded
+    run scores its training log by default, where calibrated thresholds raise next to nothing)."""
+    from workbench.simulator import simulate
+
+    return simulate(
+        n_instances=30, seed=11, anomalies={"performance": 0.2, "execution": 0.2, "parameter": 0.2}
+    ).lines
 
 
 def copy_run(src: Path, dest: Path) -> Path:

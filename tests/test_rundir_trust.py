@@ -19,7 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.rundir_helpers import copy_run, gen, kill_during_save, rewrite, trained_run
+from tests.rundir_helpers import (
+    anomalous_log,
+    copy_run,
+    gen,
+    kill_during_save,
+    rewrite,
+    trained_run,
+)
 from workbench.parsing import LogParser
 from workbench.persistence import RunFormatError, RunLockedError
 from workbench.sessions import SessionRule
@@ -192,7 +199,7 @@ def test_read_only_load_refuses_feedback_and_takes_no_lock(trained, tmp_path):
     wb = Workbench.load(d, read_only=True)
     try:
         assert wb.read_only
-        wb.detect()
+        wb.detect(anomalous_log())
         with pytest.raises(PermissionError, match="loaded read-only"):
             wb.flag_false_positive(int(wb.report.anomalies["id"].iloc[0]))
         with pytest.raises(RunFormatError, match="loaded read-only; save elsewhere"):
@@ -273,7 +280,7 @@ def test_saving_over_another_run_is_refused_and_never_mixes_journals(trained, tm
     a = Workbench.load(copy_run(trained, tmp_path / "a"))
     b_dir = copy_run(trained, tmp_path / "b")
     b = Workbench.load(b_dir)
-    b.detect()
+    b.detect(anomalous_log())
     b.confirm_anomaly(int(b.report.anomalies["id"].iloc[0]))
     b_entries = [e.anomaly for e in b.journal.entries()]
     b.close()
