@@ -4,9 +4,9 @@
   the Jaccard similarity of recovered and true key sets and the precision / recall of the
   recovered automaton's edges, for method 2 (per session, and on the interleaved log: by
   position as the paper, and by consistent time lag, :mod:`workbench.task_separation`) and
-  method 1 (a 3-gram model as the next-key callable). Settings were chosen on simulator seeds
-  0 and 1 (a grid over ``tau``, ``min_lift`` and ``window``, the best mean of the three scores);
-  the figures are over seeds 2-6, with the worst seed beside the mean. On the interleaved log the
+  method 1 (a 3-gram model as the next-key callable). The time-lag settings were chosen on
+  simulator seeds 0, 1, 7, 8, 9 (``SELECT_SEEDS``: a grid over ``tau``, ``min_lift`` and
+  ``window``); the figures are over seeds 2-6, with the worst seed beside the mean. On the interleaved log the
   tasks are separated without sessions; the automata of the recovered tasks are then built per
   instance, as :func:`build_workflows` does whenever the entries carry one.
 * Diagnosis: a throttled transition injected into one instance per seed, 10 seeds; is it named?
@@ -52,8 +52,11 @@ DATA = HERE.parent.parent / "shared" / "data"
 OUT = HERE / "out"
 EVAL_SEEDS = (2, 3, 4, 5, 6)
 INTERLEAVED = WorkflowConfig(tau=0.4, d_max=4, per_session=False)  # by position; seed 1
-# by consistent time lag; chosen on seeds 0 and 1 (never on EVAL_SEEDS)
-INTERLEAVED_LAG = WorkflowConfig(tau=0.7, min_lift=3.0, window=30.0, per_session=False)
+# by consistent time lag; chosen on SELECT_SEEDS, never on EVAL_SEEDS: the grid tau in
+# {0.6, 0.7, 0.8} x min_lift in {2, 2.5, 3} x window in {20, 30, 45} s, keeping the best lowest of
+# the three mean scores (0.869; window made no difference at tau 0.8, 30 s is the middle)
+SELECT_SEEDS = (0, 1, 7, 8, 9)
+INTERLEAVED_LAG = WorkflowConfig(tau=0.8, min_lift=2.5, window=30.0, per_session=False)
 
 
 # ---------------------------------------------------------------------- simulator
