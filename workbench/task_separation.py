@@ -16,15 +16,18 @@ unrelated ``k_j`` give. For every ordered pair:
 
 * lags are put in bins that grow geometrically (factor ``1.15``; the first bin ``[0, 1 ms]``), so a
   lognormal delay of any median lands in a few bins;
-* the *excess* at lag is, over the best run of three neighbouring bins, the observed pairs minus
-  those a Poisson background gives, ``f(k_i) * rate(k_j) * width``; ``after[i, j]`` is that
-  excess over ``f(k_i)`` (the share of ``k_i`` followed by ``k_j`` at the usual lag), and
-  ``before[i, j]`` the same excess over ``f(k_j)``;
-* ``lift[i, j]`` is observed over background in that run of bins.
+* the *excess* at lag is, over the run of neighbouring bins (1 to 32 of them) where it is
+  largest while the observed pairs are at least ``min_lift`` times those a Poisson background
+  at the mean rate gives (``f(k_i) * rate(k_j) * width``), the observed pairs minus that
+  background, capped by the number of ``k_i`` (and of ``k_j``) that have a partner in the run;
+* ``after[i, j]`` is that excess over ``f(k_i)`` (the share of ``k_i`` followed by ``k_j`` at
+  the usual lag), ``before[i, j]`` the same excess over ``f(k_j)``, ``lift[i, j]`` observed over
+  background in the run and ``lag[i, j]`` its centre.
 
 These matrices replace the positional ones in method 2's task growing (seeds, growth from owned
 keys only, shared keys joining without growing from them, contained tasks dropped), with one
-distance: ``links = (after > tau) & (lift >= min_lift)``. ``window`` and ``tau`` are the settings.
+distance: ``links = (after > tau) & (lift >= min_lift)``. ``window``, ``tau`` and ``min_lift`` are
+the settings; ``bench/workflow.py`` chooses them on simulator seeds it does not report.
 
 >>> rng = np.random.default_rng(0)
 >>> t1, t2 = rng.uniform(0, 500, 100), rng.uniform(0, 500, 100)  # two unrelated streams
@@ -138,6 +141,8 @@ def lag_cooccurrence(
     best_o = np.zeros((m, m))
     best_e = np.full((m, m), np.inf)
     best_lag = np.zeros((m, m))
+    best_lo = np.zeros((m, m), dtype=np.int64)
+    best_hi = np.zeros((m, m), dtype=np.int64)
     for run in _RUNS:
         if run > nb:
             break
@@ -153,8 +158,20 @@ def lag_cooccurrence(
         best_e = np.where(better, np.take_along_axis(e, at[:, :, None], axis=2)[:, :, 0], best_e)
         centre = np.sqrt(np.maximum(edges[at], resolution / 2) * edges[at + run])
         best_lag = np.where(better, centre, best_lag)
-    after = np.minimum(best_ex / np.maximum(f, 1.0)[:, None], 1.0)
-    before = np.minimum(best_ex / np.maximum(f, 1.0)[None, :], 1.0)
+        best_lo = np.where(better, at, best_lo)
+        best_hi = np.where(better, at + run, best_hi)
+    # an occurrence is followed (preceded) at the usual lag or not, however many lines of the
+    # other key fall in that interval: the excess never counts more than the occurrences that are
+    # (a busy stretch brings more k_j than the mean rate says; without this cap such pairs would
+    # link a task to the next request of the same instance)
+    inside = (lbin >= best_lo[a, b]) & (lbin < best_hi[a, b])
+    u = np.unique(first[good][inside] * m + b[inside])
+    n_after = np.bincount(idx[u // m] * m + u % m, minlength=m * m).reshape(m, m)
+    u = np.unique(second[good][inside] * m + a[inside])
+    n_before = np.bincount((u % m) * m + idx[u // m], minlength=m * m).reshape(m, m)
+    excess = np.minimum(best_ex, np.minimum(n_after, n_before))
+    after = np.minimum(excess / np.maximum(f, 1.0)[:, None], 1.0)
+    before = np.minimum(excess / np.maximum(f, 1.0)[None, :], 1.0)
     lift = np.where(np.isfinite(best_e), best_o / np.maximum(best_e, 1e-12), 0.0)
     centre = best_lag
     for mat in (after, before, lift):
