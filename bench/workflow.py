@@ -2,9 +2,16 @@
 
 * Simulator (interleaved concurrent VM lifecycles with the true workflow of every task): per task,
   the Jaccard similarity of recovered and true key sets and the precision / recall of the
-  recovered automaton's edges, for method 2 (per session, and on the interleaved log) and method 1
-  (a 3-gram model as the next-key callable). Settings were chosen by hand on simulator seed 1;
-  the figures are over seeds 2-6.
+  recovered automaton's edges, for method 2 (per session, and on the interleaved log: by
+  position as the paper, and by consistent time lag, :mod:`workbench.task_separation`) and
+  method 1 (a 3-gram model as the next-key callable). The time-lag settings were chosen on
+  simulator seeds 0, 1, 7, 8, 9 (``SELECT_SEEDS``: a grid over ``tau``, ``min_lift`` and
+  ``window``); the figures are over seeds 2-6, with the worst seed beside the mean. On the interleaved log the
+  tasks are separated without sessions; the automata of the recovered tasks are then built per
+  instance, as :func:`build_workflows` does whenever the entries carry one
+  (``method2_interleaved_time_lag``). ``method2_time_lag_no_sessions_at_all`` drops the session
+  column first, so the automata too come from the interleaved log: there concurrent runs of one
+  task invent transitions, and edge precision is low.
 * Diagnosis: a throttled transition injected into one instance per seed, 10 seeds; is it named?
   The default one (image creation -> "VM Started") leads into a join with the concurrent network
   allocation; a single-parent one (deallocation -> "VM Stopped") is reported beside it.
@@ -47,7 +54,13 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 OUT = HERE / "out"
 EVAL_SEEDS = (2, 3, 4, 5, 6)
-INTERLEAVED = WorkflowConfig(tau=0.4, d_max=4, per_session=False)  # chosen on seed 1
+INTERLEAVED = WorkflowConfig(tau=0.4, d_max=4, per_session=False)  # by position; seed 1
+# by consistent time lag; chosen on SELECT_SEEDS, never on EVAL_SEEDS: the grid tau in
+# {0.6, 0.7, 0.8, 0.9} x min_lift in {1.5, 2, 2.5, 3} x window in {20, 30, 45} s, keeping the
+# highest lowest of the three mean scores (0.959 there; the window made no difference between
+# 20 and 45 s, 30 s is the middle)
+SELECT_SEEDS = (0, 1, 7, 8, 9)
+INTERLEAVED_LAG = WorkflowConfig(tau=0.8, min_lift=2.0, window=30.0, per_session=False)
 
 
 # ---------------------------------------------------------------------- simulator
@@ -81,16 +94,30 @@ def _mean(rows: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
     per = {
         t: {k: round(float(np.mean([r[t][k] for r in rows])), 4) for k in rows[0][t]} for t in tasks
     }
+    # per seed: the mean over tasks; the worst seed is the spread a user can expect
+    seed_means = {
+        k: [float(np.mean([r[t][k] for t in tasks])) for r in rows]
+        for k in ("jaccard", "precision", "recall")
+    }
     return {
         "mean_jaccard": round(float(np.mean([v["jaccard"] for v in per.values()])), 4),
         "mean_edge_precision": round(float(np.mean([v["precision"] for v in per.values()])), 4),
         "mean_edge_recall": round(float(np.mean([v["recall"] for v in per.values()])), 4),
+        "worst_seed_jaccard": round(min(seed_means["jaccard"]), 4),
+        "worst_seed_edge_precision": round(min(seed_means["precision"]), 4),
+        "worst_seed_edge_recall": round(min(seed_means["recall"]), 4),
         "per_task": per,
     }
 
 
 def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
-    runs: dict[str, list] = {"method2_per_session": [], "method2_interleaved": [], "method1": []}
+    runs: dict[str, list] = {
+        "method2_per_session": [],
+        "method2_interleaved": [],
+        "method2_interleaved_time_lag": [],
+        "method2_time_lag_no_sessions_at_all": [],
+        "method1": [],
+    }
     secs: dict[str, list[float]] = {k: [] for k in runs}
     n_tasks: dict[str, list[int]] = {k: [] for k in runs}
     for seed in EVAL_SEEDS:
@@ -104,6 +131,12 @@ def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
         g2i = build_workflows(df, INTERLEAVED)
         secs["method2_interleaved"].append(time.perf_counter() - t)
         t = time.perf_counter()
+        g2l = build_workflows(df, INTERLEAVED_LAG)
+        secs["method2_interleaved_time_lag"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        g2n = build_workflows(df.assign(session=None), INTERLEAVED_LAG)  # automata too
+        secs["method2_time_lag_no_sessions_at_all"].append(time.perf_counter() - t)
+        t = time.perf_counter()
         seqs = key_sequences(df, per_session=True)
         res = model_tasks(ngram_distribution(seqs, n=3), seqs, ModelWorkflowConfig())
         g1 = build_workflows(df, tasks=res.tasks)
@@ -111,6 +144,8 @@ def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
         for name, gs in (
             ("method2_per_session", g2),
             ("method2_interleaved", g2i),
+            ("method2_interleaved_time_lag", g2l),
+            ("method2_time_lag_no_sessions_at_all", g2n),
             ("method1", g1),
         ):
             runs[name].append(_score(gs, keys, edges))
@@ -129,6 +164,8 @@ def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
         }
     out["method2_per_session"]["config"] = WorkflowConfig().to_dict()
     out["method2_interleaved"]["config"] = INTERLEAVED.to_dict()
+    out["method2_interleaved_time_lag"]["config"] = INTERLEAVED_LAG.to_dict()
+    out["method2_time_lag_no_sessions_at_all"]["config"] = INTERLEAVED_LAG.to_dict()
     out["method1"]["config"] = {"model": "3-gram per session", **vars(ModelWorkflowConfig())}
     return out
 

@@ -24,6 +24,7 @@ from workbench.workflow import (
     edge_scores,
     from_node_link,
     grow_tasks,
+    grow_tasks_by_lag,
     jaccard,
     key_sequences,
     layered_layout,
@@ -316,3 +317,30 @@ def test_hdfs_block_workflow(shared_data):
     assert blocks, [t.keys for t in tasks]
     keys = blocks[0].keys
     assert keys.index(5) < keys.index(26) and keys.index(22) < keys.index(26)
+
+
+def test_time_lag_separates_hand_made_interleaved_tasks_without_sessions():
+    """Two tasks run concurrently (A: 1 -> 2 after 0.5 s -> 3 after 2 s; B: 4 -> 5 after 1 s),
+    started at random times so that their lines interleave, plus a noise key at random times;
+    no sessions. The consistent time lags give back exactly the two tasks."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for start in np.sort(rng.uniform(0, 300, 80)):
+        rows += [(start, 1), (start + 0.5 * rng.lognormal(0, 0.1), 2)]
+        rows.append((start + 2.0 * rng.lognormal(0, 0.1), 3))
+    for start in np.sort(rng.uniform(0, 300, 60)):
+        rows += [(start, 4), (start + 1.0 * rng.lognormal(0, 0.1), 5)]
+    rows += [(t, 9) for t in rng.uniform(0, 300, 150)]
+    rows.sort()
+    df = pd.DataFrame(rows, columns=["t", "key"])
+    df["timestamp"] = pd.to_datetime(df["t"], unit="s")
+    df["session"] = None
+    df["template"] = "t"
+    df["line"] = np.arange(1, len(df) + 1)
+    cfg = WorkflowConfig(tau=0.7, min_lift=3.0, window=10.0, per_session=False)
+    tasks = sorted(sorted(t.keys) for t in grow_tasks_by_lag(df, cfg))
+    assert tasks == [[1, 2, 3], [4, 5]]
+    graphs = build_workflows(df, cfg)
+    assert sorted(sorted(g.graph["keys"]) for g in graphs) == [[1, 2, 3], [4, 5]]
+    with pytest.raises(ValueError):
+        WorkflowConfig(window=0.0)

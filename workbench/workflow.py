@@ -73,6 +73,7 @@ __all__ = [
     "edge_scores",
     "from_node_link",
     "grow_tasks",
+    "grow_tasks_by_lag",
     "jaccard",
     "key_sequences",
     "layered_layout",
@@ -107,6 +108,9 @@ class WorkflowConfig:
     min_count: int = 3  # keys seen fewer times are left out of every task (too rare to place)
     min_edge_prob: float = 0.02  # automaton edges rarer than this share of their source are dropped
     per_session: bool | None = None  # co-occurrence per session; None = when sessions exist
+    # seconds: over an interleaved log with timestamps, link keys by a consistent time lag within
+    # this horizon instead of by position (:mod:`workbench.task_separation`); None = by position
+    window: float | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.d_max, int) and self.d_max >= 1):
@@ -119,6 +123,10 @@ class WorkflowConfig:
             raise ValueError(f"min_count must be an int >= 1, got {self.min_count!r}")
         if not 0.0 <= self.min_edge_prob < 1.0:
             raise ValueError(f"min_edge_prob must be in [0, 1), got {self.min_edge_prob!r}")
+        if self.window is not None and not (
+            isinstance(self.window, int | float) and math.isfinite(self.window) and self.window > 0
+        ):
+            raise ValueError(f"window must be a number of seconds > 0 or None, got {self.window!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -343,6 +351,57 @@ def grow_tasks(
         tasks.append(Task(keys, (int(pres.keys[seed[0]]), int(pres.keys[seed[1]])), d_used))
     tasks.sort(key=lambda t: min(rank[int(np.searchsorted(pres.keys, k))] for k in t.keys))
     logger.info("method 2: %d tasks over %d keys", len(tasks), m)
+    return tasks
+
+
+def grow_tasks_by_lag(entries: pd.DataFrame, config: WorkflowConfig) -> list[Task]:
+    """Method 2 over time lags: separate the tasks of an interleaved log with timestamps.
+
+    The co-occurrence of two keys is a consistent time lag within ``config.window`` seconds
+    (:func:`workbench.task_separation.lag_cooccurrence`) instead of a distance in positions; the
+    growing, ownership and containment rules are those of :func:`grow_tasks` at one distance.
+    Sessions are ignored: this is for logs without them. Entries without a timestamp are left
+    out; with none at all, this is :func:`grow_tasks` on the interleaved key sequence.
+    """
+    from workbench.task_separation import lag_cooccurrence
+
+    if config.window is None:
+        raise ValueError("grow_tasks_by_lag needs config.window (seconds)")
+    keys = entries["key"].to_numpy(dtype=np.int64)
+    ts = entries["timestamp"] if "timestamp" in entries.columns else None
+    if ts is None or not ts.notna().any():
+        return grow_tasks(key_sequences(entries, per_session=False), config)
+    sec = (ts - ts[ts.notna()].iloc[0]).dt.total_seconds().to_numpy(dtype=float)
+    lag = lag_cooccurrence(keys, sec, config.window, config.min_count, config.min_lift)
+    m = len(lag.keys)
+    if m < 2:
+        return []
+    cfg = dataclasses.replace(config, d_max=1)
+    links = {1: (lag.after > cfg.tau) & (lag.lift >= cfg.min_lift)}
+    near = np.maximum(lag.after, lag.before.T)  # P[u at its usual lag after or before t | t]
+    near_both = np.maximum(near, near.T)
+    pairs = np.argwhere(links[1])
+    order = np.argsort(-lag.after[pairs[:, 0], pairs[:, 1]], kind="stable")
+    grown: list[tuple[set[int], tuple[int, int]]] = []
+    for i, j in pairs[order]:
+        if any(i in s and j in s for s, _ in grown):
+            continue
+        members, _ = _grow((int(i), int(j)), links, near, near_both, cfg)
+        grown.append((members, (int(i), int(j))))
+    kept = [
+        (s, seed)
+        for n, (s, seed) in enumerate(grown)
+        if not any((s < o) or (s == o and k < n) for k, (o, _) in enumerate(grown) if k != n)
+    ]
+    ok = keys > 0
+    seq = keys[ok][np.argsort(sec[ok], kind="stable")] if ok.any() else keys[:0]
+    first = {int(k): i for i, k in reversed(list(enumerate(seq.tolist())))}
+    tasks = []
+    for s, seed in kept:
+        ks = _in_typical_order([seq], [int(lag.keys[i]) for i in s])
+        tasks.append(Task(ks, (int(lag.keys[seed[0]]), int(lag.keys[seed[1]])), 1))
+    tasks.sort(key=lambda t: min(first.get(k, len(seq)) for k in t.keys))
+    logger.info("method 2 by time lag: %d tasks over %d keys", len(tasks), m)
     return tasks
 
 
@@ -722,6 +781,13 @@ def build_workflows(
     """
     cfg = config or WorkflowConfig()
     has_sessions = "session" in entries.columns and bool(entries["session"].notna().any())
+    if (
+        tasks is None
+        and cfg.window is not None
+        and cfg.per_session is not True
+        and not (cfg.per_session is None and has_sessions)
+    ):
+        tasks = [t.keys for t in grow_tasks_by_lag(entries, cfg)]
     if tasks is None:
         seqs = key_sequences(entries, cfg.per_session if cfg.per_session is not None else None)
         tasks = [t.keys for t in grow_tasks(seqs, cfg)]
