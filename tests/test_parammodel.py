@@ -347,7 +347,9 @@ def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshol
     assert m.last_update_["steps"] == 1 and m.last_update_["mse"] > limit
     # still above after the steps: the confirmed value raises the key's threshold at every level
     floor = m.last_update_["threshold_floor"]
-    assert floor > m.last_update_["mse"] and m.thresholds_[2].threshold(min(m.config.levels)) >= floor
+    assert (
+        floor > m.last_update_["mse"] and m.thresholds_[2].threshold(min(m.config.levels)) >= floor
+    )
     assert fresh.thresholds_[2].floor < floor  # the key's own threshold only, of this model only
     fresh.partial_fit(2, history, nxt, steps=1, max_steps=300, level=level)
     u = fresh.last_update_
