@@ -852,10 +852,11 @@ class KeyModel:
         sessions (normal ones), drawn in proportion to how often they occur and weighing together
         as much as the taught ones, so the update does not erase what training learned. What the
         update must not break is checked at every step: the earlier feedback taught again, and the
-        ``guard_size`` most frequent replay examples the model accepted before the update; one
-        that the step pushed out of the top ``g_`` joins the taught examples, and the update goes
-        on (up to ``max_steps``) until all are accepted again. The replay
-        example table is built once per replay object and vocabulary (keep the same object
+        ``guard_size`` most frequent replay examples the model accepted before the update, in
+        other contexts than the taught ones (in its own context a confirmed example may take an
+        old successor's place in the top ``g_``); one that the step pushed out of the top ``g_``
+        joins the taught examples, and the update goes on (up to ``max_steps``) until all are
+        accepted again. The replay example table is built once per replay object and vocabulary (keep the same object
         between calls; it is read, never changed). ``g_`` is kept. ``last_update_`` says how many
         steps were taken and whether the new examples were accepted.
         """
@@ -881,11 +882,7 @@ class KeyModel:
             self.last_update_ = {"steps": 0, "accepted": False, "taught": 0}
             return self
         fresh = ~known[targets] & (targets != END)  # keys that just took a spare slot
-        if fresh.any():
-            # With the thread count of the steps below: switching it between calls rebuilds
-            # torch's thread pool, which costs more than the update itself.
-            with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
-                self._imprint(windows[fresh], targets[fresh], known)
+        fresh_windows, fresh_targets = windows[fresh], targets[fresh]
         rng = np.random.default_rng(seed)
         # Earlier feedback is taught again with the new examples, so a later update does not undo
         # it (it is confirmed normal behaviour, like the replay sessions, but rare in them).
@@ -917,12 +914,21 @@ class KeyModel:
             rw, rt, p = self._replay_table(replay)
             top = np.argsort(-p, kind="stable")[:guard_size]
             gx, gy = torch.cat([gx, rw[top]]), torch.cat([gy, rt[top]])
+        if len(gy):  # in a taught example's own context the user's verdict comes first
+            taught = {tuple(r) for r in windows[:new].tolist()}
+            other = torch.tensor([tuple(r) not in taught for r in gx.tolist()], dtype=torch.bool)
+            gx, gy = gx[other], gy[other]
         gx, gy = gx.to(self.device_), gy.to(self.device_)
         glimit = self._limits(gy)
         with torch.no_grad(), torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
             self.module_.eval()
             keep_ok = self._accepted(self._judged(gx), gy, glimit, mask)
         gx, gy, glimit = gx[keep_ok], gy[keep_ok], glimit[keep_ok]
+        if len(fresh_targets):  # after the guards are taken: imprinting moves what they check
+            # With the thread count of the steps below: switching it between calls rebuilds
+            # torch's thread pool, which costs more than the update itself.
+            with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
+                self._imprint(fresh_windows, fresh_targets, known)
         x, y, w = x.to(self.device_), y.to(self.device_), w.to(self.device_)
         limit = self._limits(y[:new])
         lr = learning_rate
