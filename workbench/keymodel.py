@@ -832,7 +832,7 @@ class KeyModel:
         max_steps: int = 6,
         learning_rate: float = 3e-3,
         seed: int = 0,
-        guard_size: int = 256,
+        guard_size: int = 64,
     ) -> KeyModel:
         """Gradient steps that teach the model the given (history -> next key) examples.
 
