@@ -331,3 +331,16 @@ def test_auto_weighting_keeps_the_weighting_that_validates_better():
     assert trials[info["weighting"]]["synthetic_recall"] == best["synthetic_recall"]
     again = KeyModel.from_state(model.state_dict())
     assert again.config.weighting == model.config.weighting
+
+
+def test_new_branches_do_not_push_old_successors_out_of_the_top_g_elsewhere(fitted):
+    model, train = fitted
+    assert model.g_ <= 2  # three new successors of (1, 2, 3) cannot all join the old one's top g
+    flagged, nxt = [(1, 2, 3)] * 3 + [(1, 2)] * 2, [7, 8, 9, 7, 8]
+    elsewhere = [s for s in train if s[1] == 3]  # sessions without the taught contexts
+    unguarded = KeyModel.from_state(model.state_dict(), device="cpu")
+    unguarded.partial_fit(flagged, nxt, replay=train[:50], max_steps=20, guard_size=0)
+    assert unguarded.detect(elsewhere).anomalous.any()  # the new keys leak into other contexts
+    guarded = KeyModel.from_state(model.state_dict(), device="cpu")
+    guarded.partial_fit(flagged, nxt, replay=train[:50], max_steps=20)
+    assert not guarded.detect(elsewhere).anomalous.any()

@@ -342,8 +342,17 @@ def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshol
     history, nxt = s.values[-6:-1], s.values[-1] * 3  # outside what training saw
     level = max(m.config.levels)
     limit = m.thresholds_[2].threshold(level)
+    fresh = ParamModel.from_state(m.state_dict())
     m.partial_fit(2, history, nxt, steps=1, max_steps=1, level=level)
     assert m.last_update_["steps"] == 1 and m.last_update_["mse"] > limit
-    m.partial_fit(2, history, nxt, steps=1, max_steps=300, level=level)
-    assert m.last_update_["within"] and m.last_update_["mse"] <= limit
-    assert 1 <= m.last_update_["steps"] < 300
+    # still above after the steps: the confirmed value raises the key's threshold at every level
+    floor = m.last_update_["threshold_floor"]
+    assert (
+        floor > m.last_update_["mse"] and m.thresholds_[2].threshold(min(m.config.levels)) >= floor
+    )
+    assert fresh.thresholds_[2].floor < floor  # the key's own threshold only, of this model only
+    fresh.partial_fit(2, history, nxt, steps=1, max_steps=300, level=level)
+    u = fresh.last_update_
+    assert u["within"] == (u["threshold_floor"] is None)
+    assert 1 <= u["steps"] < 300
+    assert u["within"] or u["threshold_floor"] > u["mse"]

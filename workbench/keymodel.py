@@ -832,6 +832,7 @@ class KeyModel:
         max_steps: int = 6,
         learning_rate: float = 3e-3,
         seed: int = 0,
+        guard_size: int = 64,
     ) -> KeyModel:
         """Gradient steps that teach the model the given (history -> next key) examples.
 
@@ -849,8 +850,13 @@ class KeyModel:
         examples of earlier updates (``feedback_``, saved with the model), so a later update does
         not undo an earlier one, and mixes in ``replay_size`` distinct examples of the ``replay``
         sessions (normal ones), drawn in proportion to how often they occur and weighing together
-        as much as the taught ones, so the update does not erase what training learned. The replay
-        example table is built once per replay object and vocabulary (keep the same object
+        as much as the taught ones, so the update does not erase what training learned. What the
+        update must not break is checked at every step: the earlier feedback taught again, and the
+        ``guard_size`` most frequent replay examples the model accepted before the update, in
+        other contexts than the taught ones (in its own context a confirmed example may take an
+        old successor's place in the top ``g_``); one that the step pushed out of the top ``g_``
+        joins the taught examples, and the update goes on (up to ``max_steps``) until all are
+        accepted again. The replay example table is built once per replay object and vocabulary (keep the same object
         between calls; it is read, never changed). ``g_`` is kept. ``last_update_`` says how many
         steps were taken and whether the new examples were accepted.
         """
@@ -876,11 +882,7 @@ class KeyModel:
             self.last_update_ = {"steps": 0, "accepted": False, "taught": 0}
             return self
         fresh = ~known[targets] & (targets != END)  # keys that just took a spare slot
-        if fresh.any():
-            # With the thread count of the steps below: switching it between calls rebuilds
-            # torch's thread pool, which costs more than the update itself.
-            with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
-                self._imprint(windows[fresh], targets[fresh], known)
+        fresh_windows, fresh_targets = windows[fresh], targets[fresh]
         rng = np.random.default_rng(seed)
         # Earlier feedback is taught again with the new examples, so a later update does not undo
         # it (it is confirmed normal behaviour, like the replay sessions, but rare in them).
@@ -904,25 +906,55 @@ class KeyModel:
             if len(rt):  # all replayed examples together weigh as much as the taught ones
                 x, y = torch.cat([x, rw]), torch.cat([y, rt])
                 w = torch.cat([w, torch.from_numpy((p * n).astype(np.float32))])
-        x, y, w = x.to(self.device_), y.to(self.device_), w.to(self.device_)
-        limit = torch.full((new,), self.g_, device=self.device_)
-        if self.end_g_ is not None:
-            limit[y[:new] == END] = self.end_g_
         mask = torch.from_numpy(self.vocab_.candidate_mask()).to(self.device_)
+        # Guards: what the model accepts now and must still accept after the update (a new
+        # branch must not push an old successor out of the top g).
+        gx, gy = x[new:n], y[new:n]  # earlier feedback, taught again
+        if replay and guard_size > 0:
+            rw, rt, p = self._replay_table(replay)
+            top = np.argsort(-p, kind="stable")[:guard_size]
+            gx, gy = torch.cat([gx, rw[top]]), torch.cat([gy, rt[top]])
+        if len(gy):  # in a taught example's own context the user's verdict comes first
+            taught = {tuple(r) for r in windows[:new].tolist()}
+            other = torch.tensor([tuple(r) not in taught for r in gx.tolist()], dtype=torch.bool)
+            gx, gy = gx[other], gy[other]
+        gx, gy = gx.to(self.device_), gy.to(self.device_)
+        glimit = self._limits(gy)
+        with torch.no_grad(), torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
+            self.module_.eval()
+            keep_ok = self._accepted(self._judged(gx), gy, glimit, mask)
+        gx, gy, glimit = gx[keep_ok], gy[keep_ok], glimit[keep_ok]
+        if len(fresh_targets):  # after the guards are taken: imprinting moves what they check
+            # With the thread count of the steps below: switching it between calls rebuilds
+            # torch's thread pool, which costs more than the update itself.
+            with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None):
+                self._imprint(fresh_windows, fresh_targets, known)
+        x, y, w = x.to(self.device_), y.to(self.device_), w.to(self.device_)
+        limit = self._limits(y[:new])
         lr = learning_rate
         fused = self.device_.type in ("cpu", "cuda")  # one kernel for all parameters
         optimizer = torch.optim.Adam(self.module_.parameters(), lr=lr, fused=fused)
         self.module_.train()
         taken, accepted = 0, False
+        lost = torch.zeros(len(gy), dtype=torch.bool, device=self.device_)
         with torch_threads(CPU_THREADS if self.device_.type == "cpu" else None), _no_denormals():
             while True:
-                logits = self.module_(x)  # (B, V); an ensemble in training: (M, B, V)
+                logits = self.module_(torch.cat([x, gx]))  # (B, V); an ensemble: (M, B, V)
+                glogits = logits[..., len(y) :, :]
+                logits = logits[..., : len(y), :]
                 with torch.no_grad():
                     judged = logits if logits.dim() == 2 else _mixture(logits)
                     accepted = bool(self._accepted(judged[:new], y[:new], limit, mask).all())
+                    if len(gy):
+                        gj = glogits if glogits.dim() == 2 else _mixture(glogits)
+                        lost |= ~self._accepted(gj, gy, glimit, mask)  # taught from now on
+                        accepted &= bool(self._accepted(gj, gy, glimit, mask).all())
                 if taken >= max(steps, 0) and (accepted or taken >= max_steps):
                     break
-                loss = (_cross_entropy(logits, y) * w).sum() / w.sum()
+                loss = (_cross_entropy(logits, y) * w).sum()
+                if lost.any():  # a pushed-out successor weighs as much as a taught example
+                    loss = loss + _cross_entropy(glogits, gy)[..., lost].sum()
+                loss = loss / (w.sum() + lost.sum())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -988,6 +1020,17 @@ class KeyModel:
             "windows": [p[:-1] for p in pairs],
             "targets": [p[-1] for p in pairs],
         }
+
+    def _limits(self, targets: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` the rank each target must reach: ``g_``, or ``end_g_`` for END."""
+        limit = torch.full((len(targets),), self.g_, device=targets.device)
+        if self.end_g_ is not None:
+            limit[targets == END] = self.end_g_
+        return limit
+
+    def _judged(self, windows: torch.Tensor) -> torch.Tensor:
+        logits = self.module_(windows)
+        return logits if logits.dim() == 2 else _mixture(logits)
 
     def _accepted(
         self, logits: torch.Tensor, targets: torch.Tensor, limit: torch.Tensor, mask: torch.Tensor

@@ -123,6 +123,7 @@ _STATE_FORMAT = "workbench.parammodel/1"
 _MAX_STOP_WINDOWS = 1024  # validation windows per key used for early stopping (all set thresholds)
 _REL_SCALE_FLOOR = 1e-3  # smallest normalisation scale, relative to max(1, |mean|)
 VALUE_SCALES = ("log1p", "linear")  #: how a non-negative dimension is modelled (see the docstring)
+FLOOR_MARGIN = 1.05  # least margin above a confirmed MSE of a threshold floor it raises
 
 
 def _to_model_scale(raw: np.ndarray, logged: np.ndarray, unit: np.ndarray) -> np.ndarray:
@@ -920,9 +921,13 @@ class ParamModel:
             ``steps``, up to ``max_steps``, until the example's MSE is within that level's
             threshold, so the same value after the same history is no longer reported.
 
-        The Gaussian threshold is left as fitted. Only ``key``'s own LSTM changes.
-        ``last_update_`` holds the steps taken, the example's MSE after them and whether it is
-        within the threshold.
+        With a ``level``, the steps also keep the replayed training windows the threshold accepted
+        before: a step that pushes one of them out is taken back and the steps stop (the key's
+        model sees only the key's own values, so a new situation's timing can fight an old
+        one's). An example still above the threshold then raises the key's threshold floor to
+        its MSE, at every level: the user confirmed that value normal. Only ``key``'s own LSTM
+        and threshold change. ``last_update_`` holds the steps taken, the example's MSE after
+        them, whether it was within the threshold and the floor set (None when none).
         """
         self._check()
         info = self.keys_.get(int(key))
@@ -948,15 +953,30 @@ class ParamModel:
         opt = torch.optim.Adam(
             self.module_.parameters(), lr=learning_rate or self.config.learning_rate
         )
-        limit = np.inf if level is None else float(self.thresholds_[int(key)].threshold(level))
+        th = self.thresholds_[int(key)]
+        limit = np.inf if level is None else float(th.threshold(level))
         self.module_.train()
-        taken = 0
+        taken, kept, previous, first = 0, None, None, np.inf
         with _cpu_threads(self.config.cpu_threads):
             while True:
                 per_window = masked_mse(self.module_(X, slot), Y, O)  # [1, N]
                 mse = float(per_window[0, 0].detach())  # the taught example comes first
+                within = per_window[0, 1:].detach() <= limit
+                if kept is None:
+                    kept = within  # the replayed windows the rule accepts before the update
+                    first = mse
+                elif bool((kept & ~within).any()):
+                    # The step pushed a training window out of the threshold: the key's model
+                    # cannot hold both (it sees only the key's own values, not their situation),
+                    # so the weights before the step stay and the threshold takes the value.
+                    assert previous is not None
+                    self.module_.load_state_dict(previous)
+                    mse = float(masked_mse(self.module_(X, slot), Y, O)[0, 0].detach())
+                    break
                 if taken >= max(1, steps) and (mse <= limit or taken >= max(steps, max_steps)):
                     break
+                if level is not None:
+                    previous = {n: t.detach().clone() for n, t in self.module_.state_dict().items()}
                 # The taught example weighs as much as the replayed windows together (as in the
                 # key model's update), so a few steps move it without forgetting them.
                 replayed = per_window[0, 1:]
@@ -971,7 +991,16 @@ class ParamModel:
                 taken += 1
         self.module_.eval()
         info["updates"] = info.get("updates", 0) + 1
-        self.last_update_ = {"steps": taken, "mse": mse, "within": bool(mse <= limit)}
+        widened = None
+        if mse > limit:  # confirmed normal: the key's threshold takes the value at every level
+            # (its MSE before or after the steps, whichever is larger, with a small margin)
+            widened = th.floor = max(th.floor, max(mse, first) * FLOOR_MARGIN)
+        self.last_update_ = {
+            "steps": taken,
+            "mse": mse,
+            "within": bool(mse <= limit),
+            "threshold_floor": widened,
+        }
         logger.info("key %d: partial_fit done in %d steps, example MSE %.4f", key, taken, mse)
         return self
 
