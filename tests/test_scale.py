@@ -228,3 +228,22 @@ def test_a_cluster_started_by_hand(fitted, reference, log_file, tmp_path):
     got = pd.read_csv(out / "anomalies.csv")
     assert got["id"].tolist() == reference.anomalies["id"].tolist()
     assert got["kind"].tolist() == reference.anomalies["kind"].tolist()
+
+
+def test_detect_command_on_local_workers(fitted, reference, log_file, tmp_path, capsys):
+    """`deeplog-workbench detect RUN LOG --workers 1` prints the one-process anomalies and what
+    it checked; bad cluster input is one line and exit 2."""
+    from workbench.cli import main
+
+    run = tmp_path / "run"
+    fitted.save(run)
+    try:
+        rc = main(["detect", str(run), str(log_file), "--workers", "1"])
+    finally:
+        fitted.close()  # the copy below reloads it
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert sum(ln.startswith("#") for ln in out.splitlines()) == len(reference.anomalies)
+    assert f"lines read {len(reference.entries)}" in out and "key model:" in out
+    assert main(["detect", str(run), "-", "--workers", "1"]) == 2
+    assert "need a file, not stdin" in capsys.readouterr().err

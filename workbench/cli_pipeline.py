@@ -274,10 +274,10 @@ def _run_detect(args: Any) -> int:
     if args.follow:
         return _follow(wb, args)
     if args.workers is not None or args.scheduler is not None:
-        return _detect_on_cluster(wb, args)
-    source = read_source(args.log)
-    report = wb.detect(source, level=args.level)
-    save_last_report(wb, args.log)
+        report = _detect_on_cluster(wb, args)
+    else:
+        report = wb.detect(read_source(args.log), level=args.level)
+        save_last_report(wb, args.log)
     _print_report(report)
     if args.out:
         path = write_report(wb, report, args.out, args.log)
@@ -288,8 +288,9 @@ def _run_detect(args: Any) -> int:
     return 0
 
 
-def _detect_on_cluster(wb: Any, args: Any) -> int:
-    """``detect --workers N`` or ``--scheduler ADDRESS``: the same verdicts, on a Dask cluster."""
+def _detect_on_cluster(wb: Any, args: Any) -> Any:
+    """``detect --workers N`` or ``--scheduler ADDRESS``: the same verdicts, on a Dask cluster
+    (the report keeps the verdict columns only, so it is not kept in RUN for ``flag``)."""
     from workbench.distributed import local_client
 
     if args.follow or args.log == "-":
@@ -312,14 +313,7 @@ def _detect_on_cluster(wb: Any, args: Any) -> int:
             ) from None
         with client:
             report = wb.detect(args.log, level=args.level, client=client)
-    _print_report(report)
-    if args.out:
-        path = write_report(wb, report, args.out, args.log)
-        _err(f"report written to {path} ({path.stat().st_size:,} bytes)")
-    wb.close()
-    if args.strict and (len(report.anomalies) or report.coverage.warnings):
-        return 1
-    return 0
+    return report
 
 
 # ---------------------------------------------------------------------- follow
