@@ -124,20 +124,8 @@ def read_lines(source: str | Path | bytes | Iterable[str | bytes], max_bytes: in
     >>> [x.text for x in read_lines(b"a\\r\\nb\\n")]
     ['a', 'b']
     """
-    if isinstance(source, bytes):
-        yield from (_decode(r, max_bytes) for r in _split_bytes(io.BytesIO(source)))
-        return
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"log file not found: {path}")
-        if path.is_dir():
-            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
-        with path.open("rb") as fh:
-            magic = fh.read(2)
-        opener = gzip.open if magic == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:  # type: ignore[operator]
-            yield from (_decode(r, max_bytes) for r in _split_bytes(fh))
+    if isinstance(source, bytes | str | Path):
+        yield from (_decode(r, max_bytes) for r in raw_lines(source))
         return
     for item in source:
         if isinstance(item, bytes):
@@ -150,6 +138,27 @@ def read_lines(source: str | Path | bytes | Iterable[str | bytes], max_bytes: in
                 yield _Line(text[:200], "binary data (NUL byte)")
             else:
                 yield _Line(text)
+
+
+def raw_lines(source: Any) -> Iterator[Any]:
+    """The lines of a path (plain or gzip) or a bytes buffer as bytes without their newline,
+    lazily; any other iterable of lines is passed through as it is."""
+    if isinstance(source, bytes):
+        yield from _split_bytes(io.BytesIO(source))
+        return
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"log file not found: {path}")
+        if path.is_dir():
+            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
+        with path.open("rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            yield from _split_bytes(fh)
+        return
+    yield from source
 
 
 def _split_bytes(fh: Any) -> Iterator[bytes]:

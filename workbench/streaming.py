@@ -25,8 +25,6 @@ Dask cluster in :mod:`workbench.distributed`.
 
 from __future__ import annotations
 
-import gzip
-import io
 import itertools
 import logging
 import threading
@@ -42,7 +40,7 @@ import pandas as pd
 
 from workbench.keymodel import KeyModel
 from workbench.parammodel import ParamModel
-from workbench.parsing import LogParser
+from workbench.parsing import LogParser, raw_lines
 from workbench.sessions import SessionRule, apply_session_rule, assign_default_sessions
 from workbench.thresholds import level_name
 from workbench.workbench import DetectionReport, Workbench
@@ -396,26 +394,6 @@ class Scorer:
         return out, pd.DataFrame(rows)
 
 
-def _open_lines(source: Any) -> Iterator[Any]:
-    """The lines of a path (plain or gzip), a bytes buffer or an iterable of lines, lazily."""
-    if isinstance(source, bytes):
-        yield from (r[:-1] if r.endswith(b"\n") else r for r in io.BytesIO(source))
-        return
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"log file not found: {path}")
-        if path.is_dir():
-            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
-        with path.open("rb") as fh:
-            magic = fh.read(2)
-        opener = gzip.open if magic == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:  # type: ignore[operator]
-            yield from (r[:-1] if r.endswith(b"\n") else r for r in fh)
-        return
-    yield from source
-
-
 def _paths(items: list | tuple) -> bool:
     """A list of log files rather than of lines: Path objects, or a few names of existing files."""
     if not items:
@@ -437,9 +415,9 @@ def read_chunks(source: Any, chunk_lines: int) -> Iterator[list[Any]]:
     if chunk_lines < 1:
         raise ValueError(f"chunk_lines must be >= 1, got {chunk_lines}")
     if isinstance(source, list | tuple) and _paths(source):
-        lines: Iterator[Any] = itertools.chain.from_iterable(_open_lines(s) for s in source)
+        lines: Iterator[Any] = itertools.chain.from_iterable(raw_lines(s) for s in source)
     else:
-        lines = _open_lines(source)
+        lines = raw_lines(source)
     while True:
         chunk = list(itertools.islice(lines, chunk_lines))
         if not chunk:
