@@ -43,7 +43,7 @@ from workbench.parammodel import ParamModel
 from workbench.parsing import LogParser, raw_lines
 from workbench.sessions import SessionRule, apply_session_rule, assign_default_sessions
 from workbench.thresholds import level_name
-from workbench.workbench import DetectionReport, Workbench
+from workbench.workbench import DetectionReport, Workbench, set_unscored_params
 
 __all__ = ["Scorer", "StreamReport", "detect_streaming", "end_keys", "parse_lines", "read_chunks"]
 
@@ -374,13 +374,7 @@ class Scorer:
             for c in ("dimension", "observed", "predicted"):
                 out[c] = df["_p_" + c].to_numpy()
         else:
-            out["mse"] = np.nan
-            out["param_status"] = "no model"
-            out["threshold"] = np.nan
-            out["param_anomalous"] = False
-            out["dimension"] = None
-            out["observed"] = np.nan
-            out["predicted"] = np.nan
+            set_unscored_params(out)
         bad = out["param_anomalous"].to_numpy(dtype=bool) & ~key_bad
         out["anomalous"] = key_bad | out["param_anomalous"].to_numpy(dtype=bool)
         out["anomalous"] |= df["_end"].to_numpy(dtype=bool) if "_end" in df else np.zeros(n, bool)

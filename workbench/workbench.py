@@ -515,13 +515,7 @@ class Workbench:
             out["observed"] = ps["observed"].to_numpy()
             out["predicted"] = ps["predicted"].to_numpy()
         else:
-            out["mse"] = np.nan
-            out["param_status"] = "no model"
-            out["threshold"] = np.nan
-            out["param_anomalous"] = False
-            out["dimension"] = None
-            out["observed"] = np.nan
-            out["predicted"] = np.nan
+            set_unscored_params(out)
         out["anomalous"] = out["key_anomalous"] | out["param_anomalous"]
         rows = []
         status_of = self._verdicts(entries)
@@ -1116,6 +1110,17 @@ def _head(source: Any, n: int = 1200) -> list[Any]:
     from workbench.parsing import read_lines
 
     return list(itertools.islice(read_lines(source), n))
+
+
+def set_unscored_params(out: pd.DataFrame) -> None:
+    """The parameter columns of a report where no parameter model scored (set in place)."""
+    out["mse"] = np.nan
+    out["param_status"] = "no model"
+    out["threshold"] = np.nan
+    out["param_anomalous"] = False
+    out["dimension"] = None
+    out["observed"] = np.nan
+    out["predicted"] = np.nan
 
 
 def _same_source(a: Any, b: Any) -> bool:
