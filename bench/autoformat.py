@@ -10,8 +10,8 @@ import json
 import time
 from pathlib import Path
 
-from workbench.autoformat import choose_format
-from workbench.parsing import LogParser
+from workbench.logs.autoformat import choose_format
+from workbench.logs.parser import LogParser
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "loghub_2k"
 SYSTEMS = [

@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.keymodel import KeyModel, KeyModelConfig
-from workbench.metrics import confusion
-from workbench.online import learn_unknown_with, split_stream, stream_detect
-from workbench.parsing import read_lines
+from workbench.eval.metrics import confusion
+from workbench.feedback.stream import learn_unknown_with, split_stream, stream_detect
+from workbench.keys.model import KeyModel, KeyModelConfig
+from workbench.logs.parser import read_lines
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PIECES = 10  # the training stream is cut into this many contiguous pieces (validation holds some)
@@ -115,7 +115,7 @@ def _drift_logs(operation: str | None, seed: int):
     """Training log without operations; a test log whose second half brings ``operation`` (None:
     chains of up to 6 operations of every kind) in a share of the VMs. Both halves of the test
     log hold planted execution anomalies (a VM's steps out of order)."""
-    from workbench.simulator import simulate
+    from workbench.simulate.engine import simulate
 
     cfg = {"noise": 0.0, "api_lines": False}
     train = simulate(n_instances=300, anomalies={}, operation_probability=0.0, seed=seed, **cfg)

@@ -21,7 +21,7 @@ from widgets.graph_layout import (
     overlaps,
 )
 from workbench import Workbench
-from workbench.workflow import build_workflows
+from workbench.workflow.cooccurrence import build_workflows
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -5,7 +5,7 @@ Train on ``deeplog_hdfs/hdfs_train`` (4,855 normal sessions, as the paper). Abno
 available, so the normal test set is the 7,000 label-0 rows of
 ``derived_logdeep_robustlog/robust_log_{train,valid}.csv`` (a sample of normal HDFS blocks), counted
 with multiplicity. Every knob (g, the probability floor, early stopping) is chosen on a share of the
-training sessions (never-seen sequences held out, see ``workbench.keymodel``); the test sets are
+training sessions (never-seen sequences held out, see ``workbench.keys.model``); the test sets are
 only scored. The main model is reported for ``--seeds`` seeds, beside the window-only ablation and
 the baselines.
 
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from workbench import baselines
-from workbench.evaluate import build_detector, read_role
-from workbench.metrics import confusion, scale_normal
+from workbench.eval.metrics import confusion, scale_normal
+from workbench.eval.protocol import build_detector, read_role
+from workbench.keys import baselines
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,14 +9,14 @@ weighting chosen on validation as well (``weighting="auto"``: log or count weigh
 flags more synthetic anomalies on the validation folds), the N-gram model
 (g chosen on validation), PCA, Invariant Mining, and the *simple* detector of Landauer et al.
 (FSE 2024): a session is anomalous when it holds a new key, has a length or a key-count vector never
-seen in training (:class:`workbench.baselines.SimpleDetector`). Test sessions are counted with
+seen in training (:class:`workbench.keys.baselines.SimpleDetector`). Test sessions are counted with
 multiplicity; nothing is tuned on them.
 
 * **BGL, session split** (``../shared/data/bgl/BGL_20k.log.gz``): sessions are the nodes (the
   ``bgl`` format's own rule), a session is abnormal when one of its lines is labelled (first token
   not ``-``). Sessions are ordered by their first line; the first half's normal sessions train,
   the second half's sessions (normal and abnormal) test.
-* **Simulator** (:mod:`workbench.simulator`), per seed ``s``: a normal log (600 VM instances, seed
+* **Simulator** (:mod:`workbench.simulate.engine`), per seed ``s``: a normal log (600 VM instances, seed
   ``s``) trains; a test log (600 instances, seed ``1000 + s``) with 10 % execution anomalies
   (missing, extra, reordered steps) and no other anomaly kind tests. One session per VM instance.
   ``key_model_at_1pct`` gives, for the key model alone, the share of anomalous VMs caught and the
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from workbench.evaluate import build_detector
-from workbench.metrics import confusion
+from workbench.eval.metrics import confusion
+from workbench.eval.protocol import build_detector
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 MAIN_CONFIG = {"window": 5, "session_counts": True, "ensemble": 3, "validation_folds": 2}
@@ -54,7 +54,7 @@ def run_detectors(
         det = build_detector(name, top_g="auto", **kw) if name in ("deeplog", "ngram") else (
             build_detector(name))  # fmt: skip
         if name == "deeplog":
-            from workbench.keymodel import KeyModel
+            from workbench.keys.model import KeyModel
 
             det = KeyModel(replace(det.config, weighting=WEIGHTING))
         t0 = time.perf_counter()
@@ -78,7 +78,7 @@ def run_detectors(
 
 
 def bgl_sessions() -> dict[str, Any]:
-    from workbench.parsing import LogParser
+    from workbench.logs.parser import LogParser
 
     path = DATA / "bgl" / "BGL_20k.log.gz"
     if not path.exists():
@@ -110,8 +110,8 @@ def bgl_sessions() -> dict[str, Any]:
 
 
 def simulator_sessions(seed: int, n_instances: int = 600) -> dict[str, Any]:
-    from workbench.parsing import LogParser
-    from workbench.simulator import simulate
+    from workbench.logs.parser import LogParser
+    from workbench.simulate.engine import simulate
 
     train_log = simulate(n_instances=n_instances, anomalies={}, seed=seed)
     test_log = simulate(n_instances=n_instances, anomalies={"execution": 0.1}, seed=1000 + seed)

@@ -6,7 +6,7 @@ cleanly without it.
 
 Protocols (nothing is tuned on the test verdicts; the default :class:`ParamModelConfig` is used):
 
-* **Simulator** (:mod:`workbench.simulator`), per seed ``s``: a *normal* training log
+* **Simulator** (:mod:`workbench.simulate.engine`), per seed ``s``: a *normal* training log
   (``anomalies={}``, seed ``s``) trains the parser and the parameter models; the thresholds come
   from the chronological validation part of that normal log. A separate test log (seed
   ``1000 + s``) carries the simulator's default anomaly rates. Counting is **per VM instance**, as
@@ -18,7 +18,7 @@ Protocols (nothing is tuned on the test verdicts; the default :class:`ParamModel
   anomaly becomes visible (the slow step's line and the Took lines spanning it; the line with the
   wrong number); precision = TP / (TP + flagged normal lines), over scored lines only.
   ``per_instance_sidak`` is the library's instance-level verdict
-  (:func:`workbench.parammodel.instance_verdicts`): the level is corrected for the number m of
+  (:func:`workbench.params.model.instance_verdicts`): the level is corrected for the number m of
   scored entries of the instance (Sidak: its worst entry must lie outside the ``level ** (1/m)``
   interval), so that the level applies to the instance decision rather than to each entry. This is
   the unit the issue's simulator target is counted in; ``per_instance_any_entry`` (an instance is
@@ -63,9 +63,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.parammodel import ParamModel, ParamModelConfig, instance_verdicts
-from workbench.parsing import LogParser
-from workbench.thresholds import level_name
+from workbench.logs.parser import LogParser
+from workbench.params.model import ParamModel, ParamModelConfig, instance_verdicts
+from workbench.params.thresholds import level_name
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 KINDS = ("performance", "parameter", "execution")
@@ -78,7 +78,7 @@ def flagged(out: pd.DataFrame, level: float) -> np.ndarray:
 
 
 def simulator_seed(seed: int, cfg: ParamModelConfig) -> dict[str, Any]:
-    from workbench.simulator import simulate
+    from workbench.simulate.engine import simulate
 
     train = simulate(n_instances=N_TRAIN, anomalies={}, seed=seed)
     test = simulate(n_instances=N_TEST, seed=1000 + seed)
@@ -252,9 +252,9 @@ def summarise(runs: list[dict[str, Any]], scale: str, levels: tuple[float, ...])
 
 def simulator_part(seeds: int, cfg: ParamModelConfig) -> dict[str, Any]:
     try:
-        import workbench.simulator  # noqa: F401
+        import workbench.simulate.engine  # noqa: F401
     except ImportError:
-        return {"skipped": "workbench.simulator is not available on this branch"}
+        return {"skipped": "workbench.simulate.engine is not available on this branch"}
     runs = [simulator_seed(s, cfg) for s in range(seeds)]
     return {
         "protocol": (

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench.simulator import simulate
+from workbench.simulate.engine import simulate
 
 REPO = Path(__file__).resolve().parent.parent
 LINES_PER_INSTANCE = 40  # about what the simulator writes per VM (with the API chatter)

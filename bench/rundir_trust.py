@@ -40,8 +40,8 @@ from tests.rundir_helpers import (  # noqa: E402
     rewrite,
     trained_run,
 )
-from workbench.persistence import RunFormatError  # noqa: E402
-from workbench.simulator import simulate  # noqa: E402
+from workbench.simulate.engine import simulate  # noqa: E402
+from workbench.store.files import RunFormatError  # noqa: E402
 from workbench.workbench import Workbench  # noqa: E402
 
 

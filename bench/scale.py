@@ -13,8 +13,8 @@ seed 0, default model settings unless ``--epochs`` caps them) and saved; a test 
 whole file end to end (read, parse, key model, parameter models, verdicts):
 
 * ``one``: ``Workbench.detect(path)`` (one frame in one process: today's baseline);
-* ``stream``: :func:`workbench.streaming.detect_streaming` (``--chunk-lines``);
-* ``dask1``, ``dask2``: :func:`workbench.distributed.detect_dask` on a ``LocalCluster`` of 1 and 2
+* ``stream``: :func:`workbench.detect.streaming.detect_streaming` (``--chunk-lines``);
+* ``dask1``, ``dask2``: :func:`workbench.detect.distributed.detect_dask` on a ``LocalCluster`` of 1 and 2
   worker processes (one thread each); the cluster's start is timed apart.
 
 ``peak_rss_mb`` is the largest total resident memory of the mode's process tree (the process, the
@@ -47,7 +47,7 @@ def _simulate(path: Path, lines: int, seed: int) -> int:
     """Write a simulated test log of about ``lines`` lines; returns the exact count."""
     import pandas as pd
 
-    from workbench.simulator import SimulatorConfig, simulate
+    from workbench.simulate.engine import SimulatorConfig, simulate
 
     n_inst = max(1, round(lines / LINES_PER_INSTANCE))
     piece = 2000
@@ -131,12 +131,12 @@ def _mode(args: argparse.Namespace) -> None:
         rep = wb.detect(str(args.log))
         res["lines"] = len(rep.entries)
     elif args.mode == "stream":
-        from workbench.streaming import detect_streaming
+        from workbench.detect.streaming import detect_streaming
 
         rep = detect_streaming(wb, str(args.log), chunk_lines=args.chunk_lines)
         res.update(lines=rep.counts["lines"], peak_open_sessions=rep.counts["peak_open_sessions"])
     else:
-        from workbench.distributed import detect_dask, local_client
+        from workbench.detect.distributed import detect_dask, local_client
 
         with local_client(int(args.mode.removeprefix("dask"))) as client:
             res["cluster_start_seconds"] = round(time.perf_counter() - t, 2)

@@ -3,7 +3,7 @@
 * Simulator (interleaved concurrent VM lifecycles with the true workflow of every task): per task,
   the Jaccard similarity of recovered and true key sets and the precision / recall of the
   recovered automaton's edges, for method 2 (per session, and on the interleaved log: by
-  position as the paper, and by consistent time lag, :mod:`workbench.task_separation`) and
+  position as the paper, and by consistent time lag, :mod:`workbench.workflow.task_separation`) and
   method 1 (a 3-gram model as the next-key callable). The time-lag settings were chosen on
   simulator seeds 0, 1, 7, 8, 9 (``SELECT_SEEDS``: a grid over ``tau``, ``min_lift`` and
   ``window``); the figures are over seeds 2-6, with the worst seed beside the mean. On the interleaved log the
@@ -33,10 +33,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from workbench.diagnosis import diagnose
-from workbench.parsing import LogParser
-from workbench.simulator import simulate
-from workbench.workflow import (
+from workbench.logs.parser import LogParser
+from workbench.simulate.engine import simulate
+from workbench.workflow.cooccurrence import (
     WorkflowConfig,
     build_workflows,
     edge_scores,
@@ -48,7 +47,8 @@ from workbench.workflow import (
     to_dot,
     to_node_link,
 )
-from workbench.workflow_model import ModelWorkflowConfig, model_tasks, ngram_distribution
+from workbench.workflow.diagnosis import diagnose
+from workbench.workflow.from_keymodel import ModelWorkflowConfig, model_tasks, ngram_distribution
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"

@@ -63,8 +63,8 @@ import pandas as pd
 
 from teaching import setup
 from workbench import Workbench
-from workbench.keymodel import KeyModelConfig
-from workbench.parammodel import ParamModelConfig
+from workbench.keys.model import KeyModelConfig
+from workbench.params.model import ParamModelConfig
 
 setup()  # one figure theme for every notebook; figures saved as plain plotly JSON
 START = time.perf_counter()
@@ -125,7 +125,7 @@ model did not expect it), **unknown key** (a message never seen in training) or 
 threshold** (the values' MSE crossed its confidence-interval line).
 """),
     code("""
-from workbench.rules import report_counts_by_rule
+from workbench.detect.rules import report_counts_by_rule
 
 by_rule = report_counts_by_rule(report)
 print(f"of {len(review)} anomalies: {by_rule['parameter threshold']} from the parameter threshold, "
@@ -236,7 +236,7 @@ transition drawn in its own colour.
     code("""
 from widgets.graph_layout import dot_binary, dot_figure, dot_layout
 from widgets.figures import workflow_figure, wrap_layout
-from workbench.workflow import layered_layout
+from workbench.workflow.cooccurrence import layered_layout
 
 graphs = wb.workflows(method=2)
 graph = next((g for g in graphs if g.graph.get("task") == diagnosis.task), graphs[0])
@@ -323,10 +323,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from workbench import baselines
-from workbench.evaluate import build_detector, read_role
-from workbench.keymodel import KeyModel, KeyModelConfig
-from workbench.metrics import confusion
+from workbench.keys import baselines
+from workbench.eval.protocol import build_detector, read_role
+from workbench.keys.model import KeyModel, KeyModelConfig
+from workbench.eval.metrics import confusion
 
 HDFS = DATA / "deeplog_hdfs"
 robust = HDFS / "derived_logdeep_robustlog"
@@ -472,7 +472,7 @@ When the test sessions are de-duplicated, does DeepLog's false-positive rate go 
 guess_dedup = None  # "up" or "down"
 """),
     skip("""
-from workbench.detection import detect
+from workbench.keys.topg import detect
 
 deeplog = models["DeepLog"]
 floor, end_g = deeplog.min_probability_, deeplog.end_g_
@@ -611,8 +611,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from workbench.parammodel import ParamModel, ParamModelConfig
-from workbench.parsing import LogParser
+from workbench.params.model import ParamModel, ParamModelConfig
+from workbench.logs.parser import LogParser
 
 labels_file = DATA / "openstack_deeplog" / "anomaly_labels.txt"
 labelled = [s.strip() for s in labels_file.read_text().splitlines() if len(s.strip()) == 36]
@@ -730,8 +730,8 @@ workflow: the highlighted path is that instance's whole life up to the spawn.
 """),
     skip("""
 from widgets.figures import workflow_figure, wrap_layout
-from workbench.diagnosis import diagnose
-from workbench.workflow import build_workflows, layered_layout
+from workbench.workflow.diagnosis import diagnose
+from workbench.workflow.cooccurrence import build_workflows, layered_layout
 
 graphs2k = build_workflows(df2k)
 life = max(graphs2k, key=lambda g: g.number_of_nodes())
@@ -786,14 +786,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from workbench.keymodel import KeyModel, KeyModelConfig
-from workbench.metrics import confusion
-from workbench.online import learn_unknown_with, split_stream, stream_detect
-from workbench.parsing import UNKNOWN_KEY, read_lines
+from workbench.keys.model import KeyModel, KeyModelConfig
+from workbench.eval.metrics import confusion
+from workbench.feedback.stream import learn_unknown_with, split_stream, stream_detect
+from workbench import keyids
+from workbench.logs.parser import read_lines
 
 # the 2k sample has far more distinct messages after its first 10 % than the 256 spare key slots:
 # the model warns once per message that stays unknown; we count them below instead
-logging.getLogger("workbench.keymodel").setLevel(logging.ERROR)
+logging.getLogger("workbench.keys.model").setLevel(logging.ERROR)
 
 # the first 10 % trains (templates mined there, the keys cut in 10 pieces), the rest is the stream
 split = split_stream([x.text for x in read_lines(DATA / "loghub_2k" / "BGL" / "BGL_2k.log")], "bgl", 0.10)
@@ -829,10 +830,10 @@ def whitelist_stream(keys, learn):
     keys, known = keys.copy(), set(int(k) for k in train_keys)
     flagged, unknown = np.zeros(len(keys), bool), np.zeros(len(keys), bool)
     for i in range(len(keys)):
-        if keys[i] == UNKNOWN_KEY or int(keys[i]) not in known:
+        if keys[i] == keyids.UNKNOWN or int(keys[i]) not in known:
             flagged[i] = unknown[i] = True
             if not abnormal[i]:  # the operator says: normal, learn it
-                new = learn(i, keys) if keys[i] == UNKNOWN_KEY else int(keys[i])
+                new = learn(i, keys) if keys[i] == keyids.UNKNOWN else int(keys[i])
                 if new:
                     known.add(int(new))
     return flagged, unknown
@@ -866,7 +867,7 @@ Every alarm of the stream by the rule behind it, split into true alarms (abnorma
 alarms (normal lines). "Reviews" above is what the operator has to look at: every alarm.
 """),
     skip("""
-from workbench.rules import counts_by_rule
+from workbench.detect.rules import counts_by_rule
 
 true_alarms = rule_table({n: counts_by_rule(w[abnormal]) for n, w in why.items()})
 false_alarms = rule_table({n: counts_by_rule(w[~abnormal]) for n, w in why.items()})
@@ -918,9 +919,9 @@ WORKFLOWS = [
 
 DeepLog builds workflow models (automata) from normal logs in two ways:
 
-* **method 2** (`workbench.workflow.build_workflows`): separate tasks by the keys' co-occurrence,
+* **method 2** (`workbench.workflow.cooccurrence.build_workflows`): separate tasks by the keys' co-occurrence,
   then build an automaton per task from the runs;
-* **method 1** (`workbench.workflow_model.model_tasks`): use a next-key model (here the LSTM key
+* **method 1** (`workbench.workflow.from_keymodel.model_tasks`): use a next-key model (here the LSTM key
   model, and an N-gram beside it) to find where tasks start, fork and join.
 
 The simulator knows the true workflow of each task, so both are scored: Jaccard similarity of the
@@ -931,12 +932,12 @@ import time
 
 import pandas as pd
 
-from workbench.keymodel import KeyModel, KeyModelConfig
-from workbench.parsing import LogParser
-from workbench.simulator import simulate
+from workbench.keys.model import KeyModel, KeyModelConfig
+from workbench.logs.parser import LogParser
+from workbench.simulate.engine import simulate
 from teaching import check, setup
-from workbench.workflow import build_workflows, edge_scores, key_sequences, layered_layout, match_tasks
-from workbench.workflow_model import ModelWorkflowConfig, keymodel_distribution, model_tasks, ngram_distribution
+from workbench.workflow.cooccurrence import build_workflows, edge_scores, key_sequences, layered_layout, match_tasks
+from workbench.workflow.from_keymodel import ModelWorkflowConfig, keymodel_distribution, model_tasks, ngram_distribution
 
 setup()
 log = simulate(n_instances=150, anomalies={}, seed=2)

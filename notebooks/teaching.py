@@ -24,7 +24,7 @@ import plotly.io as pio
 
 import workbench
 from widgets.theme import PALETTE, TEMPLATE
-from workbench.rules import COUNT_VECTOR, RULES, counts_by_rule, entry_counts_by_rule
+from workbench.detect.rules import COUNT_VECTOR, RULES, counts_by_rule, entry_counts_by_rule
 
 __all__ = ["MODEL_COLOURS", "RULES", "check", "find_data", "rule_table", "setup"]
 
@@ -104,7 +104,7 @@ def rule_table(detections: dict[str, Any], *, entries: bool = False) -> pd.DataF
     """Anomalous sessions (or entries, with ``entries=True``) by rule, one column per detector.
 
     A value of ``detections`` is a key-model ``Detection`` or a Series already counted by rule
-    (e.g. :func:`workbench.rules.report_counts_by_rule`). A total row is added.
+    (e.g. :func:`workbench.detect.rules.report_counts_by_rule`). A total row is added.
     """
     cols = {}
     for name, d in detections.items():

@@ -15,9 +15,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from workbench.keymodel import KeyModelConfig
-from workbench.parammodel import ParamModelConfig
-from workbench.persistence import file_digest
+from workbench.keys.model import KeyModelConfig
+from workbench.params.model import ParamModelConfig
+from workbench.store.files import file_digest
 from workbench.workbench import Workbench
 
 FAST_KEY = KeyModelConfig(top_g="auto", hidden_size=16, max_epochs=6, patience=2)
@@ -50,7 +50,7 @@ def trained_run(base: Path) -> Path:
 def anomalous_log() -> list[str]:
     """Simulated lines with planted anomalies, for tests that need something to flag (a loaded
     run scores its training log by default, where calibrated thresholds raise next to nothing)."""
-    from workbench.simulator import simulate
+    from workbench.simulate.engine import simulate
 
     return simulate(
         n_instances=30, seed=11, anomalies={"performance": 0.2, "execution": 0.2, "parameter": 0.2}
@@ -156,7 +156,7 @@ UPDATER = textwrap.dedent(
     import sys
     from workbench.workbench import Workbench
     from tests.rundir_helpers import novel_log
-    from workbench.simulator import simulate
+    from workbench.simulate.engine import simulate
     wb = Workbench.load(sys.argv[1])
     report = wb.detect(novel_log(simulate(n_instances=40, anomalies={}, seed=9).lines))
     a = report.anomalies

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.baselines import (
+from workbench.keys.baselines import (
     InvariantMiningDetector,
     NGramModel,
     PCADetector,

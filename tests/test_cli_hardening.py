@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.cli import main
-from workbench.simulator import simulate
+from workbench.simulate.engine import simulate
 
 FUZZ = settings(
     max_examples=30,
@@ -135,7 +135,7 @@ def test_output_paths_must_be_regular_files(files, tmp_path, capsys):
 
 
 def test_key_memory_does_not_follow_the_largest_id():
-    from workbench.evaluate import dense_keys
+    from workbench.eval.protocol import dense_keys
 
     train, test = dense_keys([(1, 10**8, 2**70)], [(5,)])
     assert train == [(1, 3, 4)] and test == [(2,)]

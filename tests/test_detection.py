@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.detection import (
+from workbench.keys.topg import (
     GSelection,
     detect,
     score_sessions,
@@ -14,7 +14,7 @@ from workbench.detection import (
     session_max_rank,
     synthetic_anomalies,
 )
-from workbench.sequences import END, KeyVocabulary
+from workbench.keys.windows import END_INDEX, KeyVocabulary
 
 VOCAB = KeyVocabulary([1, 2, 3, 4, 5])  # internal 3..7, END = 2
 
@@ -23,7 +23,7 @@ def fixed_ranking(windows):
     """Same distribution after every window: key 1 > 2 > 3 > 4 > 5 > END."""
     p = np.zeros((len(windows), VOCAB.size))
     p[:, 3:8] = [0.4, 0.25, 0.15, 0.1, 0.06]
-    p[:, END] = 0.04
+    p[:, END_INDEX] = 0.04
     return p
 
 
@@ -74,7 +74,7 @@ def test_zero_probability_is_never_normal():
     def only_one(windows):
         p = np.zeros((len(windows), VOCAB.size))
         p[:, 3] = 0.9
-        p[:, END] = 0.1
+        p[:, END_INDEX] = 0.1
         return p
 
     scores = score_sessions([(1,), (2,)], VOCAB, 2, only_one)
@@ -85,7 +85,7 @@ def test_select_g_uses_the_documented_rule():
     # END ranks 1 and key k ranks k + 1: 97 sessions need g = 2, two g = 3, one g = 4.
     def end_first(windows):
         p = fixed_ranking(windows)
-        p[:, END] = 0.45
+        p[:, END_INDEX] = 0.45
         return p
 
     sessions = [(1,)] * 97 + [(2,)] * 2 + [(3,)]
@@ -106,7 +106,7 @@ def test_select_g_weighted_and_floor_within_one_budget():
     # only use what the g step left of the budget.
     def end_first(windows):
         p = fixed_ranking(windows)
-        p[:, END] = 0.45
+        p[:, END_INDEX] = 0.45
         return p
 
     sessions = [(1,)] * 97 + [(2,)] * 2 + [(3,)]
@@ -127,7 +127,7 @@ def test_end_limit_and_select_rule():
     def p(windows):
         out = np.zeros((len(windows), VOCAB.size))
         out[:, 3:6] = [0.5, 0.2, 0.1]
-        out[:, END] = 0.2 - 1e-3
+        out[:, END_INDEX] = 0.2 - 1e-3
         return out
 
     normal = [(1,)] * 50 + [(1, 1)] * 50

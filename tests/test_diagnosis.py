@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.diagnosis import AnomalyRecord, Diagnosis, diagnose
-from workbench.workflow import build_workflows
+from workbench.workflow.cooccurrence import build_workflows
+from workbench.workflow.diagnosis import AnomalyRecord, Diagnosis, diagnose
 
 TEMPLATES = {
     1: "Claim successful",
@@ -164,8 +164,8 @@ def test_entry_outside_every_workflow(workflows, seed):
 
 # ---------------------------------------------------------------------- the simulator
 def _simulated_case(seed, throttled=None):
-    from workbench.parsing import LogParser
-    from workbench.simulator import simulate
+    from workbench.logs.parser import LogParser
+    from workbench.simulate.engine import simulate
 
     train = simulate(n_instances=120, anomalies={}, seed=seed)
     kw = {"throttled": throttled} if throttled else {}
@@ -203,8 +203,8 @@ def test_simulator_throttled_join_is_named(seed_):
 
 
 def test_measures_are_learned_from_took_lines():
-    from workbench.parsing import LogParser
-    from workbench.simulator import simulate
+    from workbench.logs.parser import LogParser
+    from workbench.simulate.engine import simulate
 
     df = LogParser("openstack").parse(simulate(n_instances=60, anomalies={}, seed=9).lines)
     g = next(g for g in build_workflows(df) if any("Claim successful" in t for t in

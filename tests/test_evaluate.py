@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from workbench import cli_commands
+from workbench.cli import commands as cli_commands
 from workbench.cli import main
-from workbench.evaluate import add_evaluate_command, evaluate
+from workbench.eval.protocol import add_evaluate_command, evaluate
 
 REQUIRED = "tp fp fn tn precision recall f1 fpr g window model " + (
     "train_seconds detect_seconds keys_per_second"

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.rundir_helpers import NOVEL, copy_run, kill_during_update, novel_log, trained_run
-from workbench.journal import StaleVersionError
-from workbench.parsing import UNKNOWN_KEY
-from workbench.simulator import simulate
+from workbench import keyids
+from workbench.feedback.journal import StaleVersionError
+from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
 REPO = Path(__file__).resolve().parent.parent
@@ -163,10 +163,10 @@ def test_learned_kinds_survive_a_reload_without_save_and_ids_are_never_reused(
     wb = Workbench.load(d)
     assert _key_of(wb, raw) == learned  # known after the reload
     assert wb.undo() is not None  # undo the flag: the kind is forgotten, its id stays retired
-    assert _key_of(wb, raw) == UNKNOWN_KEY
+    assert _key_of(wb, raw) == keyids.UNKNOWN
     wb.close()
     wb = Workbench.load(d)
-    assert _key_of(wb, raw) == UNKNOWN_KEY
+    assert _key_of(wb, raw) == keyids.UNKNOWN
     log_b = novel_log(simulate(n_instances=40, anomalies={}, seed=10).lines, message="Quux ran")
     other = _unknown(wb.detect(log_b))[0]
     wb.flag_false_positive(other)
@@ -237,7 +237,7 @@ def test_undo_undoes_the_whole_batch_its_templates_and_verdicts(wb, log_a):
     assert _key_of(wb, raw) > 0
     assert wb.undo() == v0
     assert {e.state for e in wb.journal.entries()} == {"undone"}
-    assert _key_of(wb, raw) == UNKNOWN_KEY
+    assert _key_of(wb, raw) == keyids.UNKNOWN
     again = wb.detect(log_a)
     assert all(again.anomaly(i)["status"] == "open" for i in batch)
     assert all(again.anomaly(i)["kind"] == "unknown key" for i in batch)

@@ -294,7 +294,7 @@ def test_trace_data_are_plain_lists(series, graph):
 
 def _graphs_quickstart():
     from workbench import Workbench
-    from workbench.workflow import build_workflows
+    from workbench.workflow.cooccurrence import build_workflows
 
     wb = Workbench.from_simulation(n_instances=200, test_instances=10, seed=7)
     graphs = build_workflows(wb.entries, wb.workflow_config)
@@ -340,7 +340,7 @@ def test_quickstart_graphs_have_no_overlapping_labels():
 @pytest.mark.data
 def test_openstack_2k_graphs_have_no_overlapping_labels(shared_data):
     from workbench import Workbench
-    from workbench.workflow import build_workflows
+    from workbench.workflow.cooccurrence import build_workflows
 
     path = shared_data / "loghub_2k/OpenStack/OpenStack_2k.log"
     if not path.exists():

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from workbench.formats import BUILTIN_FORMATS, LogFormat
+from workbench.logs.formats import BUILTIN_FORMATS, LogFormat
 
 HOSTILE = [
     "a " * 3000,

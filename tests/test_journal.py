@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from workbench.journal import FeedbackJournal
-from workbench.persistence import RunFormatError, atomic_write_bytes, read_json, write_json
+from workbench.feedback.journal import FeedbackJournal
+from workbench.store.files import RunFormatError, atomic_write_bytes, read_json, write_json
 
 
 def test_verdict_flow_versions_and_replay(tmp_path):

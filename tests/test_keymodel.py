@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.keymodel import KeyModel, KeyModelConfig, NextKeyLSTM
-from workbench.sequences import END_KEY
-from workbench.training import EventRecorder, TrainConfig, train_module
+from workbench import keyids
+from workbench.keys.model import KeyModel, KeyModelConfig, NextKeyLSTM
+from workbench.train import EventRecorder, TrainConfig, train_module
 
 SMALL = dict(window=4, hidden_size=24, max_epochs=40, batch_size=8, patience=5)
 
@@ -65,7 +65,7 @@ def test_short_sessions_are_scored_not_flagged(fitted):
     assert d.anomalous.tolist() == [False, False, True]
     assert d.reason[2] == "session ended unexpectedly" and d.first_position[2] == 1
     scores = model.score([(1,)])
-    assert scores.rank.shape == (2,) and scores.key.tolist() == [1, END_KEY]
+    assert scores.rank.shape == (2,) and scores.key.tolist() == [1, keyids.END]
 
 
 def test_unknown_key(fitted):
@@ -107,7 +107,7 @@ def test_partial_fit_learns_a_flagged_transition(fitted):
     # limit chosen on validation may be stricter than g).
     for _ in range(6):
         model.partial_fit(
-            [(1, 2, 3), (1, 2, 3, 7), odd], [7, 4, END_KEY], replay=train[:50], steps=10
+            [(1, 2, 3), (1, 2, 3, 7), odd], [7, 4, keyids.END], replay=train[:50], steps=10
         )
     assert 7 in model.vocab_ and model.updates_ == 18
     assert not model.detect([odd]).anomalous[0]
@@ -205,8 +205,8 @@ def test_session_counts_see_beyond_the_window():
 
 
 def test_history_rows_match_the_framed_rows():
-    from workbench.keymodel import history_rows
-    from workbench.sequences import KeyVocabulary, frame_sessions
+    from workbench.keys.model import history_rows
+    from workbench.keys.windows import KeyVocabulary, frame_sessions
 
     rng = np.random.default_rng(0)
     vocab = KeyVocabulary(range(1, 8), spare=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.metrics import Confusion, confusion, from_labels, scale_normal
+from workbench.eval.metrics import Confusion, confusion, from_labels, scale_normal
 
 
 def test_counts_with_multiplicity():

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.online import learn_unknown_with
-from workbench.parsing import UNKNOWN_KEY, LogParser
+from workbench import keyids
+from workbench.feedback.stream import learn_unknown_with
+from workbench.logs.parser import LogParser
 
 
 def test_learn_unknown_with_learns_and_rekeys_later_entries():
     parser = LogParser("<Level> <Content>").fit(["INFO job started", "INFO job finished"])
     raw = ["INFO job started", "INFO cache warmed up", "INFO job finished", "INFO cache warmed up"]
     keys = parser.transform(raw, sessions=False)["key"].to_numpy().copy()
-    assert keys[1] == keys[3] == UNKNOWN_KEY
+    assert keys[1] == keys[3] == keyids.UNKNOWN
     resolve = learn_unknown_with(parser, raw)
     new = resolve(1, keys)
     assert new is not None and new > 0
     assert keys[3] == new  # the later occurrence is matched to the learned template
-    assert keys[0] != UNKNOWN_KEY and keys[2] != UNKNOWN_KEY
-    assert np.count_nonzero(keys == UNKNOWN_KEY) == 1  # entry 1 itself is re-keyed by the caller
+    assert keys[0] != keyids.UNKNOWN and keys[2] != keyids.UNKNOWN
+    assert np.count_nonzero(keys == keyids.UNKNOWN) == 1  # entry 1 itself is re-keyed by the caller
 
 
 def test_stream_detection_refuses_a_session_count_model():
     import pytest
 
-    from workbench.keymodel import KeyModel, KeyModelConfig
-    from workbench.online import stream_detect
+    from workbench.feedback.stream import stream_detect
+    from workbench.keys.model import KeyModel, KeyModelConfig
 
     cfg = KeyModelConfig(window=2, hidden_size=4, max_epochs=1, session_counts=True)
     model = KeyModel(cfg).fit([(1, 2, 3)] * 5, validation_fraction=0.0, device="cpu")

@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.parammodel import (
+from workbench.logs.parser import LogParser
+from workbench.params.model import (
     ParamLSTM,
     ParamModel,
     ParamModelConfig,
     instance_verdicts,
     masked_mse,
 )
-from workbench.paramvectors import build_series, split_point, windows
-from workbench.parsing import LogParser
-from workbench.thresholds import ConformalThreshold, GaussianThreshold
+from workbench.params.thresholds import ConformalThreshold, GaussianThreshold
+from workbench.params.vectors import build_series, split_point, windows
 
 FAST = ParamModelConfig(max_epochs=6, hidden_size=16, num_layers=1, min_entries=40)
 

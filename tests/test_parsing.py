@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.formats import Mask
-from workbench.parsing import UNKNOWN_KEY, UNPARSED_KEY, LogParser
+from workbench import keyids
+from workbench.logs.formats import Mask
+from workbench.logs.parser import LogParser
 
 OPENSTACK = [
     "nova-compute.log.1 2017-05-16 00:00:04.500 2931 INFO nova.compute.manager "
@@ -54,11 +55,11 @@ def test_inference_mode_gives_unknown_key_and_never_learns():
     before = p.n_keys
     df = p.transform(["INFO open file c3", "INFO totally new message here", "INFO open file d4"])
     assert df["key"].tolist()[0] == df["key"].tolist()[2] > 0
-    assert df["key"].iloc[1] == UNKNOWN_KEY
+    assert df["key"].iloc[1] == keyids.UNKNOWN
     assert df["template"].iloc[1] == "<unknown template>"
     assert p.n_keys == before
     # transform is read-only: asking again gives the same answer
-    assert p.transform(["INFO totally new message here"])["key"].iloc[0] == UNKNOWN_KEY
+    assert p.transform(["INFO totally new message here"])["key"].iloc[0] == keyids.UNKNOWN
 
 
 def test_keys_are_stable_across_more_training():
@@ -75,7 +76,7 @@ def test_unparsed_lines_are_kept_with_reasons(tmp_path):
     df = p.parse(lines)
     assert len(df) == 4
     assert df["parsed"].tolist() == [True, False, False, False]
-    assert (df.loc[~df["parsed"], "key"] == UNPARSED_KEY).all()
+    assert (df.loc[~df["parsed"], "key"] == keyids.UNPARSED).all()
     reasons = p.summary(df).unparsed_reasons
     assert reasons == {
         "empty line": 1,
@@ -198,13 +199,13 @@ def test_property_arbitrary_text_lines(lines):
     assert len(df) == len(lines)
     df2 = p.transform(lines)
     assert len(df2) == len(lines)
-    assert set(df2["key"]) <= set(p.keys_) | {UNKNOWN_KEY, UNPARSED_KEY}
+    assert set(df2["key"]) <= set(p.keys_) | {keyids.UNKNOWN, keyids.UNPARSED}
 
 
 @pytest.mark.data
 @pytest.mark.parametrize("system", ["HDFS", "BGL", "OpenStack"])
 def test_grouping_accuracy_on_loghub(shared_data, system):
-    from workbench.formats import BUILTIN_FORMATS
+    from workbench.logs.formats import BUILTIN_FORMATS
 
     folder = shared_data / "loghub_2k" / system
     truth = pd.read_csv(folder / f"{system}_2k.log_structured.csv")["EventId"]
@@ -228,7 +229,7 @@ def test_key_ids_do_not_depend_on_hash_seed(tmp_path):
         "\n".join(f"INFO VM {s} now" for s in ["Paused", "Started", "Stopped", "Resumed"] * 3)
     )
     code = (
-        "import sys; from workbench.parsing import LogParser; "
+        "import sys; from workbench.logs.parser import LogParser; "
         "print(LogParser('<Level> <Content>').parse(sys.argv[1])['key'].tolist())"
     )
     outs = {
@@ -247,11 +248,11 @@ def test_learn_line_never_widens_a_mined_template():
         ["INFO disk sda is full now", "INFO disk sdb is full now"]
     )
     alert = "INFO kernel panic is full now"  # would merge into 'disk <*> is full now' when mining
-    assert p.transform([alert])["key"].iloc[0] == UNKNOWN_KEY
+    assert p.transform([alert])["key"].iloc[0] == keyids.UNKNOWN
     mined = p.templates_["template"].tolist()
     key = p.learn_line("INFO memory bank is full now")
     assert key > 0 and p.transform(["INFO memory bank is full now"])["key"].iloc[0] == key
-    assert p.transform([alert])["key"].iloc[0] == UNKNOWN_KEY  # still unknown
+    assert p.transform([alert])["key"].iloc[0] == keyids.UNKNOWN  # still unknown
     assert p.templates_["template"].tolist()[: len(mined)] == mined  # mined templates unchanged
     # a second confirmed line may widen the template the first confirmation created
     key2 = p.learn_line("INFO memory slot is full now")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from workbench.cli import main
-from workbench.simulator import simulate
+from workbench.simulate.engine import simulate
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN = ["--preset", "paper", "--epochs", "3"]

@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from workbench.keymodel import KeyModelConfig
-from workbench.parammodel import ParamModelConfig
-from workbench.parsing import LogParser
-from workbench.sessions import SessionRule
-from workbench.simulator import simulate
+from workbench.keys.model import KeyModelConfig
+from workbench.logs.parser import LogParser
+from workbench.logs.sessions import SessionRule
+from workbench.params.model import ParamModelConfig
+from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
 FAST_KEY = KeyModelConfig(top_g="auto", hidden_size=32, max_epochs=12, patience=3)

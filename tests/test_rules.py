@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.detection import detect as apply_rule
-from workbench.detection import score_sessions
-from workbench.rules import (
+from workbench.detect.rules import (
     RULES,
     counts_by_rule,
     entry_counts_by_rule,
     report_counts_by_rule,
     rule_of,
 )
-from workbench.sequences import KeyVocabulary
+from workbench.keys.topg import detect as apply_rule
+from workbench.keys.topg import score_sessions
+from workbench.keys.windows import KeyVocabulary
 
 
 def test_rule_names_cover_every_reason() -> None:

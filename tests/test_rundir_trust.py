@@ -27,10 +27,10 @@ from tests.rundir_helpers import (
     rewrite,
     trained_run,
 )
-from workbench.parsing import LogParser
-from workbench.persistence import RunFormatError, RunLockedError
-from workbench.sessions import SessionRule
-from workbench.simulator import simulate
+from workbench.logs.parser import LogParser
+from workbench.logs.sessions import SessionRule
+from workbench.simulate.engine import simulate
+from workbench.store.files import RunFormatError, RunLockedError
 from workbench.workbench import Workbench
 
 REPO = Path(__file__).resolve().parent.parent

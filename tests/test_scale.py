@@ -10,9 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.distributed import byte_ranges, detect_dask, local_client, parse_dask, read_range
-from workbench.simulator import simulate
-from workbench.streaming import Scorer, detect_streaming, end_keys, read_chunks
+from workbench.detect.distributed import (
+    byte_ranges,
+    detect_dask,
+    local_client,
+    parse_dask,
+    read_range,
+)
+from workbench.detect.streaming import Scorer, detect_streaming, end_keys, read_chunks
+from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
 VERDICTS = ["line", "session", "key", "position", "key_anomalous", "key_reason", "param_status"]
@@ -180,7 +186,7 @@ def test_bad_input_says_what(fitted, tmp_path):
 
 
 def test_the_command_line_says_what_is_wrong(tmp_path, capsys):
-    from workbench.distributed import main
+    from workbench.detect.distributed import main
 
     assert main([str(tmp_path), str(tmp_path / "missing.log"), "--workers", "1"]) == 2
     assert "not found" in capsys.readouterr().err
@@ -199,7 +205,7 @@ def test_a_cluster_started_by_hand(fitted, reference, log_file, tmp_path):
     import sys
     import time
 
-    from workbench.distributed import main
+    from workbench.detect.distributed import main
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

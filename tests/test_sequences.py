@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.sequences import (
-    END,
-    PAD,
-    UNKNOWN,
+from workbench import keyids
+from workbench.keys.windows import (
+    END_INDEX,
+    PAD_INDEX,
+    UNKNOWN_INDEX,
     KeyVocabulary,
     frame_sessions,
     guess_format,
@@ -64,8 +65,8 @@ def test_missing_file():
 
 def test_vocabulary_reserved_entries_and_unknown():
     v = KeyVocabulary([0, 3, 7])
-    assert v.encode([0, 3, 7, 4, 99]).tolist() == [3, 4, 5, UNKNOWN, UNKNOWN]
-    assert v.decode(np.array([END, 3])).tolist() == [-1, 0]
+    assert v.encode([0, 3, 7, 4, 99]).tolist() == [3, 4, 5, UNKNOWN_INDEX, UNKNOWN_INDEX]
+    assert v.decode(np.array([END_INDEX, 3])).tolist() == [keyids.END, 0]
     assert v.candidate_mask().tolist() == [False, False, True, True, True, True]
 
 
@@ -73,9 +74,9 @@ def test_short_session_is_left_padded_and_ends_with_end():
     v = KeyVocabulary([5, 22])
     f = frame_sessions([v.encode((5, 22))], window=10)
     assert len(f) == 3  # predicts 5, 22 and END
-    assert f.windows[0].tolist() == [PAD] * 10
-    assert f.windows[2].tolist() == [PAD] * 8 + [3, 4]
-    assert f.targets.tolist() == [3, 4, END]
+    assert f.windows[0].tolist() == [PAD_INDEX] * 10
+    assert f.windows[2].tolist() == [PAD_INDEX] * 8 + [3, 4]
+    assert f.targets.tolist() == [3, 4, END_INDEX]
     assert f.position.tolist() == [0, 1, 2]
 
 
@@ -89,7 +90,7 @@ def test_framing_matches_a_direct_loop(sessions, h):
     f = frame_sessions([v.encode(s) for s in sessions], h)
     expected = []
     for i, s in enumerate(sessions):
-        padded = [PAD] * h + list(v.encode(s)) + [END]
+        padded = [PAD_INDEX] * h + list(v.encode(s)) + [END_INDEX]
         for t in range(len(s) + 1):
             expected.append((i, t, padded[t : t + h], padded[t + h]))
     got = [

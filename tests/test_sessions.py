@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.parsing import LogParser
-from workbench.sessions import (
+from workbench.logs.parser import LogParser
+from workbench.logs.sessions import (
     SessionRule,
     add_elapsed_times,
     apply_session_rule,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.simulator import (
+from workbench.simulate.engine import (
     SimulatorConfig,
     add_simulate_command,
     simulate,

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.formats import DEFAULT_MASKS, Masker
-from workbench.parsing import UNKNOWN_KEY, UNPARSED_KEY, LogParser
-from workbench.template_refine import gapped_template, signature, word_shape
+from workbench import keyids
+from workbench.logs.formats import DEFAULT_MASKS, Masker
+from workbench.logs.parser import LogParser
+from workbench.logs.template_refine import gapped_template, signature, word_shape
 
 FMT = "<Level> <Content>"
 
@@ -152,7 +153,7 @@ def test_gapped_template_writes_one_wildcard_per_run():
 def test_masker_matches_one_by_one_masking_on_real_lines(shared_data):
     from drain3.masking import LogMasker, MaskingInstruction
 
-    from workbench.formats import BUILTIN_FORMATS
+    from workbench.logs.formats import BUILTIN_FORMATS
 
     fmt = BUILTIN_FORMATS["bgl"]
     slow = LogMasker([MaskingInstruction(m.pattern, m.name) for m in DEFAULT_MASKS], "<", ">")
@@ -169,7 +170,7 @@ def test_masker_with_a_custom_mask_holding_groups():
 
 # ---------------------------------------------------------------------- parameters DeepLog reads
 def test_durations_sizes_counts_come_out_of_refined_templates_on_the_simulator():
-    from workbench.simulator import simulate
+    from workbench.simulate.engine import simulate
 
     log = simulate(n_instances=60, seed=4)
     df = LogParser("openstack").parse(log.lines, sessions=False)
@@ -183,8 +184,8 @@ def test_durations_sizes_counts_come_out_of_refined_templates_on_the_simulator()
 
 
 def test_simulator_message_kinds_are_neither_collapsed_nor_split():
-    from workbench import simulator_templates as tpl
-    from workbench.simulator import simulate
+    from workbench.simulate import vocabulary as tpl
+    from workbench.simulate.engine import simulate
 
     kinds = {s.event: s.template for steps in tpl.TASKS.values() for s in steps if s.template}
     log = simulate(n_instances=120, seed=3)
@@ -244,7 +245,7 @@ def test_property_transform_never_creates_keys(lines):
     before = (dict(p.keys_), p.templates_.copy(), json.dumps(p.refine_state()))
     lines = ["INFO " + re.sub(r"[\r\n]", " ", x) for x in lines]
     df = p.transform(lines, sessions=False)
-    assert set(df["key"]) <= set(p.keys_) | {UNKNOWN_KEY, UNPARSED_KEY}
+    assert set(df["key"]) <= set(p.keys_) | {keyids.UNKNOWN, keyids.UNPARSED}
     assert dict(p.keys_) == before[0]
     assert p.templates_.equals(before[1])
     assert json.dumps(p.refine_state()) == before[2]

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.keymodel import KeyModelConfig
-from workbench.parammodel import ParamModelConfig
-from workbench.persistence import RunFormatError
+from workbench.keys.model import KeyModelConfig
+from workbench.params.model import ParamModelConfig
+from workbench.store.files import RunFormatError
 from workbench.workbench import Workbench
 
 FAST_KEY = KeyModelConfig(top_g="auto", hidden_size=32, max_epochs=12, patience=3)
@@ -157,7 +157,7 @@ def test_load_errors_name_the_file(trained, tmp_path):
     km["vocab"]["keys"].append(9999)
     (gen(d) / "key_model.json").write_text(json.dumps(km))
     m = json.loads((d / "run.json").read_text())
-    from workbench.persistence import file_digest
+    from workbench.store.files import file_digest
 
     m["files"]["key_model.json"] = file_digest(gen(d) / "key_model.json")
     (d / "run.json").write_text(json.dumps(m))
@@ -172,9 +172,9 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from workbench.workbench import Workbench
-    from workbench.keymodel import KeyModel
+    from workbench.keys.model import KeyModel
 
-    from workbench.simulator import simulate
+    from workbench.simulate.engine import simulate
 
     wb = Workbench.load(sys.argv[1])
     report = wb.detect(simulate(n_instances=60, anomalies={"execution": 0.3}, seed=6).lines)

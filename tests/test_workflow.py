@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.workflow import (
+from workbench.workflow.cooccurrence import (
     WorkflowConfig,
     build_fsa,
     build_workflows,
@@ -270,8 +270,8 @@ def test_scores():
 
 # ---------------------------------------------------------------------- real and simulated data
 def test_simulator_method2_floors():
-    from workbench.parsing import LogParser
-    from workbench.simulator import simulate
+    from workbench.logs.parser import LogParser
+    from workbench.simulate.engine import simulate
 
     log = simulate(n_instances=150, anomalies={}, seed=11)
     df = LogParser("openstack").parse(log.lines)
@@ -292,7 +292,7 @@ def test_simulator_method2_floors():
 
 @pytest.mark.data
 def test_openstack_2k_lifecycle_in_documented_order_and_fast(shared_data):
-    from workbench.parsing import LogParser
+    from workbench.logs.parser import LogParser
 
     t = time.perf_counter()
     df = LogParser("openstack").parse(shared_data / "loghub_2k/OpenStack/OpenStack_2k.log")

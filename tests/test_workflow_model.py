@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.keymodel import history_rows
-from workbench.workflow import build_workflows, edge_scores, jaccard, match_tasks
-from workbench.workflow_model import (
+from workbench.keys.model import history_rows
+from workbench.workflow.cooccurrence import build_workflows, edge_scores, jaccard, match_tasks
+from workbench.workflow.from_keymodel import (
     ModelWorkflowConfig,
     keymodel_distribution,
     model_tasks,

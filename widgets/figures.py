@@ -437,7 +437,7 @@ def simple_layered_layout(graph: nx.DiGraph) -> dict[Hashable, tuple[int, int]]:
 
     Sources are the nodes without predecessors (or, in a graph that is one big cycle, its first
     node); nodes unreachable from them start new BFS runs in node order. Good enough for small task
-    automata and for tests; the core's ``workbench.workflow.layered_layout`` takes over when present.
+    automata and for tests; the core's ``workbench.workflow.cooccurrence.layered_layout`` takes over when present.
 
     >>> g = nx.DiGraph([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "a")])
     >>> simple_layered_layout(g)

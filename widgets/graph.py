@@ -36,10 +36,12 @@ Layout = Callable[[nx.DiGraph], Mapping[Hashable, tuple[int, int]]]
 
 
 def default_layout(graph: nx.DiGraph) -> Mapping[Hashable, tuple[int, int]]:
-    """The core's ``workbench.workflow.layered_layout`` when it exists, else a simple layering;
+    """The core's ``workbench.workflow.cooccurrence.layered_layout`` when it exists, else a simple layering;
     folded into bands when the task is long (:func:`widgets.figures.wrap_layout`)."""
     try:
-        from workbench.workflow import layered_layout  # provided by the core's workflow module
+        from workbench.workflow.cooccurrence import (
+            layered_layout,  # provided by the core's workflow module
+        )
     except ImportError:
         return wrap_layout(simple_layered_layout(graph))
     return wrap_layout(layered_layout(graph))

@@ -30,7 +30,7 @@ SIM_KINDS = ("performance", "execution", "parameter")  # the simulator's anomaly
 
 def builtin_formats() -> list[str]:
     """Names of the built-in line formats of the core parser."""
-    from workbench.formats import BUILTIN_FORMATS
+    from workbench.logs.formats import BUILTIN_FORMATS
 
     return sorted(BUILTIN_FORMATS)
 

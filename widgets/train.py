@@ -63,8 +63,8 @@ PARAM_FIELDS: tuple[Field, ...] = (
 
 def core_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     """The configurations a new workbench trains with (its key model chooses g on validation)."""
-    from workbench.keymodel import KeyModelConfig
-    from workbench.parammodel import ParamModelConfig
+    from workbench.keys.model import KeyModelConfig
+    from workbench.params.model import ParamModelConfig
 
     return (
         dataclasses.asdict(KeyModelConfig(top_g="auto")),

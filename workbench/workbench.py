@@ -41,19 +41,19 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from workbench.coverage import Coverage
-from workbench.detection import detect
-from workbench.journal import FeedbackJournal, StaleVersionError
-from workbench.keymodel import KeyModel, KeyModelConfig, distinct_examples
-from workbench.parammodel import ParamModel, ParamModelConfig
-from workbench.paramvectors import build_series
-from workbench.parsing import UNKNOWN_KEY, LogParser, ParseSummary
-from workbench.persistence import RunLock
-from workbench.runs import load_workbench, save_workbench, state_from_bytes, state_to_bytes
-from workbench.sequences import END_KEY
-from workbench.sessions import SessionRule, session_groups
-from workbench.workflow import WorkflowConfig, build_workflows, key_sequences
-from workbench.workflow_model import keymodel_distribution, model_tasks
+from workbench import keyids
+from workbench.detect.coverage import Coverage
+from workbench.feedback.journal import FeedbackJournal, StaleVersionError
+from workbench.keys.model import KeyModel, KeyModelConfig, distinct_examples
+from workbench.keys.topg import detect
+from workbench.logs.parser import LogParser, ParseSummary
+from workbench.logs.sessions import SessionRule, session_groups
+from workbench.params.model import ParamModel, ParamModelConfig
+from workbench.params.vectors import build_series
+from workbench.store.files import RunLock
+from workbench.store.rundir import load_workbench, save_workbench, state_from_bytes, state_to_bytes
+from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows, key_sequences
+from workbench.workflow.from_keymodel import keymodel_distribution, model_tasks
 
 __all__ = ["DetectionReport", "UpdateResult", "Workbench"]
 
@@ -121,7 +121,7 @@ class Workbench:
     Parameters
     ----------
     parser
-        A fitted :class:`~workbench.parsing.LogParser`.
+        A fitted :class:`~workbench.logs.parser.LogParser`.
     entries
         The parsed training entries (normal behaviour to learn from).
     key_config, param_config, workflow_config
@@ -198,14 +198,14 @@ class Workbench:
         """Parse a log (path, bytes or lines) and wrap it.
 
         ``fmt`` is a built-in name, a header, a regex, a LogFormat or ``"auto"`` (chosen on the
-        first lines, see :mod:`workbench.autoformat`; the choice is in :attr:`format_choice`).
+        first lines, see :mod:`workbench.logs.autoformat`; the choice is in :attr:`format_choice`).
         ``session`` overrides the format's session rule; it is kept by the parser and applied to
         every log :meth:`detect` reads later, and saved with the run. ``year`` dates timestamps
         that carry none (default: the current year).
         """
         choice = None
         if isinstance(fmt, str) and fmt.strip().lower() == "auto":
-            from workbench.autoformat import choose_format
+            from workbench.logs.autoformat import choose_format
 
             if not isinstance(source, str | Path | bytes):
                 source = list(source)  # read once, used twice
@@ -232,7 +232,7 @@ class Workbench:
         The test log uses another seed, so nothing of it is seen in training; its ground truth is
         in :attr:`test_labels`.
         """
-        from workbench.simulator import simulate
+        from workbench.simulate.engine import simulate
 
         train = simulate(n_instances=n_instances, anomalies={}, seed=seed)
         test = simulate(
@@ -252,7 +252,7 @@ class Workbench:
         """Parse the first ``n`` lines with a candidate format (for a live preview while typing)."""
         lines = list(lines)[:n]
         if isinstance(fmt, str) and fmt.strip().lower() == "auto":
-            from workbench.autoformat import choose_format
+            from workbench.logs.autoformat import choose_format
 
             fmt = choose_format(lines).format
         df = LogParser(fmt).parse(lines)
@@ -390,14 +390,14 @@ class Workbench:
         training log when there is none) with the key model first, then the parameter models.
 
         With ``client`` (a ``dask.distributed.Client``), ``source`` is one log file or a list of
-        them, read as one log on that cluster (:func:`workbench.distributed.detect_dask`): the
+        them, read as one log on that cluster (:func:`workbench.detect.distributed.detect_dask`): the
         verdicts are those of one process, row for row, and the report keeps the verdict columns.
         """
         self._check_fitted()
         if level is not None:
             self.level = float(level)
         if client is not None:
-            from workbench.distributed import detect_dask
+            from workbench.detect.distributed import detect_dask
 
             if source is None:
                 raise ValueError("detection on a cluster needs the log files to read")
@@ -488,7 +488,7 @@ class Workbench:
                         self._candidates(scores.candidates(e_end), g),
                     )
         # entries outside every session: only the unknown-key rule applies to their key
-        loose = entries["parsed"].to_numpy(dtype=bool) & (position < 0) & (keys == UNKNOWN_KEY)
+        loose = entries["parsed"].to_numpy(dtype=bool) & (position < 0) & (keys == keyids.UNKNOWN)
         key_bad |= loose
         reason[loose] = "unknown key"
         out = entries.copy()
@@ -552,7 +552,7 @@ class Workbench:
             param_entries=int(param.sum()),
             loose_entries=int((parsed & ~in_session).sum()),
             unknown_rule_entries=int((parsed & ~in_session & ~param).sum()),
-            unknown_keys=int((parsed & (out["key"].to_numpy() == UNKNOWN_KEY)).sum()),
+            unknown_keys=int((parsed & (out["key"].to_numpy() == keyids.UNKNOWN)).sum()),
             timestamps=int((parsed & out["timestamp"].notna().to_numpy()).sum()),
             format=self.parser.format.name,
             session_rule=None if rule is None else str(rule),
@@ -568,7 +568,7 @@ class Workbench:
     def _candidates(self, pairs: list[tuple[int, float]], g: int) -> list[tuple[int, str, float]]:
         out = []
         for k, p in pairs[: max(g, 1)]:
-            tmpl = "<end of session>" if k == END_KEY else self.parser.template_of(int(k))
+            tmpl = "<end of session>" if k == keyids.END else self.parser.template_of(int(k))
             out.append((int(k), tmpl, round(float(p), 6)))
         return out
 
@@ -708,7 +708,7 @@ class Workbench:
         keys = entries["key"].to_numpy()[sess_rows].tolist()
         pos = int(row["position"])
         if kind == "session end":
-            ex.update(history=keys, next=END_KEY)
+            ex.update(history=keys, next=keyids.END)
         else:
             ex.update(history=keys[:pos], next=int(row["key"]))
         return ex
@@ -842,7 +842,7 @@ class Workbench:
             return
         history = [int(k) for k in ex["history"]]
         nxt = int(ex["next"])
-        if ex["kind"] == "unknown key" and nxt == UNKNOWN_KEY:
+        if ex["kind"] == "unknown key" and nxt == keyids.UNKNOWN:
             nxt = self._learn_template(ex["raw"], report)
             ex["next"] = nxt
             if learned is not None:
@@ -858,7 +858,7 @@ class Workbench:
         key = self.parser.learn_line(raw)
         report = self.report if report is None else report
         if report is not None:
-            self._rematch(report.entries, report.entries["key"].to_numpy() == UNKNOWN_KEY)
+            self._rematch(report.entries, report.entries["key"].to_numpy() == keyids.UNKNOWN)
         return key
 
     def _rematch(self, e: pd.DataFrame, rows: np.ndarray) -> None:
@@ -1029,7 +1029,7 @@ class Workbench:
 
     def diagnose(self, anomaly_id: str):
         """Explain one anomaly: its place in its workflow and, for timing, the slow transition."""
-        from workbench.diagnosis import diagnose
+        from workbench.workflow.diagnosis import diagnose
 
         if self.report is None:
             raise RuntimeError("call detect() first")
@@ -1056,7 +1056,7 @@ class Workbench:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
         """Write the run directory (default: the one this workbench runs in; see
-        :mod:`workbench.runs`). A kill at any moment leaves the old or the new run loadable;
+        :mod:`workbench.store.rundir`). A kill at any moment leaves the old or the new run loadable;
         saving over another run or other files is refused unless ``overwrite``."""
         with self._update_lock:
             return save_workbench(
@@ -1107,7 +1107,7 @@ def _head(source: Any, n: int = 1200) -> list[Any]:
     """The first ``n`` lines of a path, bytes or a list of lines (for choosing a format)."""
     import itertools
 
-    from workbench.parsing import read_lines
+    from workbench.logs.parser import read_lines
 
     return list(itertools.islice(read_lines(source), n))
 
@@ -1147,7 +1147,7 @@ def _sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> list[tupl
 
 
 def _level_col(level: float) -> str:
-    from workbench.thresholds import level_name
+    from workbench.params.thresholds import level_name
 
     return level_name(level)
 

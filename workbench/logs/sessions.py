@@ -1,0 +1,297 @@
+"""Sessions: grouping parsed entries into units of execution, and elapsed times.
+
+A session is what DeepLog scores as one sequence: an HDFS block (``blk_...``), an OpenStack VM instance
+(``[instance: UUID]``), a BGL node, or a time window when the log has no id. Rules:
+
+* ``regex:PATTERN``: the first match in the message (group 1 when the pattern has a group);
+* ``field:NAME``: the value of a header field (BGL's ``Node``);
+* ``window:SECONDS``: fixed, non-overlapping time windows;
+* ``sliding:SECONDS,STEP``: overlapping windows (a window of SECONDS starts every STEP seconds), so
+  an entry may belong to several; ``df['session']`` names the latest window that covers it and
+  :func:`session_groups` gives the full membership (what the key model scores).
+
+Window rules count from an *origin*: the first timestamp of the frame unless one is given (the
+online detector passes the first timestamp it saw, so windows stay aligned across batches).
+
+>>> df = pd.DataFrame({"content": ["open blk_1", "open blk_2", "close blk_1"], "key": [1, 1, 2],
+...                    "parsed": [True, True, True], "line": [1, 2, 3]})
+>>> apply_session_rule(df, SessionRule.parse(r"regex:(blk_\\d+)"))
+>>> {k: v.tolist() for k, v in session_sequences(df).items()}
+{'blk_1': [1, 2], 'blk_2': [1]}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import regex
+
+from workbench.logs.formats import LogFormat
+
+__all__ = [
+    "SessionRule",
+    "add_elapsed_times",
+    "apply_session_rule",
+    "assign_default_sessions",
+    "assign_sessions",
+    "group_sessions",
+    "session_groups",
+    "session_sequences",
+]
+
+_KINDS = ("regex", "field", "window", "sliding")
+
+
+@dataclass(frozen=True)
+class SessionRule:
+    """How entries are grouped into sessions (see the module docstring for the kinds)."""
+
+    kind: str  # one of 'regex', 'field', 'window', 'sliding'
+    pattern: str | None = None  # for 'regex'
+    field: str | None = None  # for 'field'
+    seconds: float | None = None  # window length, for 'window' and 'sliding'
+    step: float | None = None  # window step, for 'sliding'
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"session rule kind must be one of {_KINDS}, got {self.kind!r}")
+        if self.kind == "regex":
+            if not self.pattern:
+                raise ValueError("a 'regex' session rule needs a pattern")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid session regex {self.pattern!r}: {exc}") from exc
+        if self.kind == "field" and not self.field:
+            raise ValueError("a 'field' session rule needs a field name")
+        if self.kind in ("window", "sliding") and not (self.seconds and self.seconds > 0):
+            raise ValueError(f"a '{self.kind}' session rule needs a positive window length")
+        if self.kind == "sliding" and not (self.step and 0 < self.step <= self.seconds):  # type: ignore[operator]
+            raise ValueError("a 'sliding' session rule needs 0 < step <= window length")
+
+    @classmethod
+    def parse(cls, text: str) -> SessionRule:
+        """Read ``regex:PATTERN``, ``field:NAME``, ``window:SECONDS`` or ``sliding:SECONDS,STEP``.
+
+        >>> SessionRule.parse("sliding:60,10")
+        SessionRule(kind='sliding', pattern=None, field=None, seconds=60.0, step=10.0)
+        """
+        kind, sep, value = text.partition(":")
+        if not sep:
+            raise ValueError(f"session rule must look like KIND:VALUE, got {text!r}")
+        try:
+            if kind == "regex":
+                return cls("regex", pattern=value)
+            if kind == "field":
+                return cls("field", field=value)
+            if kind == "window":
+                return cls("window", seconds=float(value))
+            if kind == "sliding":
+                size, _, step = value.partition(",")
+                return cls("sliding", seconds=float(size), step=float(step or size))
+        except ValueError as exc:
+            raise ValueError(f"bad session rule {text!r}: {exc}") from exc
+        raise ValueError(f"session rule kind must be one of {_KINDS}, got {kind!r}")
+
+    def __str__(self) -> str:
+        """The text :meth:`parse` reads back.
+
+        >>> str(SessionRule.parse("sliding:60,10")), str(SessionRule.parse("field:Node"))
+        ('sliding:60,10', 'field:Node')
+        """
+        if self.kind == "regex":
+            return f"regex:{self.pattern}"
+        if self.kind == "field":
+            return f"field:{self.field}"
+        if self.kind == "window":
+            return f"window:{self.seconds:g}"
+        return f"sliding:{self.seconds:g},{self.step:g}"
+
+    @property
+    def needs_timestamps(self) -> bool:
+        """Window rules group by time."""
+        return self.kind in ("window", "sliding")
+
+
+def format_rule(fmt: LogFormat) -> SessionRule | None:
+    """The format's own session rule (id regex or header field), None when it has none."""
+    if fmt.session_regex:
+        return SessionRule("regex", pattern=fmt.session_regex)
+    if fmt.session_field:
+        return SessionRule("field", field=fmt.session_field)
+    return None
+
+
+def assign_sessions(
+    df: pd.DataFrame, fmt: LogFormat, rule: SessionRule | None = None, origin: Any = None
+) -> SessionRule | None:
+    """Set ``df['session']`` with ``rule``, else the format's own rule; the rule used (or None)."""
+    if rule is None:
+        rule = format_rule(fmt)
+        if rule is None or (rule.kind == "field" and rule.field not in df.columns):
+            return None
+    apply_session_rule(df, rule, origin=origin)
+    return rule
+
+
+def assign_default_sessions(df: pd.DataFrame, fmt: LogFormat) -> None:
+    """Set ``df['session']`` with the format's own rule (id regex or field), if it has one."""
+    if fmt.session_regex:
+        apply_session_rule(df, SessionRule("regex", pattern=fmt.session_regex))
+    elif fmt.session_field and fmt.session_field in df.columns:
+        apply_session_rule(df, SessionRule("field", field=fmt.session_field))
+
+
+def apply_session_rule(df: pd.DataFrame, rule: SessionRule, origin: Any = None) -> None:
+    """Set ``df['session']`` in place. Sliding windows overlap: ``session`` names the latest window
+    covering each entry; :func:`group_sessions` gives every window's members."""
+    parsed = df["parsed"].to_numpy(dtype=bool)
+    if rule.kind == "regex":
+        from workbench.logs.formats import REGEX_TIMEOUT, RegexTimeoutError
+
+        rx = regex.compile(rule.pattern)  # type: ignore[arg-type]
+        grp = 1 if rx.groups else 0
+        out = []
+        for content, ok in zip(df["content"], parsed, strict=True):
+            try:  # a user pattern gets a time limit per line
+                m = rx.search(content, timeout=REGEX_TIMEOUT) if ok else None
+            except TimeoutError:
+                raise RegexTimeoutError(
+                    f"session regex {rule.pattern!r} ran over {REGEX_TIMEOUT:g} s on one line "
+                    f"(catastrophic backtracking?): {content[:80]!r}"
+                ) from None
+            out.append(m.group(grp) if m else None)
+        df["session"] = pd.Series(out, index=df.index, dtype=object)
+    elif rule.kind == "field":
+        if rule.field not in df.columns:
+            raise ValueError(
+                f"no field {rule.field!r} to group sessions by; have {list(df.columns)}"
+            )
+        s = df[rule.field].astype(object)
+        df["session"] = s.where(parsed & s.notna().to_numpy(), None)
+    else:
+        # fixed windows are named w0, w1, ...; a sliding window by its start, s0, s1, ...
+        step = rule.seconds if rule.kind == "window" else rule.step
+        start = _window_index(df, step, origin)  # type: ignore[arg-type]
+        prefix = "w" if rule.kind == "window" else "s"
+        df["session"] = pd.Series(
+            [f"{prefix}{int(i)}" if i >= 0 else None for i in start], index=df.index, dtype=object
+        )
+
+
+def _seconds(df: pd.DataFrame, origin: Any = None) -> np.ndarray:
+    if "timestamp" not in df.columns or df["timestamp"].isna().all():
+        raise ValueError("time-window sessions need timestamps, and none could be read in this log")
+    ts = df["timestamp"]
+    t0 = ts.min() if origin is None else pd.Timestamp(origin)
+    return (ts - t0).dt.total_seconds().to_numpy()
+
+
+def _window_index(df: pd.DataFrame, seconds: float, origin: Any = None) -> np.ndarray:
+    sec = _seconds(df, origin)
+    idx = np.floor(sec / seconds)
+    ok = df["parsed"].to_numpy(dtype=bool) & np.isfinite(idx)
+    return np.where(ok, np.nan_to_num(idx, nan=-1), -1).astype(np.int64)
+
+
+def group_sessions(
+    df: pd.DataFrame, rule: SessionRule | None = None, origin: Any = None
+) -> pd.DataFrame:
+    """Long-form membership: one row per (session, entry) with columns ``session`` and ``row``.
+
+    For non-overlapping rules this is ``df['session']`` made long; for sliding windows an entry
+    appears once per window that covers it. ``row`` is the positional index into ``df``.
+    """
+    if rule is None or rule.kind != "sliding":
+        if rule is not None:
+            df = df.copy()
+            apply_session_rule(df, rule, origin=origin)
+        s = df["session"].to_numpy(dtype=object)
+        rows = np.flatnonzero(pd.notna(s))
+        return pd.DataFrame({"session": s[rows], "row": rows})
+    sec = _seconds(df, origin)
+    ok = df["parsed"].to_numpy(dtype=bool) & np.isfinite(sec)
+    size, step = float(rule.seconds), float(rule.step)  # type: ignore[arg-type]
+    # entry at t belongs to the windows k with k*step <= t < k*step + size
+    rows_ok = np.flatnonzero(ok & (sec >= 0))
+    t = sec[rows_ok]
+    last_k = np.floor(t / step).astype(np.int64)
+    first_k = np.maximum(np.floor((t - size) / step).astype(np.int64) + 1, 0)
+    first_k = np.where(first_k * step + size <= t, first_k + 1, first_k)
+    counts = last_k - first_k + 1
+    row = np.repeat(rows_ok, counts)
+    offs = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    k = np.repeat(first_k, counts) + offs
+    order = np.lexsort((row, k))
+    names = np.array([f"s{i}" for i in k[order]], dtype=object)
+    return pd.DataFrame({"session": pd.Series(names, dtype=object), "row": row[order]})
+
+
+def session_groups(
+    df: pd.DataFrame, rule: SessionRule | None = None, origin: Any = None
+) -> tuple[list[str], list[np.ndarray]]:
+    """Session names (in order of first entry) and each session's positional rows of parsed
+    entries, in log order. Sliding windows overlap, so a row may be in several groups; other
+    rules use ``df['session']``."""
+    if rule is not None and rule.kind == "sliding" and df["timestamp"].notna().any():
+        members = group_sessions(df, rule, origin=origin)
+    else:
+        members = group_sessions(df)
+    rows = members["row"].to_numpy(dtype=np.int64)
+    keep = df["parsed"].to_numpy(dtype=bool)[rows] if len(rows) else np.zeros(0, bool)
+    members = members[keep]
+    if not len(members):
+        return [], []
+    codes, names = pd.factorize(members["session"], sort=False)
+    rows = members["row"].to_numpy(dtype=np.int64)
+    first = np.full(len(names), np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, rows)
+    rank = np.empty(len(names), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(names))
+    codes = rank[codes]
+    names = np.asarray(names, dtype=object)[np.argsort(first, kind="stable")]
+    order = np.lexsort((rows, codes))
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return [str(n) for n in names], np.split(rows[order], bounds)
+
+
+def session_sequences(df: pd.DataFrame, rule: SessionRule | None = None) -> dict[str, np.ndarray]:
+    """Key sequence of every session, in log order (unparsed lines are left out).
+
+    Sessions come out in order of their first entry.
+    """
+    members = group_sessions(df, rule)
+    keys = df["key"].to_numpy()
+    members = members[keys[members["row"].to_numpy()] >= 0]
+    out: dict[str, np.ndarray] = {}
+    for name, grp in members.groupby("session", sort=False):
+        out[str(name)] = keys[np.sort(grp["row"].to_numpy())]
+    return out
+
+
+def add_elapsed_times(df: pd.DataFrame) -> None:
+    """Fill ``dt_global`` and ``dt_session`` (seconds since the previous entry; NaN for the first).
+
+    Only parsed entries with a timestamp take part; the log is taken in row order.
+    """
+    ts = df["timestamp"]
+    ok = df["parsed"].to_numpy(dtype=bool) & ts.notna().to_numpy()
+    sec = np.full(len(df), np.nan)
+    if ok.any():
+        sec[ok] = (ts[ok] - ts[ok].iloc[0]).dt.total_seconds().to_numpy()
+    dt_global = np.full(len(df), np.nan)
+    idx = np.flatnonzero(ok)
+    if len(idx) > 1:
+        dt_global[idx[1:]] = np.diff(sec[idx])
+    df["dt_global"] = dt_global
+    dt_session = np.full(len(df), np.nan)
+    sess = df["session"]
+    has = ok & sess.notna().to_numpy()
+    if has.any():
+        sub = pd.DataFrame({"s": sess[has].to_numpy(), "t": sec[has]})
+        dt_session[has] = sub.groupby("s", sort=False)["t"].diff().to_numpy()
+    df["dt_session"] = dt_session
