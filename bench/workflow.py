@@ -18,11 +18,14 @@
 * Real data: the lifecycle workflow of ``OpenStack_2k.log`` and the block workflow of the DeepLog
   ``hdfs_train`` sessions, rendered to ``bench/out/*.svg|png|dot|json``, with their key order.
 
-Reads ``../shared/data``; prints one JSON object. Run: ``python bench/workflow.py``.
+Reads ``../shared/data``; prints one JSON object. Run: ``python bench/workflow.py``;
+``--short`` runs two simulator seeds of 100 instances and three diagnosis seeds (a quick check
+that a change moved no figure, not the reported figures).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -110,7 +113,7 @@ def _mean(rows: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
     }
 
 
-def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
+def simulator_workflows(n_instances: int = 200, seeds=EVAL_SEEDS) -> dict[str, Any]:
     runs: dict[str, list] = {
         "method2_per_session": [],
         "method2_interleaved": [],
@@ -120,7 +123,7 @@ def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
     }
     secs: dict[str, list[float]] = {k: [] for k in runs}
     n_tasks: dict[str, list[int]] = {k: [] for k in runs}
-    for seed in EVAL_SEEDS:
+    for seed in seeds:
         log = simulate(n_instances=n_instances, anomalies={}, seed=seed)
         df = LogParser("openstack").parse(log.lines)
         keys, edges = _truth(log, df)
@@ -151,7 +154,7 @@ def simulator_workflows(n_instances: int = 200) -> dict[str, Any]:
             runs[name].append(_score(gs, keys, edges))
             n_tasks[name].append(len(gs))
     out: dict[str, Any] = {
-        "seeds": list(EVAL_SEEDS),
+        "seeds": list(seeds),
         "n_instances": n_instances,
         "lines_per_log": len(log.lines),
         "true_tasks": len(log.tasks),
@@ -444,14 +447,19 @@ def hdfs() -> dict[str, Any]:
 
 
 def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--short", action="store_true", help="a quick setting (not the figures)")
+    args = p.parse_args()
     if not DATA.is_dir():
         print(json.dumps({"skipped": f"no shared data at {DATA}"}))
         return 0
+    sim = {"n_instances": 100, "seeds": EVAL_SEEDS[:2]} if args.short else {}
+    diag = {"seeds": range(3)} if args.short else {}
     out = {
-        "simulator": simulator_workflows(),
-        "diagnosis_throttled_join": simulator_diagnosis(),
+        "simulator": simulator_workflows(**sim),
+        "diagnosis_throttled_join": simulator_diagnosis(**diag),
         "diagnosis_throttled_single_parent": simulator_diagnosis(
-            ("delete.took_deallocate", "delete.vm_stopped")
+            ("delete.took_deallocate", "delete.vm_stopped"), **diag
         ),
         "diagnosis_key_anomaly_example": simulator_key_anomaly(),
         "openstack_2k": openstack(),
