@@ -3,7 +3,7 @@
 * Simulator (interleaved concurrent VM lifecycles with the true workflow of every task): per task,
   the Jaccard similarity of recovered and true key sets and the precision / recall of the
   recovered automaton's edges, for method 2 (per session, and on the interleaved log: by
-  position as the paper, and by consistent time lag, :mod:`workbench.workflow.task_separation`) and
+  position as the paper, and by consistent time lag, :mod:`workbench.workflow.lag_cooccurrence`) and
   method 1 (a 3-gram model as the next-key callable). The time-lag settings were chosen on
   simulator seeds 0, 1, 7, 8, 9 (``SELECT_SEEDS``: a grid over ``tau``, ``min_lift`` and
   ``window``); the figures are over seeds 2-6, with the worst seed beside the mean. On the interleaved log the
@@ -38,20 +38,18 @@ import pandas as pd
 
 from workbench.logs.parser import LogParser
 from workbench.simulate.engine import simulate
+from workbench.workflow.automaton import short_label
 from workbench.workflow.cooccurrence import (
     WorkflowConfig,
     build_workflows,
-    edge_scores,
     grow_tasks,
     key_sequences,
-    layered_layout,
-    match_tasks,
-    short_label,
-    to_dot,
-    to_node_link,
 )
 from workbench.workflow.diagnosis import diagnose
+from workbench.workflow.export import to_dot, to_node_link
 from workbench.workflow.from_keymodel import ModelWorkflowConfig, model_tasks, ngram_distribution
+from workbench.workflow.layout import layered_layout
+from workbench.workflow.scores import edge_scores, match_tasks
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 
 from workbench.keys.model import history_rows
-from workbench.workflow.cooccurrence import build_workflows, edge_scores, jaccard, match_tasks
+from workbench.workflow.cooccurrence import build_workflows
 from workbench.workflow.from_keymodel import (
     ModelWorkflowConfig,
     keymodel_distribution,
     model_tasks,
     ngram_distribution,
 )
+from workbench.workflow.scores import edge_scores, jaccard, match_tasks
 
 # task -> stages (keys of a stage run concurrently, in random order; repeats > 1 makes a loop)
 STRUCTURES = {
