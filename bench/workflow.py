@@ -167,7 +167,7 @@ def simulator_workflows(n_instances: int = 200, seeds=EVAL_SEEDS) -> dict[str, A
     out["method2_interleaved"]["config"] = INTERLEAVED.to_dict()
     out["method2_interleaved_time_lag"]["config"] = INTERLEAVED_LAG.to_dict()
     out["method2_time_lag_no_sessions_at_all"]["config"] = INTERLEAVED_LAG.to_dict()
-    out["method1"]["config"] = {"model": "3-gram per session", **vars(ModelWorkflowConfig())}
+    out["method1"]["config"] = {"model": "3-gram per session", **ModelWorkflowConfig().to_dict()}
     return out
 
 

@@ -185,6 +185,9 @@ def test_config_is_validated():
     with pytest.raises(ValueError, match="unknown"):
         WorkflowConfig.from_dict({"dmax": 3})
     assert WorkflowConfig.from_dict(WorkflowConfig().to_dict()) == WorkflowConfig()
+    with pytest.raises(ValueError, match="window"):
+        WorkflowConfig(window=float("inf"))
+    assert WorkflowConfig().replace(tau=0.5, window=30).window == 30
 
 
 # ---------------------------------------------------------------------- automata

@@ -122,6 +122,10 @@ def test_config_is_validated():
         ModelWorkflowConfig(horizon=0)
     with pytest.raises(ValueError):
         ModelWorkflowConfig(slack=-1)
+    with pytest.raises(ValueError, match="unknown"):
+        ModelWorkflowConfig.from_dict({"min_probability": 0.3})
+    cfg = ModelWorkflowConfig(min_prob=0.3, horizon=6)
+    assert ModelWorkflowConfig.from_dict(cfg.to_dict()) == cfg
 
 
 class _Vocab:

@@ -13,15 +13,17 @@ module reads those cases from any model given as a plain callable
 :func:`ngram_distribution`, anything), splits the training sequences at the task boundaries it
 finds, and groups the pieces into tasks by the key they start with. A chain that repeats becomes a
 cycle in the task's automaton, because automaton states are keys; the cycles are listed as loops.
-The automata themselves are built from the entries with :func:`workbench.workflow.cooccurrence.build_workflows`
-(``tasks=``), as for method 2.
+The automata themselves are built from the entries with
+:func:`workbench.workflow.cooccurrence.build_workflows` (``tasks=``), as for method 2.
 
-Choices where the paper is silent: a key is *likely* when its probability is at least
-``min_prob``; branches are followed greedily (most likely next key) for ``horizon`` steps; two
-branches *converge* when they reach a common key at positions at most ``slack`` apart (so a task
-that starts right after another, and the one that starts one task later, do not count as
-converging); probability mass spread over keys each below ``min_prob`` (many possible next tasks)
-counts as one more branch that meets no other; a task is named by its first key, and a piece shorter than two keys joins no task.
+Choices where the paper (docs/METHOD.md, section 5) is silent: a key is *likely* when its
+probability is at least ``min_prob``; branches are followed greedily (most likely next key) for
+``horizon`` steps; two branches *converge* when they reach a common key at positions at most
+``slack`` apart (so a task that starts right after another, and the one that starts one task
+later, do not count as converging); probability mass spread over keys each below ``min_prob``
+(many possible next tasks), and the end of the session (:data:`workbench.keyids.END`), count as
+one more branch that meets no other; a task is named by its first key, and a piece shorter than
+two keys joins no task. Workflow states are keys ``> 0``.
 
 >>> heads, tails = [[1, 2, 3, 4], [1, 3, 2, 4]], [[8, 9], [9, 8], [5, 6, 7]]
 >>> seqs = [h + t for h in heads for t in tails] * 5
