@@ -9,5 +9,6 @@
 - :mod:`~workbench.workflow.layout`, :mod:`~workbench.workflow.export`,
   :mod:`~workbench.workflow.scores`: drawing, exporting and scoring an automaton;
 - :mod:`~workbench.workflow.diagnosis`: an anomaly explained along its workflow, with
+  :mod:`~workbench.workflow.context` (the entry's session and task),
   :mod:`~workbench.workflow.timing` (slow transitions) and :mod:`~workbench.workflow.sentences`.
 """

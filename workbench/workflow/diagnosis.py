@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,15 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from workbench.workflow.automaton import templates_of
+from workbench.workflow.context import (
+    all_templates,
+    locate,
+    own_message,
+    recent_keys,
+    session_of,
+    session_rows,
+    task_of,
+)
 from workbench.workflow.sentences import (
     key_sentence,
     parameter_sentence,
@@ -158,46 +165,6 @@ class Diagnosis:
         return out
 
 
-# ---------------------------------------------------------------------- context
-def _locate(entries: pd.DataFrame, line: int) -> int:
-    hits = np.flatnonzero(entries["line"].to_numpy() == line)
-    if not len(hits):
-        raise ValueError(f"line {line} is not in the entries")
-    return int(hits[0])
-
-
-def _task_of(
-    workflows: Sequence[nx.DiGraph], key: int, prev: int | None, recent: Sequence[int] = ()
-) -> tuple[nx.DiGraph | None, bool]:
-    """The workflow to read: one holding both the previous state and the key, else one holding
-    the key, else one holding the previous state (an unexpected key). Among several, the one
-    holding most of the session's recent keys (a key shared by tasks is read in the task the
-    session is in), then the busiest. Second value: whether the key is in it."""
-
-    def rank(g: nx.DiGraph, k: int) -> tuple[float, int]:
-        fit = sum(0.5**i for i, r in enumerate(recent) if r in g)
-        return fit, int(g.nodes[k]["count"])
-
-    both = [g for g in workflows if key in g and prev is not None and prev in g]
-    if both:
-        return max(both, key=lambda g: rank(g, key)), True
-    has_key = [g for g in workflows if key in g]
-    if has_key:
-        return max(has_key, key=lambda g: rank(g, key)), True
-    has_prev = [g for g in workflows if prev is not None and prev in g]
-    if has_prev:
-        return max(has_prev, key=lambda g: rank(g, prev)), False
-    return None, False
-
-
-def _session_rows(entries: pd.DataFrame, row: int) -> np.ndarray:
-    sess = entries["session"].iloc[row] if "session" in entries.columns else None
-    keys = entries["key"].to_numpy()
-    if sess is None or (isinstance(sess, float) and math.isnan(sess)):
-        return np.flatnonzero(keys > 0)
-    return np.flatnonzero((entries["session"].to_numpy(dtype=object) == sess) & (keys > 0))
-
-
 # ---------------------------------------------------------------------- diagnosis
 def diagnose(
     anomaly: AnomalyRecord | Mapping[str, Any],
@@ -225,21 +192,21 @@ def diagnose(
     Diagnosis
     """
     rec = anomaly if isinstance(anomaly, AnomalyRecord) else AnomalyRecord.from_mapping(anomaly)
-    row = _locate(entries, rec.line)
+    row = locate(entries, rec.line)
     key = int(entries["key"].iloc[row]) if rec.key is None else int(rec.key)
-    session = rec.session if rec.session is not None else _session_of(entries, row)
-    tmpl = _all_templates(entries, workflows, templates)
+    session = rec.session if rec.session is not None else session_of(entries, row)
+    tmpl = all_templates(entries, workflows, templates)
 
     def name(k: int | None) -> str:
         if k is None:
             return ""
         return tmpl.get(int(k), f"key {k}") if k > 0 else "an unknown message"
 
-    rows = _session_rows(entries, row)
+    rows = session_rows(entries, row)
     position = int(np.searchsorted(rows, row)) if row in set(rows.tolist()) else None
-    recent = _recent_keys(entries, rows, row, workflows) if session is not None else []
+    recent = recent_keys(entries, rows, row, workflows) if session is not None else []
     prev = recent[0] if recent else None
-    g, key_in = _task_of(workflows, key, prev, recent)
+    g, key_in = task_of(workflows, key, prev, recent)
     base: dict[str, Any] = {
         "line": rec.line,
         "session": session,
@@ -254,53 +221,11 @@ def diagnose(
         "value": rec.value,
     }
     if key <= 0 or not tmpl.get(key):
-        base["template"] = _message(entries, row, base["template"])
+        base["template"] = own_message(entries, row, base["template"])
     where = _where(g, session)
     if rec.kind == "key":
         return _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where)
     return _diagnose_time(rec, base, g if key_in else None, workflows, entries, row, name)
-
-
-def _session_of(entries: pd.DataFrame, row: int) -> str | None:
-    if "session" not in entries.columns:
-        return None
-    s = entries["session"].iloc[row]
-    return None if s is None or (isinstance(s, float) and math.isnan(s)) else str(s)
-
-
-def _all_templates(
-    entries: pd.DataFrame, workflows: Sequence[nx.DiGraph], templates: Mapping[int, str] | None
-) -> dict[int, str]:
-    """Key -> template: those given, else the entries', else the workflows'."""
-    tmpl = dict(templates or {})
-    for k, t in templates_of(entries).items():
-        tmpl.setdefault(k, t)
-    for g in workflows:
-        for k, attrs in g.nodes(data=True):
-            tmpl.setdefault(int(k), str(attrs.get("template", "")))
-    return tmpl
-
-
-def _recent_keys(
-    entries: pd.DataFrame, rows: np.ndarray, row: int, workflows: Sequence[nx.DiGraph]
-) -> list[int]:
-    """The session's keys before the entry that some workflow knows, latest first (at most 4)."""
-    keys = entries["key"].to_numpy()
-    recent: list[int] = []
-    for r in rows[rows < row][::-1]:
-        if any(int(keys[r]) in g for g in workflows):
-            recent.append(int(keys[r]))
-            if len(recent) == 4:
-                break
-    return recent
-
-
-def _message(entries: pd.DataFrame, row: int, default: str) -> str:
-    """An unknown key's own message (its content, else its template), to show it."""
-    for col in ("content", "template"):
-        if col in entries.columns and str(entries[col].iloc[row] or "").strip():
-            return str(entries[col].iloc[row])
-    return default
 
 
 def _where(g: nx.DiGraph | None, session: str | None) -> str:
@@ -356,7 +281,7 @@ def _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where) -
 
 def _diagnose_time(rec, base, g, workflows, entries, row, name) -> Diagnosis:
     """A performance or parameter anomaly: the slowest transition of the session's run."""
-    found = slowest_transition(g, entries, _session_rows(entries, row), row)
+    found = slowest_transition(g, entries, session_rows(entries, row), row)
     transition, usual, elapsed = _usual_time(g, found)
     ttemps = None if transition is None else (name(transition[0]), name(transition[1]))
     subject = f"Session {base['session']}" if base["session"] else "The log"
