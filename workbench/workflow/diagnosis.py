@@ -36,6 +36,7 @@ Session c took too long in task 1 (Start): transition 'Creating image' -> 'VM St
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,12 +197,7 @@ def diagnose(
     key = int(entries["key"].iloc[row]) if rec.key is None else int(rec.key)
     session = rec.session if rec.session is not None else session_of(entries, row)
     tmpl = all_templates(entries, workflows, templates)
-
-    def name(k: int | None) -> str:
-        if k is None:
-            return ""
-        return tmpl.get(int(k), f"key {k}") if k > 0 else "an unknown message"
-
+    name = functools.partial(_name, tmpl)
     rows = session_rows(entries, row)
     position = int(np.searchsorted(rows, row)) if row in set(rows.tolist()) else None
     recent = recent_keys(entries, rows, row, workflows) if session is not None else []
@@ -222,10 +218,17 @@ def diagnose(
     }
     if key <= 0 or not tmpl.get(key):
         base["template"] = own_message(entries, row, base["template"])
-    where = _where(g, session)
     if rec.kind == "key":
+        where = _where(g, session)
         return _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where)
     return _diagnose_time(rec, base, g if key_in else None, workflows, entries, row, name)
+
+
+def _name(templates: Mapping[int, str], k: int | None) -> str:
+    """A key's template for a sentence ("an unknown message" for a reserved id)."""
+    if k is None:
+        return ""
+    return templates.get(int(k), f"key {k}") if k > 0 else "an unknown message"
 
 
 def _where(g: nx.DiGraph | None, session: str | None) -> str:
