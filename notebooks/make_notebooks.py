@@ -236,7 +236,7 @@ transition drawn in its own colour.
     code("""
 from widgets.graph_layout import dot_binary, dot_figure, dot_layout
 from widgets.figures import workflow_figure, wrap_layout
-from workbench.workflow.cooccurrence import layered_layout
+from workbench.workflow.layout import layered_layout
 
 graphs = wb.workflows(method=2)
 graph = next((g for g in graphs if g.graph.get("task") == diagnosis.task), graphs[0])
@@ -731,7 +731,8 @@ workflow: the highlighted path is that instance's whole life up to the spawn.
     skip("""
 from widgets.figures import workflow_figure, wrap_layout
 from workbench.workflow.diagnosis import diagnose
-from workbench.workflow.cooccurrence import build_workflows, layered_layout
+from workbench.workflow.cooccurrence import build_workflows
+from workbench.workflow.layout import layered_layout
 
 graphs2k = build_workflows(df2k)
 life = max(graphs2k, key=lambda g: g.number_of_nodes())
@@ -936,7 +937,9 @@ from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.parser import LogParser
 from workbench.simulate.engine import simulate
 from teaching import check, setup
-from workbench.workflow.cooccurrence import build_workflows, edge_scores, key_sequences, layered_layout, match_tasks
+from workbench.workflow.cooccurrence import build_workflows, key_sequences
+from workbench.workflow.layout import layered_layout
+from workbench.workflow.scores import edge_scores, match_tasks
 from workbench.workflow.from_keymodel import ModelWorkflowConfig, keymodel_distribution, model_tasks, ngram_distribution
 
 setup()

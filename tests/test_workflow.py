@@ -16,23 +16,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.workflow.automaton import build_fsa, run_transitions
 from workbench.workflow.cooccurrence import (
     WorkflowConfig,
-    build_fsa,
     build_workflows,
     cooccurrence,
-    edge_scores,
-    from_node_link,
     grow_tasks,
     grow_tasks_by_lag,
-    jaccard,
     key_sequences,
-    layered_layout,
-    match_tasks,
-    run_transitions,
-    to_dot,
-    to_node_link,
 )
+from workbench.workflow.export import from_node_link, to_dot, to_node_link
+from workbench.workflow.layout import layered_layout
+from workbench.workflow.scores import edge_scores, jaccard, match_tasks
 
 # task -> stages; a stage is (keys, repeats): keys concurrent, repeated 1..repeats times
 STRUCTURES = {
@@ -190,6 +185,9 @@ def test_config_is_validated():
     with pytest.raises(ValueError, match="unknown"):
         WorkflowConfig.from_dict({"dmax": 3})
     assert WorkflowConfig.from_dict(WorkflowConfig().to_dict()) == WorkflowConfig()
+    with pytest.raises(ValueError, match="window"):
+        WorkflowConfig(window=float("inf"))
+    assert WorkflowConfig().replace(tau=0.5, window=30).window == 30
 
 
 # ---------------------------------------------------------------------- automata

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 
 from workbench.keys.model import history_rows
-from workbench.workflow.cooccurrence import build_workflows, edge_scores, jaccard, match_tasks
+from workbench.workflow.cooccurrence import build_workflows
 from workbench.workflow.from_keymodel import (
     ModelWorkflowConfig,
     keymodel_distribution,
     model_tasks,
     ngram_distribution,
 )
+from workbench.workflow.scores import edge_scores, jaccard, match_tasks
 
 # task -> stages (keys of a stage run concurrently, in random order; repeats > 1 makes a loop)
 STRUCTURES = {
@@ -121,6 +122,10 @@ def test_config_is_validated():
         ModelWorkflowConfig(horizon=0)
     with pytest.raises(ValueError):
         ModelWorkflowConfig(slack=-1)
+    with pytest.raises(ValueError, match="unknown"):
+        ModelWorkflowConfig.from_dict({"min_probability": 0.3})
+    cfg = ModelWorkflowConfig(min_prob=0.3, horizon=6)
+    assert ModelWorkflowConfig.from_dict(cfg.to_dict()) == cfg
 
 
 class _Vocab:

@@ -27,8 +27,9 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from widgets.base import PlotSlot, TaskRunner, View
-from widgets.figures import format_seconds, simple_layered_layout, workflow_figure, wrap_layout
+from widgets.figures import format_seconds, workflow_figure, wrap_layout
 from widgets.graph_layout import dot_binary, dot_figure, dot_layout
+from workbench.workflow.layout import layered_layout
 
 __all__ = ["WorkflowView", "default_layout"]
 
@@ -36,14 +37,8 @@ Layout = Callable[[nx.DiGraph], Mapping[Hashable, tuple[int, int]]]
 
 
 def default_layout(graph: nx.DiGraph) -> Mapping[Hashable, tuple[int, int]]:
-    """The core's ``workbench.workflow.cooccurrence.layered_layout`` when it exists, else a simple layering;
-    folded into bands when the task is long (:func:`widgets.figures.wrap_layout`)."""
-    try:
-        from workbench.workflow.cooccurrence import (
-            layered_layout,  # provided by the core's workflow module
-        )
-    except ImportError:
-        return wrap_layout(simple_layered_layout(graph))
+    """The core's :func:`workbench.workflow.layout.layered_layout`, folded into bands when the
+    task is long (:func:`widgets.figures.wrap_layout`)."""
     return wrap_layout(layered_layout(graph))
 
 

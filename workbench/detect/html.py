@@ -134,7 +134,7 @@ def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
 
 
 def _graph_figure(wb: Any, graph: Any, path: tuple[int, ...]) -> dict[str, Any] | None:
-    from workbench.workflow.cooccurrence import layered_layout
+    from workbench.workflow.layout import layered_layout
 
     if graph is None or graph.number_of_nodes() == 0 or graph.number_of_nodes() > 200:
         return None

@@ -54,7 +54,8 @@ from workbench.store.files import (
     write_json,
 )
 from workbench.version import __version__
-from workbench.workflow.cooccurrence import WorkflowConfig, from_node_link, to_node_link
+from workbench.workflow.cooccurrence import WorkflowConfig
+from workbench.workflow.export import from_node_link, to_node_link
 
 __all__ = ["load_workbench", "save_workbench", "state_from_bytes", "state_to_bytes"]
 

@@ -15,12 +15,13 @@ plain-English ``sentence``.
   transitions of the session's run of the task up to the flagged entry, the one whose time is
   furthest above its usual distribution, scaled by that distribution's spread (``(x - median) /
   (p95 - median)``): *"... took too long: transition 'Creating image' -> 'VM Started' took 48 s,
-  usually 6-9 s (p95 9.4 s)"*. "Usually" is the 10th to 90th percentile.
+  usually 6-9 s (p95 9.4 s)"*. "Usually" is the 10th to 90th percentile
+  (:mod:`workbench.workflow.timing`; the wording is :mod:`workbench.workflow.sentences`).
 * **Parameter anomaly** (another dimension): the value against that parameter's usual range for
   the key, and whether a transition of the run was slow too.
 
 >>> import pandas as pd
->>> from workbench.workflow.cooccurrence import build_fsa
+>>> from workbench.workflow.automaton import build_fsa
 >>> ts = pd.to_datetime([0, 1, 8, 20, 21, 28, 40, 41, 90], unit="s")
 >>> df = pd.DataFrame({"line": range(1, 10), "key": [1, 2, 3] * 3, "session": list("aaabbbccc"),
 ...     "timestamp": ts, "template": ["Start", "Creating image", "VM Started"] * 3})
@@ -35,8 +36,8 @@ Session c took too long in task 1 (Start): transition 'Creating image' -> 'VM St
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,22 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from workbench.workflow.cooccurrence import run_transitions, short_label, task_runs
+from workbench.workflow.context import (
+    all_templates,
+    locate,
+    own_message,
+    recent_keys,
+    session_of,
+    session_rows,
+    task_of,
+)
+from workbench.workflow.sentences import (
+    key_sentence,
+    parameter_sentence,
+    performance_sentence,
+    slow_clause,
+)
+from workbench.workflow.timing import SlowTransition, slowest_transition, step_in_run
 
 __all__ = ["KINDS", "AnomalyRecord", "Diagnosis", "diagnose"]
 
@@ -150,76 +166,6 @@ class Diagnosis:
         return out
 
 
-# ---------------------------------------------------------------------- helpers
-def _fmt_s(x: float | None) -> str:
-    """Seconds for a sentence: 48 s, 9.4 s, 0.61 s, 0.012 s."""
-    if x is None or not math.isfinite(x):
-        return "?"
-    ax = abs(x)
-    if ax >= 20:
-        return f"{x:.0f} s"
-    if ax >= 1:
-        return f"{x:.2g} s" if ax < 10 else f"{x:.0f} s"
-    return f"{x:.2g} s"
-
-
-def _fmt_num(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "?"
-    return f"{x:.3g}"
-
-
-def _range(lo: float | None, hi: float | None, unit: bool = True) -> str:
-    if lo is None or hi is None:
-        return "?"
-    if unit:
-        return f"{_fmt_s(lo)[:-2]}-{_fmt_s(hi)}"
-    return f"{_fmt_num(lo)}-{_fmt_num(hi)}"
-
-
-def _q(label: str) -> str:
-    return f"'{short_label(label, 60)}'"
-
-
-def _locate(entries: pd.DataFrame, line: int) -> int:
-    hits = np.flatnonzero(entries["line"].to_numpy() == line)
-    if not len(hits):
-        raise ValueError(f"line {line} is not in the entries")
-    return int(hits[0])
-
-
-def _task_of(
-    workflows: Sequence[nx.DiGraph], key: int, prev: int | None, recent: Sequence[int] = ()
-) -> tuple[nx.DiGraph | None, bool]:
-    """The workflow to read: one holding both the previous state and the key, else one holding
-    the key, else one holding the previous state (an unexpected key). Among several, the one
-    holding most of the session's recent keys (a key shared by tasks is read in the task the
-    session is in), then the busiest. Second value: whether the key is in it."""
-
-    def rank(g: nx.DiGraph, k: int) -> tuple[float, int]:
-        fit = sum(0.5**i for i, r in enumerate(recent) if r in g)
-        return fit, int(g.nodes[k]["count"])
-
-    both = [g for g in workflows if key in g and prev is not None and prev in g]
-    if both:
-        return max(both, key=lambda g: rank(g, key)), True
-    has_key = [g for g in workflows if key in g]
-    if has_key:
-        return max(has_key, key=lambda g: rank(g, key)), True
-    has_prev = [g for g in workflows if prev is not None and prev in g]
-    if has_prev:
-        return max(has_prev, key=lambda g: rank(g, prev)), False
-    return None, False
-
-
-def _session_rows(entries: pd.DataFrame, row: int) -> np.ndarray:
-    sess = entries["session"].iloc[row] if "session" in entries.columns else None
-    keys = entries["key"].to_numpy()
-    if sess is None or (isinstance(sess, float) and math.isnan(sess)):
-        return np.flatnonzero(keys > 0)
-    return np.flatnonzero((entries["session"].to_numpy(dtype=object) == sess) & (keys > 0))
-
-
 # ---------------------------------------------------------------------- diagnosis
 def diagnose(
     anomaly: AnomalyRecord | Mapping[str, Any],
@@ -247,38 +193,16 @@ def diagnose(
     Diagnosis
     """
     rec = anomaly if isinstance(anomaly, AnomalyRecord) else AnomalyRecord.from_mapping(anomaly)
-    row = _locate(entries, rec.line)
+    row = locate(entries, rec.line)
     key = int(entries["key"].iloc[row]) if rec.key is None else int(rec.key)
-    session = rec.session
-    if session is None and "session" in entries.columns:
-        s = entries["session"].iloc[row]
-        session = None if s is None or (isinstance(s, float) and math.isnan(s)) else str(s)
-    tmpl = dict(templates or {})
-    if "template" in entries.columns:
-        known = entries.loc[entries["key"] > 0, ["key", "template"]].drop_duplicates("key")
-        for k, t in zip(known["key"], known["template"], strict=True):
-            tmpl.setdefault(int(k), str(t))
-    for g in workflows:
-        for k, attrs in g.nodes(data=True):
-            tmpl.setdefault(int(k), str(attrs.get("template", "")))
-
-    def name(k: int | None) -> str:
-        if k is None:
-            return ""
-        return tmpl.get(int(k), f"key {k}") if k > 0 else "an unknown message"
-
-    rows = _session_rows(entries, row)
+    session = rec.session if rec.session is not None else session_of(entries, row)
+    tmpl = all_templates(entries, workflows, templates)
+    name = functools.partial(_name, tmpl)
+    rows = session_rows(entries, row)
     position = int(np.searchsorted(rows, row)) if row in set(rows.tolist()) else None
-    keys = entries["key"].to_numpy()
-    # the previous entry of the session that some workflow knows
-    recent: list[int] = []  # the session's known keys before the entry, latest first
-    for r in rows[rows < row][::-1] if session is not None else []:
-        if any(int(keys[r]) in g for g in workflows):
-            recent.append(int(keys[r]))
-            if len(recent) == 4:
-                break
+    recent = recent_keys(entries, rows, row, workflows) if session is not None else []
     prev = recent[0] if recent else None
-    g, key_in = _task_of(workflows, key, prev, recent)
+    g, key_in = task_of(workflows, key, prev, recent)
     base: dict[str, Any] = {
         "line": rec.line,
         "session": session,
@@ -293,15 +217,18 @@ def diagnose(
         "value": rec.value,
     }
     if key <= 0 or not tmpl.get(key):
-        # an unknown key: show the message itself
-        for col in ("content", "template"):
-            if col in entries.columns and str(entries[col].iloc[row] or "").strip():
-                base["template"] = str(entries[col].iloc[row])
-                break
-    where = _where(g, session)
+        base["template"] = own_message(entries, row, base["template"])
     if rec.kind == "key":
+        where = _where(g, session)
         return _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where)
-    return _diagnose_time(rec, base, g if key_in else None, workflows, entries, row, name, where)
+    return _diagnose_time(rec, base, g if key_in else None, workflows, entries, row, name)
+
+
+def _name(templates: Mapping[int, str], k: int | None) -> str:
+    """A key's template for a sentence ("an unknown message" for a reserved id)."""
+    if k is None:
+        return ""
+    return templates.get(int(k), f"key {k}") if k > 0 else "an unknown message"
 
 
 def _where(g: nx.DiGraph | None, session: str | None) -> str:
@@ -309,21 +236,6 @@ def _where(g: nx.DiGraph | None, session: str | None) -> str:
     if g is None:
         return f"in {sess}"
     return f"in task {g.graph.get('task')} ({g.graph.get('name', '').split(': ', 1)[-1]}) of {sess}"
-
-
-def _step_in_run(
-    g: nx.DiGraph, entries: pd.DataFrame, rows: np.ndarray, row: int
-) -> tuple[int | None, list[tuple[int, int, float]]]:
-    """1-based step of ``row`` in its run of the task, and the run up to and including it."""
-    keys = entries["key"].to_numpy()
-    sub = entries.iloc[rows]
-    run_list = task_runs(sub, list(g.nodes), [], per_session=False)
-    for run in run_list:
-        rws = [int(rows[r]) for r, _, _ in run]
-        if row in rws:
-            i = rws.index(row)
-            return i + 1, [(rws[j], int(keys[rws[j]]), run[j][2]) for j in range(i + 1)]
-    return None, []
 
 
 def _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where) -> Diagnosis:
@@ -340,32 +252,27 @@ def _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where) -
             total = sum(int(a.get("starts", 0)) for _, a in g.nodes(data=True)) or 1
             starts = [(int(k), a.get("starts", 0) / total) for k, a in g.nodes(data=True)]
             wf_expected = tuple(sorted((s for s in starts if s[1] > 0), key=lambda kv: -kv[1]))
-        step, _ = _step_in_run(g, entries, rows, row)
-    prev_t = name(prev) if prev is not None else ""
-
-    def listing(items: tuple[tuple[int, float], ...], n: int = 3) -> str:
-        return " or ".join(f"{_q(name(k))} ({p:.2f})" for k, p in items[:n])
-
-    head = f"After {_q(prev_t)}" if prev is not None else "At the start"
+        step, _ = step_in_run(g, entries, rows, row)
     pos = ""
     if g is not None and step is not None:
         pos = f", step {step} of {g.number_of_nodes()}"
     elif g is not None and not key_in:
         pos = ", a key this workflow never has"
-    parts = [f"{head} {where}{pos}, {_q(base['template'])} came"]
-    if wf_expected:
-        parts.append(f"where the workflow expects {listing(wf_expected)}")
-    elif g is not None:
-        parts.append("where the workflow has ended")
-    sentence = " ".join(parts)
-    if rec.expected:
-        sentence += f"; the model expected {listing(rec.expected)}"
-    sentence += "."
+    sentence = key_sentence(
+        name=name,
+        prev=prev,
+        where=where,
+        position=pos,
+        template=base["template"],
+        workflow_expected=wf_expected,
+        has_workflow=g is not None,
+        model_expected=rec.expected,
+    )
     return Diagnosis(
         kind="key",
         step=step,
         previous_key=prev,
-        previous_template=prev_t,
+        previous_template=name(prev) if prev is not None else "",
         workflow_expected=wf_expected,
         transition=None,
         transition_templates=None,
@@ -375,124 +282,35 @@ def _diagnose_key(rec, base, g, key_in, prev, entries, rows, row, name, where) -
     )
 
 
-def _scale(q: Mapping[str, Any]) -> float:
-    med = q.get("median") or 0.0
-    p95 = q.get("p95")
-    spread = (p95 - med) if p95 is not None else 0.0
-    return max(spread, 0.1 * abs(med), 0.05)
-
-
-def _pick_branch(g, entries, run, scored, best, also):
-    """Several concurrent branches lead into a slow join. A branch whose line reports the
-    duration of its own work (a parameter the workflow learned to equal the time since an earlier
-    step, "Took 0.6 seconds to allocate network") with a usual value was done on time: the wait
-    was on another branch. When that leaves one branch, it is the transition named."""
-    params = entries["params"].to_numpy(dtype=object) if "params" in entries.columns else None
-    latest = {k: r for r, k, _ in run}
-    done: list[tuple[int, float]] = []
-    branches = [best[1]] + [a for a, _, _ in also]
-    for a in branches:
-        measures = g.nodes[a].get("measures") or []
-        if params is None or not measures or a not in latest:
-            continue
-        value = params[latest[a]]
-        ok = True
-        for dim, _ in measures:
-            q = (g.nodes[a].get("params") or [{}] * dim)[dim - 1]
-            v = value[dim - 1] if isinstance(value, tuple | list) and len(value) >= dim else None
-            if v is None or q.get("p95") is None or v > 1.5 * q["p95"]:
-                ok = False
-        if ok:
-            done.append((a, float(value[measures[0][0] - 1])))
-    pending = [a for a in branches if a not in {d for d, _ in done}]
-    if not done or len(pending) != 1:
-        return best, also, []
-    new_best = next(t for t in scored if t[1] == pending[0] and t[2] == best[2])
-    return new_best, (), done
-
-
-def _diagnose_time(rec, base, g, workflows, entries, row, name, where) -> Diagnosis:
-    rows = _session_rows(entries, row)
-    best: tuple[float, int, int, float] | None = None  # (score, from, to, elapsed)
-    also: tuple[tuple[int, int, float], ...] = ()
-    done: list[tuple[int, float]] = []  # concurrent branches whose own duration report was normal
-    step = None
-    if g is not None:
-        step, run = _step_in_run(g, entries, rows, row)
-        preds = {int(k): [int(a) for a in g.predecessors(k)] for k in g.nodes}
-        scored = []
-        for b, a, x in run_transitions(run, preds):
-            q = g.edges[a, b]
-            if q.get("median") is None:
-                continue
-            scored.append(((x - q["median"]) / _scale(q), a, b, x))
-        if scored:
-            best = max(scored)
-            # the other branches of a join that waited just as long (concurrent predecessors)
-            also = tuple(
-                (a, b, x)
-                for z, a, b, x in sorted(scored, reverse=True)
-                if b == best[2] and a != best[1] and best[0] > 1.0 and z > 0.5 * best[0]
-            )
-            if also:
-                best, also, done = _pick_branch(g, entries, run, scored, best, also)
-    transition = None if best is None else (best[1], best[2])
-    usual: dict[str, float | None] = {}
-    elapsed = None
-    if best is not None and g is not None:
-        e = g.edges[transition]
-        usual = {k: e.get(k) for k in ("median", "p05", "p10", "p90", "p95")}
-        usual["count"] = e.get("count")
-        elapsed = best[3]
+def _diagnose_time(rec, base, g, workflows, entries, row, name) -> Diagnosis:
+    """A performance or parameter anomaly: the slowest transition of the session's run."""
+    found = slowest_transition(g, entries, session_rows(entries, row), row)
+    transition, usual, elapsed = _usual_time(g, found)
     ttemps = None if transition is None else (name(transition[0]), name(transition[1]))
     subject = f"Session {base['session']}" if base["session"] else "The log"
     task_part = ""
     if g is not None:
         task_part = f" in task {g.graph.get('task')} ({g.graph.get('name', '').split(': ', 1)[-1]})"
     slow = ""
-    if best is not None and ttemps is not None:
-        slow = (
-            f"transition {_q(ttemps[0])} -> {_q(ttemps[1])} took {_fmt_s(elapsed)}, usually "
-            f"{_range(usual.get('p10'), usual.get('p90'))} (p95 {_fmt_s(usual.get('p95'))})"
-        )
-    if done:
-        reports = " and ".join(f"{_q(name(a))} ({_fmt_num(v)})" for a, v in done)
-        slow += (
-            f"; the concurrent {reports} reported its own work done in the usual time, "
-            f"so the wait was on this branch"
-        )
-    elif also:
-        others = " and ".join(f"{_q(name(a))} ({_fmt_s(x)})" for a, _, x in also)
-        slow += (
-            f"; {_q(name(transition[1]))} also waited that long after the concurrent {others}, "  # type: ignore[index]
-            f"so the log cannot tell which branch was slow"
-        )
+    if transition is not None:
+        slow = slow_clause(name, transition, elapsed, usual, found.settled_by, found.also)
+    timing = {
+        "step": found.step,
+        "previous_key": None if transition is None else transition[0],
+        "previous_template": "" if ttemps is None else ttemps[0],
+        "workflow_expected": (),
+    }
     if rec.kind == "performance":
-        if slow and best is not None and best[0] > 1.0:
-            sentence = f"{subject} took too long{task_part}: {slow}."
-        elif slow:
-            sentence = (
-                f"{subject} was flagged as slow{task_part} at {_q(base['template'])}, but no "
-                f"transition is far outside its usual time; the slowest relative to usual: {slow}."
-            )
-        else:
-            sentence = (
-                f"{subject} was flagged as slow at {_q(base['template'])}; no workflow holds this "
-                f"step, so no transition can be named."
-            )
         return Diagnosis(
             kind="performance",
-            step=step,
-            previous_key=None if transition is None else transition[0],
-            previous_template="" if ttemps is None else ttemps[0],
-            workflow_expected=(),
+            **timing,
             transition=transition,
             transition_templates=ttemps,
             elapsed=elapsed,
             usual=usual,
-            concurrent=also,
-            settled_by=tuple(done),
-            sentence=sentence,
+            concurrent=found.also,
+            settled_by=found.settled_by,
+            sentence=performance_sentence(subject, task_part, base["template"], slow, found.slow),
             **base,
         )
     # a parameter value (dimension >= 1)
@@ -502,34 +320,39 @@ def _diagnose_time(rec, base, g, workflows, entries, row, name, where) -> Diagno
         p = entries["params"].iloc[row]
         if isinstance(p, tuple | list) and len(p) >= dim:
             value = float(p[dim - 1])
-    pq: dict[str, Any] = {}
-    for wf in workflows:
-        if base["key"] in wf:
-            ps = wf.nodes[base["key"]].get("params") or []
-            if len(ps) >= dim:
-                pq = dict(ps[dim - 1])
-                break
-    sentence = (
-        f"{subject}{task_part}: {_q(base['template'])} carried {_fmt_num(value)} in parameter {dim}"
-    )
-    rng = _range(pq.get("p10"), pq.get("p90"), unit=False) if pq else "?"
-    if rng != "?":  # the usual values are known only for keys inside a workflow
-        p95 = _fmt_num(pq.get("p95"))
-        sentence += f", usually {rng}" + (f" (p95 {p95})" if p95 != "?" else "")
-    if slow and best is not None and best[0] > 1.0:
-        sentence += f"; the timing was off too: {slow}."
-    else:
-        sentence += "; the timestamps show no slow transition, so the value itself is odd."
+    pq = _usual_parameter(workflows, base["key"], dim)
     return Diagnosis(
         kind="parameter",
-        step=step,
-        previous_key=None if transition is None else transition[0],
-        previous_template="" if ttemps is None else ttemps[0],
-        workflow_expected=(),
-        transition=transition if best is not None and best[0] > 1.0 else None,
-        transition_templates=ttemps if best is not None and best[0] > 1.0 else None,
-        elapsed=elapsed if best is not None and best[0] > 1.0 else None,
+        **timing,
+        transition=transition if found.slow else None,
+        transition_templates=ttemps if found.slow else None,
+        elapsed=elapsed if found.slow else None,
         usual={**pq},
-        sentence=sentence,
+        sentence=parameter_sentence(
+            subject, task_part, base["template"], value, dim, pq, slow, found.slow
+        ),
         **{**base, "value": value, "dimension": dim},
     )
+
+
+def _usual_time(
+    g: nx.DiGraph | None, found: SlowTransition
+) -> tuple[tuple[int, int] | None, dict[str, float | None], float | None]:
+    """The slowest transition, its usual times in the automaton and its time in this run."""
+    if found.best is None or g is None:  # no timed transition (always so without a workflow)
+        return None, {}, None
+    transition = (found.best[1], found.best[2])
+    e = g.edges[transition]
+    usual = {k: e.get(k) for k in ("median", "p05", "p10", "p90", "p95")}
+    usual["count"] = e.get("count")
+    return transition, usual, found.best[3]
+
+
+def _usual_parameter(workflows: Sequence[nx.DiGraph], key: int, dim: int) -> dict[str, Any]:
+    """The usual values of parameter ``dim`` of ``key``, from the first workflow holding it."""
+    for wf in workflows:
+        if key in wf:
+            ps = wf.nodes[key].get("params") or []
+            if len(ps) >= dim:
+                return dict(ps[dim - 1])
+    return {}

@@ -13,15 +13,17 @@ module reads those cases from any model given as a plain callable
 :func:`ngram_distribution`, anything), splits the training sequences at the task boundaries it
 finds, and groups the pieces into tasks by the key they start with. A chain that repeats becomes a
 cycle in the task's automaton, because automaton states are keys; the cycles are listed as loops.
-The automata themselves are built from the entries with :func:`workbench.workflow.cooccurrence.build_workflows`
-(``tasks=``), as for method 2.
+The automata themselves are built from the entries with
+:func:`workbench.workflow.cooccurrence.build_workflows` (``tasks=``), as for method 2.
 
-Choices where the paper is silent: a key is *likely* when its probability is at least
-``min_prob``; branches are followed greedily (most likely next key) for ``horizon`` steps; two
-branches *converge* when they reach a common key at positions at most ``slack`` apart (so a task
-that starts right after another, and the one that starts one task later, do not count as
-converging); probability mass spread over keys each below ``min_prob`` (many possible next tasks)
-counts as one more branch that meets no other; a task is named by its first key, and a piece shorter than two keys joins no task.
+Choices where the paper (docs/METHOD.md, section 5) is silent: a key is *likely* when its
+probability is at least ``min_prob``; branches are followed greedily (most likely next key) for
+``horizon`` steps; two branches *converge* when they reach a common key at positions at most
+``slack`` apart (so a task that starts right after another, and the one that starts one task
+later, do not count as converging); probability mass spread over keys each below ``min_prob``
+(many possible next tasks), and the end of the session (:data:`workbench.keyids.END`), count as
+one more branch that meets no other; a task is named by its first key, and a piece shorter than
+two keys joins no task. Workflow states are keys ``> 0``.
 
 >>> heads, tails = [[1, 2, 3, 4], [1, 3, 2, 4]], [[8, 9], [9, 8], [5, 6, 7]]
 >>> seqs = [h + t for h in heads for t in tails] * 5
@@ -43,6 +45,7 @@ import networkx as nx
 import numpy as np
 
 from workbench import keyids
+from workbench.config import Config, require
 
 __all__ = [
     "ModelTasks",
@@ -59,7 +62,7 @@ NextKeyDistribution = Callable[[Sequence[int]], Mapping[int, float]]
 
 
 @dataclass(frozen=True)
-class ModelWorkflowConfig:
+class ModelWorkflowConfig(Config):
     """Settings of method 1; validated on construction.
 
     >>> ModelWorkflowConfig(min_prob=0.0)
@@ -74,14 +77,17 @@ class ModelWorkflowConfig:
     window: int = 10  # history length passed to the model (the key model's h)
     min_support: int = 2  # a task must start this many pieces
 
-    def __post_init__(self) -> None:
-        if not 0.0 < self.min_prob < 1.0:
-            raise ValueError(f"min_prob must be in (0, 1), got {self.min_prob!r}")
+    def validate(self) -> None:
+        require(0.0 < self.min_prob < 1.0, f"min_prob must be in (0, 1), got {self.min_prob!r}")
         for name in ("horizon", "window", "min_support"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if not (isinstance(self.slack, int) and self.slack >= 0):
-            raise ValueError(f"slack must be an int >= 0, got {self.slack!r}")
+            value = getattr(self, name)
+            require(
+                isinstance(value, int) and value >= 1, f"{name} must be an int >= 1, got {value!r}"
+            )
+        require(
+            isinstance(self.slack, int) and self.slack >= 0,
+            f"slack must be an int >= 0, got {self.slack!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -176,8 +182,8 @@ def model_tasks(
     ----------
     next_key_distribution
         History (oldest first) -> probability of each next key; keys ``<= 0`` in the answer
-        (:data:`END`, unknown) are no workflow states, but their mass counts as a branch that
-        converges with nothing (a task may end there).
+        (:data:`workbench.keyids.END`, unknown) are no workflow states, but their mass counts as a
+        branch that converges with nothing (a task may end there).
     sequences
         Normal key sequences, one per session (or the interleaved log as one sequence; the model
         then has to carry the interleaving).
@@ -187,77 +193,25 @@ def model_tasks(
     cfg = config or ModelWorkflowConfig()
     model = _Cached(next_key_distribution, cfg.window)
     seqs = [[int(k) for k in s if int(k) > 0] for s in sequences]
-    votes: Counter[tuple[int, int, bool]] = Counter()  # (key, next key, is a boundary)
-    converged: set[tuple[int, int]] = set()
-    decided: dict[tuple[tuple[int, ...], tuple[int, ...]], bool] = {}  # divergence -> boundary
-    likely_edges: Counter[tuple[int, int]] = Counter()
-    for s in seqs:
-        for t in range(1, len(s)):
-            hist = s[max(0, t - cfg.window) : t]
-            dist = model(hist)
-            cands = [k for k, p in dist if p >= cfg.min_prob and k > 0]
-            prev, nxt = s[t - 1], s[t]
-            if nxt not in cands:
-                continue  # an unlikely transition: the pieces are cut there anyway
-            likely_edges[prev, nxt] += 1
-            # the end of the session, and mass spread thinly over many keys, are one more
-            # branch, one that meets no other
-            rest = 1.0 - sum(p for k, p in dist if p >= cfg.min_prob and k > 0)
-            if rest >= cfg.min_prob:
-                votes[prev, nxt, True] += 1
-                continue
-            if len(cands) < 2:
-                votes[prev, nxt, False] += 1
-                continue
-            sig = (tuple(hist), tuple(cands))
-            if sig not in decided:
-                decided[sig] = _diverges(model, hist, cands, cfg, converged)
-            votes[prev, nxt, decided[sig]] += 1
+    votes = _vote(model, seqs, cfg)
     # each transition taken votes with what the model saw at that point; most votes win
-    edges_seen = {(a, b) for a, b, _ in votes}
-    boundaries = {(a, b) for a, b in edges_seen if votes[a, b, True] > votes[a, b, False]}
+    edges_seen = {(a, b) for a, b, _ in votes.votes}
+    boundaries = {
+        (a, b) for a, b in edges_seen if votes.votes[a, b, True] > votes.votes[a, b, False]
+    }
     # concurrency: converging candidates that the data shows in both orders
-    concurrent = {(a, b) for a, b in converged if likely_edges[a, b] and likely_edges[b, a]}
-    # cut every sequence at the boundaries (and at unlikely transitions); group pieces by start
-    pieces_by_start: dict[int, Counter[int]] = defaultdict(Counter)
-    n_pieces: Counter[int] = Counter()
-    order_sum: dict[int, defaultdict[int, float]] = defaultdict(lambda: defaultdict(float))
+    likely = votes.likely_edges
+    concurrent = {(a, b) for a, b in votes.converged if likely[a, b] and likely[b, a]}
+    pieces = _Pieces()
     for s in seqs:
-        piece: list[int] = []
-        for t, k in enumerate(s):
-            if piece and ((s[t - 1], k) in boundaries or likely_edges[s[t - 1], k] == 0):
-                _add_piece(piece, pieces_by_start, n_pieces, order_sum)
-                piece = []
-            piece.append(k)
-        _add_piece(piece, pieces_by_start, n_pieces, order_sum)
-    tasks, starts = [], []
-    for start, counts in sorted(pieces_by_start.items(), key=lambda kv: -n_pieces[kv[0]]):
-        if n_pieces[start] < cfg.min_support:
-            continue
-        keys = [k for k, c in counts.items() if c >= max(1, cfg.min_support // 2)]
-        if len(keys) < 2:
-            continue
-        keys.sort(key=lambda k: (order_sum[start][k] / counts[k], k))
-        tasks.append(tuple(keys))
-        starts.append(start)
-    # pieces starting with concurrent keys are one task; a task inside a bigger one is the same
-    # work seen from the middle
-    keep = [
-        i
-        for i, t in enumerate(tasks)
-        if not any(
-            j != i and (set(t) < set(u) or (set(t) == set(u) and j < i))
-            for j, u in enumerate(tasks)
-        )
-    ]
-    tasks = [tasks[i] for i in keep]
-    starts = [starts[i] for i in keep]
-    loops = _loops(tasks, likely_edges, boundaries)
+        pieces.cut(s, boundaries, likely)
+    tasks, starts = pieces.tasks(cfg.min_support)
+    loops = _loops(tasks, likely, boundaries)
     logger.info(
         "method 1: %d tasks, %d boundaries, %d divergence points, %d model queries",
         len(tasks),
         len(boundaries),
-        len(decided),
+        len(votes.decided),
         len(model.cache),
     )
     return ModelTasks(
@@ -266,22 +220,108 @@ def model_tasks(
         boundaries=frozenset(boundaries),
         concurrent=frozenset(concurrent),
         loops=tuple(loops),
-        divergences=len(decided),
+        divergences=len(votes.decided),
         queries=len(model.cache),
     )
 
 
-def _add_piece(piece, pieces_by_start, n_pieces, order_sum) -> None:
-    if len(piece) < 2:
-        return
-    start = piece[0]
-    n_pieces[start] += 1
-    seen: set[int] = set()
-    for i, k in enumerate(piece):
-        if k not in seen:
-            seen.add(k)
-            pieces_by_start[start][k] += 1
-            order_sum[start][k] += i
+@dataclass
+class _Votes:
+    """What the model said at every transition taken in the sequences."""
+
+    votes: Counter[tuple[int, int, bool]] = field(default_factory=Counter)  # (key, next, boundary)
+    converged: set[tuple[int, int]] = field(default_factory=set)  # candidates whose branches meet
+    decided: dict[tuple[tuple[int, ...], tuple[int, ...]], bool] = field(
+        default_factory=dict
+    )  # divergence point (history, candidates) -> ends a task
+    likely_edges: Counter[tuple[int, int]] = field(default_factory=Counter)
+
+
+def _vote(model: _Cached, seqs: Sequence[list[int]], cfg: ModelWorkflowConfig) -> _Votes:
+    """Every likely transition taken votes boundary or not, by what the model saw there."""
+    v = _Votes()
+    for s in seqs:
+        for t in range(1, len(s)):
+            hist = s[max(0, t - cfg.window) : t]
+            dist = model(hist)
+            cands = [k for k, p in dist if p >= cfg.min_prob and k > 0]
+            prev, nxt = s[t - 1], s[t]
+            if nxt not in cands:
+                continue  # an unlikely transition: the pieces are cut there anyway
+            v.likely_edges[prev, nxt] += 1
+            # the end of the session, and mass spread thinly over many keys, are one more
+            # branch, one that meets no other
+            rest = 1.0 - sum(p for k, p in dist if p >= cfg.min_prob and k > 0)
+            if rest >= cfg.min_prob:
+                v.votes[prev, nxt, True] += 1
+                continue
+            if len(cands) < 2:
+                v.votes[prev, nxt, False] += 1
+                continue
+            sig = (tuple(hist), tuple(cands))
+            if sig not in v.decided:
+                v.decided[sig] = _diverges(model, hist, cands, cfg, v.converged)
+            v.votes[prev, nxt, v.decided[sig]] += 1
+    return v
+
+
+class _Pieces:
+    """The sequences cut at the task boundaries (and at unlikely transitions), grouped by the key
+    each piece starts with."""
+
+    def __init__(self) -> None:
+        self.by_start: dict[int, Counter[int]] = defaultdict(Counter)  # start -> key -> pieces
+        self.n: Counter[int] = Counter()  # start -> pieces
+        self.order_sum: dict[int, defaultdict[int, float]] = defaultdict(lambda: defaultdict(float))
+
+    def cut(
+        self,
+        s: Sequence[int],
+        boundaries: set[tuple[int, int]],
+        likely_edges: Mapping[tuple[int, int], int],
+    ) -> None:
+        piece: list[int] = []
+        for t, k in enumerate(s):
+            if piece and ((s[t - 1], k) in boundaries or likely_edges[s[t - 1], k] == 0):
+                self.add(piece)
+                piece = []
+            piece.append(k)
+        self.add(piece)
+
+    def add(self, piece: list[int]) -> None:
+        if len(piece) < 2:
+            return
+        start = piece[0]
+        self.n[start] += 1
+        seen: set[int] = set()
+        for i, k in enumerate(piece):
+            if k not in seen:
+                seen.add(k)
+                self.by_start[start][k] += 1
+                self.order_sum[start][k] += i
+
+    def tasks(self, min_support: int) -> tuple[list[tuple[int, ...]], list[int]]:
+        """Tasks (keys in typical order) and the key each starts with, busiest start first; a
+        task inside a bigger one is the same work seen from the middle, and is dropped."""
+        tasks, starts = [], []
+        for start, counts in sorted(self.by_start.items(), key=lambda kv: -self.n[kv[0]]):
+            if self.n[start] < min_support:
+                continue
+            keys = [k for k, c in counts.items() if c >= max(1, min_support // 2)]
+            if len(keys) < 2:
+                continue
+            keys.sort(key=lambda k: (self.order_sum[start][k] / counts[k], k))
+            tasks.append(tuple(keys))
+            starts.append(start)
+        keep = [
+            i
+            for i, t in enumerate(tasks)
+            if not any(
+                j != i and (set(t) < set(u) or (set(t) == set(u) and j < i))
+                for j, u in enumerate(tasks)
+            )
+        ]
+        return [tasks[i] for i in keep], [starts[i] for i in keep]
 
 
 def _loops(

@@ -1,7 +1,7 @@
-"""Task separation in interleaved logs by consistent time lags (method 2 over time, not positions).
+"""Key co-occurrence by consistent time lags, for method 2 over time instead of positions.
 
-Method 2 (:func:`workbench.workflow.cooccurrence.grow_tasks`) links two keys when one usually comes within
-``d`` *positions* of the other. In a log where many instances run at once, the positions between
+Method 2 (:func:`workbench.workflow.cooccurrence.grow_tasks`) links two keys when one usually
+comes within ``d`` *positions* of the other. In a log where many instances run at once, the positions between
 two steps of one task fill with the lines of the others: a step that comes 13 s after its
 parent has about a hundred unrelated lines in between on a busy node, so no small ``d`` reaches
 it and a large ``d`` links everything to everything. Separation there needs the timestamps.
@@ -14,8 +14,9 @@ from one distribution, so the lags from every ``k_i`` to the ``k_j`` after it, w
 ``window`` seconds, pile up in a few neighbouring lag bins above the flat background that
 unrelated ``k_j`` give. For every ordered pair:
 
-* lags are put in bins that grow geometrically (factor ``1.15``; the first bin ``[0, 1 ms]``), so a
-  lognormal delay of any median lands in a few bins;
+* lags are put in bins that grow geometrically (factor ``1.1``, after steps of the timestamps'
+  resolution while those are wider; the first bin ``[0, 1 ms]``), so a lognormal delay of any
+  median lands in a few bins;
 * the *excess* at lag is, over the run of neighbouring bins (1 to 32 of them) where it is
   largest while the observed pairs are at least ``min_lift`` times those a Poisson background
   at the mean rate gives (``f(k_i) * rate(k_j) * width``), the observed pairs minus that
@@ -24,10 +25,11 @@ unrelated ``k_j`` give. For every ordered pair:
   the usual lag), ``before[i, j]`` the same excess over ``f(k_j)``, ``lift[i, j]`` observed over
   background in the run and ``lag[i, j]`` its centre.
 
-These matrices replace the positional ones in method 2's task growing (seeds, growth from owned
-keys only, shared keys joining without growing from them, contained tasks dropped), with one
-distance: ``links = (after > tau) & (lift >= min_lift)``. ``window``, ``tau`` and ``min_lift`` are
-the settings; ``bench/workflow.py`` chooses them on simulator seeds it does not report.
+These matrices replace the positional ones in method 2's task growing
+(:func:`workbench.workflow.cooccurrence.grow_tasks_by_lag`: seeds, growth from owned keys only,
+shared keys joining without growing from them, contained tasks dropped), with one distance:
+``links = (after > tau) & (lift >= min_lift)``. ``window``, ``tau`` and ``min_lift`` are the
+settings; ``bench/workflow.py`` chooses them on simulator seeds it does not report.
 
 >>> rng = np.random.default_rng(0)
 >>> t1, t2 = rng.uniform(0, 500, 100), rng.uniform(0, 500, 100)  # two unrelated streams
@@ -113,8 +115,31 @@ def lag_cooccurrence(
     known = (pos < m) & (kept[np.minimum(pos, m - 1)] == keys)
     idx = np.where(known, pos, -1)
     f = np.bincount(idx[known], minlength=m).astype(np.float64)
+    first, second, window = _pairs_within(sec, window)
+    a, b = idx[first], idx[second]
+    good = (a >= 0) & (b >= 0) & (a != b)
+    pairs = _Pairs(first[good], second[good], a[good], b[good])
+    lags = sec[pairs.second] - sec[pairs.first]
+    res = np.diff(np.unique(sec))
+    resolution = float(res.min()) if len(res) else _FIRST_BIN
+    edges = _bin_edges(window, max(resolution, 1e-6))
+    nb = len(edges) - 1
+    lbin = np.clip(np.searchsorted(edges, lags, side="right") - 1, 0, nb - 1)
+    obs = np.bincount((pairs.a * m + pairs.b) * nb + lbin, minlength=m * m * nb).reshape(m, m, nb)
+    best = _best_runs(obs.astype(np.float64), edges, f, f / span, min_lift, resolution)
+    inside = (lbin >= best.lo[pairs.a, pairs.b]) & (lbin < best.hi[pairs.a, pairs.b])
+    after, before = _capped_shares(best.excess, pairs, inside, idx, f)
+    lift = np.where(np.isfinite(best.e), best.o / np.maximum(best.e, 1e-12), 0.0)
+    for mat in (after, before, lift):
+        np.fill_diagonal(mat, 0.0)
+    return LagCooccurrence(kept, f, after, before, lift, best.lag, window)
+
+
+def _pairs_within(sec: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Every (earlier, later) pair of positions within ``window`` seconds, earlier first, and the
+    window used: halved while the pairs exceed ``_MAX_PAIRS``."""
     n = len(sec)
-    while True:  # every (earlier, later) pair within the window, earlier first
+    while True:
         end = np.searchsorted(sec, sec + window, side="right")
         per = end - np.arange(n) - 1
         if per.sum() <= _MAX_PAIRS or window <= _FIRST_BIN * 10:
@@ -123,19 +148,42 @@ def lag_cooccurrence(
         logger.info("lag co-occurrence: too many pairs, window reduced to %.3g s", window)
     first = np.repeat(np.arange(n), per)
     offset = np.arange(len(first)) - np.repeat(np.cumsum(per) - per, per) + 1
-    second = first + offset
-    a, b = idx[first], idx[second]
-    good = (a >= 0) & (b >= 0) & (a != b)
-    a, b = a[good], b[good]
-    lags = sec[second[good]] - sec[first[good]]
-    res = np.diff(np.unique(sec))
-    resolution = float(res.min()) if len(res) else _FIRST_BIN
-    edges = _bin_edges(window, max(resolution, 1e-6))
-    nb = len(edges) - 1
-    lbin = np.clip(np.searchsorted(edges, lags, side="right") - 1, 0, nb - 1)
-    obs = np.bincount((a * m + b) * nb + lbin, minlength=m * m * nb).reshape(m, m, nb)
-    obs = obs.astype(np.float64)
-    rate = f / span
+    return first, first + offset, window
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Pairs of positions of two different kept keys: positions and key indices."""
+
+    first: np.ndarray
+    second: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
+@dataclass(frozen=True)
+class _BestRuns:
+    """Per key pair, the run of lag bins with the largest excess over the background."""
+
+    excess: np.ndarray  # observed minus background in that run (0 where no run qualifies)
+    o: np.ndarray  # observed pairs in it
+    e: np.ndarray  # background pairs in it (inf where no run qualifies)
+    lag: np.ndarray  # its geometric centre, seconds
+    lo: np.ndarray  # its first bin
+    hi: np.ndarray  # one past its last bin
+
+
+def _best_runs(
+    obs: np.ndarray,
+    edges: np.ndarray,
+    f: np.ndarray,
+    rate: np.ndarray,
+    min_lift: float,
+    resolution: float,
+) -> _BestRuns:
+    """Over runs of 1 to 32 neighbouring bins, the one with the largest excess among those
+    where the observed pairs are at least ``min_lift`` times the Poisson background."""
+    m, nb = obs.shape[0], obs.shape[2]
     c_obs = np.concatenate([np.zeros((m, m, 1)), np.cumsum(obs, axis=2)], axis=2)
     best_ex = np.zeros((m, m))
     best_o = np.zeros((m, m))
@@ -160,20 +208,24 @@ def lag_cooccurrence(
         best_lag = np.where(better, centre, best_lag)
         best_lo = np.where(better, at, best_lo)
         best_hi = np.where(better, at + run, best_hi)
-    # an occurrence is followed (preceded) at the usual lag or not, however many lines of the
-    # other key fall in that interval: the excess never counts more than the occurrences that are
-    # (a busy stretch brings more k_j than the mean rate says; without this cap such pairs would
-    # link a task to the next request of the same instance)
-    inside = (lbin >= best_lo[a, b]) & (lbin < best_hi[a, b])
-    u = np.unique(first[good][inside] * m + b[inside])
+    return _BestRuns(best_ex, best_o, best_e, best_lag, best_lo, best_hi)
+
+
+def _capped_shares(
+    best_ex: np.ndarray, pairs: _Pairs, inside: np.ndarray, idx: np.ndarray, f: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(after, before)``: the excess as a share of ``f(k_i)`` and of ``f(k_j)``, capped.
+
+    An occurrence is followed (preceded) at the usual lag or not, however many lines of the other
+    key fall in that interval: the excess never counts more than the occurrences that are (a busy
+    stretch brings more k_j than the mean rate says; without this cap such pairs would link a
+    task to the next request of the same instance)."""
+    m = len(f)
+    u = np.unique(pairs.first[inside] * m + pairs.b[inside])
     n_after = np.bincount(idx[u // m] * m + u % m, minlength=m * m).reshape(m, m)
-    u = np.unique(second[good][inside] * m + a[inside])
+    u = np.unique(pairs.second[inside] * m + pairs.a[inside])
     n_before = np.bincount((u % m) * m + idx[u // m], minlength=m * m).reshape(m, m)
     excess = np.minimum(best_ex, np.minimum(n_after, n_before))
     after = np.minimum(excess / np.maximum(f, 1.0)[:, None], 1.0)
     before = np.minimum(excess / np.maximum(f, 1.0)[None, :], 1.0)
-    lift = np.where(np.isfinite(best_e), best_o / np.maximum(best_e, 1e-12), 0.0)
-    centre = best_lag
-    for mat in (after, before, lift):
-        np.fill_diagonal(mat, 0.0)
-    return LagCooccurrence(kept, f, after, before, lift, centre, window)
+    return after, before
