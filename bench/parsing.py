@@ -31,7 +31,8 @@ from drain3.masking import LogMasker, MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 from workbench.logs.formats import BUILTIN_FORMATS
-from workbench.logs.parser import LogParser, read_lines
+from workbench.logs.parser import LogParser
+from workbench.logs.reading import read_lines
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SYSTEMS = [
