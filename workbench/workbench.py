@@ -288,7 +288,7 @@ class Workbench:
     # ------------------------------------------------------------------ training
     def _sessions(self, entries: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
         """Session names and, per session, the positional rows of its parsed entries in order."""
-        return session_groups(entries, self.parser.session_rule)
+        return session_groups(entries, self.parser.session_rule, keep="parsed")
 
     def stop(self) -> None:
         """Ask a running :meth:`fit` to stop after the current step; the models stay usable."""

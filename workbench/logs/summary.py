@@ -83,5 +83,5 @@ def count_sessions(df: pd.DataFrame, rule: Any) -> int:
     if rule is not None and rule.kind == "sliding" and len(df) and df["timestamp"].notna().any():
         from workbench.logs.sessions import session_groups
 
-        return len(session_groups(df, rule)[0])
+        return len(session_groups(df, rule).names)
     return int(df["session"].dropna().nunique()) if len(df) else 0

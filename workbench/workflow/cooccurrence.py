@@ -64,6 +64,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from workbench.logs.sessions import session_groups
+
 __all__ = [
     "Task",
     "WorkflowConfig",
@@ -173,9 +175,7 @@ def key_sequences(entries: pd.DataFrame, per_session: bool | None = None) -> lis
         return [keys[ok]]
     if sess is None:
         raise ValueError("per_session=True but the entries have no 'session' column")
-    has = ok & sess.notna().to_numpy()
-    sub = pd.DataFrame({"s": sess[has].to_numpy(), "k": keys[has]})
-    return [g.to_numpy() for _, g in sub.groupby("s", sort=False)["k"]]
+    return [keys[rows] for rows in session_groups(entries, keep="known").rows]
 
 
 def _flatten(sequences: Iterable[Sequence[int] | np.ndarray], gap: int) -> np.ndarray:
@@ -548,11 +548,8 @@ def _runs(entries: pd.DataFrame, task_keys: set[int], other_keys: set[int], per_
     else:
         sec = np.full(len(entries), np.nan)
     if per_session:
-        sess = entries["session"].to_numpy(dtype=object)
-        rows = np.flatnonzero(pd.notna(sess) & (keys > 0))
-        groups: dict[Any, list[int]] = defaultdict(list)
-        for r in rows:
-            groups[sess[r]].append(int(r))
+        found = session_groups(entries, keep="known").rows
+        groups: dict[Any, list[int]] = {i: rows.tolist() for i, rows in enumerate(found)}
     else:
         groups = {None: np.flatnonzero(keys > 0).tolist()}
     for rows_of in groups.values():
