@@ -160,10 +160,7 @@ def assign_sessions(
 
 def assign_default_sessions(df: pd.DataFrame, fmt: LogFormat) -> None:
     """Set ``df['session']`` with the format's own rule (id regex or field), if it has one."""
-    if fmt.session_regex:
-        apply_session_rule(df, SessionRule("regex", pattern=fmt.session_regex))
-    elif fmt.session_field and fmt.session_field in df.columns:
-        apply_session_rule(df, SessionRule("field", field=fmt.session_field))
+    assign_sessions(df, fmt)
 
 
 def apply_session_rule(df: pd.DataFrame, rule: SessionRule, origin: Any = None) -> None:
