@@ -37,7 +37,7 @@ import torch
 from workbench.eval.metrics import confusion
 from workbench.feedback.stream import learn_unknown_with, split_stream, stream_detect
 from workbench.keys.model import KeyModel, KeyModelConfig
-from workbench.logs.parser import read_lines
+from workbench.logs.reading import read_lines
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PIECES = 10  # the training stream is cut into this many contiguous pieces (validation holds some)

@@ -79,6 +79,7 @@ def run_detectors(
 
 def bgl_sessions() -> dict[str, Any]:
     from workbench.logs.parser import LogParser
+    from workbench.logs.sessions import session_groups
 
     path = DATA / "bgl" / "BGL_20k.log.gz"
     if not path.exists():
@@ -88,7 +89,8 @@ def bgl_sessions() -> dict[str, Any]:
     abnormal_line = df["raw"].str.split(" ", n=1).str[0] != "-"
     first = df.groupby("session", sort=False)["line"].min().sort_values()
     label = abnormal_line.groupby(df["session"]).any()
-    seqs = {s: tuple(int(k) for k in g["key"]) for s, g in df.groupby("session", sort=False)}
+    keys = df["key"].to_numpy()
+    seqs = {s: tuple(int(k) for k in keys[r]) for s, r in zip(*session_groups(df), strict=True)}
     order = list(first.index)
     half = len(order) // 2
     train = [seqs[s] for s in order[:half] if not label[s]]
@@ -111,6 +113,7 @@ def bgl_sessions() -> dict[str, Any]:
 
 def simulator_sessions(seed: int, n_instances: int = 600) -> dict[str, Any]:
     from workbench.logs.parser import LogParser
+    from workbench.logs.sessions import session_groups
     from workbench.simulate.engine import simulate
 
     train_log = simulate(n_instances=n_instances, anomalies={}, seed=seed)
@@ -119,8 +122,8 @@ def simulator_sessions(seed: int, n_instances: int = 600) -> dict[str, Any]:
     tr, te = parser.parse(train_log.lines), parser.transform(test_log.lines)
 
     def sequences(df) -> dict[str, tuple[int, ...]]:
-        d = df[df["session"].notna()]
-        return {s: tuple(int(k) for k in g["key"]) for s, g in d.groupby("session", sort=False)}
+        keys = df["key"].to_numpy()
+        return {s: tuple(int(k) for k in keys[r]) for s, r in zip(*session_groups(df), strict=True)}
 
     train = list(sequences(tr).values())
     test = sequences(te)

@@ -13,11 +13,13 @@
   used per partition at detection, in lines per second, best of three, on BGL 20k and OpenStack 14k;
   the transform also per second of the process's own CPU time (one core, whatever else runs).
 
-Reads ``../shared/data``; prints one JSON object. Run: ``.venv/bin/python bench/parsing.py``.
+Reads ``../shared/data``; prints one JSON object. Run: ``.venv/bin/python bench/parsing.py``;
+``--short`` leaves out the throughput (the accuracy figures only, about a minute).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -31,7 +33,8 @@ from drain3.masking import LogMasker, MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 from workbench.logs.formats import BUILTIN_FORMATS
-from workbench.logs.parser import LogParser, read_lines
+from workbench.logs.parser import LogParser
+from workbench.logs.reading import read_lines
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SYSTEMS = [
@@ -146,6 +149,9 @@ def _mean(values: list[float | None]) -> float:
 
 
 def main() -> int:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--short", action="store_true", help="accuracy only, no throughput")
+    short = args.parse_args().short
     if not DATA.is_dir():
         print(json.dumps({"skipped": f"no shared data at {DATA}"}))
         return 0
@@ -161,13 +167,14 @@ def main() -> int:
             if r["ga"] < r["bare_drain3_ga"]  # type: ignore[operator]
             or (r["ga_corrected"] or 1) < (r["bare_drain3_ga_corrected"] or 0)  # type: ignore[operator]
         ],
-        "throughput": {
+    }
+    if not short:
+        out["throughput"] = {
             "BGL_20k": throughput(DATA / "bgl" / "BGL_20k.log.gz", "bgl"),
             "OpenStack_14k": throughput(
                 DATA / "openstack_deeplog" / "OpenStack_14k.log.gz", "openstack"
             ),
-        },
-    }
+        }
     print(json.dumps(out, indent=2))
     return 0
 

@@ -791,7 +791,7 @@ from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.eval.metrics import confusion
 from workbench.feedback.stream import learn_unknown_with, split_stream, stream_detect
 from workbench import keyids
-from workbench.logs.parser import read_lines
+from workbench.logs.reading import read_lines
 
 # the 2k sample has far more distinct messages after its first 10 % than the 256 spare key slots:
 # the model warns once per message that stays unknown; we count them below instead

@@ -1,4 +1,5 @@
-"""Session rules: id regex, field, fixed and sliding windows; elapsed times; key sequences."""
+"""Session rules: id regex, field, fixed and sliding windows; elapsed times; the one grouping of
+entries into sessions."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from workbench.logs.sessions import (
     SessionRule,
     add_elapsed_times,
     apply_session_rule,
-    group_sessions,
-    session_sequences,
+    session_groups,
 )
 
 LINES = [
@@ -31,9 +31,9 @@ def hdfs() -> pd.DataFrame:
 
 def test_default_hdfs_sessions_by_block(hdfs):
     assert hdfs["session"].tolist() == ["blk_1", "blk_2", "blk_1", None, "blk_-2"]
-    seqs = session_sequences(hdfs)
-    assert list(seqs) == ["blk_1", "blk_2", "blk_-2"]
-    assert len(seqs["blk_1"]) == 2
+    names, rows = session_groups(hdfs)
+    assert names == ["blk_1", "blk_2", "blk_-2"]
+    assert [r.tolist() for r in rows] == [[0, 2], [1], [4]]
     np.testing.assert_allclose(hdfs["dt_session"].to_numpy(), [np.nan, np.nan, 5.0, np.nan, np.nan])
     np.testing.assert_allclose(hdfs["dt_global"].to_numpy(), [np.nan, 1.0, 4.0, np.nan, 40.0])
 
@@ -44,13 +44,25 @@ def test_fixed_windows(hdfs):
 
 
 def test_sliding_windows_overlap(hdfs):
-    members = group_sessions(hdfs, SessionRule.parse("sliding:10,5"))
-    by = members.groupby("session")["row"].apply(list).to_dict()
+    names, rows = session_groups(hdfs, SessionRule.parse("sliding:10,5"))
+    by = {n: r.tolist() for n, r in zip(names, rows, strict=True)}
     assert by["s0"] == [0, 1, 2]
     assert by["s1"] == [2]  # entry at 5 s falls in [5, 15)
     assert 4 in by[max(by, key=lambda s: int(s[1:]))]
-    seqs = session_sequences(hdfs, SessionRule.parse("sliding:10,5"))
-    assert sum(len(v) for v in seqs.values()) == len(members)
+    assert names[:2] == ["s0", "s1"]  # in order of their first entry
+    assert sum(len(r) for r in rows) == 3 + 2 + 1  # the entry at 45 s is in two windows
+    # without the rule, the groups are those of the 'session' column
+    assert session_groups(hdfs).names == ["blk_1", "blk_2", "blk_-2"]
+
+
+def test_one_grouping_names_its_filter(hdfs):
+    hdfs.loc[2, "key"] = 0  # an unknown template: parsed, but not a known key
+    assert [r.tolist() for r in session_groups(hdfs, keep="parsed").rows] == [[0, 2], [1], [4]]
+    assert [r.tolist() for r in session_groups(hdfs, keep="known").rows] == [[0], [1], [4]]
+    known_only = hdfs[["session", "key"]]  # "known" needs no 'parsed' column
+    assert session_groups(known_only, keep="known").names == ["blk_1", "blk_2", "blk_-2"]
+    with pytest.raises(ValueError, match="keep"):
+        session_groups(hdfs, keep="all")  # type: ignore[arg-type]
 
 
 def test_field_rule_and_errors(hdfs):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench import keyids
-from workbench.logs.formats import DEFAULT_MASKS, Masker
+from workbench.logs.masks import DEFAULT_MASKS, Masker
 from workbench.logs.parser import LogParser
 from workbench.logs.template_refine import gapped_template, signature, word_shape
 

@@ -46,8 +46,9 @@ from workbench.detect.coverage import Coverage
 from workbench.feedback.journal import FeedbackJournal, StaleVersionError
 from workbench.keys.model import KeyModel, KeyModelConfig, distinct_examples
 from workbench.keys.topg import detect
-from workbench.logs.parser import LogParser, ParseSummary
+from workbench.logs.parser import LogParser
 from workbench.logs.sessions import SessionRule, session_groups
+from workbench.logs.summary import ParseSummary
 from workbench.params.model import ParamModel, ParamModelConfig
 from workbench.params.vectors import build_series
 from workbench.store.files import RunLock
@@ -287,7 +288,7 @@ class Workbench:
     # ------------------------------------------------------------------ training
     def _sessions(self, entries: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
         """Session names and, per session, the positional rows of its parsed entries in order."""
-        return session_groups(entries, self.parser.session_rule)
+        return session_groups(entries, self.parser.session_rule, keep="parsed")
 
     def stop(self) -> None:
         """Ask a running :meth:`fit` to stop after the current step; the models stay usable."""
@@ -1107,7 +1108,7 @@ def _head(source: Any, n: int = 1200) -> list[Any]:
     """The first ``n`` lines of a path, bytes or a list of lines (for choosing a format)."""
     import itertools
 
-    from workbench.logs.parser import read_lines
+    from workbench.logs.reading import read_lines
 
     return list(itertools.islice(read_lines(source), n))
 

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.keys.model import KeyModel
-from workbench.logs.parser import LogParser, raw_lines
+from workbench.logs.parser import LogParser
+from workbench.logs.reading import raw_lines
 from workbench.logs.sessions import SessionRule, apply_session_rule, assign_default_sessions
 from workbench.params.model import ParamModel
 from workbench.params.thresholds import level_name

@@ -18,16 +18,20 @@ default session rule and, for BGL, the per-line label.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import regex
 
+from workbench.config import Config, require
+from workbench.logs.masks import DEFAULT_MASKS, Mask
+
 __all__ = [
     "BUILTIN_FORMATS",
-    "DEFAULT_MASKS",
+    "REGEX_TIMEOUT",
     "LogFormat",
-    "Mask",
-    "Masker",
+    "RegexTimeoutError",
     "get_format",
     "header_to_regex",
 ]
@@ -41,120 +45,6 @@ REGEX_TIMEOUT = 1.0
 
 class RegexTimeoutError(ValueError):
     """A user regular expression ran past :data:`REGEX_TIMEOUT` on one line."""
-
-
-@dataclass(frozen=True)
-class Mask:
-    """One masking rule applied to the content before template mining.
-
-    The matched text is replaced by ``<name>`` so that, for instance, every block id looks the same to the
-    template miner. Patterns must not match whitespace, so that masked and raw tokens stay aligned.
-    """
-
-    name: str  # shown in templates as <name>
-    pattern: str  # a Python regular expression
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
-            raise ValueError(f"mask name must be an identifier, got {self.name!r}")
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"mask {self.name!r}: invalid regular expression: {exc}") from exc
-
-
-#: Masks applied by default, in order: HDFS block ids, UUIDs, domain names (a dot and a lower-case
-#: top-level label), ``localhost`` or IP addresses with a port,
-#: (lists of) IP addresses, clock times and durations (``12:30:05``, ``00:01``), weekday and month
-#: names, hex numbers, long hexadecimal ids (request/tenant ids), and free-standing numbers. The
-#: values of ``key=value`` pairs are left to the template refinement, which keeps the key.
-DEFAULT_MASKS: tuple[Mask, ...] = (
-    Mask("BLK", r"blk_-?\d+"),
-    Mask(
-        "UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-    ),
-    Mask(
-        "HOST",
-        r"(?<![\w.\-])(?:(?:[A-Za-z0-9][\w\-]*\.)+[a-z]{2,6}|localhost|\d{1,3}(?:\.\d{1,3}){3}):\d+"
-        r"(?![\w.:])",
-    ),
-    Mask("IP", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?:,\d{1,3}(?:\.\d{1,3}){3})*(?![\w.])"),
-    Mask("TIME", r"(?<![\w:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?![\w:])"),
-    Mask("WEEKDAY", r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b"),
-    Mask("MONTH", r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b"),
-    Mask("HEX", r"\b0[xX][0-9a-fA-F]+\b"),
-    Mask("ID", r"\b(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
-    Mask("NUM", r"(?<![\w.\-])[-+]?\d+(?:\.\d+)?(?![\w.])"),
-)
-
-
-_MASK_CACHE = 200_000  # tokens remembered by a Masker
-
-
-class Masker:
-    """All masks of a format in one pass: one regular expression with one alternative per mask.
-
-    At each position the first mask (in order) that matches wins, so the result is that of applying
-    the masks one after another except where a later mask would match across an earlier mask's text.
-
-    >>> Masker(DEFAULT_MASKS).mask("took 12 s on 10.0.0.1:80 at 12:30:05")
-    'took <NUM> s on <HOST> at <TIME>'
-    """
-
-    def __init__(self, masks: tuple[Mask, ...] | list[Mask]) -> None:
-        self.names = [m.name for m in masks]
-        self._cache: dict[str, str] = {}  # token -> masked token
-        self._texts: dict[str, str] = {}  # whole text -> masked text (logs repeat messages)
-        self._sequential = [(re.compile(m.pattern), f"<{m.name}>") for m in masks]
-        self._regex: re.Pattern[str] | None = None
-        self._replacement: dict[int, str] = {}
-        if masks:
-            try:  # a mask with named groups of its own keeps the one-by-one substitution
-                regex = re.compile("|".join(f"(?P<m{i}>{m.pattern})" for i, m in enumerate(masks)))
-            except re.error:
-                return
-            self._regex = regex
-            self._replacement = {
-                regex.groupindex[f"m{i}"]: r for i, (_, r) in enumerate(self._sequential)
-            }
-
-    def _sub(self, match: re.Match[str]) -> str:
-        # the mask's own group encloses any groups inside its pattern, so it closes last
-        return self._replacement[match.lastindex]  # type: ignore[index]
-
-    def mask_token(self, token: str) -> str:
-        """One whitespace-free token with its masked values replaced by ``<NAME>``."""
-        if self._regex is not None:
-            return self._regex.sub(self._sub, token)
-        for rx, replacement in self._sequential:
-            token = rx.sub(replacement, token)
-        return token
-
-    def mask(self, text: str) -> str:
-        """``text`` with every masked value replaced by ``<NAME>``, tokens joined by one space.
-
-        Masks never match whitespace, so each token is masked on its own and remembered: logs
-        repeat most tokens (and many whole messages), and a dictionary look-up is much cheaper
-        than the regular expressions.
-        """
-        masked_text = self._texts.get(text)
-        if masked_text is not None:
-            return masked_text
-        cache = self._cache
-        out = []
-        for token in text.split():
-            masked = cache.get(token)
-            if masked is None:
-                masked = self.mask_token(token)
-                if len(cache) >= _MASK_CACHE:
-                    cache.clear()
-                cache[token] = masked
-            out.append(masked)
-        masked_text = " ".join(out)
-        if len(self._texts) >= _MASK_CACHE:
-            self._texts.clear()
-        self._texts[text] = masked_text
-        return masked_text
 
 
 def header_to_regex(header: str) -> re.Pattern[str]:
@@ -202,7 +92,7 @@ def header_to_regex(header: str) -> re.Pattern[str]:
 
 
 @dataclass(frozen=True)
-class LogFormat:
+class LogFormat(Config):
     """How to read one kind of log line.
 
     Attributes hold the compiled pattern plus the knowledge of which fields make the timestamp, the
@@ -224,32 +114,38 @@ class LogFormat:
     sim_th: float = 0.4  # Drain similarity threshold
     depth: int = 4  # Drain parse-tree depth
     header: str | None = None  # the loghub-style header this was built from, if any
-    fields: tuple[str, ...] = field(init=False)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """Check the pattern and the fields it must name; keep its compiled forms."""
         try:
             compiled = re.compile(self.pattern)
         except re.error as exc:
             raise ValueError(f"format {self.name!r}: invalid regular expression: {exc}") from exc
         names = tuple(compiled.groupindex)
-        if "Content" not in names:
-            raise ValueError(f"format {self.name!r}: the pattern needs a named group 'Content'")
+        require(
+            "Content" in names, f"format {self.name!r}: the pattern needs a named group 'Content'"
+        )
         for f in (*self.timestamp_fields, self.session_field, self.label_field):
-            if f is not None and f not in names:
-                raise ValueError(f"format {self.name!r}: field {f!r} is not in the pattern {names}")
-        if not 0.0 < self.sim_th <= 1.0:
-            raise ValueError(f"sim_th must be in (0, 1], got {self.sim_th}")
-        if self.depth < 3:
-            raise ValueError(f"depth must be at least 3, got {self.depth}")
+            require(
+                f is None or f in names,
+                f"format {self.name!r}: field {f!r} is not in the pattern {names}",
+            )
+        require(0.0 < self.sim_th <= 1.0, f"sim_th must be in (0, 1], got {self.sim_th}")
+        require(self.depth >= 3, f"depth must be at least 3, got {self.depth}")
         if self.session_regex is not None:
             re.compile(self.session_regex)
-        object.__setattr__(self, "fields", names)
+        object.__setattr__(self, "_fields", names)
         try:
             object.__setattr__(self, "_regex", regex.compile(self.pattern))
         except regex.error as exc:
             raise ValueError(
                 f"format {self.name!r}: unsupported regular expression: {exc}"
             ) from exc
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The pattern's named groups, in order (one is ``Content``)."""
+        return self.__dict__["_fields"]
 
     @classmethod
     def from_header(cls, header: str, name: str = "custom", **kwargs: object) -> LogFormat:
@@ -295,34 +191,19 @@ class LogFormat:
         """A copy with some attributes changed (masks, sim_th, session rule...)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-able description, the inverse of :meth:`from_dict`."""
-        return {
-            "name": self.name,
-            "pattern": self.pattern,
-            "timestamp_fields": list(self.timestamp_fields),
-            "timestamp_format": self.timestamp_format,
-            "session_regex": self.session_regex,
-            "session_field": self.session_field,
-            "label_field": self.label_field,
-            "masks": [[m.name, m.pattern] for m in self.masks],
-            "sim_th": self.sim_th,
-            "depth": self.depth,
-            "header": self.header,
-        }
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description, the inverse of :meth:`from_dict` (masks as ``[name, pattern]``
+        pairs, as parser states store them)."""
+        data = super().to_dict()
+        data["masks"] = [[m.name, m.pattern] for m in self.masks]
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> LogFormat:
+    def from_dict(cls, data: Mapping[str, Any]) -> LogFormat:
         """Rebuild a format saved by :meth:`to_dict`; unknown keys are rejected."""
-        allowed = set(cls.__dataclass_fields__) - {"fields"}
-        unknown = set(data) - allowed
-        if unknown:
-            raise ValueError(f"unknown log-format keys: {sorted(unknown)}")
-        kw = dict(data)
-        kw["timestamp_fields"] = tuple(kw.get("timestamp_fields", ()))  # type: ignore[arg-type]
-        if "masks" in kw:
-            kw["masks"] = tuple(Mask(n, p) for n, p in kw["masks"])  # type: ignore[union-attr]
-        return cls(**kw)  # type: ignore[arg-type]
+        if isinstance(data, Mapping) and "masks" in data:
+            data = {**data, "masks": tuple(Mask(n, p) for n, p in data["masks"])}
+        return super().from_dict(data)
 
 
 def _h(name: str, header: str, **kw: object) -> LogFormat:

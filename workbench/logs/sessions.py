@@ -10,45 +10,59 @@ A session is what DeepLog scores as one sequence: an HDFS block (``blk_...``), a
   an entry may belong to several; ``df['session']`` names the latest window that covers it and
   :func:`session_groups` gives the full membership (what the key model scores).
 
+:func:`session_groups` is the one grouping of entries into sessions: every part of the package that
+needs the entries of each session (training and scoring the key model, workflow mining, counting
+sessions) asks it, with its filter named: ``keep="parsed"`` (every parsed entry, unknown-key ones
+included) or ``keep="known"`` (entries whose template is known, key > 0).
+
 Window rules count from an *origin*: the first timestamp of the frame unless one is given (the
 online detector passes the first timestamp it saw, so windows stay aligned across batches).
 
 >>> df = pd.DataFrame({"content": ["open blk_1", "open blk_2", "close blk_1"], "key": [1, 1, 2],
 ...                    "parsed": [True, True, True], "line": [1, 2, 3]})
 >>> apply_session_rule(df, SessionRule.parse(r"regex:(blk_\\d+)"))
->>> {k: v.tolist() for k, v in session_sequences(df).items()}
-{'blk_1': [1, 2], 'blk_2': [1]}
+>>> names, rows = session_groups(df)
+>>> names, [r.tolist() for r in rows]
+(['blk_1', 'blk_2'], [[0, 2], [1]])
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 import regex
 
+from workbench.config import Config, require, require_choice
 from workbench.logs.formats import LogFormat
 
 __all__ = [
+    "KEEP",
+    "SessionGroups",
     "SessionRule",
     "add_elapsed_times",
     "apply_session_rule",
     "assign_default_sessions",
     "assign_sessions",
-    "group_sessions",
+    "format_rule",
     "session_groups",
-    "session_sequences",
 ]
 
 _KINDS = ("regex", "field", "window", "sliding")
+#: The filters of :func:`session_groups`: which entries of a session it keeps.
+KEEP = ("parsed", "known")
 
 
 @dataclass(frozen=True)
-class SessionRule:
-    """How entries are grouped into sessions (see the module docstring for the kinds)."""
+class SessionRule(Config):
+    """How entries are grouped into sessions (see the module docstring for the kinds).
+
+    A configuration: checked when made (ValueError), written and read back as the text
+    :meth:`parse` reads (``str(rule)``), which is how a parser's state stores it.
+    """
 
     kind: str  # one of 'regex', 'field', 'window', 'sliding'
     pattern: str | None = None  # for 'regex'
@@ -56,22 +70,28 @@ class SessionRule:
     seconds: float | None = None  # window length, for 'window' and 'sliding'
     step: float | None = None  # window step, for 'sliding'
 
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"session rule kind must be one of {_KINDS}, got {self.kind!r}")
+    def validate(self) -> None:
+        require(
+            self.kind in _KINDS, f"session rule kind must be one of {_KINDS}, got {self.kind!r}"
+        )
         if self.kind == "regex":
-            if not self.pattern:
-                raise ValueError("a 'regex' session rule needs a pattern")
+            require(bool(self.pattern), "a 'regex' session rule needs a pattern")
             try:
-                re.compile(self.pattern)
+                re.compile(self.pattern)  # type: ignore[arg-type]
             except re.error as exc:
                 raise ValueError(f"invalid session regex {self.pattern!r}: {exc}") from exc
-        if self.kind == "field" and not self.field:
-            raise ValueError("a 'field' session rule needs a field name")
-        if self.kind in ("window", "sliding") and not (self.seconds and self.seconds > 0):
-            raise ValueError(f"a '{self.kind}' session rule needs a positive window length")
-        if self.kind == "sliding" and not (self.step and 0 < self.step <= self.seconds):  # type: ignore[operator]
-            raise ValueError("a 'sliding' session rule needs 0 < step <= window length")
+        if self.kind == "field":
+            require(bool(self.field), "a 'field' session rule needs a field name")
+        if self.kind in ("window", "sliding"):
+            require(
+                bool(self.seconds and self.seconds > 0),
+                f"a '{self.kind}' session rule needs a positive window length",
+            )
+        if self.kind == "sliding":
+            require(
+                bool(self.step and 0 < self.step <= self.seconds),  # type: ignore[operator]
+                "a 'sliding' session rule needs 0 < step <= window length",
+            )
 
     @classmethod
     def parse(cls, text: str) -> SessionRule:
@@ -140,15 +160,12 @@ def assign_sessions(
 
 def assign_default_sessions(df: pd.DataFrame, fmt: LogFormat) -> None:
     """Set ``df['session']`` with the format's own rule (id regex or field), if it has one."""
-    if fmt.session_regex:
-        apply_session_rule(df, SessionRule("regex", pattern=fmt.session_regex))
-    elif fmt.session_field and fmt.session_field in df.columns:
-        apply_session_rule(df, SessionRule("field", field=fmt.session_field))
+    assign_sessions(df, fmt)
 
 
 def apply_session_rule(df: pd.DataFrame, rule: SessionRule, origin: Any = None) -> None:
     """Set ``df['session']`` in place. Sliding windows overlap: ``session`` names the latest window
-    covering each entry; :func:`group_sessions` gives every window's members."""
+    covering each entry; :func:`session_groups` gives every window's members."""
     parsed = df["parsed"].to_numpy(dtype=bool)
     if rule.kind == "regex":
         from workbench.logs.formats import REGEX_TIMEOUT, RegexTimeoutError
@@ -198,21 +215,70 @@ def _window_index(df: pd.DataFrame, seconds: float, origin: Any = None) -> np.nd
     return np.where(ok, np.nan_to_num(idx, nan=-1), -1).astype(np.int64)
 
 
-def group_sessions(
-    df: pd.DataFrame, rule: SessionRule | None = None, origin: Any = None
-) -> pd.DataFrame:
-    """Long-form membership: one row per (session, entry) with columns ``session`` and ``row``.
+class SessionGroups(NamedTuple):
+    """What :func:`session_groups` returns (a pair: ``names, rows = session_groups(df)``)."""
 
-    For non-overlapping rules this is ``df['session']`` made long; for sliding windows an entry
-    appears once per window that covers it. ``row`` is the positional index into ``df``.
+    names: list[str]  #: session names, in order of their first kept entry
+    rows: list[np.ndarray]  #: per session, the positional rows of its kept entries, in log order
+
+
+def session_groups(
+    entries: pd.DataFrame,
+    rule: SessionRule | None = None,
+    *,
+    origin: Any = None,
+    keep: Literal["parsed", "known"] = "parsed",
+) -> SessionGroups:
+    """THE grouping of entries into sessions: each session's name and its entries' rows.
+
+    Parameters
+    ----------
+    entries
+        A parsed frame (the row schema of :mod:`workbench.logs.parser`) with its ``session``
+        column assigned (:func:`assign_sessions`).
+    rule
+        Only a sliding-window rule changes anything: its windows overlap, so an entry is in every
+        window that covers it (``origin`` as in :func:`apply_session_rule`); without readable
+        timestamps, or for any other rule, the groups are those of ``entries['session']``.
+    keep
+        Which entries of a session are kept: ``"parsed"`` every parsed entry (the ``parsed``
+        column), unknown-key ones included: what the key model trains on and scores;
+        ``"known"`` only entries with a known template (``key > 0``): what workflow mining reads
+        (no ``parsed`` column needed). Entries without a session are never kept.
+
+    Sessions come in order of their first kept entry; a session with no kept entry is left out.
+    Rows are positional (``entries.iloc``), ascending.
+
+    >>> df = pd.DataFrame({"session": ["a", "b", None, "a", "b"], "key": [0, 2, 3, 1, -1],
+    ...                    "parsed": [True, True, True, True, False]})
+    >>> [r.tolist() for r in session_groups(df).rows]
+    [[0, 3], [1]]
+    >>> session_groups(df, keep="known")
+    SessionGroups(names=['b', 'a'], rows=[array([1]), array([3])])
     """
-    if rule is None or rule.kind != "sliding":
-        if rule is not None:
-            df = df.copy()
-            apply_session_rule(df, rule, origin=origin)
-        s = df["session"].to_numpy(dtype=object)
+    require_choice("keep", keep, KEEP)
+    if rule is not None and rule.kind == "sliding" and entries["timestamp"].notna().any():
+        names, rows = _sliding_members(entries, rule, origin)
+    else:
+        s = entries["session"].to_numpy(dtype=object)
         rows = np.flatnonzero(pd.notna(s))
-        return pd.DataFrame({"session": s[rows], "row": rows})
+        names = s[rows]
+    if keep == "parsed":
+        kept = entries["parsed"].to_numpy(dtype=bool)
+    else:
+        kept = entries["key"].to_numpy() > 0
+    ok = kept[rows] if len(rows) else np.zeros(0, bool)
+    names, rows = names[ok], rows[ok]
+    if not len(rows):
+        return SessionGroups([], [])
+    return _by_first_entry(names, rows)
+
+
+def _sliding_members(
+    df: pd.DataFrame, rule: SessionRule, origin: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (window name, row) pair of a sliding rule: an entry appears once per window that
+    covers it; pairs ordered by window, then row."""
     sec = _seconds(df, origin)
     ok = df["parsed"].to_numpy(dtype=bool) & np.isfinite(sec)
     size, step = float(rule.seconds), float(rule.step)  # type: ignore[arg-type]
@@ -228,49 +294,22 @@ def group_sessions(
     k = np.repeat(first_k, counts) + offs
     order = np.lexsort((row, k))
     names = np.array([f"s{i}" for i in k[order]], dtype=object)
-    return pd.DataFrame({"session": pd.Series(names, dtype=object), "row": row[order]})
+    return names, row[order]
 
 
-def session_groups(
-    df: pd.DataFrame, rule: SessionRule | None = None, origin: Any = None
-) -> tuple[list[str], list[np.ndarray]]:
-    """Session names (in order of first entry) and each session's positional rows of parsed
-    entries, in log order. Sliding windows overlap, so a row may be in several groups; other
-    rules use ``df['session']``."""
-    if rule is not None and rule.kind == "sliding" and df["timestamp"].notna().any():
-        members = group_sessions(df, rule, origin=origin)
-    else:
-        members = group_sessions(df)
-    rows = members["row"].to_numpy(dtype=np.int64)
-    keep = df["parsed"].to_numpy(dtype=bool)[rows] if len(rows) else np.zeros(0, bool)
-    members = members[keep]
-    if not len(members):
-        return [], []
-    codes, names = pd.factorize(members["session"], sort=False)
-    rows = members["row"].to_numpy(dtype=np.int64)
-    first = np.full(len(names), np.iinfo(np.int64).max)
+def _by_first_entry(names: np.ndarray, rows: np.ndarray) -> SessionGroups:
+    """Group (name, row) pairs by name: sessions by their first row, rows ascending."""
+    codes, uniques = pd.factorize(pd.Series(names, dtype=object), sort=False)
+    rows = rows.astype(np.int64)
+    first = np.full(len(uniques), np.iinfo(np.int64).max)
     np.minimum.at(first, codes, rows)
-    rank = np.empty(len(names), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(names))
+    rank = np.empty(len(uniques), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(uniques))
     codes = rank[codes]
-    names = np.asarray(names, dtype=object)[np.argsort(first, kind="stable")]
+    ordered = np.asarray(uniques, dtype=object)[np.argsort(first, kind="stable")]
     order = np.lexsort((rows, codes))
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    return [str(n) for n in names], np.split(rows[order], bounds)
-
-
-def session_sequences(df: pd.DataFrame, rule: SessionRule | None = None) -> dict[str, np.ndarray]:
-    """Key sequence of every session, in log order (unparsed lines are left out).
-
-    Sessions come out in order of their first entry.
-    """
-    members = group_sessions(df, rule)
-    keys = df["key"].to_numpy()
-    members = members[keys[members["row"].to_numpy()] >= 0]
-    out: dict[str, np.ndarray] = {}
-    for name, grp in members.groupby("session", sort=False):
-        out[str(name)] = keys[np.sort(grp["row"].to_numpy())]
-    return out
+    return SessionGroups([str(n) for n in ordered], np.split(rows[order], bounds))
 
 
 def add_elapsed_times(df: pd.DataFrame) -> None:

@@ -16,14 +16,14 @@ The refinement works on top of Drain's clusters with generic rules, none naming 
    measure after a number, the words of a quoted value; ``key=value`` reads ``key=``). Keys whose
    templates share a skeleton are one message kind whatever number of tokens their variables
    take, and are merged; a message of a new shape finds its key by its skeleton at ``transform``.
-2. *Split over-merged* (:class:`WordStats`, :func:`word_shape`): a wildcard position whose values
-   are a handful of words (or ``key=word`` shapes) names message kinds, and each word gets a key,
+2. *Split over-merged* (:class:`~workbench.logs.word_stats.WordStats`, :func:`word_shape`): a
+   wildcard position whose values are a handful of words (or ``key=word`` shapes) names message kinds, and each word gets a key,
    unless the words are values: they flow between templates (a user name at a wildcard of two
    templates), lower-case names go past about half of ``max_values``, they differ only in digits
    (``IRQ0``, ``IRQ9``) or sit in square brackets (Brain: a token constant across a group is
    constant). A wildcard keeps the ``key=`` and punctuation its values share.
-3. *Misaligned clusters* (:meth:`WordStats.observe_alignment`): when two or more wildcard positions
-   hold values in some messages and words in others, Drain lined up messages of different shapes
+3. *Misaligned clusters* (:meth:`~workbench.logs.word_stats.WordStats.observe_alignment`): when
+   two or more wildcard positions hold values in some messages and words in others, Drain lined up messages of different shapes
    token by token; each message is then keyed by its own skeleton.
 4. *Multi-word variables* (:func:`gapped_template`, :func:`gap_param_positions`): the template of a
    merged key keeps the tokens constant across its members and writes one ``<*>`` per variable run;
@@ -48,9 +48,9 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "PARAM_STR",
+    "PUNCT",
     "UNITS",
-    "VARIABLE",
-    "WordStats",
+    "common_start",
     "display_template",
     "gap_param_positions",
     "gapped_template",
@@ -63,7 +63,6 @@ __all__ = [
 ]
 
 PARAM_STR = "<*>"
-VARIABLE: frozenset[str] = frozenset()  #: marks a wildcard position known to hold a variable
 
 #: Units of measure (sizes, durations, rates): a variable when they follow a number or a masked value.
 UNITS = frozenset((
@@ -74,11 +73,11 @@ UNITS = frozenset((
 ))  # fmt: skip
 
 _MASK_TOKEN = re.compile(r"<[A-Za-z_*][A-Za-z0-9_*]*>")
-_PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
+#: Punctuation stripped around a token to see the word or value inside.
+PUNCT = "()[]{}<>,;:.!?\"'=#@/\\|-+*&^%$~`"
 _HEXISH = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+|0[xX][0-9a-fA-F]+")
 _NUMERIC = re.compile(r"[-+]?\d+(?:[.,:]\d+)*(?:[eE][-+]?\d+)?")
 _DOTTED = re.compile(r"[A-Za-z_$][\w$\-]*(?:\.[\w$\-]+){2,}")
-_AFFIX_MAX = 64  # characters of common prefix / suffix remembered per wildcard
 _AFFIX_HEAD = re.compile(r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:(][(\[{\"'#@]*)?")
 _AFFIX_STEM = re.compile(
     r"[(\[{\"'#@]*(?:[A-Za-z_][\w.\-]*[=:(][(\[{\"'#@]*|[A-Za-z_][\w\-]*(?:\.[\w\-]+)*\.+)?"
@@ -173,7 +172,7 @@ def _core(token: str) -> str:
     """The token with masked values removed and surrounding punctuation stripped."""
     if "<" in token:
         token = _MASK_TOKEN.sub("", token)
-    return token.strip(_PUNCT)
+    return token.strip(PUNCT)
 
 
 def is_variable_token(token: str) -> bool:
@@ -274,8 +273,8 @@ def _render_gap(runs: list[list[str]]) -> list[str]:
     while all(len(r) - n > m and r[len(r) - 1 - m] == first[len(first) - 1 - m] for r in runs):
         m += 1
     middles = [" ".join(r[n : len(r) - m]) for r in runs]
-    prefix = _common_start(middles)
-    suffix = _common_start([x[::-1] for x in middles])[::-1]
+    prefix = common_start(middles)
+    suffix = common_start([x[::-1] for x in middles])[::-1]
     wildcard = wildcard_token(prefix, suffix, min(len(x) for x in middles), display=True)
     return [*first[:n], wildcard, *first[len(first) - m :]]
 
@@ -339,13 +338,6 @@ def param_positions(tokens: Sequence[str]) -> tuple[int, ...]:
     return tuple(i for i, t in enumerate(tokens) if "<" in t)
 
 
-def _flows(word: str, owners: dict[str, list[int]]) -> bool:
-    """A lower-case word seen at the wildcards of two clusters is a value passed between messages
-    (a user or host name); words with capitals follow the convention of enumerated constants
-    (states, event names) and keep naming message kinds."""
-    return len(owners.get(word, ())) > 1 and word.strip(_PUNCT).islower()
-
-
 def gap_param_positions(key_tokens: Sequence[str] | None, tokens: Sequence[str]) -> tuple[int, ...]:
     """Parameter positions of a message whose key merges templates of several shapes.
 
@@ -372,7 +364,8 @@ def gap_param_positions(key_tokens: Sequence[str] | None, tokens: Sequence[str])
     return tuple(out)
 
 
-def _common_start(texts: Sequence[str]) -> str:
+def common_start(texts: Sequence[str]) -> str:
+    """The longest start all ``texts`` share."""
     if not texts:
         return ""
     lo, hi = min(texts), max(texts)
@@ -392,122 +385,3 @@ def _segment_positions(tokens: Sequence[str]) -> tuple[list[int], list[list[int]
             consts.append(i)
             gaps.append([])
     return consts, gaps
-
-
-def _numbered_family(values: set[str]) -> bool:
-    """Several words that differ only in their digits (``IRQ0``, ``IRQ9``): one numbered value."""
-    if len(values) < 2 or not any(c.isdigit() for v in values for c in v):
-        return False
-    return len({_DIGITS.sub("", v) for v in values}) == 1
-
-
-class WordStats:
-    """Which wildcard positions of which clusters hold a few plain words that name message kinds (rule 2).
-
-    ``positions[cid][pos]`` is the set of word shapes seen there, or :data:`VARIABLE` once the
-    position is known to be variable (a value that is no word, too many words, words that differ
-    only in digits, or a lower-case word that also fills a wildcard of another cluster).
-    ``owners[word]`` lists the clusters whose wildcards held ``word``; ``affixes[cid][pos]`` the
-    common prefix, common suffix and shortest length of the values seen; ``mixed[cid]`` the
-    positions of a misaligned cluster. A position never goes back from variable to split. All of
-    it is plain data, saved by :meth:`workbench.logs.parser.LogParser.refine_state`.
-    """
-
-    def __init__(self, max_values: int) -> None:
-        self.max_values = max_values
-        self.positions: dict[int, dict[int, set[str] | frozenset[str]]] = {}
-        self.owners: dict[str, list[int]] = {}
-        # cluster -> position -> [common prefix, common suffix, shortest length] of its values
-        self.affixes: dict[int, dict[int, list]] = {}
-        self.mixed: dict[int, list[int]] = {}  # cluster -> positions holding values and words
-
-    def observe_alignment(
-        self, cid: int, wild: Sequence[int], messages: Sequence[Sequence[str]]
-    ) -> list[int]:
-        """Wildcard positions of ``cid`` that hold values in some messages and words in others.
-
-        Two or more such positions mean Drain aligned messages of different shapes token by token
-        (a multi-token variable shifted the words), so the cluster's template says nothing; its
-        members are then keyed by their own skeleton (:meth:`member_signature`).
-        """
-        found = set(self.mixed.get(cid, ()))
-        for pos in wild:
-            if pos in found:
-                continue
-            kinds = {is_variable_token(toks[pos]) for toks in messages if pos < len(toks)}
-            if len(kinds) == 2:
-                found.add(pos)
-        if len(found) >= 2:
-            self.mixed[cid] = sorted(found)
-        return self.mixed.get(cid, [])
-
-    @staticmethod
-    def member_signature(tokens: Sequence[str], wild: Sequence[int], mixed: Sequence[int]) -> str:
-        """Skeleton of one message of a misaligned cluster (the shift may reach any wildcard)."""
-        return " ".join(signature(tokens))
-
-    def observe(self, cid: int, wild: Sequence[int], messages: Sequence[Sequence[str]]) -> None:
-        """Record the values the wildcard positions ``wild`` of cluster ``cid`` take in ``messages``."""
-        stats = self.positions.setdefault(cid, {})
-        affixes = self.affixes.setdefault(cid, {})
-        for pos in wild:
-            seen = stats.get(pos, set())
-            values: set[str] | None = None if seen is VARIABLE else set(seen)
-            words = set()
-            raw = set()
-            for toks in messages:
-                v = toks[pos] if pos < len(toks) else ""
-                raw.add(v)
-                shape = word_shape(v)
-                if shape is None:
-                    values = None
-                    continue
-                if shape == v and is_plain_word(v):
-                    words.add(v)
-                if values is not None:
-                    values.add(shape)
-            if values is not None and (
-                len(values) > self._limit(values) or _numbered_family(values)
-            ):
-                values = None
-            stats[pos] = VARIABLE if values is None else values
-            seen_affix = affixes.get(pos)
-            first = [seen_affix[0], *raw] if seen_affix else list(raw)
-            last = (
-                [seen_affix[1][::-1], *(v[::-1] for v in raw)]
-                if seen_affix
-                else [v[::-1] for v in raw]
-            )
-            shortest = min(len(v) for v in raw)
-            if seen_affix:
-                shortest = min(shortest, seen_affix[2])
-            affixes[pos] = [
-                _common_start(first)[:_AFFIX_MAX],
-                _common_start(last)[:_AFFIX_MAX][::-1],
-                shortest,
-            ]
-            for v in sorted(words):
-                owners = self.owners.setdefault(v, [])
-                if cid not in owners:
-                    owners.append(cid)
-
-    def _limit(self, values: set[str]) -> int:
-        """How many words a position may hold and still name message kinds: ``max_values`` for
-        words with capitals (enumerated constants: states, event names), about half as many for
-        lower-case words, which are more often names (users, hosts) of an open-ended set."""
-        if any(not v.islower() for v in values):
-            return self.max_values
-        return self.max_values // 2 + 1 if self.max_values else 0
-
-    def settle(self, cids: Iterable[int]) -> None:
-        """Mark variable the positions of ``cids`` whose words also fill another cluster's wildcard."""
-        for cid in cids:
-            stats = self.positions.get(cid, {})
-            for pos, values in stats.items():
-                if values is not VARIABLE and any(_flows(v, self.owners) for v in values):
-                    stats[pos] = VARIABLE
-
-    def split_positions(self, cid: int, wild: Sequence[int]) -> list[int]:
-        """The wildcard positions of ``cid`` whose word fixes the key."""
-        stats = self.positions.get(cid, {})
-        return [p for p in wild if stats.get(p, VARIABLE) is not VARIABLE]

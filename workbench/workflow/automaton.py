@@ -22,6 +22,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from workbench.logs.sessions import session_groups
 from workbench.workflow.layout import layered_layout
 
 __all__ = [
@@ -94,11 +95,8 @@ def _runs(
     else:
         sec = np.full(len(entries), np.nan)
     if per_session:
-        sess = entries["session"].to_numpy(dtype=object)
-        rows = np.flatnonzero(pd.notna(sess) & (keys > 0))
-        groups: dict[Any, list[int]] = defaultdict(list)
-        for r in rows:
-            groups[sess[r]].append(int(r))
+        found = session_groups(entries, keep="known").rows
+        groups: dict[Any, list[int]] = {i: rows.tolist() for i, rows in enumerate(found)}
     else:
         groups = {None: np.flatnonzero(keys > 0).tolist()}
     for rows_of in groups.values():

@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.config import Config, require
+from workbench.logs.sessions import session_groups
 from workbench.workflow.automaton import build_fsa, templates_of
 from workbench.workflow.growing import drop_contained, grow_from_pairs, in_typical_order
 from workbench.workflow.lag_cooccurrence import lag_cooccurrence
@@ -162,9 +163,7 @@ def key_sequences(entries: pd.DataFrame, per_session: bool | None = None) -> lis
         return [keys[ok]]
     if sess is None:
         raise ValueError("per_session=True but the entries have no 'session' column")
-    has = ok & sess.notna().to_numpy()
-    sub = pd.DataFrame({"s": sess[has].to_numpy(), "k": keys[has]})
-    return [g.to_numpy() for _, g in sub.groupby("s", sort=False)["k"]]
+    return [keys[rows] for rows in session_groups(entries, keep="known").rows]
 
 
 def cooccurrence(sequences: Iterable[Sequence[int] | np.ndarray], d: int) -> pd.DataFrame:
