@@ -13,11 +13,12 @@ import torch
 
 from workbench.logs.parser import LogParser
 from workbench.params.config import ParamModelConfig
+from workbench.params.conformal import ConformalThreshold
+from workbench.params.gaussian import GaussianThreshold
 from workbench.params.model import ParamModel
 from workbench.params.network import ParamLSTM, masked_mse
 from workbench.params.scaling import denormalise, normalise
 from workbench.params.scoring import predict
-from workbench.params.thresholds import ConformalThreshold, GaussianThreshold
 from workbench.params.vectors import build_series, split_point, windows
 from workbench.params.verdicts import instance_verdicts
 

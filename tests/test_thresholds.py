@@ -7,13 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workbench.params.conformal import ConformalThreshold, pooled_tail
+from workbench.params.gaussian import GaussianThreshold
 from workbench.params.levels import DEFAULT_LEVELS, level_name, z_value
-from workbench.params.thresholds import (
-    ConformalThreshold,
-    GaussianThreshold,
-    pooled_tail,
-    threshold_from_state,
-)
+from workbench.params.thresholds import threshold_from_state
 
 
 def test_two_sided_upper_bounds_match_the_normal_quantiles():

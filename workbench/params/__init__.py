@@ -10,7 +10,9 @@ that turn their errors into verdicts.
 - ``scoring``: every entry's MSE, confidence, thresholds and verdicts
 - ``update``: the online update from one confirmed-normal example
 - ``levels``: confidence levels, their labels, the Sidak correction for several entries
-- ``thresholds``: the Gaussian and the conformal (pooled-tail) threshold rules
+- ``gaussian``: the paper's threshold rule, a Gaussian over the validation MSEs (or their log)
+- ``conformal``: the default rule, a key's empirical quantile with a tail pooled over keys
+- ``thresholds``: the rule a configuration asks for, fitted per key or rebuilt from a state
 - ``verdicts``: verdicts per VM instance from the per-entry scores
 - ``model``: :class:`~workbench.params.model.ParamModel`, which ties them together (fit, score,
   update, save)

@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass
 
 from workbench.config import Config, require, require_choice
+from workbench.params.gaussian import SCALES
 from workbench.params.levels import DEFAULT_LEVELS, level_name
-from workbench.params.thresholds import RULES, SCALES
+from workbench.params.thresholds import RULES
 from workbench.params.vectors import ELAPSED_MODES
 
 __all__ = ["VALUE_SCALES", "ParamModelConfig"]

@@ -15,7 +15,7 @@ VM instance in :mod:`workbench.params.verdicts`. The method is described in ``do
 Threshold rule: by default (``threshold_rule="conformal"``) not a Gaussian but the key's own
 empirical upper quantile of its validation MSEs with the finite-sample (conformal) correction, and,
 where a key has too few validation MSEs for the level, at least their maximum extended by a tail
-pooled over all keys (:class:`~workbench.params.thresholds.ConformalThreshold`). A key has often only
+pooled over all keys (:class:`~workbench.params.conformal.ConformalThreshold`). A key has often only
 15-50 validation entries: the Gaussian fitted to them (on ``log(MSE)``) was crossed by 5 % of the
 entries of a second normal OpenStack log at 99 %. ``threshold_rule="gaussian"`` is the paper's
 rule, on ``log(MSE)`` (``threshold_scale="log"``) or on the MSE itself (``"linear"``, right-skewed
@@ -52,12 +52,7 @@ from workbench.params.levels import level_name
 from workbench.params.network import ParamLSTM
 from workbench.params.scaling import TRAINED, describe_key
 from workbench.params.scoring import mse_of, score_entries
-from workbench.params.thresholds import (
-    ConformalThreshold,
-    GaussianThreshold,
-    pooled_tail,
-    threshold_from_state,
-)
+from workbench.params.thresholds import Threshold, fit_thresholds, threshold_from_state
 from workbench.params.training import train_keys
 from workbench.params.update import learn_example
 from workbench.params.vectors import build_series
@@ -89,7 +84,7 @@ class ParamModel:
         ``slot`` (index in the stacked module) and ``best_epoch``.
     validation_mse_ : dict[int, numpy.ndarray]
         Each trained key's validation MSEs (the entries after its chronological split).
-    thresholds_ : dict[int, ConformalThreshold | GaussianThreshold]
+    thresholds_ : dict[int, Threshold]
         Fitted on ``validation_mse_`` only (see :meth:`refit_thresholds`).
     module_ : ParamLSTM
         The stacked per-key LSTMs (``None`` when no key could be trained).
@@ -164,7 +159,7 @@ class ParamModel:
         self.seed_ = seed
         self.device_ = pick_device(device)
         self.keys_: dict[int, dict[str, Any]] = {}
-        self.thresholds_: dict[int, ConformalThreshold | GaussianThreshold] = {}
+        self.thresholds_: dict[int, Threshold] = {}
         self.validation_mse_: dict[int, np.ndarray] = {}
         self.history_ = History()
         self.interrupted_ = False
@@ -212,7 +207,7 @@ class ParamModel:
             changes["two_sided"] = two_sided
         if changes:
             self.config = self.config.replace(**changes)
-        self.thresholds_ = _fit_thresholds(self.validation_mse_, self.config)
+        self.thresholds_ = fit_thresholds(self.validation_mse_, self.config)
         return self
 
     # ------------------------------------------------------------------ scoring
@@ -247,7 +242,7 @@ class ParamModel:
         return score_entries(self, entries, only)
 
     @property
-    def thresholds(self) -> dict[int, ConformalThreshold | GaussianThreshold]:
+    def thresholds(self) -> dict[int, Threshold]:
         """The fitted threshold rule of every key that has a model (``.thresholds()`` per level)."""
         self._check()
         return dict(self.thresholds_)
@@ -368,28 +363,3 @@ class ParamModel:
             return f"ParamModel({self.config})"
         n = sum(v["status"] == TRAINED for v in self.keys_.values())
         return f"ParamModel({n} of {len(self.keys_)} keys trained)"
-
-
-def _fit_thresholds(
-    validation_mse: dict[int, np.ndarray], cfg: ParamModelConfig
-) -> dict[int, ConformalThreshold | GaussianThreshold]:
-    """Every key's threshold rule (the config's) fitted on its validation MSEs."""
-    if cfg.threshold_rule == "gaussian":
-        return {
-            k: GaussianThreshold(
-                two_sided=cfg.two_sided, scale=cfg.threshold_scale, floor=cfg.min_threshold
-            ).fit(v)
-            for k, v in validation_mse.items()
-        }
-    offset = max(cfg.min_threshold, 1e-6)
-    pool = pooled_tail(validation_mse.values(), offset=offset)
-    return {
-        k: ConformalThreshold(
-            two_sided=cfg.two_sided,
-            floor=cfg.min_threshold,
-            offset=offset,
-            pool=pool,
-            gaussian_guard=cfg.threshold_guard,
-        ).fit(v)
-        for k, v in validation_mse.items()
-    }
