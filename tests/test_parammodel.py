@@ -21,6 +21,7 @@ from workbench.params.scaling import denormalise, normalise
 from workbench.params.scoring import predict
 from workbench.params.vectors import build_series, split_point, windows
 from workbench.params.verdicts import instance_verdicts
+from workbench.train import EventRecorder
 
 FAST = ParamModelConfig(max_epochs=6, hidden_size=16, num_layers=1, min_entries=40)
 
@@ -288,6 +289,28 @@ def test_interrupting_training_keeps_a_usable_model(train_df):
     m = ParamModel(FAST).fit(train_df, callbacks=[stop], seed=0)
     assert m.interrupted_ and len(m.history_) == 2
     assert m.score(train_df)["status"].eq("scored").any()
+
+
+def test_training_reports_the_same_events_as_the_key_model(train_df):
+    recorder = EventRecorder()
+    m = ParamModel(FAST).fit(train_df, callbacks=[recorder], seed=0)
+    kinds = [e.kind for e in recorder.events]
+    assert kinds[0] == "train_begin" and kinds[-1] == "train_end"
+    epochs = [e for e in recorder.events if e.kind == "epoch_end"]
+    assert [e.record for e in epochs] == list(m.history_)  # each epoch's record, as kept
+    assert {"keys_improved", "keys_active", "best_val_loss"} <= set(epochs[0].record)
+    batches = [e for e in recorder.events if e.kind == "batch_end" and e.epoch == 1]
+    assert len(batches) == batches[0].n_batches and epochs[0].max_epochs == FAST.max_epochs
+    assert recorder.events[-1].stopped in ("max_epochs", "early_stopping")
+
+
+def test_online_update_settings_are_validated_config_fields():
+    with pytest.raises(ValueError, match="update_steps"):
+        ParamModelConfig(update_steps=0)
+    with pytest.raises(ValueError, match="update_learning_rate"):
+        ParamModelConfig(update_learning_rate=-1.0)
+    assert ParamModelConfig(learning_rate=0.01).update_rate == 0.01
+    assert ParamModelConfig(update_learning_rate=0.02).update_rate == 0.02
 
 
 def test_score_before_fit_is_explained():
