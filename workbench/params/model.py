@@ -104,7 +104,7 @@ class ParamModel:
         self,
         entries: pd.DataFrame,
         *,
-        callbacks: Iterable[Callback] = (),
+        callbacks: Iterable[Callback] | None = (),
         seed: int | None = 0,
     ) -> ParamModel:
         """Train one model per key with enough entries on normal ``entries`` (a parsed frame).
@@ -141,7 +141,7 @@ class ParamModel:
         with torch_threads(cfg.cpu_threads):
             result, best_epoch = train_keys(
                 self.module_, data, rngs, cfg, self.device_,
-                callbacks=callbacks, history=self.history_,
+                callbacks=callbacks or (), history=self.history_,
             )  # fmt: skip
             self.interrupted_ = result.stopped == "interrupted"
             for d, epoch in zip(data, best_epoch, strict=True):
