@@ -18,7 +18,7 @@ Protocols (nothing is tuned on the test verdicts; the default :class:`ParamModel
   anomaly becomes visible (the slow step's line and the Took lines spanning it; the line with the
   wrong number); precision = TP / (TP + flagged normal lines), over scored lines only.
   ``per_instance_sidak`` is the library's instance-level verdict
-  (:func:`workbench.params.model.instance_verdicts`): the level is corrected for the number m of
+  (:func:`workbench.params.verdicts.instance_verdicts`): the level is corrected for the number m of
   scored entries of the instance (Sidak: its worst entry must lie outside the ``level ** (1/m)``
   interval), so that the level applies to the instance decision rather than to each entry. This is
   the unit the issue's simulator target is counted in; ``per_instance_any_entry`` (an instance is
@@ -64,8 +64,10 @@ import pandas as pd
 import torch
 
 from workbench.logs.parser import LogParser
-from workbench.params.model import ParamModel, ParamModelConfig, instance_verdicts
-from workbench.params.thresholds import level_name
+from workbench.params.config import ParamModelConfig
+from workbench.params.levels import level_name
+from workbench.params.model import ParamModel
+from workbench.params.verdicts import instance_verdicts
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 KINDS = ("performance", "parameter", "execution")

@@ -64,7 +64,7 @@ import pandas as pd
 from teaching import setup
 from workbench import Workbench
 from workbench.keys.model import KeyModelConfig
-from workbench.params.model import ParamModelConfig
+from workbench.params.config import ParamModelConfig
 
 setup()  # one figure theme for every notebook; figures saved as plain plotly JSON
 START = time.perf_counter()
@@ -611,7 +611,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from workbench.params.model import ParamModel, ParamModelConfig
+from workbench.params.config import ParamModelConfig
+from workbench.params.model import ParamModel
 from workbench.logs.parser import LogParser
 
 labels_file = DATA / "openstack_deeplog" / "anomaly_labels.txt"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from workbench.keys.model import KeyModelConfig
-from workbench.params.model import ParamModelConfig
+from workbench.params.config import ParamModelConfig
 from workbench.store.files import file_digest
 from workbench.workbench import Workbench
 

@@ -12,15 +12,16 @@ import pytest
 import torch
 
 from workbench.logs.parser import LogParser
-from workbench.params.model import (
-    ParamLSTM,
-    ParamModel,
-    ParamModelConfig,
-    instance_verdicts,
-    masked_mse,
-)
-from workbench.params.thresholds import ConformalThreshold, GaussianThreshold
+from workbench.params.config import ParamModelConfig
+from workbench.params.conformal import ConformalThreshold
+from workbench.params.gaussian import GaussianThreshold
+from workbench.params.model import ParamModel
+from workbench.params.network import ParamLSTM, masked_mse
+from workbench.params.scaling import denormalise, normalise
+from workbench.params.scoring import predict
 from workbench.params.vectors import build_series, split_point, windows
+from workbench.params.verdicts import instance_verdicts
+from workbench.train import EventRecorder
 
 FAST = ParamModelConfig(max_epochs=6, hidden_size=16, num_layers=1, min_entries=40)
 
@@ -73,7 +74,7 @@ def test_config_is_validated_and_rejects_unknown_keys():
         ParamModelConfig(levels=(0.99, 1.5))
     with pytest.raises(ValueError, match="value_scale"):
         ParamModelConfig(value_scale="log")
-    with pytest.raises(ValueError, match="unknown ParamModelConfig keys"):
+    with pytest.raises(ValueError, match="unknown ParamModelConfig fields"):
         ParamModelConfig.from_dict({"histroy": 3})
     cfg = ParamModelConfig(levels=(0.95, 0.99))
     assert ParamModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
@@ -174,9 +175,11 @@ def test_non_negative_dimensions_are_modelled_on_a_log_scale(model, train_df):
     ]
     lin = ParamModel(FAST).fit(shifted, seed=0)
     assert lin.keys_[2]["logged"] == [True, False]  # a dimension with negative values stays linear
-    z = lin._normalise(2, np.array([[3.0, -0.5], [np.nan, 0.5]]))
+    z = normalise(lin.keys_[2], np.array([[3.0, -0.5], [np.nan, 0.5]]))
     assert np.isnan(z[1, 0]) and np.isfinite(z).sum() == 3
-    back = lin._denormalise(2, lin._normalise(2, np.array([[3.0, -0.5], [100.0, -7.0]])))
+    back = denormalise(
+        lin.keys_[2], normalise(lin.keys_[2], np.array([[3.0, -0.5], [100.0, -7.0]]))
+    )
     np.testing.assert_allclose(back, [[3.0, -0.5], [100.0, -7.0]], rtol=1e-9)
     plain = ParamModel(replace(FAST, value_scale="linear")).fit(train_df, seed=0)
     assert plain.keys_[2]["logged"] == [False, False]
@@ -190,8 +193,8 @@ def test_non_negative_dimensions_are_modelled_on_a_log_scale(model, train_df):
     ]
     ms = ParamModel(FAST).fit(in_ms, seed=0)  # the same durations in milliseconds: same input
     np.testing.assert_allclose(
-        ms._normalise(2, np.array([[1.0, 9000.0]])),
-        model._normalise(2, np.array([[1.0, 9.0]])),
+        normalise(ms.keys_[2], np.array([[1.0, 9000.0]])),
+        normalise(model.keys_[2], np.array([[1.0, 9.0]])),
         rtol=1e-5,
     )
 
@@ -240,19 +243,20 @@ def test_only_limits_the_decisions(model, train_df):
 
 # ---------------------------------------------------------------------- update and persistence
 def test_partial_fit_learns_the_example_and_only_its_key(model, train_df):
-    m = ParamModel.from_state(model.state_dict())
+    m = ParamModel.from_state(model.to_state())
     other = {n: p.detach()[m.keys_[3]["slot"]].clone() for n, p in m.module_.named_parameters()}
     s = build_series(train_df)[2]
     history, nxt = s.values[-6:-1], np.array([s.values[-1, 0] * 3, s.values[-1, 1] * 3])
     assert m.score(train_df.iloc[:0]).empty
 
     def mse_of_example():
-        z = m._normalise(2, np.vstack([history, nxt]))
-        pred = m._predict(2, windows(z.astype(np.float32), FAST.history)[-1:])
+        z = normalise(m.keys_[2], np.vstack([history, nxt]))
+        pred = predict(m, 2, windows(z.astype(np.float32), FAST.history)[-1:])
         return float(((pred[0] - z[-1]) ** 2).mean())
 
     before = mse_of_example()
-    m.partial_fit(2, history, nxt, steps=20)
+    m.config = m.config.replace(update_steps=20)
+    m.partial_fit(2, history, nxt)
     assert mse_of_example() < before
     for n, p in m.module_.named_parameters():
         torch.testing.assert_close(p.detach()[m.keys_[3]["slot"]], other[n])
@@ -262,7 +266,7 @@ def test_partial_fit_learns_the_example_and_only_its_key(model, train_df):
 
 
 def test_state_round_trip_gives_the_same_scores(model):
-    state = model.state_dict()
+    state = model.to_state()
     json.dumps({k: v for k, v in state.items() if k not in ("module", "replay")})
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -278,13 +282,35 @@ def test_state_round_trip_gives_the_same_scores(model):
 
 
 def test_interrupting_training_keeps_a_usable_model(train_df):
-    def stop(row):
-        if row["epoch"] == 2:
+    def stop(event):
+        if event.kind == "epoch_end" and event.epoch == 2:
             raise KeyboardInterrupt
 
     m = ParamModel(FAST).fit(train_df, callbacks=[stop], seed=0)
     assert m.interrupted_ and len(m.history_) == 2
     assert m.score(train_df)["status"].eq("scored").any()
+
+
+def test_training_reports_the_same_events_as_the_key_model(train_df):
+    recorder = EventRecorder()
+    m = ParamModel(FAST).fit(train_df, callbacks=[recorder], seed=0)
+    kinds = [e.kind for e in recorder.events]
+    assert kinds[0] == "train_begin" and kinds[-1] == "train_end"
+    epochs = [e for e in recorder.events if e.kind == "epoch_end"]
+    assert [e.record for e in epochs] == list(m.history_)  # each epoch's record, as kept
+    assert {"keys_improved", "keys_active", "best_val_loss"} <= set(epochs[0].record)
+    batches = [e for e in recorder.events if e.kind == "batch_end" and e.epoch == 1]
+    assert len(batches) == batches[0].n_batches and epochs[0].max_epochs == FAST.max_epochs
+    assert recorder.events[-1].stopped in ("max_epochs", "early_stopping")
+
+
+def test_online_update_settings_are_validated_config_fields():
+    with pytest.raises(ValueError, match="update_steps"):
+        ParamModelConfig(update_steps=0)
+    with pytest.raises(ValueError, match="update_learning_rate"):
+        ParamModelConfig(update_learning_rate=-1.0)
+    assert ParamModelConfig(learning_rate=0.01).update_rate == 0.01
+    assert ParamModelConfig(update_learning_rate=0.02).update_rate == 0.02
 
 
 def test_score_before_fit_is_explained():
@@ -312,7 +338,7 @@ def test_openstack_14k_spawn_of_50_seconds_is_flagged(shared_data):
 
 
 def test_refit_thresholds_switches_the_rule_without_retraining(model):
-    m = ParamModel.from_state(model.state_dict())
+    m = ParamModel.from_state(model.to_state())
     conformal99 = m.thresholds_[2].threshold(0.99)
     assert isinstance(m.thresholds_[2], ConformalThreshold)
     m.refit_thresholds(scale="linear")
@@ -337,13 +363,14 @@ def test_a_keys_model_does_not_depend_on_the_other_keys(model, train_df):
 
 
 def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshold(model, train_df):
-    m = ParamModel.from_state(model.state_dict())
+    m = ParamModel.from_state(model.to_state())
     s = build_series(train_df)[2]
     history, nxt = s.values[-6:-1], s.values[-1] * 3  # outside what training saw
     level = max(m.config.levels)
     limit = m.thresholds_[2].threshold(level)
-    fresh = ParamModel.from_state(m.state_dict())
-    m.partial_fit(2, history, nxt, steps=1, max_steps=1, level=level)
+    fresh = ParamModel.from_state(m.to_state())
+    m.config = m.config.replace(update_steps=1, update_max_steps=1)
+    m.partial_fit(2, history, nxt, level=level)
     assert m.last_update_["steps"] == 1 and m.last_update_["mse"] > limit
     # still above after the steps: the confirmed value raises the key's threshold at every level
     floor = m.last_update_["threshold_floor"]
@@ -351,7 +378,8 @@ def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshol
         floor > m.last_update_["mse"] and m.thresholds_[2].threshold(min(m.config.levels)) >= floor
     )
     assert fresh.thresholds_[2].floor < floor  # the key's own threshold only, of this model only
-    fresh.partial_fit(2, history, nxt, steps=1, max_steps=300, level=level)
+    fresh.config = fresh.config.replace(update_steps=1, update_max_steps=300)
+    fresh.partial_fit(2, history, nxt, level=level)
     u = fresh.last_update_
     assert u["within"] == (u["threshold_floor"] is None)
     assert 1 <= u["steps"] < 300

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.keys.model import KeyModelConfig
-from workbench.params.model import ParamModelConfig
+from workbench.params.config import ParamModelConfig
 from workbench.workbench import Workbench
 
 FAST_KEY = KeyModelConfig(top_g="auto", hidden_size=32, max_epochs=6, patience=2)

@@ -12,7 +12,7 @@ import pytest
 from workbench.keys.model import KeyModelConfig
 from workbench.logs.parser import LogParser
 from workbench.logs.sessions import SessionRule
-from workbench.params.model import ParamModelConfig
+from workbench.params.config import ParamModelConfig
 from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 

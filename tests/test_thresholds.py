@@ -7,15 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.params.thresholds import (
-    DEFAULT_LEVELS,
-    ConformalThreshold,
-    GaussianThreshold,
-    level_name,
-    pooled_tail,
-    threshold_from_state,
-    z_value,
-)
+from workbench.params.conformal import ConformalThreshold, pooled_tail
+from workbench.params.gaussian import GaussianThreshold
+from workbench.params.levels import DEFAULT_LEVELS, level_name, z_value
+from workbench.params.thresholds import threshold_from_state
 
 
 def test_two_sided_upper_bounds_match_the_normal_quantiles():
@@ -82,7 +77,7 @@ def test_deciding_never_moves_the_fit(validation, test_scores):
 
 
 def test_sidak_level_makes_the_level_hold_for_a_group():
-    from workbench.params.thresholds import instance_confidence, sidak_level
+    from workbench.params.levels import instance_confidence, sidak_level
 
     assert sidak_level(0.99, 1) == pytest.approx(0.99)
     per = sidak_level(0.99, np.array([1, 10, 40]))
@@ -101,7 +96,7 @@ def test_sidak_holds_the_instance_false_alarm_rate_on_gaussian_scores():
     rng = np.random.default_rng(0)
     t = GaussianThreshold(scale="log").fit(np.exp(rng.normal(size=20_000)))
     groups = np.exp(rng.normal(size=(5_000, 25)))  # 5000 normal "instances" of 25 entries
-    from workbench.params.thresholds import instance_confidence
+    from workbench.params.levels import instance_confidence
 
     conf = instance_confidence(t.confidence(groups.ravel()).reshape(groups.shape).max(1), 25)
     any_entry = t.decide(groups, 0.99).any(1).mean()

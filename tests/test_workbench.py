@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from workbench.keys.model import KeyModelConfig
-from workbench.params.model import ParamModelConfig
+from workbench.params.config import ParamModelConfig
 from workbench.store.files import RunFormatError
 from workbench.workbench import Workbench
 

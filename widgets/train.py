@@ -64,7 +64,7 @@ PARAM_FIELDS: tuple[Field, ...] = (
 def core_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     """The configurations a new workbench trains with (its key model chooses g on validation)."""
     from workbench.keys.model import KeyModelConfig
-    from workbench.params.model import ParamModelConfig
+    from workbench.params.config import ParamModelConfig
 
     return (
         dataclasses.asdict(KeyModelConfig(top_g="auto")),

@@ -1,12 +1,14 @@
-"""A small, generic training loop for the workbench's LSTMs, kept outside the ``nn.Module``.
+"""The one training loop of the workbench's LSTMs (key model and parameter models), kept outside
+the ``nn.Module``.
 
-:func:`train_module` fits any module on in-memory tensors with a per-example loss (cross-entropy for
-the key model, mean squared error for parameter-value models), optional per-example weights (the key
-model trains on *distinct* examples weighted by how often they occur), early stopping on a
-validation set, and reports progress through callbacks: any callable taking a :class:`TrainEvent`. A
-:class:`History` of per-epoch dicts is kept for plots. The loop is deterministic for a given seed,
-uses CUDA when present, and a ``KeyboardInterrupt`` (Ctrl-C, or "interrupt kernel" in a notebook)
-ends training early with the best weights so far restored, so the model stays usable.
+:func:`run_training` is the loop: epochs of optimiser steps, progress reported to callbacks (any
+callable taking a :class:`TrainEvent`), a :class:`History` of per-epoch records for plots, and a
+``KeyboardInterrupt`` (Ctrl-C, "interrupt kernel" in a notebook, or a callback raising it) that ends
+training early with the best weights so far, so the model stays usable. What a step, the validation
+and early stopping do is a :class:`TrainingTask`'s. :func:`train_module` is the common task: any
+module on in-memory tensors with a per-example loss, optional per-example weights (the key model
+trains on *distinct* examples weighted by how often they occur) and early stopping on a validation
+set; deterministic for a given seed, on CUDA when present.
 
 >>> import torch
 >>> x = torch.linspace(-1, 1, 64).reshape(-1, 1); y = 3 * x
@@ -25,12 +27,14 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
+
+from workbench.config import Config, require
 
 __all__ = [
     "Callback",
@@ -40,7 +44,9 @@ __all__ = [
     "TrainConfig",
     "TrainEvent",
     "TrainResult",
+    "TrainingTask",
     "pick_device",
+    "run_training",
     "seed_everything",
     "torch_threads",
     "train_module",
@@ -52,7 +58,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Optimisation settings of :func:`train_module` (Adam, mini-batches, early stopping)."""
 
     max_epochs: int = 100  # upper bound on passes over the training examples
@@ -64,11 +70,11 @@ class TrainConfig:
     grad_clip: float | None = 1.0  # max gradient norm, None for no clipping
     min_batches: int = 8  # gradient steps per epoch at least (tiny data sets pass over it again)
 
-    def __post_init__(self) -> None:
-        assert self.max_epochs >= 0, f"max_epochs must be >= 0, got {self.max_epochs}"
-        assert self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"
-        assert self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"
-        assert self.patience >= 0, f"patience must be >= 0, got {self.patience}"
+    def validate(self) -> None:
+        require(self.max_epochs >= 0, f"max_epochs must be >= 0, got {self.max_epochs}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        require(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class TrainEvent:
 
     ``kind`` is ``"train_begin"``, ``"batch_end"``, ``"epoch_end"`` or ``"train_end"``. Losses are
     weighted means over the examples seen; ``val_loss`` is None without a validation set.
+    ``record`` (``epoch_end`` only) is the epoch's :class:`History` record, with what the model
+    adds of its own (the parameter model: how many keys improved, how many still train).
     """
 
     kind: str
@@ -89,6 +97,7 @@ class TrainEvent:
     val_loss: float | None = None
     seconds: float = 0.0  # since train_begin
     stopped: str | None = None  # train_end only: why training stopped
+    record: dict[str, Any] | None = field(default=None, hash=False)  # epoch_end: History record
 
 
 Callback = Callable[[TrainEvent], None]
@@ -227,6 +236,158 @@ def _evaluate(
     return total / max(weight, 1e-12)
 
 
+class TrainingTask(Protocol):
+    """The model-specific steps :func:`run_training` drives (the loop owns epochs, events,
+    history, threads and interrupts; the task the optimiser, batch order, validation and best
+    weights). :func:`train_module` has one; the parameter model's is in
+    :mod:`workbench.params.training`."""
+
+    def begin_epoch(self, epoch: int) -> None: ...  # batch order, training mode
+
+    def train_batch(self, epoch: int, batch: int) -> tuple[float, float]:
+        """One optimiser step: (summed loss, weight) of the batch, for the epoch's mean."""
+
+    def evaluate(self, epoch: int) -> float | None: ...  # validation loss (None: no validation)
+
+    def record(self, epoch: int, train_loss: float, val_loss: float | None, seconds: float) -> dict:
+        """The epoch's :class:`History` record (also sent with the ``epoch_end`` event)."""
+
+    def should_stop(self, epoch: int, val_loss: float | None) -> bool:
+        """After ``epoch_end``: keep the best weights; True to stop early."""
+
+    def finish(self, stopped: str, epoch: int) -> tuple[int, float | None]:
+        """Restore the best weights; (best epoch, best validation loss or None)."""
+
+
+def run_training(
+    task: TrainingTask,
+    *,
+    max_epochs: int,
+    n_batches: int,
+    callbacks: Iterable[Callback] = (),
+    phase: str = "train",
+    history: list | None = None,
+    num_threads: int | None = None,
+) -> TrainResult:
+    """Run ``task`` for up to ``max_epochs`` epochs of ``n_batches`` steps, reporting
+    :class:`TrainEvent` objects to ``callbacks`` and appending one record per epoch to
+    ``history``. A ``KeyboardInterrupt`` (raised by the user or by a callback) ends training with
+    the task's best weights so far; ``num_threads`` sets the CPU threads meanwhile (None: as is)."""
+    callbacks = list(callbacks)
+    history = History() if history is None else history
+
+    def emit(**kw: Any) -> None:
+        event = TrainEvent(phase=phase, max_epochs=max_epochs, n_batches=n_batches, **kw)
+        for cb in callbacks:
+            cb(event)
+
+    t0 = time.perf_counter()
+    stopped, epoch = "max_epochs", 0
+    emit(kind="train_begin", epoch=0)
+    try:
+        with torch_threads(num_threads):
+            for epoch in range(1, max_epochs + 1):
+                task.begin_epoch(epoch)
+                total, weight = 0.0, 0.0
+                for b in range(n_batches):
+                    loss, w = task.train_batch(epoch, b)
+                    total, weight = total + loss, weight + w
+                    emit(kind="batch_end", epoch=epoch, batch=b + 1,
+                         train_loss=total / max(weight, 1e-12),
+                         seconds=time.perf_counter() - t0)  # fmt: skip
+                train_loss = total / max(weight, 1e-12)
+                val_loss = task.evaluate(epoch)
+                seconds = time.perf_counter() - t0
+                record = task.record(epoch, train_loss, val_loss, seconds)
+                history.append(record)
+                emit(kind="epoch_end", epoch=epoch, train_loss=train_loss, val_loss=val_loss,
+                     seconds=seconds, record=record)  # fmt: skip
+                if task.should_stop(epoch, val_loss):
+                    stopped = "early_stopping"
+                    break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        logger.warning("training interrupted at epoch %d; keeping the best weights so far", epoch)
+    best_epoch, best_loss = task.finish(stopped, epoch)
+    seconds = time.perf_counter() - t0
+    emit(kind="train_end", epoch=epoch, seconds=seconds, stopped=stopped)
+    logger.info(
+        "%s: %s after %d epochs (best %d) in %.1f s", phase, stopped, epoch, best_epoch, seconds
+    )
+    result_history = history if isinstance(history, History) else History(history)
+    return TrainResult(result_history, best_epoch, stopped, seconds, best_loss)
+
+
+class _ModuleTask:
+    """:func:`train_module`'s task: one module, Adam, shuffled mini-batches, early stopping."""
+
+    def __init__(self, module, loss_fn, data, val, config, seed, phase) -> None:
+        self.module, self.loss_fn, self.config, self.phase = module, loss_fn, config, phase
+        self.x, self.y, self.w = data
+        self.val = val
+        n = len(self.y)
+        self.batch_size = max(1, min(config.batch_size, n))
+        self.n_batches = max(-(-n // self.batch_size), config.min_batches)
+        self.n_passes = -(-(self.n_batches * self.batch_size) // max(n, 1))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer = torch.optim.Adam(
+            module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.best_loss, self.best_epoch, self.best_state, self.waited = np.inf, 0, None, 0
+        self.order = torch.empty(0, dtype=torch.long)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.module.train()
+        n = len(self.y)
+        perms = [torch.randperm(n, generator=self.generator) for _ in range(self.n_passes)]
+        self.order = torch.cat(perms).to(self.y.device)
+
+    def train_batch(self, epoch: int, batch: int) -> tuple[float, float]:
+        idx = self.order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        w = None if self.w is None else self.w[idx]
+        inputs = tuple(t[idx] for t in self.x)
+        loss_sum, wsum = _weighted_loss(self.module, self.loss_fn, inputs, self.y[idx], w)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss_sum / wsum.clamp_min(1e-12)).backward()
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return loss_sum.detach().item(), wsum.detach().item()
+
+    def evaluate(self, epoch: int) -> float | None:
+        if self.val is None:
+            return None
+        return _evaluate(self.module, self.loss_fn, self.val, self.config.batch_size)
+
+    def record(self, epoch: int, train_loss: float, val_loss: float | None, seconds: float) -> dict:
+        return {
+            "epoch": epoch,
+            "phase": self.phase,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "seconds": seconds,
+        }
+
+    def should_stop(self, epoch: int, val_loss: float | None) -> bool:
+        if val_loss is None:
+            self.best_epoch = epoch
+            return False
+        if val_loss < self.best_loss - self.config.min_delta:
+            self.best_loss, self.best_epoch, self.waited = val_loss, epoch, 0
+            self.best_state = copy.deepcopy(self.module.state_dict())
+            return False
+        self.waited += 1
+        return bool(self.config.patience and self.waited >= self.config.patience)
+
+    def finish(self, stopped: str, epoch: int) -> tuple[int, float | None]:
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        elif self.val is None and stopped == "interrupted":
+            self.best_epoch = max(epoch - 1, 0)  # the last completed epoch
+        self.module.eval()
+        return self.best_epoch, None if self.best_state is None else float(self.best_loss)
+
+
 def train_module(
     module: nn.Module,
     inputs: torch.Tensor | Sequence[torch.Tensor],
@@ -243,148 +404,35 @@ def train_module(
     history: History | None = None,
     num_threads: int | None = CPU_THREADS,
 ) -> TrainResult:
-    """Train ``module`` in place with Adam on mini-batches.
+    """Train ``module`` in place with Adam on mini-batches (through :func:`run_training`).
 
-    Parameters
-    ----------
-    module
-        Any module; ``module(*inputs_batch)`` must return what ``loss_fn`` takes.
-    inputs, targets
-        Training examples (one tensor or a sequence of tensors for ``inputs``); first dimension =
-        examples.
-    loss_fn
-        ``(outputs, targets) -> (B,)`` per-example losses.
-    weights
-        Optional ``(n,)`` per-example weights (e.g. how often a distinct example occurs).
-    validation
-        Optional ``(inputs, targets, weights)``; enables early stopping, and the weights of the
-        epoch with the lowest validation loss are restored at the end.
-    config
-        Optimisation settings.
-    callbacks
-        Callables receiving :class:`TrainEvent` objects.
-    seed
-        Seeds shuffling (weights should be initialised by the caller after :func:`seed_everything`).
-    device
-        Where to train; default CUDA when available, else the CPU. The module stays there.
-    phase
-        A label copied into events and history records.
-    history
-        Append the epoch records to this History (e.g. to keep several phases in one).
-    num_threads
-        CPU threads while training (see :data:`CPU_THREADS`); None keeps torch's setting.
+    ``module(*inputs_batch)`` must return what ``loss_fn`` takes; ``loss_fn(outputs, targets)``
+    returns ``(B,)`` per-example losses. ``inputs`` (one tensor or a sequence) and ``targets`` have
+    one example per row; ``weights`` are optional ``(n,)`` per-example weights (e.g. how often a
+    distinct example occurs). ``validation=(inputs, targets, weights)`` enables early stopping, and
+    the weights of the epoch with the lowest validation loss are restored at the end. ``callbacks``
+    receive :class:`TrainEvent` objects; ``seed`` seeds the shuffling (initialise the weights after
+    :func:`seed_everything`); ``device`` defaults to CUDA when available (the module stays there);
+    ``phase`` labels events and history records; ``history`` is a :class:`History` to append the
+    epoch records to (several phases in one); ``num_threads`` sets the CPU threads meanwhile (see
+    :data:`CPU_THREADS`; None keeps torch's setting).
     """
     dev = pick_device(device)
-    callbacks = list(callbacks)
-    history = History() if history is None else history
     module.to(dev)
-    x = tuple(t.to(dev) for t in _as_tuple(inputs))
-    y = targets.to(dev)
-    w = None if weights is None else weights.to(dev, dtype=torch.float32)
-    val = None
-    if validation is not None and len(validation[1]):
-        vx, vy, vw = validation
-        val = (
-            tuple(t.to(dev) for t in _as_tuple(vx)),
-            vy.to(dev),
-            None if vw is None else vw.to(dev, dtype=torch.float32),
-        )
-    n = len(y)
-    batch_size = max(1, min(config.batch_size, n))
-    n_batches = max(-(-n // batch_size), config.min_batches)
-    n_passes = -(-(n_batches * batch_size) // max(n, 1))
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+
+    def on_device(x: Any, y: torch.Tensor, w: torch.Tensor | None) -> tuple[Any, ...]:
+        w = None if w is None else w.to(dev, dtype=torch.float32)
+        return tuple(t.to(dev) for t in _as_tuple(x)), y.to(dev), w
+
+    val = on_device(*validation) if validation is not None and len(validation[1]) else None
+    data = on_device(inputs, targets, weights)
+    task = _ModuleTask(module, loss_fn, data, val, config, seed, phase)
+    return run_training(
+        task,
+        max_epochs=config.max_epochs,
+        n_batches=task.n_batches,
+        callbacks=callbacks,
+        phase=phase,
+        history=History() if history is None else history,
+        num_threads=num_threads if dev.type == "cpu" else None,
     )
-
-    def emit(**kw: Any) -> None:
-        event = TrainEvent(phase=phase, max_epochs=config.max_epochs, **kw)
-        for cb in callbacks:
-            cb(event)
-
-    t0 = time.perf_counter()
-    best_loss, best_epoch, best_state, waited = np.inf, 0, None, 0
-    stopped, epoch = "max_epochs", 0
-    emit(kind="train_begin", epoch=0, n_batches=n_batches)
-    threads = contextlib.ExitStack()
-    threads.enter_context(torch_threads(num_threads if dev.type == "cpu" else None))
-    try:
-        for epoch in range(1, config.max_epochs + 1):
-            module.train()
-            order = torch.cat([torch.randperm(n, generator=generator) for _ in range(n_passes)])
-            order = order.to(dev)
-            total, weight = 0.0, 0.0
-            for b in range(n_batches):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                loss_sum, wsum = _weighted_loss(
-                    module, loss_fn, tuple(t[idx] for t in x), y[idx], None if w is None else w[idx]
-                )
-                optimizer.zero_grad(set_to_none=True)
-                (loss_sum / wsum.clamp_min(1e-12)).backward()
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-                optimizer.step()
-                total, weight = total + loss_sum.detach().item(), weight + wsum.detach().item()
-                emit(
-                    kind="batch_end",
-                    epoch=epoch,
-                    batch=b + 1,
-                    n_batches=n_batches,
-                    train_loss=total / max(weight, 1e-12),
-                    seconds=time.perf_counter() - t0,
-                )
-            train_loss = total / max(weight, 1e-12)
-            val_loss = None if val is None else _evaluate(module, loss_fn, val, config.batch_size)
-            seconds = time.perf_counter() - t0
-            history.append(
-                {
-                    "epoch": epoch,
-                    "phase": phase,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "seconds": seconds,
-                }
-            )
-            emit(
-                kind="epoch_end",
-                epoch=epoch,
-                n_batches=n_batches,
-                train_loss=train_loss,
-                val_loss=val_loss,
-                seconds=seconds,
-            )
-            if val_loss is None:
-                best_epoch = epoch
-                continue
-            if val_loss < best_loss - config.min_delta:
-                best_loss, best_epoch, waited = val_loss, epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                waited += 1
-                if config.patience and waited >= config.patience:
-                    stopped = "early_stopping"
-                    break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        logger.warning("training interrupted at epoch %d; keeping the best weights so far", epoch)
-    finally:
-        threads.close()
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    elif val is None and stopped == "interrupted":
-        best_epoch = max(epoch - 1, 0)  # the last completed epoch
-    module.eval()
-    seconds = time.perf_counter() - t0
-    emit(kind="train_end", epoch=epoch, n_batches=n_batches, seconds=seconds, stopped=stopped)
-    logger.info(
-        "%s: %s after %d epochs (best %d) in %.1f s", phase, stopped, epoch, best_epoch, seconds
-    )
-    return TrainResult(
-        history, best_epoch, stopped, seconds, None if best_state is None else float(best_loss)
-    )
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    """``TrainConfig`` as a plain dict."""
-    return asdict(config)

@@ -49,10 +49,12 @@ from workbench.keys.topg import detect
 from workbench.logs.parser import LogParser
 from workbench.logs.sessions import SessionRule, session_groups
 from workbench.logs.summary import ParseSummary
-from workbench.params.model import ParamModel, ParamModelConfig
+from workbench.params.config import ParamModelConfig
+from workbench.params.model import ParamModel
 from workbench.params.vectors import build_series
 from workbench.store.files import RunLock
 from workbench.store.rundir import load_workbench, save_workbench, state_from_bytes, state_to_bytes
+from workbench.train import TrainEvent
 from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows, key_sequences
 from workbench.workflow.from_keymodel import keymodel_distribution, model_tasks
 
@@ -295,31 +297,28 @@ class Workbench:
         self._stop.set()
 
     def _progress(self, stage: str, user: Sequence[Callable[[dict[str, Any]], None]]):
-        def cb(event: Any) -> None:
-            kind = getattr(event, "kind", "epoch")
+        def cb(event: TrainEvent) -> None:
             # Stop only from inside a training loop (batch or epoch ends), where the loop catches
             # it and keeps the best weights; raised from train_begin/train_end it would escape fit.
-            if self._stop.is_set() and kind not in ("train_begin", "train_end"):
+            if self._stop.is_set() and event.kind not in ("train_begin", "train_end"):
                 raise KeyboardInterrupt
-            if hasattr(event, "kind"):  # a training.TrainEvent of the key model
+            if stage == "param":  # the parameter models report one "epoch" dict per epoch
+                if event.kind != "epoch_end":
+                    return
+                payload = {"stage": stage, "event": "epoch", "epochs": event.max_epochs}
+                payload.update(event.record or {})
+            else:
                 payload = {
                     "stage": stage,
                     "event": event.kind,
-                    "epoch": getattr(event, "epoch", None),
-                    "epochs": getattr(event, "max_epochs", None),
-                    "batch": getattr(event, "batch", None),
-                    "batches": getattr(event, "n_batches", None),
-                    "train_loss": getattr(event, "train_loss", None),
-                    "val_loss": getattr(event, "val_loss", None),
-                    "phase": getattr(event, "phase", None),
-                    "stopped": getattr(event, "stopped", None),
-                }
-            else:  # the parameter model's per-epoch dict
-                payload = {
-                    "stage": stage,
-                    "event": "epoch",
-                    "epochs": self.param_config.max_epochs,
-                    **dict(event),
+                    "epoch": event.epoch,
+                    "epochs": event.max_epochs,
+                    "batch": event.batch,
+                    "batches": event.n_batches,
+                    "train_loss": event.train_loss,
+                    "val_loss": event.val_loss,
+                    "phase": event.phase,
+                    "stopped": event.stopped,
                 }
             for u in user:
                 u(payload)
@@ -609,7 +608,7 @@ class Workbench:
         if key_model is not None:
             state["key"] = key_model.state_dict()
         if param_model is not None:
-            state["param"] = param_model.state_dict()
+            state["param"] = param_model.to_state()
         return state_to_bytes(state)
 
     def _load_weights(self, blob: bytes) -> None:
@@ -1148,7 +1147,7 @@ def _sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> list[tupl
 
 
 def _level_col(level: float) -> str:
-    from workbench.params.thresholds import level_name
+    from workbench.params.levels import level_name
 
     return level_name(level)
 

@@ -54,7 +54,7 @@ def read_source(log: str) -> Any:
 # ---------------------------------------------------------------------- train
 def _run_train(args: Any) -> int:
     from workbench.keys.model import KeyModelConfig
-    from workbench.params.model import ParamModelConfig
+    from workbench.params.config import ParamModelConfig
     from workbench.workbench import Workbench
 
     changes: dict[str, Any] = {"spare_keys": 64}

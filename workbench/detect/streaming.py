@@ -42,8 +42,8 @@ from workbench.keys.model import KeyModel
 from workbench.logs.parser import LogParser
 from workbench.logs.reading import raw_lines
 from workbench.logs.sessions import SessionRule, apply_session_rule, assign_default_sessions
+from workbench.params.levels import level_name
 from workbench.params.model import ParamModel
-from workbench.params.thresholds import level_name
 from workbench.workbench import DetectionReport, Workbench, set_unscored_params
 
 __all__ = ["Scorer", "StreamReport", "detect_streaming", "end_keys", "parse_lines", "read_chunks"]
@@ -217,7 +217,7 @@ class Scorer:
         return {
             "parser": self.parser.to_state(),
             "key": self.key_model.state_dict(),
-            "param": pm.state_dict() if pm is not None else None,
+            "param": pm.to_state() if pm is not None else None,
             "rule": self.rule,
             "level": self.level,
             "status": self.status,

@@ -1,491 +1,55 @@
-"""Decision rules over raw anomaly scores: the Gaussian confidence-interval threshold on MSEs.
+"""The parameter model's threshold rules: which rule a configuration asks for, fitted on every
+key's validation MSEs, and rebuilt from a saved state.
 
-DeepLog's parameter-value model scores an entry by the mean square error (MSE) between the vector it
-predicted and the one observed. Whether that MSE is anomalous is a separate, fitted rule: the MSEs of
-held-out *normal* validation entries are modelled as a Gaussian N(mean, std^2), and an entry is normal
-while its MSE lies inside the confidence interval at the chosen level (the paper plots 98 %, 99 % and
-99.9 %).
-
-Choice made here: the interval is **two-sided** by default, ``mean +/- z * std`` with
-``z = Phi^-1(1 - (1 - level) / 2)`` (z = 2.326, 2.576, 3.291 for 98 %, 99 %, 99.9 %), and only its
-upper bound is used, since an MSE can only be suspicious by being large. ``two_sided=False`` uses the
-one-sided bound ``z = Phi^-1(level)`` instead (a lower threshold, more alarms).
-
-Scale: ``scale="linear"`` is the paper's rule, a Gaussian on the MSEs themselves. An MSE is a mean of
-squared errors, so its distribution is skewed with a long right tail (chi-square-like even when the
-errors are Gaussian): the linear upper bound at 99 % is crossed by about 3 % of normal entries, and
-by more when the errors are heavy-tailed (lognormal delays). ``scale="log"`` models ``log(MSE)`` as
-the Gaussian instead (a log-normal model of the MSEs): the same mean/std/level rule, evaluated where
-the distribution is close to symmetric, and the threshold is reported back in MSE units.
-
-Several entries, one decision: an OpenStack VM instance has a few dozen scored entries, and if each
-normal entry crosses the 99 % bound with probability about 0.5 %, one instance in ten gets a false
-alarm somewhere. :func:`sidak_level` gives the per-entry level at which *an instance* of ``m``
-independent normal entries stays inside with probability ``level`` (Sidak's correction,
-``level ** (1 / m)``); equivalently, the instance's confidence is its worst entry's confidence raised
-to the power ``m`` (:func:`instance_confidence`).
-
-Finite samples: the default rule of the parameter model is :class:`ConformalThreshold`, not the
-Gaussian. A key often has only 15-50 validation MSEs; a Gaussian fitted to so few values, at a 99 %
-level, extrapolates from the middle of the sample into a tail it has never seen, and on real logs
-(OpenStack) its bound was crossed by 5 % of the entries of another normal log. The conformal rule
-uses a key's own validation MSEs where they are enough: the upper ``tail`` quantile of ``n`` values
-is the ``ceil((n + 1) * (1 - tail))``-th smallest (the finite-sample correction that makes a new
-normal value cross it with probability at most ``tail``). Where they are not (``(n + 1) * tail <
-1``: at 99 % two-sided, fewer than 199 values), the threshold is at least the key's largest
-validation MSE and extrapolates beyond it with a Pareto tail whose scale is *pooled over keys*
-(every key's gap between its two largest validation MSEs, on the log scale: a pooled Hill
-estimate). :func:`pooled_tail` builds that pool; ``bench/openstack_params.py`` prints both rules.
-
-The score is kept apart from the rule (score first, decide second): :meth:`GaussianThreshold.fit` sees
-only validation MSEs, and :meth:`~GaussianThreshold.decide` never changes the fit, so a UI can move the
-level over scores it already has.
-
->>> t = GaussianThreshold().fit([1.0, 2.0, 3.0, 2.0])
->>> round(t.threshold(0.99), 3)
-3.821
->>> t.decide([1.5, 5.0], 0.99).tolist()
-[False, True]
+Two rules (:data:`RULES`): ``"conformal"`` (the default, a key's own empirical quantile with a tail
+pooled over keys, guarded by the log-Gaussian: :mod:`workbench.params.conformal`) and
+``"gaussian"`` (the paper's, on ``log(MSE)`` or on the MSE: :mod:`workbench.params.gaussian`).
+``bench/openstack_params.py`` prints both over the same scores.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from statistics import NormalDist
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = [
-    "DEFAULT_LEVELS",
-    "RULES",
-    "SCALES",
-    "ConformalThreshold",
-    "GaussianThreshold",
-    "PooledTail",
-    "instance_confidence",
-    "level_name",
-    "pooled_tail",
-    "sidak_level",
-    "threshold_from_state",
-    "upper_tail",
-    "z_value",
-]
+from workbench.params.conformal import ConformalThreshold, pooled_tail
+from workbench.params.gaussian import GaussianThreshold
 
-DEFAULT_LEVELS: tuple[float, ...] = (0.98, 0.99, 0.999)  #: the confidence levels the paper plots
+if TYPE_CHECKING:
+    from workbench.params.config import ParamModelConfig
+
+__all__ = ["RULES", "Threshold", "fit_thresholds", "threshold_from_state"]
 
 RULES = ("conformal", "gaussian")  #: threshold rules of the parameter model (see the docstring)
-SCALES = ("linear", "log")  #: where the Gaussian is fitted: on the MSEs, or on their logarithm
-_LOG_EPS = 1e-12  # added before taking the log, so an exact 0 stays finite
-_MIN_STD = 1e-12  # floor on the fitted spread: identical validation MSEs still give a rule
+
+Threshold = ConformalThreshold | GaussianThreshold
 
 
-def z_value(level: float, *, two_sided: bool = True) -> float:
-    """Standard-normal quantile for a confidence ``level`` in (0, 1).
-
-    >>> round(z_value(0.99), 3), round(z_value(0.99, two_sided=False), 3)
-    (2.576, 2.326)
-    """
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"confidence level must lie in (0, 1), got {level!r}")
-    p = 1.0 - (1.0 - level) / 2.0 if two_sided else float(level)
-    return NormalDist().inv_cdf(p)
-
-
-def upper_tail(level: float, *, two_sided: bool = True) -> float:
-    """Probability left above the threshold at ``level``: ``(1 - level) / 2`` two-sided.
-
-    >>> round(upper_tail(0.99), 6), round(upper_tail(0.99, two_sided=False), 6)
-    (0.005, 0.01)
-    """
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"confidence level must lie in (0, 1), got {level!r}")
-    return (1.0 - float(level)) / (2.0 if two_sided else 1.0)
-
-
-def level_name(level: float) -> str:
-    """Short label of a level for column names: 0.99 -> '99', 0.999 -> '99.9'.
-
-    >>> [level_name(x) for x in DEFAULT_LEVELS]
-    ['98', '99', '99.9']
-    """
-    return f"{round(level * 100, 6):g}"
-
-
-def sidak_level(level: float, m: int | np.ndarray) -> float | np.ndarray:
-    """Per-entry level so that ``m`` independent normal entries all stay inside with prob. ``level``.
-
-    >>> round(sidak_level(0.99, 20), 6), sidak_level(0.99, 1)
-    (0.999498, 0.99)
-    """
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"confidence level must lie in (0, 1), got {level!r}")
-    m_arr = np.asarray(m, dtype=float)
-    if np.any(m_arr < 1):
-        raise ValueError("the number of entries m must be at least 1")
-    out = float(level) ** (1.0 / m_arr)
-    return float(out) if out.ndim == 0 else out
-
-
-def instance_confidence(worst_confidence: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
-    """Confidence of a group of ``m`` entries from its worst entry's: ``worst ** m`` (Sidak).
-
-    The group is anomalous at ``level`` exactly when this exceeds ``level``, that is when its worst
-    entry lies outside the :func:`sidak_level` interval.
-
-    >>> instance_confidence([0.99, 0.9999], 20).round(4).tolist()
-    [0.8179, 0.998]
-    """
-    c = np.clip(np.asarray(worst_confidence, dtype=float), 0.0, 1.0)
-    return c ** np.asarray(m, dtype=float)
-
-
-class GaussianThreshold:
-    """Gaussian model of validation MSEs, with an upper confidence bound per level.
-
-    Parameters
-    ----------
-    two_sided
-        Use the upper bound of a two-sided interval (default, see the module docstring) or a
-        one-sided bound.
-    scale
-        ``"linear"`` (a Gaussian on the scores) or ``"log"`` (a Gaussian on their logarithm); see
-        the module docstring.
-    floor
-        The threshold never goes below this score. A model that predicts its validation entries
-        almost exactly (a key whose values never vary) would otherwise flag rounding noise.
-
-    Attributes
-    ----------
-    mean_, std_ : float
-        Mean and (population) standard deviation of the validation MSEs (of their logarithm
-        when ``scale="log"``).
-    n_ : int
-        How many finite validation MSEs were used.
-    """
-
-    def __init__(self, *, two_sided: bool = True, scale: str = "linear", floor: float = 0.0):
-        if not (floor >= 0 and math.isfinite(floor)):
-            raise ValueError(f"floor must be a finite non-negative number, got {floor!r}")
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-        self.two_sided = two_sided
-        self.scale = scale
-        self.floor = float(floor)
-
-    def _to_fit_scale(self, m: np.ndarray) -> np.ndarray:
-        if self.scale == "log":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.log(np.maximum(m, 0.0) + _LOG_EPS)
-        return m
-
-    def fit(self, validation_mse: Iterable[float]) -> GaussianThreshold:
-        """Fit on the MSEs of normal validation entries (non-finite values are ignored)."""
-        if not isinstance(validation_mse, np.ndarray | list | tuple):
-            validation_mse = list(validation_mse)
-        v = np.asarray(validation_mse, dtype=float).ravel()
-        v = self._to_fit_scale(v[np.isfinite(v)])
-        if v.size == 0:
-            raise ValueError("cannot fit a Gaussian threshold on no finite validation MSEs")
-        self.mean_ = float(v.mean())
-        self.std_ = max(float(v.std()), _MIN_STD)
-        self.n_ = int(v.size)
-        return self
-
-    @property
-    def fitted(self) -> bool:
-        """Whether :meth:`fit` (or :meth:`from_state`) has run."""
-        return hasattr(self, "mean_")
-
-    def _check(self) -> None:
-        if not self.fitted:
-            raise RuntimeError("GaussianThreshold is not fitted; call fit(validation_mse) first")
-
-    def threshold(self, level: float) -> float:
-        """The MSE above which an entry is anomalous at ``level``."""
-        self._check()
-        bound = self.mean_ + z_value(level, two_sided=self.two_sided) * self.std_
-        if self.scale == "log":
-            bound = math.exp(min(bound, 700.0)) - _LOG_EPS
-        return max(bound, self.floor)
-
-    def thresholds(self, levels: Sequence[float] = DEFAULT_LEVELS) -> dict[float, float]:
-        """``{level: threshold}`` for several levels at once."""
-        return {float(lv): self.threshold(lv) for lv in levels}
-
-    def decide(self, mse: float | Iterable[float], level: float) -> np.ndarray:
-        """Boolean array: True where the MSE is above the threshold at ``level`` (NaN -> False)."""
-        m = np.asarray(mse, dtype=float)
-        with np.errstate(invalid="ignore"):
-            return np.asarray(m > self.threshold(level))
-
-    def confidence(self, mse: float | Iterable[float]) -> np.ndarray:
-        """The smallest level at which each MSE would be normal: where it sits in the fitted Gaussian.
-
-        >>> t = GaussianThreshold().fit([0.0, 2.0])
-        >>> t.confidence([1.0, 3.0]).round(4).tolist()
-        [0.0, 0.9545]
-        """
-        self._check()
-        m = np.asarray(mse, dtype=float)
-        z = (self._to_fit_scale(m) - self.mean_) / self.std_
-        cdf = np.vectorize(NormalDist().cdf, otypes=[float])(np.nan_to_num(z, nan=-math.inf))
-        out = np.clip(2.0 * cdf - 1.0 if self.two_sided else cdf, 0.0, 1.0)
-        return np.where(m <= self.floor, 0.0, out)
-
-    # ------------------------------------------------------------------ persistence
-    def to_state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        self._check()
+def fit_thresholds(
+    validation_mse: Mapping[int, np.ndarray], cfg: ParamModelConfig
+) -> dict[int, Threshold]:
+    """Every key's threshold rule (the config's) fitted on its validation MSEs."""
+    if cfg.threshold_rule == "gaussian":
         return {
-            "two_sided": self.two_sided,
-            "scale": self.scale,
-            "floor": self.floor,
-            "mean": self.mean_,
-            "std": self.std_,
-            "n": self.n_,
+            k: GaussianThreshold(
+                two_sided=cfg.two_sided, scale=cfg.threshold_scale, floor=cfg.min_threshold
+            ).fit(v)
+            for k, v in validation_mse.items()
         }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> GaussianThreshold:
-        """Rebuild from :meth:`to_state`; raises ValueError on a malformed state."""
-        try:
-            t = cls(
-                two_sided=bool(state["two_sided"]),
-                scale=str(state.get("scale", "linear")),
-                floor=float(state.get("floor", 0.0)),
-            )
-            t.mean_, t.std_, t.n_ = float(state["mean"]), float(state["std"]), int(state["n"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed threshold state: {exc!r}") from exc
-        return t
-
-    def __repr__(self) -> str:
-        if not self.fitted:
-            return f"GaussianThreshold(two_sided={self.two_sided}, scale={self.scale!r})"
-        return (
-            f"GaussianThreshold(two_sided={self.two_sided}, scale={self.scale!r}, floor={self.floor:g}, "
-            f"mean={self.mean_:.4g}, "
-            f"std={self.std_:.4g}, n={self.n_})"
-        )
-
-
-# ---------------------------------------------------------------------- conformal, pooled tail
-_PRIOR_BETA = 1.0  # pseudo-observation of the pooled tail scale (one e-fold per excess)
-
-
-def _log_scores(values: np.ndarray, offset: float) -> np.ndarray:
-    return np.log(np.maximum(values, 0.0) + offset)
-
-
-class PooledTail:
-    """How far beyond a key's largest validation score a normal score can go, pooled over keys.
-
-    Beyond the largest of ``n`` normal scores the tail is modelled as Pareto (exponential on the log
-    scale): ``P(X > x) = exp(-(log x - log max) / beta) / (n + 1)``. ``beta`` is the pooled Hill
-    estimate: the mean over keys of ``log(largest / second largest)`` (each key counts once, its
-    top spacing), with one pseudo-key at ``beta = 1`` so that one or two keys cannot set it alone.
-
-    >>> tail = PooledTail(beta=0.5)
-    >>> round(tail.excess(0.001, 99), 4), round(float(tail.sf(tail.excess(0.001, 99), 99)), 6)
-    (1.1513, 0.001)
-    """
-
-    def __init__(self, beta: float = _PRIOR_BETA, keys: int = 0) -> None:
-        if not (beta > 0 and math.isfinite(beta)):
-            raise ValueError(f"beta must be a positive number, got {beta!r}")
-        self.beta, self.keys = float(beta), int(keys)
-
-    def excess(self, tail: float, n: int) -> float:
-        """Log-scale distance above the maximum of ``n`` scores exceeded with probability ``tail``."""
-        return self.beta * max(0.0, math.log(1.0 / ((n + 1) * tail)))
-
-    def sf(self, excess: np.ndarray, n: int) -> np.ndarray:
-        """``P(X > max * e^excess)`` for excesses >= 0."""
-        with np.errstate(over="ignore"):
-            return np.exp(-np.maximum(np.asarray(excess, dtype=float), 0.0) / self.beta) / (n + 1)
-
-    def to_state(self) -> dict[str, Any]:
-        return {"beta": self.beta, "keys": self.keys}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PooledTail:
-        return cls(float(state["beta"]), int(state.get("keys", 0)))
-
-    def __repr__(self) -> str:
-        return f"PooledTail(beta={self.beta:.4g}, keys={self.keys})"
-
-
-def pooled_tail(validation_sets: Iterable[Iterable[float]], *, offset: float = 1e-2) -> PooledTail:
-    """Fit :class:`PooledTail` on several keys' validation scores (``offset`` added before the log,
-    so that scores far below it count as equal: ``log((top + offset) / (second + offset))``).
-
-    >>> pooled_tail([[1.0, 2.0, 4.0], [1.0, 1.0, 1.0]], offset=1e-9).beta.__round__(4)
-    0.5644
-    """
-    spacings = []
-    for values in validation_sets:
-        v = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, float)
-        v = np.sort(v[np.isfinite(v)])
-        if len(v) >= 2:
-            top = _log_scores(v[-2:], offset)
-            spacings.append(float(top[1] - top[0]))
-    beta = (sum(spacings) + _PRIOR_BETA) / (len(spacings) + 1)
-    return PooledTail(max(beta, 1e-3), len(spacings))
-
-
-class ConformalThreshold:
-    """Empirical (conformal) upper quantile of a key's validation scores, with a pooled tail.
-
-    At level ``L`` the upper-tail probability is ``tail = (1 - L) / 2`` (two-sided, default, as
-    :class:`GaussianThreshold`) or ``1 - L``. With ``n`` validation scores, when ``(n + 1) * tail
-    >= 1`` the threshold is the ``ceil((n + 1) * (1 - tail))``-th smallest score; otherwise it is
-    the largest score times ``exp(beta * log(1 / ((n + 1) * tail)))`` (on the ``score + offset``
-    scale), ``beta`` the pooled tail scale (:func:`pooled_tail`). :meth:`confidence` is the exact
-    inverse: the conformal p-value ``(1 + #{v >= x}) / (n + 1)`` up to the largest score, the
-    pooled Pareto tail beyond it.
-
-    With ``gaussian_guard`` (default) the threshold is never below the Gaussian bound on the
-    log scale either (``exp(mean + z * std) - offset`` of ``log(score + offset)``), so an entry is
-    flagged only when both the key's empirical tail and its Gaussian find it rare: validation data
-    come from the period just after training, and on a later period of the same log the empirical
-    quantile alone was crossed 2.5 times too often (``bench/openstack_params.py``).
-
-    >>> t = ConformalThreshold(gaussian_guard=False).fit(np.arange(1.0, 400.0))
-    >>> t.threshold(0.98), t.threshold(0.99)
-    (396.0, 398.0)
-    >>> t.decide([398.0, 398.5], 0.99).tolist()
-    [False, True]
-    """
-
-    def __init__(
-        self,
-        *,
-        two_sided: bool = True,
-        floor: float = 0.0,
-        offset: float = 1e-2,
-        pool: PooledTail | None = None,
-        gaussian_guard: bool = True,
-    ):
-        if not (floor >= 0 and math.isfinite(floor)):
-            raise ValueError(f"floor must be a finite non-negative number, got {floor!r}")
-        if not (offset > 0 and math.isfinite(offset)):
-            raise ValueError(f"offset must be a positive number, got {offset!r}")
-        self.two_sided = two_sided
-        self.floor = float(floor)
-        self.offset = float(offset)
-        self.pool = pool if pool is not None else PooledTail()
-        self.gaussian_guard = bool(gaussian_guard)
-
-    def fit(self, validation_mse: Iterable[float]) -> ConformalThreshold:
-        """Keep the sorted finite validation scores and their log-scale mean and spread."""
-        if not isinstance(validation_mse, np.ndarray | list | tuple):
-            validation_mse = list(validation_mse)
-        v = np.asarray(validation_mse, dtype=float).ravel()
-        v = np.sort(v[np.isfinite(v)])
-        if v.size == 0:
-            raise ValueError("cannot fit a threshold on no finite validation scores")
-        y = _log_scores(v, self.offset)
-        self.values_ = v
-        self.mean_ = float(y.mean())
-        self.std_ = max(float(y.std(ddof=1)) if len(y) > 1 else 0.0, _MIN_STD)
-        self.n_ = int(v.size)
-        return self
-
-    @property
-    def fitted(self) -> bool:
-        return hasattr(self, "values_")
-
-    def _check(self) -> None:
-        if not self.fitted:
-            raise RuntimeError("ConformalThreshold is not fitted; call fit(validation_mse) first")
-
-    def threshold(self, level: float) -> float:
-        """The score above which an entry is anomalous at ``level``."""
-        self._check()
-        tail = upper_tail(level, two_sided=self.two_sided)
-        n = self.n_
-        rank = math.ceil((n + 1) * (1.0 - tail) - 1e-9)
-        if rank <= n:
-            bound = float(self.values_[rank - 1])
-        else:
-            top = math.log(float(self.values_[-1]) + self.offset)
-            bound = math.exp(min(top + self.pool.excess(tail, n), 700.0)) - self.offset
-        if self.gaussian_guard:
-            z = NormalDist().inv_cdf(1.0 - tail)
-            bound = max(bound, math.exp(min(self.mean_ + z * self.std_, 700.0)) - self.offset)
-        return max(bound, self.floor)
-
-    def thresholds(self, levels: Sequence[float] = DEFAULT_LEVELS) -> dict[float, float]:
-        """``{level: threshold}`` for several levels at once."""
-        return {float(lv): self.threshold(lv) for lv in levels}
-
-    def decide(self, mse: float | Iterable[float], level: float) -> np.ndarray:
-        """Boolean array: True where the score is above the threshold at ``level`` (NaN -> False)."""
-        m = np.asarray(mse, dtype=float)
-        with np.errstate(invalid="ignore"):
-            return np.asarray(m > self.threshold(level))
-
-    def p_value(self, mse: float | Iterable[float]) -> np.ndarray:
-        """Upper-tail probability of each score among normal ones (see the class docstring)."""
-        self._check()
-        m = np.asarray(mse, dtype=float)
-        n = self.n_
-        above = n - np.searchsorted(self.values_, np.nan_to_num(m, nan=-np.inf), side="left")
-        p = (1.0 + above) / (n + 1.0)
-        top = math.log(float(self.values_[-1]) + self.offset)
-        excess = _log_scores(np.nan_to_num(m, nan=0.0), self.offset) - top
-        p = np.where(m > self.values_[-1], self.pool.sf(excess, n), p)
-        if self.gaussian_guard:
-            z = (_log_scores(np.nan_to_num(m, nan=0.0), self.offset) - self.mean_) / self.std_
-            cdf = np.vectorize(NormalDist().cdf, otypes=[float])(z)
-            p = np.maximum(p, 1.0 - cdf)
-        return np.where(np.isnan(m), 1.0, p)
-
-    def confidence(self, mse: float | Iterable[float]) -> np.ndarray:
-        """The smallest level at which each score would be normal (``1 - 2 p`` two-sided)."""
-        p = self.p_value(mse)
-        out = np.clip(1.0 - (2.0 if self.two_sided else 1.0) * p, 0.0, 1.0)
-        m = np.asarray(mse, dtype=float)
-        return np.where(m <= self.floor, 0.0, out)
-
-    def to_state(self) -> dict[str, Any]:
-        """JSON-able state (the sorted validation scores included)."""
-        self._check()
-        return {
-            "rule": "conformal",
-            "two_sided": self.two_sided,
-            "floor": self.floor,
-            "offset": self.offset,
-            "pool": self.pool.to_state(),
-            "gaussian_guard": self.gaussian_guard,
-            "values": self.values_.tolist(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ConformalThreshold:
-        """Rebuild from :meth:`to_state`; raises ValueError on a malformed state."""
-        try:
-            t = cls(
-                two_sided=bool(state["two_sided"]),
-                floor=float(state.get("floor", 0.0)),
-                offset=float(state.get("offset", 1e-2)),
-                pool=PooledTail.from_state(state["pool"]),
-                gaussian_guard=bool(state.get("gaussian_guard", False)),
-            )
-            t.fit(state["values"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed threshold state: {exc!r}") from exc
-        return t
-
-    def __repr__(self) -> str:
-        if not self.fitted:
-            return f"ConformalThreshold(two_sided={self.two_sided})"
-        return (
-            f"ConformalThreshold(two_sided={self.two_sided}, floor={self.floor:g}, n={self.n_}, "
-            f"max={self.values_[-1]:.4g})"
-        )
+    offset = max(cfg.min_threshold, 1e-6)
+    pool = pooled_tail(validation_mse.values(), offset=offset)
+    return {
+        k: ConformalThreshold(
+            two_sided=cfg.two_sided,
+            floor=cfg.min_threshold,
+            offset=offset,
+            pool=pool,
+            gaussian_guard=cfg.threshold_guard,
+        ).fit(v)
+        for k, v in validation_mse.items()
+    }
 
 
 def threshold_from_state(state: dict[str, Any]) -> GaussianThreshold | ConformalThreshold:

@@ -41,7 +41,8 @@ import torch
 from workbench.feedback.journal import FeedbackJournal
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.parser import LogParser
-from workbench.params.model import ParamModel, ParamModelConfig
+from workbench.params.config import ParamModelConfig
+from workbench.params.model import ParamModel
 from workbench.store.files import (
     FORMAT_VERSION,
     RunFormatError,
@@ -211,7 +212,7 @@ def _save(wb: Any, folder: Path, same: bool, lock: Any) -> Path:
     if wb.key_model is not None:
         files += _save_state(tmp, "key_model", wb.key_model.state_dict())
     if wb.param_model is not None:
-        files += _save_state(tmp, "param_model", wb.param_model.state_dict())
+        files += _save_state(tmp, "param_model", wb.param_model.to_state())
     write_json(tmp / "workflows.json", [to_node_link(g) for g in wb.workflows_])
     files.append("workflows.json")
     _fsync_dir(tmp)
