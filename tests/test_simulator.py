@@ -10,13 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.simulate.engine import (
-    SimulatorConfig,
-    add_simulate_command,
-    simulate,
-    task_workflows,
-    transitions,
-)
+from workbench.simulate.command import add_simulate_command
+from workbench.simulate.config import SimulatorConfig
+from workbench.simulate.engine import simulate
+from workbench.simulate.truth import task_workflows
+from workbench.simulate.vocabulary import transitions
 
 LINE = re.compile(
     r"^(?P<record>nova-(?:compute|api|scheduler)\.log\S*) "
@@ -279,7 +277,7 @@ def test_config_validation(kwargs, message):
 
 def test_config_from_dict_rejects_unknown_keys():
     assert SimulatorConfig.from_dict({"n_instances": 5}).n_instances == 5
-    with pytest.raises(ValueError, match="unknown SimulatorConfig keys: colour"):
+    with pytest.raises(ValueError, match="unknown SimulatorConfig fields"):
         SimulatorConfig.from_dict({"colour": "red"})
 
 
