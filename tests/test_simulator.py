@@ -281,6 +281,24 @@ def test_config_from_dict_rejects_unknown_keys():
         SimulatorConfig.from_dict({"colour": "red"})
 
 
+def test_config_round_trips_through_a_plain_dict():
+    cfg = SimulatorConfig(
+        n_instances=30,
+        anomalies={"execution": 2, "parameter": 0.1},
+        throttled=("stop.off", "stop.shutdown"),
+    )
+    data = cfg.to_dict()
+    assert data["anomalies"] == {"execution": 2, "parameter": 0.1} and data["throttled"] == [
+        "stop.off",
+        "stop.shutdown",
+    ]
+    assert SimulatorConfig.from_dict(data) == cfg
+    assert cfg.replace(seed=4).seed == 4
+    with pytest.raises(ValueError, match="n_instances must be > 0"):
+        cfg.replace(n_instances=0)
+    assert simulate(cfg).lines == simulate(SimulatorConfig.from_dict(data)).lines
+
+
 def test_transitions_include_the_image_copy():
     assert ("create.image", "create.vm_started") in transitions()
 
