@@ -47,7 +47,8 @@ def _simulate(path: Path, lines: int, seed: int) -> int:
     """Write a simulated test log of about ``lines`` lines; returns the exact count."""
     import pandas as pd
 
-    from workbench.simulate.engine import SimulatorConfig, simulate
+    from workbench.simulate.config import SimulatorConfig
+    from workbench.simulate.engine import simulate
 
     n_inst = max(1, round(lines / LINES_PER_INSTANCE))
     piece = 2000

@@ -8,7 +8,8 @@ import pytest
 
 from workbench.cli import commands as cli_commands
 from workbench.cli import main
-from workbench.eval.protocol import add_evaluate_command, evaluate
+from workbench.eval.command import add_evaluate_command
+from workbench.eval.protocol import evaluate
 
 REQUIRED = "tp fp fn tn precision recall f1 fpr g window model " + (
     "train_seconds detect_seconds keys_per_second"
@@ -141,3 +142,33 @@ def test_cli_deeplog_with_session_counts_and_an_ensemble(files, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--ensemble", "0"])
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_counts_by_rule_add_up_and_name_the_rules(files, capsys):
+    """Every anomalous test session is counted under the rule that fired first; the reasons are
+    the detectors' own and map onto the rule names the rest of the workbench shows."""
+    from workbench.detect.rules import RULES, rule_of
+
+    train, normal, abnormal = files
+    argv = ["evaluate", "--train", str(train), "--test-normal", str(normal)]
+    argv += ["--test-abnormal", str(abnormal), "--window", "2", "--top-g", "1", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    by_rule = out["by_rule"]
+    assert sum(by_rule["abnormal"].values()) == out["tp"] == 3
+    assert sum(by_rule["normal"].values()) == out["fp"]
+    assert by_rule["abnormal"]["unknown key"] == 1  # 1 9 4: key 9 never seen in training
+    assert by_rule["abnormal"]["session ended unexpectedly"] == 2  # 1 2, twice
+    assert {rule_of(r) for r in by_rule["abnormal"]} == set(RULES) - {"parameter threshold"}
+
+    assert main([a for a in argv if a != "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "by rule" in text and "session ended unexpectedly" in text
+
+
+@pytest.mark.parametrize("model", ["ngram", "pca", "im", "simple"])
+def test_counts_by_rule_of_the_baselines(model):
+    train = [(1, 2, 3, 4)] * 40 + [(1, 3, 2, 4)] * 10
+    result = evaluate(train, [(1, 2, 3, 4)] * 5, [(1, 2), (1, 9, 4), (1, 2)], model=model)
+    assert sum(result["by_rule"]["abnormal"].values()) == result["tp"]
+    assert sum(result["by_rule"]["normal"].values()) == result["fp"]

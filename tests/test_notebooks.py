@@ -144,13 +144,28 @@ def test_export_inlines_plotly_once_and_every_figure() -> None:
     )
 
 
-def test_committed_notebooks_match_their_generator() -> None:
-    make = _module("make_notebooks")
-    for name, cells in make.NOTEBOOKS.items():
-        built = make.build(cells)
-        committed = nbformat.read(REPO / "notebooks" / name, as_version=4)
-        assert [c.source for c in committed.cells] == [c.source for c in built.cells], name
-        assert all(not c.get("outputs") for c in committed.cells), f"{name} holds outputs"
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_and_its_paired_source_hold_the_same_cells(path: Path) -> None:
+    """Each notebook is paired with a percent-format ``.py`` of the same name (edit either, then
+    ``jupytext --sync notebooks/*.ipynb``); both hold the same cells, and the committed ``.ipynb``
+    holds no outputs."""
+    jupytext = pytest.importorskip("jupytext")
+    source = path.with_suffix(".py")
+    assert source.exists(), f"{path.name} has no paired {source.name}"
+    committed = nbformat.read(path, as_version=4)
+    paired = jupytext.read(source)
+    assert committed.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
+    assert [(c.cell_type, c.source) for c in paired.cells] == [
+        (c.cell_type, c.source) for c in committed.cells
+    ], f"{path.name} and {source.name} differ: run `jupytext --sync {path.name}`"
+    assert all(not c.get("outputs") for c in committed.cells), f"{path.name} holds outputs"
+
+
+def test_every_paired_source_has_its_notebook() -> None:
+    """A percent-format source without its ``.ipynb`` would be a notebook nobody runs."""
+    for source in (REPO / "notebooks").glob("*.py"):
+        if "format_name: percent" in source.read_text(encoding="utf-8")[:1000]:
+            assert source.with_suffix(".ipynb").exists(), f"{source.name} has no .ipynb"
 
 
 def test_notebooks_are_found_or_absent_on_purpose() -> None:

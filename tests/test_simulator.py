@@ -10,13 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.simulate.engine import (
-    SimulatorConfig,
-    add_simulate_command,
-    simulate,
-    task_workflows,
-    transitions,
-)
+from workbench.simulate.command import add_simulate_command
+from workbench.simulate.config import SimulatorConfig
+from workbench.simulate.engine import simulate
+from workbench.simulate.truth import task_workflows
+from workbench.simulate.vocabulary import transitions
 
 LINE = re.compile(
     r"^(?P<record>nova-(?:compute|api|scheduler)\.log\S*) "
@@ -279,8 +277,26 @@ def test_config_validation(kwargs, message):
 
 def test_config_from_dict_rejects_unknown_keys():
     assert SimulatorConfig.from_dict({"n_instances": 5}).n_instances == 5
-    with pytest.raises(ValueError, match="unknown SimulatorConfig keys: colour"):
+    with pytest.raises(ValueError, match="unknown SimulatorConfig fields"):
         SimulatorConfig.from_dict({"colour": "red"})
+
+
+def test_config_round_trips_through_a_plain_dict():
+    cfg = SimulatorConfig(
+        n_instances=30,
+        anomalies={"execution": 2, "parameter": 0.1},
+        throttled=("stop.off", "stop.shutdown"),
+    )
+    data = cfg.to_dict()
+    assert data["anomalies"] == {"execution": 2, "parameter": 0.1} and data["throttled"] == [
+        "stop.off",
+        "stop.shutdown",
+    ]
+    assert SimulatorConfig.from_dict(data) == cfg
+    assert cfg.replace(seed=4).seed == 4
+    with pytest.raises(ValueError, match="n_instances must be > 0"):
+        cfg.replace(n_instances=0)
+    assert simulate(cfg).lines == simulate(SimulatorConfig.from_dict(data)).lines
 
 
 def test_transitions_include_the_image_copy():

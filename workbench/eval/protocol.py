@@ -1,4 +1,4 @@
-"""Honest evaluation of a log-key detector, and the ``deeplog-workbench evaluate`` command.
+"""Honest evaluation of a log-key detector (the command is in :mod:`workbench.eval.command`).
 
 The detector is trained on normal training sessions only; every knob it chooses (g, the probability
 floor, early stopping) is chosen on a share of those training sessions. The test sessions are only
@@ -12,8 +12,6 @@ scored, and counted with multiplicity.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -21,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.eval.metrics import confusion
-from workbench.keys.windows import FORMATS, Session, read_sessions
+from workbench.keys.topg import REASONS
+from workbench.keys.windows import Session, read_sessions
 from workbench.train import Callback
 
 __all__ = [
     "MODELS",
-    "add_evaluate_command",
     "build_detector",
+    "counts_by_reason",
     "dense_keys",
     "evaluate",
     "read_role",
@@ -133,8 +132,10 @@ def evaluate(
     -------
     dict
         ``tp fp fn tn precision recall f1 fpr`` (sessions with multiplicity), ``g`` and how it was
-        chosen (``g_selection``; None for PCA and IM), ``window``, ``model``, ``train_seconds``,
-        ``detect_seconds`` and ``keys_per_second`` (test keys over detection time).
+        chosen (``g_selection``; None for PCA and IM), ``window``, ``model``, ``by_rule`` (for the
+        ``normal`` and the ``abnormal`` test sessions, the anomalous ones by the rule that fired
+        first: :func:`counts_by_reason`), ``train_seconds``, ``detect_seconds`` and
+        ``keys_per_second`` (test keys over detection time).
     """
     detector = build_detector(
         model,
@@ -145,26 +146,14 @@ def evaluate(
         validation_folds=validation_folds,
         preset=preset,
     )
-    t0 = time.perf_counter()
-    if model == "deeplog":
-        detector.fit(train, seed=seed, callbacks=callbacks)
-    else:
-        detector.fit(train, seed=seed)
-    train_seconds = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    normal = detector.detect(test_normal)
-    abnormal = detector.detect(test_abnormal)
-    detect_seconds = time.perf_counter() - t1
+    train_seconds, detect_seconds, normal, abnormal = _fit_and_detect(
+        detector, model, train, (test_normal, test_abnormal), seed, callbacks
+    )
     n_keys = sum(len(s) for s in test_normal) + sum(len(s) for s in test_abnormal)
     result: dict[str, Any] = confusion(normal.anomalous, abnormal.anomalous).to_dict()
-    selection = getattr(detector, "g_selection_", None)
+    result.update(_describe(detector, model))
     result.update(
-        model=model,
-        window=getattr(detector, "window", None) if model != "deeplog" else detector.config.window,
-        g=getattr(detector, "g_", None),
-        min_probability=None if selection is None else selection.min_probability,
-        end_g=None if selection is None else selection.end_g,
-        g_selection=None if selection is None else selection.to_dict(),
+        by_rule={"normal": counts_by_reason(normal), "abnormal": counts_by_reason(abnormal)},
         train_seconds=train_seconds,
         detect_seconds=detect_seconds,
         keys_per_second=n_keys / detect_seconds if detect_seconds > 0 else None,
@@ -180,6 +169,62 @@ def evaluate(
     return result
 
 
+def _fit_and_detect(
+    detector: Any,
+    model: str,
+    train: Sequence[Session],
+    tests: tuple[Sequence[Session], Sequence[Session]],
+    seed: int,
+    callbacks: Iterable[Callback],
+) -> tuple[float, float, Any, Any]:
+    """Fit on ``train``, detect on the normal and the abnormal test sessions; the seconds each
+    took and the two detections."""
+    t0 = time.perf_counter()
+    if model == "deeplog":
+        detector.fit(train, seed=seed, callbacks=callbacks)
+    else:
+        detector.fit(train, seed=seed)
+    train_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    normal, abnormal = (detector.detect(sessions) for sessions in tests)
+    return train_seconds, time.perf_counter() - t1, normal, abnormal
+
+
+def _describe(detector: Any, model: str) -> dict[str, Any]:
+    """The fitted detector's window, g, and how g and the probability floor were chosen."""
+    selection = getattr(detector, "g_selection_", None)
+    return {
+        "model": model,
+        "window": getattr(detector, "window", None)
+        if model != "deeplog"
+        else detector.config.window,
+        "g": getattr(detector, "g_", None),
+        "min_probability": None if selection is None else selection.min_probability,
+        "end_g": None if selection is None else selection.end_g,
+        "g_selection": None if selection is None else selection.to_dict(),
+    }
+
+
+def counts_by_reason(detection: Any) -> dict[str, int]:
+    """Anomalous sessions (with multiplicity) by the reason of their first anomalous entry.
+
+    Every reason of the key model's rules (:data:`workbench.keys.topg.REASONS`) is listed, a rule
+    that never fired as 0; a baseline's own reasons (a count vector, an unseen length) follow as
+    they occur.
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> d = SimpleNamespace(reason=np.array(["", "unknown key", "key not in top-g", "unknown key"]))
+    >>> counts_by_reason(d)["unknown key"], counts_by_reason(d)["key below probability floor"]
+    (2, 0)
+    """
+    counts = {r: 0 for r in REASONS if r}
+    for reason in detection.reason:
+        if reason is not None and str(reason) not in ("", "nan"):
+            counts[str(reason)] = counts.get(str(reason), 0) + 1
+    return counts
+
+
 def dense_keys(*roles: Sequence[Session]) -> tuple[list[Session], ...]:
     """The same sessions with key ids renumbered 1..n in the order of their values.
 
@@ -193,142 +238,3 @@ def dense_keys(*roles: Sequence[Session]) -> tuple[list[Session], ...]:
     distinct = sorted({k for sessions in roles for s in sessions for k in s})
     index = {k: i for i, k in enumerate(distinct, start=1)}
     return tuple([tuple(index[k] for k in s) for s in sessions] for sessions in roles)
-
-
-def _top_g(text: str) -> int | str:
-    if text == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected 'auto' or a positive integer, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"g must be >= 1, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.verbose and not args.json:
-        from workbench.train import TqdmProgress
-
-        callbacks: list[Callback] = [TqdmProgress()]
-    else:
-        callbacks = []
-    train, dropped_train = read_role([args.train], args.format, 0)
-    t0 = time.perf_counter()
-    normal, dropped_normal = read_role(args.test_normal, args.format, 0)
-    abnormal, dropped_abnormal = read_role(args.test_abnormal, args.format, 1)
-    for role, got, paths in (
-        ("training", train, [args.train]),
-        ("normal test", normal, args.test_normal),
-        ("abnormal test", abnormal, args.test_abnormal),
-    ):
-        if not any(len(s) for s in got):
-            names = ", ".join(str(p) for p in paths)
-            raise ValueError(f"{names}: no {role} sessions (empty, blank, or all rows dropped)")
-    train, normal, abnormal = dense_keys(train, normal, abnormal)
-    read_seconds = time.perf_counter() - t0
-    result = evaluate(
-        train,
-        normal,
-        abnormal,
-        model=args.model,
-        window=args.window,
-        top_g=args.top_g,
-        seed=args.seed,
-        callbacks=callbacks,
-        session_counts=args.session_counts,
-        ensemble=args.ensemble,
-        validation_folds=args.validation_folds,
-        preset=args.preset,
-    )
-    # Throughput counts reading the test files too.
-    result["read_seconds"] = read_seconds
-    result["detect_seconds"] += read_seconds
-    result["keys_per_second"] = result["test_keys"] / result["detect_seconds"]
-    result["dropped_rows"] = {
-        "train": dropped_train,
-        "test_normal": dropped_normal,
-        "test_abnormal": dropped_abnormal,
-    }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key in ("model", "window", "g", "tp", "fp", "fn", "tn"):
-            print(f"{key:>16} {result[key]}")
-        for key in ("precision", "recall", "f1", "fpr", "train_seconds", "keys_per_second"):
-            print(f"{key:>16} {result[key]:.4f}")
-    return 0
-
-
-def add_evaluate_command(subparsers: Any) -> None:
-    """Register ``deeplog-workbench evaluate`` on an argparse sub-parser collection."""
-    p = subparsers.add_parser(
-        "evaluate",
-        help="train on normal sessions and measure detection on labelled test sessions",
-        description="Train a log-key detector on normal sessions (every knob chosen on a share of "
-        "them), detect on normal and abnormal test sessions, and report the figures.",
-    )
-    p.add_argument("--train", required=True, help="normal training sessions")
-    p.add_argument(
-        "--test-normal", required=True, nargs="+", help="normal test sessions (one or more files)"
-    )
-    p.add_argument(
-        "--test-abnormal",
-        required=True,
-        nargs="+",
-        help="abnormal test sessions (one or more files)",
-    )
-    p.add_argument(
-        "--format",
-        choices=(*FORMATS, "auto"),
-        default="auto",
-        help="file format (default: auto, per file: .csv -> csv, a comma -> idkeys, else keys); "
-        "in csv files only the rows labelled for the role are used",
-    )
-    p.add_argument("--model", choices=MODELS, default="deeplog", help="detector (default: deeplog)")
-    p.add_argument("--window", type=int, default=None, help="history length h (N-gram: N - 1)")
-    p.add_argument(
-        "--top-g", type=_top_g, default="auto", help="g, or 'auto' to choose it on validation"
-    )
-    p.add_argument(
-        "--preset",
-        choices=("recommended", "paper"),
-        default="recommended",
-        help="deeplog: the recommended configuration (h = 5, session counts, 3 networks, g on 2 "
-        "cross-fitted folds; the default) or the paper's (h = 10, one network); the options "
-        "below override it",
-    )
-    p.add_argument(
-        "--session-counts",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="deeplog: the model also sees how often each key occurred so far in the session",
-    )
-    p.add_argument(
-        "--ensemble",
-        type=_positive,
-        default=None,
-        help="deeplog: average the probabilities of this many networks",
-    )
-    p.add_argument(
-        "--validation-folds",
-        type=_positive,
-        default=None,
-        help="deeplog: choose g on this many cross-fitted folds of the rare training sequences",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_run)

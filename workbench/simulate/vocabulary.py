@@ -7,7 +7,11 @@ ordered by the graph run concurrently and may be logged in either order; the gra
 every such pair really does race (and everything that never races is ordered), which makes the
 graph the ground truth a workflow-mining step can be scored against.
 
-This module is data only; :mod:`workbench.simulate.engine` runs it.
+This module is data only (the steps, the steps an anomaly changes, the lines of the API and of the
+periodic background work); :mod:`workbench.simulate.engine` runs it.
+
+>>> [s.event for s in TASKS["pause"]]
+['pause.pausing', 'pause.vm_paused', 'pause.sync_pending']
 """
 
 from __future__ import annotations
@@ -56,371 +60,127 @@ def _chain(
 
 
 _SYNC_PENDING = "During sync_power_state the instance has a pending task ({0}). Skip."
+_STARTED, _PAUSED = "VM Started (Lifecycle Event)", "VM Paused (Lifecycle Event)"
+_RESUMED, _STOPPED = "VM Resumed (Lifecycle Event)", "VM Stopped (Lifecycle Event)"
+_SHUTDOWN = "Instance shutdown successfully after {took:.0f} seconds."
 
+# One step a row: Step(event, parents, median s, sigma, thread, component, template, ...).
+# fmt: off
 TASKS: dict[str, tuple[Step, ...]] = {
     # Boot: resource claim, then image creation racing the network allocation, the image copy
     # from the controller to the compute node, the domain launched paused until neutron plugs the
     # port, and the resume racing the driver's "spawned" report.
     "create": (
-        *_chain(
-            "create",
-            USER,
-            CLAIMS,
-            [
-                (
-                    "claim",
-                    0.0,
-                    "Attempting claim: memory {mem} MB, disk {disk} GB, vcpus {vcpus} CPU",
-                ),
-                ("claim_memory", 0.002, "Total memory: {total_mem} MB, used: {used_mem:.2f} MB"),
-                (
-                    "claim_memory_limit",
-                    0.001,
-                    "memory limit: {mem_limit:.2f} MB, free: {free_mem:.2f} MB",
-                ),
-                ("claim_disk", 0.001, "Total disk: {total_disk} GB, used: {used_disk:.2f} GB"),
-                ("claim_disk_limit", 0.001, "disk limit not specified, defaulting to unlimited"),
-                ("claim_vcpu", 0.001, "Total vcpu: {total_vcpu} VCPU, used: {used_vcpu:.2f} VCPU"),
-                ("claim_vcpu_limit", 0.001, "vcpu limit not specified, defaulting to unlimited"),
-                ("claim_successful", 0.03, "Claim successful"),
-            ],
-        ),
-        Step(
-            "create.image", ("create.claim_successful",), 0.6, 0.25, USER, LIBVIRT, "Creating image"
-        ),
-        Step(
-            "create.network",
-            ("create.claim_successful",),
-            0.6,
-            0.45,
-            USER,
-            MANAGER,
-            "Took {took:.2f} seconds to allocate network for instance.",
-            took_from="create.claim_successful",
-        ),
+        *_chain("create", USER, CLAIMS, [
+            ("claim", 0.0, "Attempting claim: memory {mem} MB, disk {disk} GB, vcpus {vcpus} CPU"),
+            ("claim_memory", 0.002, "Total memory: {total_mem} MB, used: {used_mem:.2f} MB"),
+            ("claim_memory_limit", 0.001,
+             "memory limit: {mem_limit:.2f} MB, free: {free_mem:.2f} MB"),
+            ("claim_disk", 0.001, "Total disk: {total_disk} GB, used: {used_disk:.2f} GB"),
+            ("claim_disk_limit", 0.001, "disk limit not specified, defaulting to unlimited"),
+            ("claim_vcpu", 0.001, "Total vcpu: {total_vcpu} VCPU, used: {used_vcpu:.2f} VCPU"),
+            ("claim_vcpu_limit", 0.001, "vcpu limit not specified, defaulting to unlimited"),
+            ("claim_successful", 0.03, "Claim successful"),
+        ]),
+        Step("create.image", ("create.claim_successful",), 0.6, 0.25, USER, LIBVIRT,
+             "Creating image"),
+        Step("create.network", ("create.claim_successful",), 0.6, 0.45, USER, MANAGER,
+             "Took {took:.2f} seconds to allocate network for instance.",
+             took_from="create.claim_successful"),
         # the image copy: the transition a throttled controller -> compute network slows down
-        Step(
-            "create.vm_started",
-            ("create.image", "create.network"),
-            12.9,
-            0.05,
-            EVENT,
-            MANAGER,
-            "VM Started (Lifecycle Event)",
-        ),
-        Step(
-            "create.vm_paused",
-            ("create.vm_started",),
-            0.06,
-            0.3,
-            EVENT,
-            MANAGER,
-            "VM Paused (Lifecycle Event)",
-        ),
-        Step(
-            "create.sync_pending",
-            ("create.vm_paused",),
-            0.13,
-            0.3,
-            EVENT,
-            MANAGER,
-            _SYNC_PENDING.format("spawning"),
-        ),
+        Step("create.vm_started", ("create.image", "create.network"), 12.9, 0.05, EVENT, MANAGER,
+             _STARTED),
+        Step("create.vm_paused", ("create.vm_started",), 0.06, 0.3, EVENT, MANAGER, _PAUSED),
+        Step("create.sync_pending", ("create.vm_paused",), 0.13, 0.3, EVENT, MANAGER,
+             _SYNC_PENDING.format("spawning")),
         Step("create.vif_plugged", ("create.sync_pending",), 6.4, 0.06, HIDDEN),
-        Step(
-            "create.vm_resumed",
-            ("create.vif_plugged",),
-            0.015,
-            0.6,
-            EVENT,
-            MANAGER,
-            "VM Resumed (Lifecycle Event)",
-        ),
-        Step(
-            "create.spawned",
-            ("create.vif_plugged",),
-            0.015,
-            0.6,
-            DRIVER,
-            LIBVIRT,
-            "Instance spawned successfully.",
-        ),
-        Step(
-            "create.took_spawn",
-            ("create.spawned",),
-            0.002,
-            0.5,
-            USER,
-            MANAGER,
-            "Took {took:.2f} seconds to spawn the instance on the hypervisor.",
-            took_from="create.image",
-        ),
-        Step(
-            "create.took_build",
-            ("create.took_spawn", "create.vm_resumed"),
-            0.13,
-            0.3,
-            USER,
-            MANAGER,
-            "Took {took:.2f} seconds to build instance.",
-            took_from="create.claim",
-        ),
+        Step("create.vm_resumed", ("create.vif_plugged",), 0.015, 0.6, EVENT, MANAGER, _RESUMED),
+        Step("create.spawned", ("create.vif_plugged",), 0.015, 0.6, DRIVER, LIBVIRT,
+             "Instance spawned successfully."),
+        Step("create.took_spawn", ("create.spawned",), 0.002, 0.5, USER, MANAGER,
+             "Took {took:.2f} seconds to spawn the instance on the hypervisor.",
+             took_from="create.image"),
+        Step("create.took_build", ("create.took_spawn", "create.vm_resumed"), 0.13, 0.3, USER,
+             MANAGER, "Took {took:.2f} seconds to build instance.", took_from="create.claim"),
     ),
     "pause": (
         Step("pause.pausing", (), 0.0, 0.0, USER, MANAGER, "Pausing"),
-        Step(
-            "pause.vm_paused",
-            ("pause.pausing",),
-            0.25,
-            0.3,
-            EVENT,
-            MANAGER,
-            "VM Paused (Lifecycle Event)",
-        ),
-        Step(
-            "pause.sync_pending",
-            ("pause.vm_paused",),
-            0.12,
-            0.3,
-            EVENT,
-            MANAGER,
-            _SYNC_PENDING.format("pausing"),
-        ),
+        Step("pause.vm_paused", ("pause.pausing",), 0.25, 0.3, EVENT, MANAGER, _PAUSED),
+        Step("pause.sync_pending", ("pause.vm_paused",), 0.12, 0.3, EVENT, MANAGER,
+             _SYNC_PENDING.format("pausing")),
     ),
     "unpause": (
         Step("unpause.unpausing", (), 0.0, 0.0, USER, MANAGER, "Unpausing"),
-        Step(
-            "unpause.vm_resumed",
-            ("unpause.unpausing",),
-            0.22,
-            0.3,
-            EVENT,
-            MANAGER,
-            "VM Resumed (Lifecycle Event)",
-        ),
-        Step(
-            "unpause.sync_pending",
-            ("unpause.vm_resumed",),
-            0.12,
-            0.3,
-            EVENT,
-            MANAGER,
-            _SYNC_PENDING.format("unpausing"),
-        ),
+        Step("unpause.vm_resumed", ("unpause.unpausing",), 0.22, 0.3, EVENT, MANAGER, _RESUMED),
+        Step("unpause.sync_pending", ("unpause.vm_resumed",), 0.12, 0.3, EVENT, MANAGER,
+             _SYNC_PENDING.format("unpausing")),
     ),
     # suspend = save the guest memory to disk; the lifecycle event races the driver's report
     "suspend": (
         Step("suspend.suspending", (), 0.0, 0.0, USER, MANAGER, "Suspending"),
         Step("suspend.saved", ("suspend.suspending",), 1.6, 0.3, HIDDEN),
-        Step(
-            "suspend.vm_suspended",
-            ("suspend.saved",),
-            0.01,
-            0.6,
-            EVENT,
-            MANAGER,
-            "VM Suspended (Lifecycle Event)",
-        ),
-        Step(
-            "suspend.suspended",
-            ("suspend.saved",),
-            0.01,
-            0.6,
-            DRIVER,
-            LIBVIRT,
-            "Instance suspended successfully.",
-        ),
+        Step("suspend.vm_suspended", ("suspend.saved",), 0.01, 0.6, EVENT, MANAGER,
+             "VM Suspended (Lifecycle Event)"),
+        Step("suspend.suspended", ("suspend.saved",), 0.01, 0.6, DRIVER, LIBVIRT,
+             "Instance suspended successfully."),
     ),
     "resume": (
         Step("resume.resuming", (), 0.0, 0.0, USER, MANAGER, "Resuming"),
         Step("resume.restored", ("resume.resuming",), 1.8, 0.3, HIDDEN),
-        Step(
-            "resume.vm_started",
-            ("resume.restored",),
-            0.01,
-            0.6,
-            EVENT,
-            MANAGER,
-            "VM Started (Lifecycle Event)",
-        ),
-        Step(
-            "resume.vm_resumed",
-            ("resume.vm_started",),
-            0.02,
-            0.5,
-            EVENT,
-            MANAGER,
-            "VM Resumed (Lifecycle Event)",
-        ),
-        Step(
-            "resume.running",
-            ("resume.restored",),
-            0.02,
-            0.6,
-            DRIVER,
-            LIBVIRT,
-            "Instance running successfully.",
-        ),
+        Step("resume.vm_started", ("resume.restored",), 0.01, 0.6, EVENT, MANAGER, _STARTED),
+        Step("resume.vm_resumed", ("resume.vm_started",), 0.02, 0.5, EVENT, MANAGER, _RESUMED),
+        Step("resume.running", ("resume.restored",), 0.02, 0.6, DRIVER, LIBVIRT,
+             "Instance running successfully."),
     ),
     "stop": (
         Step("stop.stopping", (), 0.0, 0.0, USER, MANAGER, "Stopping instance"),
         Step("stop.off", ("stop.stopping",), 2.5, 0.4, HIDDEN),
-        Step(
-            "stop.shutdown",
-            ("stop.off",),
-            0.01,
-            0.6,
-            DRIVER,
-            LIBVIRT,
-            "Instance shutdown successfully after {took:.0f} seconds.",
-            took_from="stop.stopping",
-        ),
-        Step(
-            "stop.vm_stopped",
-            ("stop.off",),
-            0.01,
-            0.6,
-            EVENT,
-            MANAGER,
-            "VM Stopped (Lifecycle Event)",
-        ),
-        Step(
-            "stop.power_sync",
-            ("stop.shutdown", "stop.vm_stopped"),
-            0.3,
-            0.3,
-            EVENT,
-            MANAGER,
-            "During _sync_instance_power_state the DB power_state (1) does not match the "
-            "vm_power_state from the hypervisor (4). Updating power_state in the DB to match "
-            "the hypervisor.",
-            "WARNING",
-        ),
+        Step("stop.shutdown", ("stop.off",), 0.01, 0.6, DRIVER, LIBVIRT, _SHUTDOWN,
+             took_from="stop.stopping"),
+        Step("stop.vm_stopped", ("stop.off",), 0.01, 0.6, EVENT, MANAGER, _STOPPED),
+        Step("stop.power_sync", ("stop.shutdown", "stop.vm_stopped"), 0.3, 0.3, EVENT, MANAGER,
+             "During _sync_instance_power_state the DB power_state (1) does not match the "
+             "vm_power_state from the hypervisor (4). Updating power_state in the DB to match "
+             "the hypervisor.", "WARNING"),
     ),
     "start": (
         Step("start.starting", (), 0.0, 0.0, USER, MANAGER, "Starting instance"),
         Step("start.booted", ("start.starting",), 1.2, 0.3, HIDDEN),
-        Step(
-            "start.vm_started",
-            ("start.booted",),
-            0.01,
-            0.6,
-            EVENT,
-            MANAGER,
-            "VM Started (Lifecycle Event)",
-        ),
-        Step(
-            "start.running",
-            ("start.booted",),
-            0.01,
-            0.6,
-            DRIVER,
-            LIBVIRT,
-            "Instance running successfully.",
-        ),
+        Step("start.vm_started", ("start.booted",), 0.01, 0.6, EVENT, MANAGER, _STARTED),
+        Step("start.running", ("start.booted",), 0.01, 0.6, DRIVER, LIBVIRT,
+             "Instance running successfully."),
     ),
     "reboot": (
         Step("reboot.rebooting", (), 0.0, 0.0, USER, MANAGER, "Rebooting instance"),
-        Step(
-            "reboot.shutdown",
-            ("reboot.rebooting",),
-            2.8,
-            0.4,
-            DRIVER,
-            LIBVIRT,
-            "Instance shutdown successfully after {took:.0f} seconds.",
-            took_from="reboot.rebooting",
-        ),
-        Step(
-            "reboot.destroyed",
-            ("reboot.shutdown",),
-            0.2,
-            0.2,
-            DRIVER,
-            LIBVIRT,
-            "Instance destroyed successfully.",
-        ),
+        Step("reboot.shutdown", ("reboot.rebooting",), 2.8, 0.4, DRIVER, LIBVIRT, _SHUTDOWN,
+             took_from="reboot.rebooting"),
+        Step("reboot.destroyed", ("reboot.shutdown",), 0.2, 0.2, DRIVER, LIBVIRT,
+             "Instance destroyed successfully."),
         Step("reboot.booted", ("reboot.destroyed",), 1.0, 0.3, HIDDEN),
-        Step(
-            "reboot.vm_started",
-            ("reboot.booted",),
-            0.01,
-            0.6,
-            EVENT,
-            MANAGER,
-            "VM Started (Lifecycle Event)",
-        ),
-        Step(
-            "reboot.rebooted",
-            ("reboot.booted",),
-            0.01,
-            0.6,
-            DRIVER,
-            LIBVIRT,
-            "Instance rebooted successfully.",
-        ),
+        Step("reboot.vm_started", ("reboot.booted",), 0.01, 0.6, EVENT, MANAGER, _STARTED),
+        Step("reboot.rebooted", ("reboot.booted",), 0.01, 0.6, DRIVER, LIBVIRT,
+             "Instance rebooted successfully."),
     ),
     # Delete always ends a lifecycle.
     "delete": (
         Step("delete.terminate", (), 0.0, 0.0, USER, MANAGER, "Terminating instance"),
-        Step(
-            "delete.destroyed",
-            ("delete.terminate",),
-            0.21,
-            0.1,
-            DRIVER,
-            LIBVIRT,
-            "Instance destroyed successfully.",
-        ),
-        Step(
-            "delete.files",
-            ("delete.destroyed",),
-            0.7,
-            0.05,
-            USER,
-            LIBVIRT,
-            "Deleting instance files /var/lib/nova/instances/{uuid}_del",
-        ),
-        Step(
-            "delete.files_complete",
-            ("delete.files",),
-            0.001,
-            0.5,
-            USER,
-            LIBVIRT,
-            "Deletion of /var/lib/nova/instances/{uuid}_del complete",
-        ),
-        Step(
-            "delete.took_destroy",
-            ("delete.files_complete",),
-            0.11,
-            0.2,
-            USER,
-            MANAGER,
-            "Took {took:.2f} seconds to destroy the instance on the hypervisor.",
-            took_from="delete.terminate",
-        ),
-        Step(
-            "delete.took_deallocate",
-            ("delete.took_destroy",),
-            0.46,
-            0.05,
-            USER,
-            MANAGER,
-            "Took {took:.2f} seconds to deallocate network for instance.",
-            took_from="delete.took_destroy",
-        ),
-        Step(
-            "delete.vm_stopped",
-            ("delete.took_deallocate",),
-            13.5,
-            0.05,
-            DRIVER,
-            MANAGER,
-            "VM Stopped (Lifecycle Event)",
-        ),
+        Step("delete.destroyed", ("delete.terminate",), 0.21, 0.1, DRIVER, LIBVIRT,
+             "Instance destroyed successfully."),
+        Step("delete.files", ("delete.destroyed",), 0.7, 0.05, USER, LIBVIRT,
+             "Deleting instance files /var/lib/nova/instances/{uuid}_del"),
+        Step("delete.files_complete", ("delete.files",), 0.001, 0.5, USER, LIBVIRT,
+             "Deletion of /var/lib/nova/instances/{uuid}_del complete"),
+        Step("delete.took_destroy", ("delete.files_complete",), 0.11, 0.2, USER, MANAGER,
+             "Took {took:.2f} seconds to destroy the instance on the hypervisor.",
+             took_from="delete.terminate"),
+        Step("delete.took_deallocate", ("delete.took_destroy",), 0.46, 0.05, USER, MANAGER,
+             "Took {took:.2f} seconds to deallocate network for instance.",
+             took_from="delete.took_destroy"),
+        Step("delete.vm_stopped", ("delete.took_deallocate",), 13.5, 0.05, DRIVER, MANAGER,
+             _STOPPED),
     ),
 }
+# fmt: on
 
 # Execution anomalies. The cleanup error replaces "Deleting instance files" (and its completion).
 CLEANUP_ERROR = Step(
@@ -550,3 +310,19 @@ PERIODIC_SCHEDULER = (
         "Successfully synced instances from host '{host}'.",
     ),
 )
+
+# Every step of every task, plus the cleanup error, indexed once at import.
+STEPS: list[Step] = [s for steps in TASKS.values() for s in steps] + [CLEANUP_ERROR]
+STEP_ID = {s.event: i for i, s in enumerate(STEPS)}
+TASK_OF = {s.event: s.event.split(".", 1)[0] for s in STEPS}
+
+
+def transitions() -> list[tuple[str, str]]:
+    """Return every (parent, step) pair whose delay can be throttled, as event names.
+
+    Examples
+    --------
+    >>> ("create.image", "create.vm_started") in transitions()
+    True
+    """
+    return [(p, s.event) for steps in TASKS.values() for s in steps for p in s.parents]
