@@ -10,14 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.detect.distributed import (
-    byte_ranges,
-    detect_dask,
-    local_client,
-    parse_dask,
-    read_range,
-)
-from workbench.detect.streaming import Scorer, detect_streaming, end_keys, read_chunks
+from workbench.detect.chunked import Scorer, end_keys
+from workbench.detect.distributed import detect_dask, parse_dask
+from workbench.detect.shuffle import byte_ranges, local_client, read_range
+from workbench.detect.streaming import detect_streaming, read_chunks
 from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
@@ -186,7 +182,7 @@ def test_bad_input_says_what(fitted, tmp_path):
 
 
 def test_the_command_line_says_what_is_wrong(tmp_path, capsys):
-    from workbench.detect.distributed import main
+    from workbench.cli.cluster import main
 
     assert main([str(tmp_path), str(tmp_path / "missing.log"), "--workers", "1"]) == 2
     assert "not found" in capsys.readouterr().err
@@ -205,7 +201,7 @@ def test_a_cluster_started_by_hand(fitted, reference, log_file, tmp_path):
     import sys
     import time
 
-    from workbench.detect.distributed import main
+    from workbench.cli.cluster import main
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -42,10 +42,10 @@ import numpy as np
 import pandas as pd
 
 from workbench import keyids
-from workbench.detect.coverage import Coverage
+from workbench.detect.report import DetectionReport
+from workbench.detect.scoring import FittedModels, score, trained_keys
 from workbench.feedback.journal import FeedbackJournal, StaleVersionError
 from workbench.keys.model import KeyModel, KeyModelConfig, distinct_examples
-from workbench.keys.topg import detect
 from workbench.logs.parser import LogParser, ParseSummary
 from workbench.logs.sessions import SessionRule, session_groups
 from workbench.params.model import ParamModel, ParamModelConfig
@@ -59,46 +59,7 @@ __all__ = ["DetectionReport", "UpdateResult", "Workbench"]
 
 logger = logging.getLogger(__name__)
 
-ANOMALY_COLUMNS = [
-    "id", "line", "timestamp", "session", "raw", "kind", "key", "template", "position", "rank",
-    "g", "probability", "candidates", "mse", "threshold", "level", "dimension", "observed",
-    "predicted", "status",
-]  # fmt: skip
-
 EVENTS = ("fit", "progress", "detect", "update")
-
-
-@dataclass
-class DetectionReport:
-    """Verdicts on one log: every entry, and the anomalous ones as a review table.
-
-    ``entries`` is the parsed frame with the detectors' columns added (``key_rank``, ``key_probability``,
-    ``key_anomalous``, ``key_reason``, ``mse``, ``param_status``, ``param_anomalous``, ``anomalous``).
-    ``anomalies`` has one row per reported anomaly with the columns of :data:`ANOMALY_COLUMNS`; its
-    ``id`` is the entry's line number (negative for a session that ended early, on its last line),
-    so it stays the same when the same log is scored again; ``status`` is ``'open'``, ``'false
-    positive'`` or ``'confirmed'``.
-    """
-
-    entries: pd.DataFrame
-    anomalies: pd.DataFrame
-    g: int
-    level: float
-    seconds: float = 0.0
-    coverage: Coverage | None = None  # what was read and checked, with warnings
-
-    @property
-    def verdict(self) -> str:
-        """'N anomalies in M checked entries', or 'nothing was checked' when nothing was."""
-        n = len(self.anomalies)
-        return self.coverage.verdict(n) if self.coverage is not None else f"{n} anomalies"
-
-    def anomaly(self, anomaly_id: int) -> pd.Series:
-        """The row of one anomaly; KeyError with the id when there is none."""
-        hit = self.anomalies.index[self.anomalies["id"] == anomaly_id]
-        if not len(hit):
-            raise KeyError(f"no anomaly {anomaly_id!r} in this report")
-        return self.anomalies.loc[hit[0]]
 
 
 @dataclass
@@ -161,8 +122,6 @@ class Workbench:
         self.test_source: Any = None  # what detect() reads when called without a source
         self.test_labels: pd.DataFrame | None = None  # ground truth of the test log, when known
         self.level = 0.99
-        self._status: dict[int, str] = {}  # reviewed anomalies of the current log, by id
-        self._source: Any = None
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {e: [] for e in EVENTS}
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -401,7 +360,7 @@ class Workbench:
 
             if source is None:
                 raise ValueError("detection on a cluster needs the log files to read")
-            report = detect_dask(self, source, client, level=level, g=g)
+            report = detect_dask(self.scorer(end_keys=True), source, client, level=level, g=g)
             if report.coverage is not None:
                 report.coverage.format = self.parser.format.name
                 rule = self.parser.effective_session_rule
@@ -417,187 +376,34 @@ class Workbench:
             entries = self.entries.copy() if src is None else self.parser.transform(src)
         else:
             entries = self.parser.transform(source)
-        if not _same_source(source, self._source):
-            self._source = source
-            if source is not None:
-                self._status = {}
         report = self._score(entries, g=g)
         report.seconds = time.perf_counter() - t0
         self.report = report
         self._emit("detect", report)
         return report
 
-    def _score(
-        self, entries: pd.DataFrame, *, g: int | None = None, old: Any = None
-    ) -> DetectionReport:
+    def scorer(self, *, end_keys: bool = False) -> FittedModels:
+        """The fitted parser and models, detached (what detection reads; see
+        :class:`~workbench.detect.scoring.FittedModels`). ``end_keys``: also the keys that only ever
+        ended training sessions (for detection that closes sessions as it reads)."""
+        self._check_fitted()
         with self._lock:
             key_model, param_model = self.key_model, self.param_model
-        assert key_model is not None
-        g = int(key_model.g_ if g is None else g)
-        floor = float(key_model.min_probability_)
-        n = len(entries)
-        keys = entries["key"].to_numpy()
-        rank = np.full(n, np.nan)
-        prob = np.full(n, np.nan)
-        key_bad = np.zeros(n, dtype=bool)
-        reason = np.full(n, "", dtype=object)
-        position = np.full(n, -1, dtype=np.int64)
-        cand: dict[int, list[tuple[int, str, float]]] = {}
-        end_rows: dict[int, tuple[int, float, list[tuple[int, str, float]]]] = {}
-        names, groups = self._sessions(entries)
-        if groups:
-            sessions = [tuple(int(k) for k in keys[grp]) for grp in groups]
-            scores = key_model.score(sessions, top_k=max(g, 10))
-            end_g = key_model.end_g_ if g == key_model.g_ else None
-            verdict = detect(scores, g, floor, end_g=end_g).entries
-            bad = verdict["anomalous"].to_numpy(dtype=bool)
-            why = verdict["reason"].astype(str).to_numpy()
-            starts = np.concatenate([[0], np.cumsum(scores.session_length + 1)[:-1]])
-            # sliding windows overlap: an entry is anomalous when any window covering it says
-            # so; its rank and position are those of its own window (its 'session'), or of the
-            # window that flagged it
-            sliding = self.parser.session_rule is not None and (
-                self.parser.session_rule.kind == "sliding"
-            )
-            own = entries["session"].to_numpy(dtype=object) if sliding else None
-            for s, grp in enumerate(groups):
-                base = starts[s]
-                m = len(grp)
-                sl = slice(base, base + m)
-                if sliding:
-                    take = (own[grp] == names[s]) | (bad[sl] & ~key_bad[grp])
-                    take |= position[grp] < 0
-                else:
-                    take = np.ones(m, dtype=bool)
-                rank[grp[take]] = scores.rank[sl][take]
-                prob[grp[take]] = scores.probability[sl][take]
-                position[grp[take]] = np.arange(m)[take]
-                for j in np.flatnonzero(bad[sl]):
-                    e = base + j
-                    row = int(grp[j])
-                    if key_bad[row]:
-                        continue
-                    reason[row] = why[e]
-                    cand[row] = self._candidates(scores.candidates(e), g)
-                key_bad[grp] |= bad[sl]
-                e_end = base + m
-                if not sliding and bad[e_end] and not key_bad[grp[-1]]:
-                    end_rows[int(grp[-1])] = (
-                        int(scores.rank[e_end]),
-                        float(scores.probability[e_end]),
-                        self._candidates(scores.candidates(e_end), g),
-                    )
-        # entries outside every session: only the unknown-key rule applies to their key
-        loose = entries["parsed"].to_numpy(dtype=bool) & (position < 0) & (keys == keyids.UNKNOWN)
-        key_bad |= loose
-        reason[loose] = "unknown key"
-        out = entries.copy()
-        out["position"] = position
-        out["key_rank"] = rank
-        out["key_probability"] = prob
-        out["key_anomalous"] = key_bad
-        out["key_reason"] = reason
-        # parameter values, only where the key was normal
-        level = self.level
-        lv = _level_col(level)
-        if param_model is not None:
-            checked = entries["parsed"].to_numpy(dtype=bool) & ~key_bad
-            ps = param_model.score(entries, only=checked)
-            out["mse"] = ps["mse"].to_numpy()
-            out["param_status"] = ps["status"].to_numpy()
-            thr_col = f"threshold_{lv}"
-            out["threshold"] = ps[thr_col].to_numpy() if thr_col in ps else np.nan
-            flag = ps.get(f"anomalous_{lv}")
-            out["param_anomalous"] = (
-                flag.fillna(False).to_numpy(dtype=bool) if flag is not None else np.zeros(n, bool)
-            )
-            out["dimension"] = ps["dimension"].to_numpy()
-            out["observed"] = ps["observed"].to_numpy()
-            out["predicted"] = ps["predicted"].to_numpy()
-        else:
-            set_unscored_params(out)
-        out["anomalous"] = out["key_anomalous"] | out["param_anomalous"]
-        rows = []
-        status_of = self._verdicts(entries)
-        for r in np.flatnonzero(out["anomalous"].to_numpy()):
-            e = out.iloc[r]
-            kind = "key" if key_bad[r] else "parameter"
-            if kind == "key" and reason[r] == "unknown key":
-                kind = "unknown key"
-            rows.append(self._anomaly_row(e, kind, g, level, cand.get(int(r), []), status_of))
-        for r, (rk, pr, cands) in end_rows.items():
-            e = out.iloc[r]
-            row = self._anomaly_row(e, "session end", g, level, cands, status_of)
-            row.update(rank=rk, probability=pr, id=-int(e["line"]))
-            row["status"] = status_of.get(row["id"], "open")
-            rows.append(row)
-            out.iat[r, out.columns.get_loc("anomalous")] = True
-        anomalies = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
-        anomalies = anomalies.sort_values(["line", "id"], kind="stable").reset_index(drop=True)
-        coverage = self._coverage(out, groups)
-        return DetectionReport(out, anomalies, g, level, coverage=coverage)
-
-    def _coverage(self, out: pd.DataFrame, groups: list[np.ndarray]) -> Coverage:
-        parsed = out["parsed"].to_numpy(dtype=bool)
-        in_session = out["position"].to_numpy() >= 0
-        param = (out["param_status"] == "scored").to_numpy(dtype=bool)
-        reasons = pd.Series(out["error"].to_numpy()[~parsed], dtype=object).astype(str)
-        rule = self.parser.effective_session_rule
-        return Coverage(
-            lines=len(out),
-            parsed=int(parsed.sum()),
-            unparsed_reasons={str(k): int(v) for k, v in reasons.value_counts().items()},
-            sessions=len(groups),
-            key_entries=int((parsed & in_session).sum()),
-            param_entries=int(param.sum()),
-            loose_entries=int((parsed & ~in_session).sum()),
-            unknown_rule_entries=int((parsed & ~in_session & ~param).sum()),
-            unknown_keys=int((parsed & (out["key"].to_numpy() == keyids.UNKNOWN)).sum()),
-            timestamps=int((parsed & out["timestamp"].notna().to_numpy()).sum()),
-            format=self.parser.format.name,
-            session_rule=None if rule is None else str(rule),
-            rule_needs_timestamps=bool(rule is not None and rule.needs_timestamps),
-            params_need_timestamps=bool(self.param_config.elapsed and self.param_keys()),
-            problems=[
-                str(out.attrs[k])
-                for k in ("timestamp_problem", "session_problem")
-                if k in out.attrs
-            ],
+        if end_keys:
+            from workbench.detect.chunked import end_keys as _end_keys
+        return FittedModels(
+            self.parser,
+            key_model,  # type: ignore[arg-type]
+            param_model,
+            level=self.level,
+            params_elapsed=self.param_config.elapsed,
+            end_keys=frozenset(_end_keys(self.entries)) if end_keys else frozenset(),
         )
 
-    def _candidates(self, pairs: list[tuple[int, float]], g: int) -> list[tuple[int, str, float]]:
-        out = []
-        for k, p in pairs[: max(g, 1)]:
-            tmpl = "<end of session>" if k == keyids.END else self.parser.template_of(int(k))
-            out.append((int(k), tmpl, round(float(p), 6)))
-        return out
-
-    @staticmethod
-    def _anomaly_row(e: pd.Series, kind: str, g: int, level: float, cands, status_of) -> dict:
-        aid = int(e["line"])
-        param = kind == "parameter"
-        return {
-            "id": aid,
-            "line": int(e["line"]),
-            "timestamp": e["timestamp"],
-            "session": e["session"],
-            "raw": e["raw"],
-            "kind": kind,
-            "key": int(e["key"]),
-            "template": e["template"],
-            "position": int(e["position"]),
-            "rank": None if param or pd.isna(e["key_rank"]) else int(e["key_rank"]),
-            "g": g,
-            "probability": None if param else _float(e["key_probability"]),
-            "candidates": cands,
-            "mse": _float(e["mse"]) if param else None,
-            "threshold": _float(e["threshold"]) if param else None,
-            "level": level if param else None,
-            "dimension": e["dimension"] if param else None,
-            "observed": _float(e["observed"]) if param else None,
-            "predicted": _float(e["predicted"]) if param else None,
-            "status": status_of.get(aid, "open"),
-        }
+    def _score(self, entries: pd.DataFrame, *, g: int | None = None) -> DetectionReport:
+        """Score a parsed frame with the current models, with the review statuses this log has
+        in the journal (:func:`workbench.detect.scoring.score`)."""
+        return score(self.scorer(), entries, g=g, status_of=self._verdicts(entries))
 
     # ------------------------------------------------------------------ feedback
     def _weights(self, key_model: Any = None, param_model: Any = None) -> bytes:
@@ -968,9 +774,7 @@ class Workbench:
     # ------------------------------------------------------------------ views' data
     def param_keys(self) -> list[int]:
         """Keys that have a trained parameter model."""
-        if self.param_model is None:
-            return []
-        return [k for k, v in self.param_model.keys_.items() if v.get("status") == "trained"]
+        return trained_keys(self.param_model)
 
     def mse_series(self, key: int, report: DetectionReport | None = None) -> pd.DataFrame:
         """Per-entry MSE of one key with threshold columns per level (the MSE plot's data)."""
@@ -1112,23 +916,6 @@ def _head(source: Any, n: int = 1200) -> list[Any]:
     return list(itertools.islice(read_lines(source), n))
 
 
-def set_unscored_params(out: pd.DataFrame) -> None:
-    """The parameter columns of a report where no parameter model scored (set in place)."""
-    out["mse"] = np.nan
-    out["param_status"] = "no model"
-    out["threshold"] = np.nan
-    out["param_anomalous"] = False
-    out["dimension"] = None
-    out["observed"] = np.nan
-    out["predicted"] = np.nan
-
-
-def _same_source(a: Any, b: Any) -> bool:
-    if isinstance(a, str | Path) and isinstance(b, str | Path):
-        return str(a) == str(b)
-    return a is b
-
-
 def _config(current: Any, given: Any, rename: dict[str, str] | None = None) -> Any:
     """A config from a dataclass, a dict of changed fields, or None (keep the current one)."""
     if given is None:
@@ -1150,11 +937,3 @@ def _level_col(level: float) -> str:
     from workbench.params.thresholds import level_name
 
     return level_name(level)
-
-
-def _float(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if np.isnan(v) else v

@@ -291,7 +291,7 @@ def _run_detect(args: Any) -> int:
 def _detect_on_cluster(wb: Any, args: Any) -> Any:
     """``detect --workers N`` or ``--scheduler ADDRESS``: the same verdicts, on a Dask cluster
     (the report keeps the verdict columns only, so it is not kept in RUN for ``flag``)."""
-    from workbench.detect.distributed import local_client
+    from workbench.detect.shuffle import local_client
 
     if args.follow or args.log == "-":
         raise ValueError("a cluster reads log files: --workers/--scheduler need a file, not stdin")

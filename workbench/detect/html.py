@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.detect.report import why
+
 __all__ = ["plotly_js", "render_report"]
 
 MAX_DETAILED = 40  #: anomalies with a diagnosis, context and a figure (the table lists all)
@@ -217,8 +219,6 @@ pre .hit{background:#ffd6d6;display:inline-block;min-width:100%}
 
 def render_report(wb: Any, report: Any, *, source: str = "", title: str | None = None) -> str:
     """The whole report as one HTML string (plotly.js inline)."""
-    from workbench.cli.pipeline import why
-
     esc = html.escape
     cov = report.coverage
     a = report.anomalies
