@@ -25,7 +25,6 @@ Choices made where the paper is silent
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import tempfile
@@ -33,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +39,15 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from workbench import keyids
+from workbench import flagging
 from workbench.detect.report import DetectionReport
 from workbench.detect.scoring import FittedModels, score, trained_keys
-from workbench.feedback.journal import FeedbackJournal, StaleVersionError
-from workbench.keys.model import KeyModel, KeyModelConfig, distinct_examples
+from workbench.feedback.journal import FeedbackJournal
+from workbench.flagging import UpdateResult
+from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.parser import LogParser, ParseSummary
 from workbench.logs.sessions import SessionRule, session_groups
 from workbench.params.model import ParamModel, ParamModelConfig
-from workbench.params.vectors import build_series
 from workbench.store.files import RunLock
 from workbench.store.rundir import load_workbench, save_workbench, state_from_bytes, state_to_bytes
 from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows, key_sequences
@@ -60,20 +58,6 @@ __all__ = ["DetectionReport", "UpdateResult", "Workbench"]
 logger = logging.getLogger(__name__)
 
 EVENTS = ("fit", "progress", "detect", "update")
-
-
-@dataclass
-class UpdateResult:
-    """What one piece of feedback did."""
-
-    anomaly_id: int
-    verdict: str  # 'false_positive' or 'confirmed'
-    version: int | None  # the model version it created (None for a confirmation)
-    seconds: float  # time of the weight update (journal included), not of re-scoring
-    loss_before: float | None = None  # validation loss of the model that was updated
-    loss_after: float | None = None
-    changed: list[int] = field(default_factory=list)  # anomaly ids whose verdict changed
-    report: DetectionReport | None = None  # the re-scored report
 
 
 class Workbench:
@@ -471,54 +455,6 @@ class Workbench:
                 f"{self.run_dir}: the run was loaded read-only; feedback cannot be recorded"
             )
 
-    def key_validation_loss(self, model: KeyModel | None = None) -> float:
-        """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
-        model = model or self.key_model
-        assert model is not None
-        cache = getattr(self, "_val_examples", None)
-        if cache is None or cache[0] != len(model.vocab_):  # the vocabulary decides the encoding
-            examples = distinct_examples(
-                self._replay,
-                model.vocab_,
-                model.config.window,
-                count_columns=model.count_columns,
-            )
-            cache = self._val_examples = (len(model.vocab_), *examples)
-        _, w, t, c = cache
-        p = model.predict_proba(w)[np.arange(len(t)), t]
-        return float(np.sum(c * -np.log(np.maximum(p, 1e-12))) / np.sum(c))
-
-    def _example(self, row: pd.Series, entries: pd.DataFrame) -> dict[str, Any]:
-        """The normal example a false positive teaches, as JSON-able data."""
-        kind = row["kind"]
-        ex: dict[str, Any] = {"kind": kind, "line": int(row["line"]), "raw": row["raw"]}
-        if kind == "parameter":
-            k = int(row["key"])
-            series = build_series(
-                entries,
-                elapsed=self.param_config.elapsed,
-                keys={k},
-                max_params=self.param_config.max_params,
-            )[k]
-            r = int(np.flatnonzero(entries["line"].to_numpy() == row["line"])[0])
-            i = int(np.flatnonzero(series.rows == r)[0])
-            h = self.param_config.history
-            ex.update(
-                key=k,
-                history=np.nan_to_num(series.values[max(0, i - h) : i], nan=np.nan).tolist(),
-                vector=series.values[i].tolist(),
-            )
-            return ex
-        sess_rows = np.flatnonzero(entries["session"].to_numpy(dtype=object) == row["session"])
-        sess_rows = sess_rows[entries["parsed"].to_numpy(dtype=bool)[sess_rows]]
-        keys = entries["key"].to_numpy()[sess_rows].tolist()
-        pos = int(row["position"])
-        if kind == "session end":
-            ex.update(history=keys, next=keyids.END)
-        else:
-            ex.update(history=keys[:pos], next=int(row["key"]))
-        return ex
-
     def flag_false_positive(
         self, anomaly_id: int | Sequence[int], *, background: bool = False
     ) -> UpdateResult | Future[UpdateResult]:
@@ -539,8 +475,8 @@ class Workbench:
         report = self.report
         if report is None:
             raise RuntimeError("nothing to give feedback on: call detect() first")
-        ids = _anomaly_ids(anomaly_id)
-        self._refuse_conflicts(report, ids, "false positive")
+        ids = flagging.anomaly_ids(anomaly_id)
+        flagging.refuse_conflicts(self, report, ids, "false positive")
         if background:
             with self._lock:
                 if self._executor is None:
@@ -548,154 +484,19 @@ class Workbench:
             return self._executor.submit(self._flag, ids, report)
         return self._flag(ids, report)
 
-    def _refuse_conflicts(self, report: DetectionReport, ids: list[int], verdict: str) -> None:
-        status = self._verdicts(report.entries)
-        for aid in ids:
-            report.anomaly(aid)  # KeyError naming an id the report does not have
-            have = status.get(aid)
-            if have is not None and have != verdict:
-                raise ValueError(
-                    f"anomaly {aid} is already marked {have!r}; undo that verdict before "
-                    f"marking it {verdict!r}"
-                )
-
     def _flag(self, ids: list[int], report: DetectionReport) -> UpdateResult:
         with self._update_lock:  # queued: one update at a time, each on the latest weights
             return self._flag_locked(ids, report)
 
     def _flag_locked(self, ids: list[int], report: DetectionReport) -> UpdateResult:
-        entries = report.entries[self.entries.columns]
-        log = self._log_id(report.entries)
-        t0 = time.perf_counter()
-        rows = [report.anomaly(aid) for aid in ids]
-        done = self._verdicts(report.entries)
-        params_only = all(r["kind"] == "parameter" for r in rows)
-        parent = self.journal.current_version()
-        mine = self.journal.local_version
-        if mine != parent:  # another workbench of this process moved the run on
-            raise StaleVersionError(
-                f"{self.run_dir}: the run is at model version {parent} but this workbench holds "
-                f"version {mine} (another workbench changed it); load the run again"
-            )
-        with self._lock:  # copy only the model the feedback changes; swap it in when done
-            key_model = self.key_model if params_only else copy.deepcopy(self.key_model)
-            param_model = self.param_model if not params_only else copy.deepcopy(self.param_model)
-            if any(r["kind"] == "parameter" for r in rows) and param_model is self.param_model:
-                param_model = copy.deepcopy(self.param_model)
-        assert key_model is not None
-        loss_before = self.key_validation_loss(key_model)
-        fids = []
-        pending: list[tuple[list[int], int]] = []
-        learned: list[int] = []
-        for aid, row in zip(ids, rows, strict=True):
-            if done.get(aid) == "false positive":
-                continue
-            ex = self._example(row, entries)
-            ex["log"] = log
-            fids.append(self.journal.record(str(aid), "false_positive", ex))
-            self._apply(ex, key_model, param_model, pending, report=report, learned=learned)
-        if not fids:  # every id was already a false positive: nothing to learn, no version
-            result = UpdateResult(ids[0], "false_positive", parent, 0.0)
-            result.report = report
-            return result
-        if pending:  # the key examples of a batch are taught together, in one update
-            histories, next_keys = zip(*pending, strict=True)
-            key_model.partial_fit(list(histories), list(next_keys), replay=self._replay)
-        loss_after = self.key_validation_loss(key_model)
-        if learned:  # journaled before the version that uses them: ids are never given twice
-            top = max(self.parser.keys_, default=0)
-            if top > int(self.journal.get_meta("max_key") or 0):
-                self.journal.set_meta("max_key", str(top))
-        with self._lock:
-            try:
-                version = self.journal.commit_version(
-                    self._weights(key_model, param_model),
-                    reason=f"false positive {', '.join(map(str, ids))}",
-                    feedback_ids=fids,
-                    parent=parent,
-                )
-            except StaleVersionError:
-                self.journal.discard(fids)
-                raise
-            self.key_model, self.param_model = key_model, param_model
-        seconds = time.perf_counter() - t0
-        new = self._rescore(report, ids, "false positive")
-        before = set(report.anomalies["id"])
-        after = set(new.anomalies["id"])
-        changed = sorted((before ^ after) - set(ids))
-        result = UpdateResult(ids[0], "false_positive", version, seconds, loss_before, loss_after)
-        result.changed = changed
-        result.report = new
-        self._emit("update", result)
-        return result
-
-    def _apply(
-        self,
-        ex: dict[str, Any],
-        key_model: KeyModel,
-        param_model: ParamModel | None,
-        pending: list[tuple[list[int], int]] | None = None,
-        *,
-        report: DetectionReport | None = None,
-        learned: list[int] | None = None,
-    ) -> None:
-        """Teach one journaled example; a key example goes to ``pending`` when one is given (the
-        caller teaches them together). A message kind learned on the way goes to ``learned``."""
-        if ex["kind"] == "parameter":
-            if param_model is not None:
-                history = np.asarray(ex["history"], dtype=float).reshape(-1, len(ex["vector"]))
-                param_model.partial_fit(int(ex["key"]), history, ex["vector"], level=self.level)
-            return
-        history = [int(k) for k in ex["history"]]
-        nxt = int(ex["next"])
-        if ex["kind"] == "unknown key" and nxt == keyids.UNKNOWN:
-            nxt = self._learn_template(ex["raw"], report)
-            ex["next"] = nxt
-            if learned is not None:
-                learned.append(nxt)
-        if pending is not None:
-            pending.append((history, nxt))
-            return
-        key_model.partial_fit([history], [nxt], replay=self._replay)
-
-    def _learn_template(self, raw: str, report: DetectionReport | None = None) -> int:
-        """The user says a message never seen in training is normal: the parser learns it (and
-        the unknown entries of the report the feedback was given on are matched again)."""
-        key = self.parser.learn_line(raw)
-        report = self.report if report is None else report
-        if report is not None:
-            self._rematch(report.entries, report.entries["key"].to_numpy() == keyids.UNKNOWN)
-        return key
-
-    def _rematch(self, e: pd.DataFrame, rows: np.ndarray) -> None:
-        """Match the selected entries again with the current parser (in place)."""
-        idx = np.flatnonzero(rows)
-        if len(idx):
-            again = self.parser.transform(e["raw"].iloc[idx].tolist(), sessions=False)
-            for col in ("key", "template", "params"):
-                e.iloc[idx, e.columns.get_loc(col)] = again[col].to_numpy()
+        return flagging.flag(self, ids, report)
 
     def _rescore(self, report: DetectionReport, ids: list[int], status: str) -> DetectionReport:
-        old = report.anomalies.copy()
-        old.loc[old["id"].isin(ids), "status"] = status
-        verdicts = self._verdicts(report.entries)
-        old["status"] = [
-            verdicts.get(int(i), st) for i, st in zip(old["id"], old["status"], strict=True)
-        ]
-        new = self._score(report.entries[self.entries.columns], g=report.g)
-        # keep the reviewed rows visible with their verdict even when they are normal now
-        reviewed = old["id"].isin(ids) | old["id"].isin(list(verdicts))
-        kept = old[reviewed & ~old["id"].isin(new.anomalies["id"])]
-        new.anomalies = (
-            pd.concat([new.anomalies, kept], ignore_index=True)
-            .sort_values(["line", "id"], kind="stable")
-            .reset_index(drop=True)
-        )
-        new.seconds = report.seconds
-        with self._lock:  # the report the user looks at changes only if it is this one
-            if self.report is report or self.report is None:
-                self.report = new
-        return new
+        return flagging.rescore(self, report, ids, status)
+
+    def key_validation_loss(self, model: KeyModel | None = None) -> float:
+        """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
+        return flagging.validation_loss(self, model)
 
     def similar(self, anomaly_id: int) -> list[int]:
         """Open anomalies of the current report like this one, this one first: the same kind and
@@ -705,7 +506,7 @@ class Workbench:
         """
         if self.report is None:
             raise RuntimeError("nothing to compare with: call detect() first")
-        [anomaly_id] = _anomaly_ids(anomaly_id)
+        [anomaly_id] = flagging.anomaly_ids(anomaly_id)
         row = self.report.anomaly(anomaly_id)
         a = self.report.anomalies
         same = (a["kind"] == row["kind"]) & (a["status"] == "open")
@@ -720,56 +521,13 @@ class Workbench:
     def confirm_anomaly(self, anomaly_id: int) -> UpdateResult:
         """Record a true positive (journaled; no weight changes). Refused for an anomaly already
         marked a false positive (undo that first); confirming twice records it once."""
-        self._writable()
-        report = self.report
-        if report is None:
-            raise RuntimeError("nothing to give feedback on: call detect() first")
-        [anomaly_id] = _anomaly_ids(anomaly_id)
-        with self._update_lock:
-            self._refuse_conflicts(report, [anomaly_id], "confirmed")
-            row = report.anomaly(anomaly_id)
-            t0 = time.perf_counter()
-            if self._verdicts(report.entries).get(anomaly_id) != "confirmed":
-                self.journal.record(
-                    str(anomaly_id),
-                    "confirmed",
-                    {
-                        "kind": row["kind"],
-                        "line": int(row["line"]),
-                        "log": self._log_id(report.entries),
-                    },
-                )
-            report.anomalies.loc[report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
-        result = UpdateResult(anomaly_id, "confirmed", None, time.perf_counter() - t0)
-        result.report = report
-        self._emit("update", result)
-        return result
+        return flagging.confirm(self, anomaly_id)
 
     def undo(self) -> int | None:
         """Undo the last feedback: a whole batch ("all like this" included) with the message kinds
         it taught the parser and its verdicts, or the last confirmation. Returns the model version
         now current (None when there was nothing to undo)."""
-        self._writable()
-        with self._update_lock:
-            before = self.journal.current_version()
-            if self.journal.local_version != before:
-                raise StaleVersionError(
-                    f"{self.run_dir}: the run is at model version {before} but this workbench "
-                    f"holds version {self.journal.local_version}; load the run again"
-                )
-            version = self.journal.undo()
-            if version is None:
-                return None
-            if version != before:
-                self._load_weights(self.journal.weights(version))
-                if self.report is not None:  # entries keyed by undone kinds are unknown again
-                    e = self.report.entries
-                    live = [k for k, (cid, _) in self.parser.keys_.items() if cid >= 0]
-                    self._rematch(e, (e["key"].to_numpy() > 0) & ~e["key"].isin(live).to_numpy())
-            if self.report is not None:
-                self._rescore(self.report, [], "open")
-        self._emit("update", None)
-        return version
+        return flagging.undo(self)
 
     # ------------------------------------------------------------------ views' data
     def param_keys(self) -> list[int]:
@@ -889,22 +647,6 @@ class Workbench:
             if self._run_lock is not None:
                 self._run_lock.release()
                 self._run_lock = None
-
-
-def _anomaly_ids(anomaly_id: Any) -> list[int]:
-    """Validated anomaly ids: one integer or a non-empty sequence of integers (repeats dropped)."""
-
-    def one(a: Any) -> int:
-        if isinstance(a, bool) or not isinstance(a, int | np.integer):
-            raise ValueError(f"anomaly ids are integers (the report's id column), got {a!r}")
-        return int(a)
-
-    if isinstance(anomaly_id, str | bytes) or np.ndim(anomaly_id) == 0:
-        return [one(anomaly_id)]
-    ids = list(dict.fromkeys(one(a) for a in anomaly_id))
-    if not ids:
-        raise ValueError("no anomaly ids given: nothing to learn")
-    return ids
 
 
 def _head(source: Any, n: int = 1200) -> list[Any]:
