@@ -10,28 +10,22 @@ the feedback journal, behind a few verbs::
 
 (tests/test_workbench.py runs all of this.)
 
-Choices made where the paper is silent
---------------------------------------
-* The key model scores sessions (instances, blocks, nodes, windows); entries that belong to no
-  session are judged by the parameter model and the unknown-key rule only.
-* An entry is first checked by the key model; its parameter vector is checked only when its key was
-  normal (the paper's order). A session that ends where normal sessions never end is reported on
-  its last entry with kind ``'session end'``.
-* Every update of the weights is committed to the journal as a new model version before the new
-  weights are used; detection keeps using the weights it started with (updates swap in atomically).
-* Everything a widget shows comes from here, through returned data and the events ``'fit'``,
-  ``'progress'``, ``'detect'`` and ``'update'`` (see :meth:`Workbench.on`).
+Where its parts live: scoring and the report in :mod:`workbench.detect.scoring` and
+:mod:`workbench.detect.report` (the choices made where the paper is silent are listed there),
+feedback in :mod:`workbench.flagging`, the views' data in :mod:`workbench.detect.views`, the
+events a widget listens to in :mod:`workbench.events`, the run directory in
+:mod:`workbench.store.rundir`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +33,30 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from workbench import flagging
+from workbench.detect.chunked import end_keys as training_end_keys
 from workbench.detect.report import DetectionReport
-from workbench.detect.scoring import FittedModels, score, trained_keys
+from workbench.detect.scoring import FittedModels, score
+from workbench.detect.views import Views
+from workbench.events import Events
 from workbench.feedback.journal import FeedbackJournal
-from workbench.flagging import UpdateResult
+from workbench.flagging import Feedback, UpdateResult, replay_sample
 from workbench.keys.model import KeyModel, KeyModelConfig
-from workbench.logs.parser import LogParser, ParseSummary
+from workbench.logs.parser import LogParser, ParseSummary, read_lines
 from workbench.logs.sessions import SessionRule, session_groups
 from workbench.params.model import ParamModel, ParamModelConfig
 from workbench.store.files import RunLock
 from workbench.store.rundir import load_workbench, save_workbench, state_from_bytes, state_to_bytes
-from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows, key_sequences
-from workbench.workflow.from_keymodel import keymodel_distribution, model_tasks
+from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows
 
 __all__ = ["DetectionReport", "UpdateResult", "Workbench"]
 
 logger = logging.getLogger(__name__)
 
-EVENTS = ("fit", "progress", "detect", "update")
 
-
-class Workbench:
-    """Parser, models, workflows and feedback over one log (see the module docstring).
+class Workbench(Feedback, Views, Events):
+    """Parser, models, workflows and feedback over one log (see the module docstring). The
+    feedback verbs come from :class:`~workbench.flagging.Feedback`, the views' data from
+    :class:`~workbench.detect.views.Views`, :meth:`on` from :class:`~workbench.events.Events`.
 
     Parameters
     ----------
@@ -106,7 +101,7 @@ class Workbench:
         self.test_source: Any = None  # what detect() reads when called without a source
         self.test_labels: pd.DataFrame | None = None  # ground truth of the test log, when known
         self.level = 0.99
-        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {e: [] for e in EVENTS}
+        Events.__init__(self)
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
@@ -152,7 +147,7 @@ class Workbench:
 
             if not isinstance(source, str | Path | bytes):
                 source = list(source)  # read once, used twice
-            choice = choose_format(line.text for line in _head(source))
+            choice = choose_format(line.text for line in islice(read_lines(source), 1200))
             fmt = choice.format
         parser = LogParser(fmt, session=session, year=year)
         entries = parser.parse(source)
@@ -210,22 +205,6 @@ class Workbench:
         """Counts of the training log: lines, parsed, unparsed by reason, keys, sessions, with the
         format and the session rule in force."""
         return self.parser.summary(self.entries)
-
-    # ------------------------------------------------------------------ events
-    def on(self, event: str, callback: Callable[[Any], None]) -> None:
-        """Call ``callback(payload)`` on ``event``: 'fit' (the workbench), 'progress' (a dict per
-        epoch or batch), 'detect' (the :class:`DetectionReport`), 'update' (an :class:`UpdateResult`,
-        or None after :meth:`undo`). Callbacks may run in a worker thread."""
-        if event not in self._listeners:
-            raise ValueError(f"unknown event {event!r}; expected one of {EVENTS}")
-        self._listeners[event].append(callback)
-
-    def _emit(self, name: str, payload: Any) -> None:
-        for cb in list(self._listeners[name]):
-            try:
-                cb(payload)
-            except Exception:  # a broken view must not break the analysis
-                logger.exception("a %r listener failed", name)
 
     # ------------------------------------------------------------------ training
     def _sessions(self, entries: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
@@ -305,7 +284,7 @@ class Workbench:
         with self._lock:
             self.key_model = key_model
             self.param_model = param_model
-            self._replay = _sample(sessions, 400, self.seed)
+            self._replay = replay_sample(sessions, 400, self.seed)
         self._method1 = None
         if workflows:
             self.workflows_ = build_workflows(self.entries, self.workflow_config)
@@ -345,10 +324,6 @@ class Workbench:
             if source is None:
                 raise ValueError("detection on a cluster needs the log files to read")
             report = detect_dask(self.scorer(end_keys=True), source, client, level=level, g=g)
-            if report.coverage is not None:
-                report.coverage.format = self.parser.format.name
-                rule = self.parser.effective_session_rule
-                report.coverage.session_rule = None if rule is None else str(rule)
             self.report = report
             self._emit("detect", report)
             return report
@@ -373,15 +348,13 @@ class Workbench:
         self._check_fitted()
         with self._lock:
             key_model, param_model = self.key_model, self.param_model
-        if end_keys:
-            from workbench.detect.chunked import end_keys as _end_keys
         return FittedModels(
             self.parser,
             key_model,  # type: ignore[arg-type]
             param_model,
             level=self.level,
             params_elapsed=self.param_config.elapsed,
-            end_keys=frozenset(_end_keys(self.entries)) if end_keys else frozenset(),
+            end_keys=frozenset(training_end_keys(self.entries)) if end_keys else frozenset(),
         )
 
     def _score(self, entries: pd.DataFrame, *, g: int | None = None) -> DetectionReport:
@@ -424,197 +397,6 @@ class Workbench:
             if k not in self.parser.keys_:
                 self.parser.keys_[k] = (-1, ())
 
-    def _log_id(self, entries: pd.DataFrame) -> str:
-        """Fingerprint of a log (its raw lines): verdicts are kept per log and anomaly id.
-
-        The last frame's fingerprint is kept (by identity: the same object, never a look-alike),
-        since one flag asks for it several times."""
-        import hashlib
-
-        last = getattr(self, "_log_id_last", None)
-        if last is not None and last[0] is entries and last[1] == len(entries):
-            return last[2]
-        raw = entries["raw"]
-        h = hashlib.sha256(str(len(raw)).encode())
-        h.update(pd.util.hash_pandas_object(raw.astype(str), index=False).to_numpy().tobytes())
-        out = h.hexdigest()[:32]
-        self._log_id_last = (entries, len(entries), out)
-        return out
-
-    def _verdicts(self, entries: pd.DataFrame) -> dict[int, str]:
-        """The verdicts in force on this log, from the journal: anomaly id -> review status."""
-        if "raw" not in entries.columns or not len(entries):
-            return {}
-        names = {"false_positive": "false positive", "confirmed": "confirmed"}
-        found = self.journal.verdicts(self._log_id(entries))
-        return {int(a): names[v] for a, v in found.items() if a.lstrip("-").isdigit()}
-
-    def _writable(self) -> None:
-        if self.read_only:
-            raise PermissionError(
-                f"{self.run_dir}: the run was loaded read-only; feedback cannot be recorded"
-            )
-
-    def flag_false_positive(
-        self, anomaly_id: int | Sequence[int], *, background: bool = False
-    ) -> UpdateResult | Future[UpdateResult]:
-        """The user says this reported anomaly is normal: learn it now (``partial_fit``), journaled.
-
-        ``anomaly_id`` is one id of the current report or a non-empty list of them (one batch,
-        one update); ids are checked at once (integers only, known to the report, not confirmed).
-        The verdicts are committed to the journal first; the update runs on a copy of the models,
-        is committed as a new model version, and then swapped in. Updates run one at a time, each
-        from the weights the previous one left, so concurrent flags are all taught. The report
-        the flag was made on is scored again and ``changed`` lists the anomalies whose verdict
-        changed. With ``background=True`` the update runs in a worker thread and a Future is
-        returned; detection meanwhile keeps the current weights, and the update applies to the
-        report (and log) it was made for even if another log is detected meanwhile.
-        """
-        self._writable()
-        self._check_fitted()
-        report = self.report
-        if report is None:
-            raise RuntimeError("nothing to give feedback on: call detect() first")
-        ids = flagging.anomaly_ids(anomaly_id)
-        flagging.refuse_conflicts(self, report, ids, "false positive")
-        if background:
-            with self._lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
-            return self._executor.submit(self._flag, ids, report)
-        return self._flag(ids, report)
-
-    def _flag(self, ids: list[int], report: DetectionReport) -> UpdateResult:
-        with self._update_lock:  # queued: one update at a time, each on the latest weights
-            return self._flag_locked(ids, report)
-
-    def _flag_locked(self, ids: list[int], report: DetectionReport) -> UpdateResult:
-        return flagging.flag(self, ids, report)
-
-    def _rescore(self, report: DetectionReport, ids: list[int], status: str) -> DetectionReport:
-        return flagging.rescore(self, report, ids, status)
-
-    def key_validation_loss(self, model: KeyModel | None = None) -> float:
-        """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
-        return flagging.validation_loss(self, model)
-
-    def similar(self, anomaly_id: int) -> list[int]:
-        """Open anomalies of the current report like this one, this one first: the same kind and
-        the same message template (for an unknown key, the same masked message), whatever their
-        history. What "flag all like this" hands to :meth:`flag_false_positive` as one batch when a
-        new normal behaviour shows up many times; each entry is still taught with its own history.
-        """
-        if self.report is None:
-            raise RuntimeError("nothing to compare with: call detect() first")
-        [anomaly_id] = flagging.anomaly_ids(anomaly_id)
-        row = self.report.anomaly(anomaly_id)
-        a = self.report.anomalies
-        same = (a["kind"] == row["kind"]) & (a["status"] == "open")
-        if row["kind"] == "unknown key":
-            masked = self.parser.masked_content(row["raw"])
-            same &= a["raw"].map(self.parser.masked_content) == masked
-        else:
-            same &= a["template"] == row["template"]
-        others = [int(i) for i in a.loc[same, "id"] if int(i) != int(anomaly_id)]
-        return [int(anomaly_id), *others]
-
-    def confirm_anomaly(self, anomaly_id: int) -> UpdateResult:
-        """Record a true positive (journaled; no weight changes). Refused for an anomaly already
-        marked a false positive (undo that first); confirming twice records it once."""
-        return flagging.confirm(self, anomaly_id)
-
-    def undo(self) -> int | None:
-        """Undo the last feedback: a whole batch ("all like this" included) with the message kinds
-        it taught the parser and its verdicts, or the last confirmation. Returns the model version
-        now current (None when there was nothing to undo)."""
-        return flagging.undo(self)
-
-    # ------------------------------------------------------------------ views' data
-    def param_keys(self) -> list[int]:
-        """Keys that have a trained parameter model."""
-        return trained_keys(self.param_model)
-
-    def mse_series(self, key: int, report: DetectionReport | None = None) -> pd.DataFrame:
-        """Per-entry MSE of one key with threshold columns per level (the MSE plot's data)."""
-        self._check_fitted()
-        report = report or self.report
-        if report is None:
-            raise RuntimeError("call detect() first")
-        if self.param_model is None:
-            raise RuntimeError("no parameter model was trained")
-        e = report.entries
-        rows = np.flatnonzero(e["key"].to_numpy() == key)
-        # one scoring per (log, model) serves every key: views ask key after key
-        cached = getattr(self, "_mse_cache", None)
-        if cached is not None and cached[0] is e and cached[1] is self.param_model:
-            scored = cached[2]
-        else:
-            scored = self.param_model.score(e)
-            self._mse_cache = (e, self.param_model, scored)
-        ps = scored.iloc[rows]
-        out = pd.DataFrame(
-            {
-                "line": e["line"].to_numpy()[rows],
-                "session": e["session"].to_numpy()[rows],
-                "timestamp": e["timestamp"].to_numpy()[rows],
-                "mse": ps["mse"].to_numpy(),
-                "raw": e["raw"].to_numpy()[rows],
-                "observed": ps["observed"].to_numpy(),
-                "predicted": ps["predicted"].to_numpy(),
-                "dimension": ps["dimension"].to_numpy(),
-            }
-        )
-        for lv in self.param_config.levels:
-            col = f"threshold_{_level_col(lv)}"
-            out[f"threshold_{lv}"] = ps[col].to_numpy() if col in ps else np.nan
-        lvc = f"anomalous_{_level_col(self.level)}"
-        out["anomalous"] = ps[lvc].fillna(False).to_numpy(dtype=bool) if lvc in ps else False
-        return out.reset_index(drop=True)
-
-    def workflows(self, method: int = 2) -> list[nx.DiGraph]:
-        """The workflow automata (method 2: co-occurrence clustering; 1: from the key model's
-        predictions, built on first use)."""
-        if method == 2:
-            return self.workflows_
-        if method == 1:
-            self._check_fitted()
-            if self._method1 is None:
-                found = model_tasks(
-                    keymodel_distribution(self.key_model),
-                    key_sequences(self.entries),
-                )
-                self._method1 = build_workflows(
-                    self.entries, self.workflow_config, tasks=[list(t) for t in found.tasks]
-                )
-            return self._method1
-        raise ValueError(f"method must be 1 or 2, got {method!r}")
-
-    def diagnose(self, anomaly_id: str):
-        """Explain one anomaly: its place in its workflow and, for timing, the slow transition."""
-        from workbench.workflow.diagnosis import diagnose
-
-        if self.report is None:
-            raise RuntimeError("call detect() first")
-        row = self.report.anomaly(anomaly_id)
-        kind = row["kind"]
-        if kind == "parameter":
-            dim = row["dimension"]
-            idx = 0 if dim in (None, "elapsed") else int(str(dim).removeprefix("param"))
-            rec = {"line": int(row["line"]), "kind": "parameter", "dimension": idx,
-                   "value": row["observed"], "score": row["mse"]}  # fmt: skip
-        else:
-            rec = {"line": int(row["line"]), "kind": "key", "score": row["rank"],
-                   "expected": tuple((k, p) for k, _, p in row["candidates"])}  # fmt: skip
-        found = diagnose(rec, self.report.entries, self.workflows_)
-        graph = next((g for g in self.workflows_ if g.graph.get("task") == found.task), None)
-        if graph is None or found.session is None:
-            return found
-        e = self.report.entries
-        rows = np.flatnonzero(e["session"].to_numpy(dtype=object) == found.session)
-        rows = rows[e["line"].to_numpy()[rows] <= found.line]
-        path = tuple(dict.fromkeys(int(k) for k in e["key"].to_numpy()[rows] if int(k) in graph))
-        return dataclasses.replace(found, path=path)
-
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
         """Write the run directory (default: the one this workbench runs in; see
@@ -649,15 +431,6 @@ class Workbench:
                 self._run_lock = None
 
 
-def _head(source: Any, n: int = 1200) -> list[Any]:
-    """The first ``n`` lines of a path, bytes or a list of lines (for choosing a format)."""
-    import itertools
-
-    from workbench.logs.parser import read_lines
-
-    return list(itertools.islice(read_lines(source), n))
-
-
 def _config(current: Any, given: Any, rename: dict[str, str] | None = None) -> Any:
     """A config from a dataclass, a dict of changed fields, or None (keep the current one)."""
     if given is None:
@@ -666,16 +439,3 @@ def _config(current: Any, given: Any, rename: dict[str, str] | None = None) -> A
         changes = {(rename or {}).get(k, k): v for k, v in given.items()}
         return type(current).from_dict({**current.to_dict(), **changes})
     return given
-
-
-def _sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> list[tuple[int, ...]]:
-    if len(sessions) <= n:
-        return list(sessions)
-    idx = np.random.default_rng(seed).choice(len(sessions), size=n, replace=False)
-    return [sessions[i] for i in sorted(idx)]
-
-
-def _level_col(level: float) -> str:
-    from workbench.params.thresholds import level_name
-
-    return level_name(level)

@@ -205,6 +205,9 @@ def detect_dask(
     report = stream_report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
                            keep_entries)  # fmt: skip
     report.stages = {k: round(v, 3) for k, v in stages.items()}
+    report.coverage.format = sc.parser.format.name
+    rule = sc.parser.effective_session_rule
+    report.coverage.session_rule = None if rule is None else str(rule)
     return report
 
 
