@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,45 @@ class Feedback:
     teaches, the online update on copies of the models, re-scoring). It reads the workbench's
     parser, models, journal, report and locks; nothing here imports the workbench.
     """
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(
+                f"{self.run_dir}: the run was loaded read-only; feedback cannot be recorded"
+            )
+
+    def flag_false_positive(
+        self, anomaly_id: int | Sequence[int], *, background: bool = False
+    ) -> UpdateResult | Future[UpdateResult]:
+        """The user says this reported anomaly is normal: learn it now (``partial_fit``), journaled.
+
+        ``anomaly_id`` is one id of the current report or a non-empty list of them (one batch,
+        one update); ids are checked at once (integers only, known to the report, not confirmed).
+        The verdicts are committed to the journal first; the update runs on a copy of the models,
+        is committed as a new model version, and then swapped in. Updates run one at a time, each
+        from the weights the previous one left, so concurrent flags are all taught. The report
+        the flag was made on is scored again and ``changed`` lists the anomalies whose verdict
+        changed. With ``background=True`` the update runs in a worker thread and a Future is
+        returned; detection meanwhile keeps the current weights, and the update applies to the
+        report (and log) it was made for even if another log is detected meanwhile.
+        """
+        self._writable()
+        self._check_fitted()
+        report = self.report
+        if report is None:
+            raise RuntimeError("nothing to give feedback on: call detect() first")
+        ids = anomaly_ids(anomaly_id)
+        self._refuse_conflicts(report, ids, "false positive")
+        if background:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
+            return self._executor.submit(self._flag, ids, report)
+        return self._flag(ids, report)
+
+    def _flag(self, ids: list[int], report: DetectionReport) -> UpdateResult:
+        with self._update_lock:  # queued: one update at a time, each on the latest weights
+            return self._flag_locked(ids, report)
 
     def key_validation_loss(self, model: KeyModel | None = None) -> float:
         """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
