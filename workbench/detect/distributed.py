@@ -135,32 +135,18 @@ def detect_dask(
 ) -> StreamReport:
     """Detect anomalies in log files on the cluster behind ``client`` (see the module docstring).
 
-    Parameters
-    ----------
-    models
-        The fitted models: ``wb.scorer(end_keys=True)`` of a fitted workbench, or the workbench
-        itself; it is not changed.
-    paths
-        One log file or several read as one log, in order (plain or gzip); every worker must see
-        them at the same path.
-    client
-        A ``dask.distributed.Client``.
-    blocksize
-        Bytes per parse task.
-    partitions
-        Session partitions of the shuffle; default: twice the cluster's threads (at most one per
-        parse task). The shuffle is ``ranges x partitions`` pieces, each one scheduler task.
-    out
-        Folder (seen by the workers) for the per-entry verdicts as parquet parts, and
-        ``anomalies.csv`` written by the client.
-    session, level, g
-        As for :func:`workbench.detect.streaming.detect_streaming`.
-    keep_entries
-        Gather every entry's verdicts into ``report.entries`` (memory grows with the log).
+    ``models``: ``wb.scorer(end_keys=True)`` of a fitted workbench, or the workbench (it is not
+    changed). ``paths``: one log file or several read as one log, in order (plain or gzip), at the
+    same path on every worker. ``client``: a ``dask.distributed.Client``. ``blocksize``: bytes per
+    parse task. ``partitions``: session partitions of the shuffle (default: twice the cluster's
+    threads, at most one per parse task; the shuffle is ``ranges x partitions`` pieces, each one
+    scheduler task). ``out``: a folder seen by the workers for the per-entry verdicts as parquet
+    parts, and ``anomalies.csv`` written by the client. ``session``, ``level``, ``g``: as for
+    :func:`workbench.detect.streaming.detect_streaming`. ``keep_entries``: gather every entry's
+    verdicts into ``report.entries`` (memory grows with the log).
 
-    Wiring: ``Workbench.detect(paths, client=client)`` calls this; ``deeplog-workbench detect RUN
-    LOG --workers N`` runs it inside ``with local_client(N) as client:``, and ``--scheduler
-    ADDRESS`` inside ``with dask.distributed.Client(ADDRESS) as client:``.
+    ``Workbench.detect(paths, client=client)`` and ``deeplog-workbench detect RUN LOG --workers N
+    | --scheduler ADDRESS`` call this.
     """
     t_start = time.perf_counter()
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -169,38 +155,20 @@ def detect_dask(
     sc = Scorer(models, session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
     ranges = byte_ranges(paths, blocksize)
-    n = len(ranges)
-    n_out = _n_out(client, n, partitions)
+    n_out = _n_out(client, len(ranges), partitions)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         for old in Path(out).glob("entries-*.parquet"):
             old.unlink()
-    remote = client.scatter(sc, broadcast=True, hash=False)
     stages: dict[str, float] = {}
 
     def mark(stage: str) -> None:
         stages[stage] = time.perf_counter() - t_start - sum(stages.values())
 
-    frames, pieces, offsets = shuffle(client, _parse, remote, ranges, n_out, SHUFFLED, mark)
-    submit = client.submit
-    sess = [submit(_session_pass, remote, g, *pieces[j], pure=False) for j in range(n_out)]
-    del pieces
-    joined = back_to_ranges(client, sess, frames, offsets, _join_keys)
-    del frames
-    halos = _halos(sc, client.gather([submit(_tail, remote, f) for f in joined]))
-    mark("sessions_and_key_model")
     outs = str(out) if out is not None else None
-    finals = [
-        submit(_param_pass, remote, f, halos[p], g, outs, p, keep_entries, pure=False)
-        for p, f in enumerate(joined)
-    ]
-    del joined
-    results = client.gather(finals)
-    key_results = client.gather([submit(_key_result, s) for s in sess])
-    mark("parameter_models")
-    del sess, finals
+    results, key_results = _run(client, sc, g, ranges, n_out, outs, keep_entries, mark)
     counts, found = _collect(results, key_results)
-    counts.update(sessions_reopened=0, partitions=n, session_partitions=n_out)
+    counts.update(sessions_reopened=0, partitions=len(ranges), session_partitions=n_out)
     keep = [v for _, _, v in results if v is not None]
     report = stream_report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
                            keep_entries)  # fmt: skip
@@ -209,6 +177,39 @@ def detect_dask(
     rule = sc.parser.effective_session_rule
     report.coverage.session_rule = None if rule is None else str(rule)
     return report
+
+
+def _run(
+    client: Any,
+    sc: Scorer,
+    g: int,
+    ranges: list[tuple[str, int, int]],
+    n_out: int,
+    out: str | None,
+    keep_entries: bool,
+    mark: Any,
+) -> tuple[list[Any], list[Any]]:
+    """The futures of one detection: parse and shuffle by session, key model per session
+    partition, back to the ranges, parameter models in line order. The per-range results and the
+    per-partition key results, gathered."""
+    remote = client.scatter(sc, broadcast=True, hash=False)
+    frames, pieces, offsets = shuffle(client, _parse, remote, ranges, n_out, SHUFFLED, mark)
+    submit = client.submit
+    sess = [submit(_session_pass, remote, g, *pieces[j], pure=False) for j in range(n_out)]
+    del pieces
+    joined = back_to_ranges(client, sess, frames, offsets, _join_keys)
+    del frames
+    halos = _halos(sc, client.gather([submit(_tail, remote, f) for f in joined]))
+    mark("sessions_and_key_model")
+    finals = [
+        submit(_param_pass, remote, f, halos[p], g, out, p, keep_entries, pure=False)
+        for p, f in enumerate(joined)
+    ]
+    del joined
+    results = client.gather(finals)
+    key_results = client.gather([submit(_key_result, s) for s in sess])
+    mark("parameter_models")
+    return results, key_results
 
 
 def _n_out(client: Any, n: int, partitions: int | None) -> int:
