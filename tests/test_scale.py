@@ -13,7 +13,7 @@ import pytest
 from workbench.detect.chunked import Scorer, end_keys
 from workbench.detect.distributed import detect_dask, parse_dask
 from workbench.detect.shuffle import byte_ranges, local_client, read_range
-from workbench.detect.streaming import detect_streaming, read_chunks
+from workbench.detect.streaming import OnlineDetector, detect_streaming, read_chunks
 from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
@@ -105,6 +105,17 @@ def test_streaming_gives_the_one_process_verdicts(
     written = pd.concat([pd.read_parquet(p) for p in parts]).sort_values("line")
     assert written["anomalous"].tolist() == rep.entries["anomalous"].tolist()
     assert pd.read_csv(tmp_path / "anomalies.csv")["id"].tolist() == rep.anomalies["id"].tolist()
+
+
+def test_detection_reads_detached_models_not_the_workbench(fitted, reference, log_file):
+    """Chunked and follow detection take the fitted models detached from the workbench (picklable,
+    no journal, no lock) and give the one-process verdicts."""
+    models = pickle.loads(pickle.dumps(fitted.scorer(end_keys=True)))
+    assert models.end_keys == frozenset(end_keys(fitted.entries))
+    _same(reference, detect_streaming(models, str(log_file), chunk_lines=400, keep_entries=True))
+    live = OnlineDetector(models, idle_lines=10**9)  # everything closes at the end
+    rows = live.feed(log_file.read_text().splitlines()) + live.close()
+    assert live.coverage.lines == len(reference.entries) and live.anomalies == len(rows)
 
 
 def test_streaming_memory_is_bounded_by_open_sessions(fitted, reference, log_file):

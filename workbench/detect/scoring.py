@@ -16,6 +16,7 @@ parser and models detached from the workbench that fitted them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ class FittedModels:
     the confidence level of the parameter verdicts, and the keys that only ever ended training
     sessions (``end_keys``, for detection that must close sessions as it reads; empty when not
     computed). Built by :meth:`Workbench.scorer <workbench.workbench.Workbench.scorer>`; it holds
-    no journal, no lock and no run folder."""
+    no journal, no lock and no run folder, and pickles through the models' own states."""
 
     parser: LogParser
     key_model: KeyModel
@@ -55,6 +56,32 @@ class FittedModels:
     level: float = 0.99
     params_elapsed: bool = False  # the parameter vectors start with an elapsed time
     end_keys: frozenset[int] = field(default_factory=frozenset)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Travels by the models' own states (a cluster, another process), never by pickles of
+        their insides."""
+        pm = self.param_model
+        return {
+            "parser": self.parser.to_state(),
+            "key": self.key_model.state_dict(),
+            "param": None if pm is None else pm.state_dict(),
+            "level": self.level,
+            "params_elapsed": self.params_elapsed,
+            "end_keys": sorted(self.end_keys),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        p = state["param"]
+        values = {
+            "parser": LogParser.from_state(state["parser"]),
+            "key_model": KeyModel.from_state(state["key"]),
+            "param_model": None if p is None else ParamModel.from_state(p, device="cpu"),
+            "level": state["level"],
+            "params_elapsed": state["params_elapsed"],
+            "end_keys": frozenset(state["end_keys"]),
+        }
+        for name, value in values.items():  # a frozen dataclass is built once, here
+            object.__setattr__(self, name, value)
 
     def key_only(self) -> FittedModels:
         """The same without parameter models (the session-wise pass of chunked detection)."""
