@@ -134,15 +134,20 @@ def _mode(args: argparse.Namespace) -> None:
     elif args.mode == "stream":
         from workbench.detect.streaming import detect_streaming
 
-        rep = detect_streaming(wb, str(args.log), chunk_lines=args.chunk_lines)
+        rep = detect_streaming(
+            wb.scorer(end_keys=True), str(args.log), chunk_lines=args.chunk_lines
+        )
         res.update(lines=rep.counts["lines"], peak_open_sessions=rep.counts["peak_open_sessions"])
     else:
-        from workbench.detect.distributed import detect_dask, local_client
+        from workbench.detect.distributed import detect_dask
+        from workbench.detect.shuffle import local_client
 
         with local_client(int(args.mode.removeprefix("dask"))) as client:
             res["cluster_start_seconds"] = round(time.perf_counter() - t, 2)
             t = time.perf_counter()
-            rep = detect_dask(wb, [args.log], client, blocksize=args.blocksize)
+            rep = detect_dask(
+                wb.scorer(end_keys=True), [args.log], client, blocksize=args.blocksize
+            )
             res["lines"] = rep.counts["lines"]
             res["detect_seconds"] = round(time.perf_counter() - t, 2)
             res["stage_seconds"] = rep.stages

@@ -10,14 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.detect.distributed import (
-    byte_ranges,
-    detect_dask,
-    local_client,
-    parse_dask,
-    read_range,
-)
-from workbench.detect.streaming import Scorer, detect_streaming, end_keys, read_chunks
+from workbench.detect.chunked import Scorer, end_keys
+from workbench.detect.distributed import detect_dask, parse_dask
+from workbench.detect.shuffle import byte_ranges, local_client, read_range
+from workbench.detect.streaming import OnlineDetector, detect_streaming, read_chunks
 from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
@@ -111,6 +107,17 @@ def test_streaming_gives_the_one_process_verdicts(
     assert pd.read_csv(tmp_path / "anomalies.csv")["id"].tolist() == rep.anomalies["id"].tolist()
 
 
+def test_detection_reads_detached_models_not_the_workbench(fitted, reference, log_file):
+    """Chunked and follow detection take the fitted models detached from the workbench (picklable,
+    no journal, no lock) and give the one-process verdicts."""
+    models = pickle.loads(pickle.dumps(fitted.scorer(end_keys=True)))
+    assert models.end_keys == frozenset(end_keys(fitted.entries))
+    _same(reference, detect_streaming(models, str(log_file), chunk_lines=400, keep_entries=True))
+    live = OnlineDetector(models, idle_lines=10**9)  # everything closes at the end
+    rows = live.feed(log_file.read_text().splitlines()) + live.close()
+    assert live.coverage.lines == len(reference.entries) and live.anomalies == len(rows)
+
+
 def test_streaming_memory_is_bounded_by_open_sessions(fitted, reference, log_file):
     """Closing idle sessions keeps few open; a session that comes back is counted, never silent."""
     rep = detect_streaming(fitted, str(log_file), chunk_lines=300, idle_lines=300)
@@ -186,7 +193,7 @@ def test_bad_input_says_what(fitted, tmp_path):
 
 
 def test_the_command_line_says_what_is_wrong(tmp_path, capsys):
-    from workbench.detect.distributed import main
+    from workbench.cli.cluster import main
 
     assert main([str(tmp_path), str(tmp_path / "missing.log"), "--workers", "1"]) == 2
     assert "not found" in capsys.readouterr().err
@@ -205,7 +212,7 @@ def test_a_cluster_started_by_hand(fitted, reference, log_file, tmp_path):
     import sys
     import time
 
-    from workbench.detect.distributed import main
+    from workbench.cli.cluster import main
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

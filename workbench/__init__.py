@@ -9,7 +9,9 @@ parameter-value LSTMs in :mod:`~workbench.params.model` with the Gaussian thresh
 diagnosis (:mod:`~workbench.workflow.cooccurrence`, :mod:`~workbench.workflow.from_keymodel`, :mod:`~workbench.workflow.diagnosis`),
 the built-in log simulator (:mod:`~workbench.simulate.engine`), and the front object
 :class:`~workbench.workbench.Workbench` that ties them together and saves runs
-(:mod:`~workbench.store.rundir`). Everything here works on pandas DataFrames and plain arrays; the UI layer
+(:mod:`~workbench.store.rundir`), with detection in :mod:`~workbench.detect.scoring` (one process,
+chunks in :mod:`~workbench.detect.streaming`, a Dask cluster in :mod:`~workbench.detect.distributed`)
+and feedback in :mod:`~workbench.flagging`. Everything here works on pandas DataFrames and plain arrays; the UI layer
 (``widgets``) builds on it and is never imported from here.
 
 ``Workbench`` is imported on first use, so ``import workbench`` (and the command line) stays light.

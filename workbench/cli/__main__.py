@@ -4,5 +4,5 @@ import sys
 
 from workbench.cli import main
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # importing the module (a package walk) must not run the command
     sys.exit(main())

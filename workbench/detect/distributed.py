@@ -1,14 +1,15 @@
 """Detection on a Dask cluster: logs larger than one machine, the same verdicts as one process.
 
-The fitted parser and models travel once, as a :class:`~workbench.detect.streaming.Scorer` (the models'
-own state dicts), broadcast to every worker. Then, on futures of ``dask.distributed``:
+The fitted parser and models travel once, as a :class:`~workbench.detect.chunked.Scorer` (the
+models' own state dicts), broadcast to every worker. Then, on futures of ``dask.distributed``:
 
 1. **parse**: each worker reads byte ranges of the files (cut at line ends; a gzip file is one
    range) and matches them read-only; the client learns each range's line count and first
    timestamp, so lines get their global numbers and times their global origin;
 2. **shuffle by session**: every range sends its rows to the partition that owns their session (a
    stable hash), where whole sessions get their elapsed times and are scored by the key model in
-   batches of distinct windows, exactly as ``Workbench._score`` does in one process;
+   batches of distinct windows, exactly as one process does
+   (:func:`workbench.detect.scoring.score`);
 3. **back to line order**: the key verdicts return to the ranges; each range takes, from the ones
    before it, only the last ``history`` parameter vectors of every key (a few rows per key: the
    parameter models read a key's previous vectors across sessions, in line order), scores its
@@ -21,127 +22,33 @@ Feedback still happens on the client's workbench; the next detection ships the n
 
 from __future__ import annotations
 
-import gzip
 import logging
-import operator
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from workbench.detect.streaming import KEY_COLUMNS, Scorer, StreamReport, _report, parse_lines
+from workbench.detect.chunked import KEY_COLUMNS, Scorer, StreamReport, parse_lines, stream_report
+from workbench.detect.shuffle import (
+    SHUFFLED,
+    back_to_ranges,
+    byte_ranges,
+    read_range,
+    shuffle,
+)
 from workbench.logs.parser import LogParser
 from workbench.logs.sessions import SessionRule
-from workbench.workbench import Workbench
 
-__all__ = ["byte_ranges", "detect_dask", "local_client", "parse_dask", "read_range"]
+__all__ = ["detect_dask", "parse_dask"]
 
 logger = logging.getLogger(__name__)
-
-_SHUFFLED = ["line", "raw", "timestamp", "session", "key", "template", "parsed", "error", "_sec"]
-
-
-def byte_ranges(paths: Sequence[str | Path], blocksize: int) -> list[tuple[str, int, int]]:
-    """``(path, start, end)`` pieces of about ``blocksize`` bytes; a gzip file is one piece
-    (``end = -1``). A piece owns the lines that start inside it."""
-    if blocksize < 1:
-        raise ValueError(f"blocksize must be >= 1, got {blocksize}")
-    out = []
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise FileNotFoundError(f"log file not found: {path}")
-        if path.is_dir():
-            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
-        with path.open("rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        size = path.stat().st_size
-        if gz or size == 0:
-            out.append((str(path), 0, -1))
-            continue
-        out.extend((str(path), s, min(s + blocksize, size)) for s in range(0, size, blocksize))
-    return out
-
-
-def read_range(path: str, start: int, end: int) -> list[bytes]:
-    """The lines (without ``\\n``) that start in bytes ``[start, end)`` of ``path``; the whole file
-    when ``end < 0`` (gzip or not).
-
-    >>> import tempfile, os
-    >>> f = tempfile.NamedTemporaryFile(delete=False); _ = f.write(b"ab\\ncd\\nef"); f.close()
-    >>> read_range(f.name, 0, 4), read_range(f.name, 4, 8)
-    ([b'ab', b'cd'], [b'ef'])
-    >>> os.unlink(f.name)
-    """
-    if end < 0:
-        with open(path, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gz else open
-        with opener(path, "rb") as fh:  # type: ignore[operator]
-            return [r[:-1] if r.endswith(b"\n") else r for r in fh]
-    with open(path, "rb") as fh:
-        if start > 0:
-            fh.seek(start - 1)
-            fh.readline()  # the line holding byte start-1 belongs to the piece before
-        pos = fh.tell()
-        if pos >= end:
-            return []
-        data = fh.read(end - pos)
-        if not data.endswith(b"\n"):
-            data += fh.readline()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return lines
 
 
 # ---------------------------------------------------------------------- tasks (run on workers)
 def _parse(sc: Scorer, path: str, start: int, end: int) -> pd.DataFrame:
     return sc.parse(read_range(path, start, end), trim=True)
-
-
-def _first_time(df: pd.DataFrame) -> tuple[int, Any]:
-    _, t0 = Scorer.seconds(df, None)
-    return len(df), t0
-
-
-def _prep(df: pd.DataFrame, offset: int, t0: Any) -> pd.DataFrame:
-    df = df.copy()
-    df["line"] = df["line"].to_numpy() + offset
-    sec, _ = Scorer.seconds(df, t0)
-    Scorer.elapsed(df, sec, None, None)  # dt_global; its first value waits for the range before
-    df["_sec"] = sec
-    return df
-
-
-def _last_sec(df: pd.DataFrame) -> float | None:
-    sec = df["_sec"].to_numpy()
-    ok = np.flatnonzero(np.isfinite(sec))
-    return float(sec[ok[-1]]) if len(ok) else None
-
-
-def _split(
-    df: pd.DataFrame, prev: float | None, n_out: int, me: int, cols: Sequence[str] = _SHUFFLED
-) -> tuple[Any, ...]:
-    sec = df["_sec"].to_numpy()
-    ok = np.flatnonzero(np.isfinite(sec))
-    if len(ok) and prev is not None:
-        df = df.copy()
-        first = ok[0]
-        df.iloc[first, df.columns.get_loc("dt_global")] = np.diff([prev, sec[first]])[0]
-    s = df["session"].to_numpy(dtype=object)
-    named = pd.notna(s)
-    dest = np.full(len(df), me % n_out, dtype=np.int64)
-    if named.any():
-        h = pd.util.hash_array(s[named].astype(str).astype(object))
-        dest[named] = (h % np.uint64(n_out)).astype(np.int64)
-    part = df[list(cols)]
-    return (df, *(part[dest == j] for j in range(n_out)))
 
 
 def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -161,12 +68,6 @@ def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFra
 
 def _key_result(res: tuple[pd.DataFrame, pd.DataFrame, int]) -> tuple[pd.DataFrame, int]:
     return res[1], res[2]
-
-
-def _route(res: tuple[pd.DataFrame, Any, int], bounds: np.ndarray) -> tuple[pd.DataFrame, ...]:
-    keycols = res[0]
-    where = np.searchsorted(bounds, keycols["line"].to_numpy(), side="right") - 1
-    return tuple(keycols[where == p] for p in range(len(bounds) - 1))
 
 
 def _join_keys(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
@@ -220,7 +121,7 @@ def _param_pass(
 
 # ---------------------------------------------------------------------- client side
 def detect_dask(
-    wb: Workbench,
+    models: Any,
     paths: str | Path | Sequence[str | Path],
     client: Any,
     *,
@@ -234,95 +135,100 @@ def detect_dask(
 ) -> StreamReport:
     """Detect anomalies in log files on the cluster behind ``client`` (see the module docstring).
 
-    Parameters
-    ----------
-    wb
-        A fitted workbench; it is not changed.
-    paths
-        One log file or several read as one log, in order (plain or gzip); every worker must see
-        them at the same path.
-    client
-        A ``dask.distributed.Client``.
-    blocksize
-        Bytes per parse task.
-    partitions
-        Session partitions of the shuffle; default: twice the cluster's threads (at most one per
-        parse task). The shuffle is ``ranges x partitions`` pieces, each one scheduler task.
-    out
-        Folder (seen by the workers) for the per-entry verdicts as parquet parts, and
-        ``anomalies.csv`` written by the client.
-    session, level, g
-        As for :func:`workbench.detect.streaming.detect_streaming`.
-    keep_entries
-        Gather every entry's verdicts into ``report.entries`` (memory grows with the log).
+    ``models``: ``wb.scorer(end_keys=True)`` of a fitted workbench, or the workbench (it is not
+    changed). ``paths``: one log file or several read as one log, in order (plain or gzip), at the
+    same path on every worker. ``client``: a ``dask.distributed.Client``. ``blocksize``: bytes per
+    parse task. ``partitions``: session partitions of the shuffle (default: twice the cluster's
+    threads, at most one per parse task; the shuffle is ``ranges x partitions`` pieces, each one
+    scheduler task). ``out``: a folder seen by the workers for the per-entry verdicts as parquet
+    parts, and ``anomalies.csv`` written by the client. ``session``, ``level``, ``g``: as for
+    :func:`workbench.detect.streaming.detect_streaming`. ``keep_entries``: gather every entry's
+    verdicts into ``report.entries`` (memory grows with the log).
 
-    Wiring: ``Workbench.detect(paths, client=client)`` returns
-    ``detect_dask(self, paths, client, level=level, g=g)`` when a client is given;
-    ``deeplog-workbench detect RUN LOG... --workers N`` runs it inside
-    ``with local_client(N) as client:``, and ``--scheduler ADDRESS`` inside
-    ``with dask.distributed.Client(ADDRESS) as client:``.
+    ``Workbench.detect(paths, client=client)`` and ``deeplog-workbench detect RUN LOG --workers N
+    | --scheduler ADDRESS`` call this.
     """
     t_start = time.perf_counter()
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if not paths:
         raise ValueError("no log file to detect anomalies in")
-    sc = Scorer(wb, session=session, level=level)
+    sc = Scorer(models, session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
     ranges = byte_ranges(paths, blocksize)
-    n = len(ranges)
-    threads = sum(client.nthreads().values()) or 1
-    n_out = max(1, partitions or min(n, 2 * threads))  # the shuffle costs n * n_out pieces
+    n_out = _n_out(client, len(ranges), partitions)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         for old in Path(out).glob("entries-*.parquet"):
             old.unlink()
+    stages: dict[str, float] = {}
+
+    def mark(stage: str) -> None:
+        stages[stage] = time.perf_counter() - t_start - sum(stages.values())
+
+    outs = str(out) if out is not None else None
+    results, key_results = _run(client, sc, g, ranges, n_out, outs, keep_entries, mark)
+    counts, found = _collect(results, key_results)
+    counts.update(sessions_reopened=0, partitions=len(ranges), session_partitions=n_out)
+    keep = [v for _, _, v in results if v is not None]
+    report = stream_report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
+                           keep_entries)  # fmt: skip
+    report.stages = {k: round(v, 3) for k, v in stages.items()}
+    report.coverage.format = sc.parser.format.name
+    rule = sc.parser.effective_session_rule
+    report.coverage.session_rule = None if rule is None else str(rule)
+    return report
+
+
+def _run(
+    client: Any,
+    sc: Scorer,
+    g: int,
+    ranges: list[tuple[str, int, int]],
+    n_out: int,
+    out: str | None,
+    keep_entries: bool,
+    mark: Any,
+) -> tuple[list[Any], list[Any]]:
+    """The futures of one detection: parse and shuffle by session, key model per session
+    partition, back to the ranges, parameter models in line order. The per-range results and the
+    per-partition key results, gathered."""
     remote = client.scatter(sc, broadcast=True, hash=False)
+    frames, pieces, offsets = shuffle(client, _parse, remote, ranges, n_out, SHUFFLED, mark)
     submit = client.submit
-    parsed = [submit(_parse, remote, *r, pure=False) for r in ranges]
-    firsts = client.gather([submit(_first_time, f) for f in parsed])
-    stages = {"ship_and_parse": time.perf_counter() - t_start}
-    sizes = np.asarray([c for c, _ in firsts], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    t0 = next((t for _, t in firsts if t is not None), None)
-    prepped = [submit(_prep, f, int(offsets[p]), t0) for p, f in enumerate(parsed)]
-    del parsed
-    lasts = client.gather([submit(_last_sec, f) for f in prepped])
-    prev: list[float | None] = []
-    carry = None
-    for v in lasts:
-        prev.append(carry)
-        carry = v if v is not None else carry
-    split = [submit(_split, f, prev[p], n_out, p) for p, f in enumerate(prepped)]
-    del prepped
-    frames = [submit(operator.getitem, s, 0) for s in split]
-    pieces = [[submit(operator.getitem, s, 1 + j) for s in split] for j in range(n_out)]
-    del split
     sess = [submit(_session_pass, remote, g, *pieces[j], pure=False) for j in range(n_out)]
     del pieces
-    bounds = offsets + 1  # range p owns lines bounds[p] .. bounds[p + 1] - 1
-    routed = [submit(_route, s, bounds) for s in sess]
-    back = [[submit(operator.getitem, r, p) for r in routed] for p in range(n)]
-    del routed
-    joined = [submit(_join_keys, frames[p], *back[p]) for p in range(n)]
-    del frames, back
-    tails = client.gather([submit(_tail, remote, f) for f in joined])
-    stages["sessions_and_key_model"] = time.perf_counter() - t_start - sum(stages.values())
+    joined = back_to_ranges(client, sess, frames, offsets, _join_keys)
+    del frames
+    halos = _halos(sc, client.gather([submit(_tail, remote, f) for f in joined]))
+    mark("sessions_and_key_model")
+    finals = [
+        submit(_param_pass, remote, f, halos[p], g, out, p, keep_entries, pure=False)
+        for p, f in enumerate(joined)
+    ]
+    del joined
+    results = client.gather(finals)
+    key_results = client.gather([submit(_key_result, s) for s in sess])
+    mark("parameter_models")
+    return results, key_results
+
+
+def _n_out(client: Any, n: int, partitions: int | None) -> int:
+    threads = sum(client.nthreads().values()) or 1
+    return max(1, partitions or min(n, 2 * threads))  # the shuffle costs n * n_out pieces
+
+
+def _halos(sc: Scorer, tails: list[pd.DataFrame]) -> list[pd.DataFrame | None]:
+    """Per range, the last parameter vectors of every key from the ranges before it."""
     halos: list[pd.DataFrame | None] = []
     halo: pd.DataFrame | None = None
     for t in tails:
         halos.append(halo)
         if sc.param_model is not None:
             halo = sc.halo([h for h in (halo, t) if h is not None])
-    outs = str(out) if out is not None else None
-    finals = [
-        submit(_param_pass, remote, f, halos[p], g, outs, p, keep_entries, pure=False)
-        for p, f in enumerate(joined)
-    ]
-    del joined
-    results = client.gather(finals)
-    key_results = client.gather([submit(_key_result, s) for s in sess])
-    stages["parameter_models"] = time.perf_counter() - t_start - sum(stages.values())
-    del sess, finals
+    return halos
+
+
+def _collect(results: list[Any], key_results: list[Any]) -> tuple[dict[str, int], list]:
     counts = dict.fromkeys(("lines", "parsed", "sessions", "key_entries", "param_checked"), 0)
     found = []
     for anomalies, c, _ in results:
@@ -334,12 +240,7 @@ def detect_dask(
         counts["sessions"] += n_sessions
         if len(anomalies):
             found.append(anomalies)
-    counts.update(sessions_reopened=0, partitions=n, session_partitions=n_out)
-    keep = [v for _, _, v in results if v is not None]
-    report = _report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
-                     keep_entries)  # fmt: skip
-    report.stages = {k: round(v, 3) for k, v in stages.items()}
-    return report
+    return counts, found
 
 
 class _ParserBox:
@@ -401,115 +302,11 @@ def parse_dask(
     rule = SessionRule.parse(session) if isinstance(session, str) else session
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     ranges = byte_ranges(paths, blocksize)
-    n = len(ranges)
-    threads = sum(client.nthreads().values()) or 1
-    n_out = max(1, partitions or min(n, 2 * threads))
-    submit = client.submit
+    n_out = _n_out(client, len(ranges), partitions)
     box = client.scatter(_ParserBox(parser, rule), broadcast=True, hash=False)
-    parsed = [submit(_parse_only, box, *r, pure=False) for r in ranges]
-    firsts = client.gather([submit(_first_time, f) for f in parsed])
-    offsets = np.concatenate([[0], np.cumsum([c for c, _ in firsts])]).astype(np.int64)
-    t0 = next((t for _, t in firsts if t is not None), None)
-    prepped = [submit(_prep, f, int(offsets[p]), t0) for p, f in enumerate(parsed)]
-    del parsed
-    prev, carry = [], None
-    for v in client.gather([submit(_last_sec, f) for f in prepped]):
-        prev.append(carry)
-        carry = v if v is not None else carry
     cols = ["line", "session", "_sec"]
-    split = [submit(_split, f, prev[p], n_out, p, cols) for p, f in enumerate(prepped)]
-    del prepped
-    frames = [submit(operator.getitem, s, 0) for s in split]
-    pieces = [[submit(operator.getitem, s, 1 + j) for s in split] for j in range(n_out)]
-    times = [submit(_session_times, *pieces[j]) for j in range(n_out)]
-    routed = [submit(_route, t, offsets + 1) for t in times]
-    back = [[submit(operator.getitem, r, p) for r in routed] for p in range(n)]
-    joined = client.gather([submit(_join_times, frames[p], *back[p]) for p in range(n)])
+    frames, pieces, offsets = shuffle(client, _parse_only, box, ranges, n_out, cols)
+    times = [client.submit(_session_times, *pieces[j]) for j in range(n_out)]
+    joined = client.gather(back_to_ranges(client, times, frames, offsets, _join_times))
     out = pd.concat(joined, ignore_index=True) if joined else parser.transform([])
     return out
-
-
-@contextmanager
-def local_client(
-    n_workers: int, *, memory_limit: str | int = "auto", **kwargs: Any
-) -> Iterator[Any]:
-    """``with local_client(n_workers) as client:`` a ``LocalCluster`` of ``n_workers`` worker
-    processes (one thread each) on 127.0.0.1, closed on exit. ``memory_limit`` is per worker
-    (Dask's syntax: ``"2GiB"``; ``"auto"``: the machine's memory shared out, beyond which a worker
-    spills to disk; 0 for none)."""
-    if n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
-    from dask.distributed import Client, LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        memory_limit=memory_limit,
-        **kwargs,
-    )
-    try:
-        with Client(cluster) as client:
-            yield client
-    finally:
-        cluster.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m workbench.detect.distributed RUN LOG... (--workers N | --scheduler ADDRESS)``: detect
-    on a cluster with a saved run; prints the summary line, writes the verdicts to ``--out``."""
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="python -m workbench.detect.distributed",
-        description="Detect anomalies in log files on a Dask cluster with a saved run.",
-    )
-    p.add_argument("run", type=Path, help="run directory written by Workbench.save")
-    p.add_argument("logs", type=Path, nargs="+", help="log files, read as one log in this order")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--workers", type=int, metavar="N", help="start N local worker processes")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="use a running cluster")
-    p.add_argument("--out", type=Path, help="folder for entries-*.parquet and anomalies.csv")
-    p.add_argument("--blocksize", type=int, default=32, metavar="MB", help="MB per parse task")
-    args = p.parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        p.error(f"--workers must be >= 1, got {args.workers}")
-    for log in args.logs:
-        if not log.is_file():
-            print(f"error: log file not found: {log}", file=sys.stderr)
-            return 2
-    try:
-        wb = Workbench.load(args.run)
-    except Exception as exc:  # a missing or damaged run: one line, no traceback
-        print(f"error: cannot load the run {args.run}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if args.scheduler:
-            from dask.distributed import Client
-
-            try:
-                client = Client(args.scheduler, timeout=10)
-            except OSError as exc:
-                print(f"error: no scheduler at {args.scheduler}: {exc}", file=sys.stderr)
-                return 2
-            with client:
-                report = detect_dask(wb, args.logs, client, blocksize=args.blocksize * 2**20,
-                                     out=args.out)  # fmt: skip
-        else:
-            with local_client(args.workers) as client:
-                report = detect_dask(wb, args.logs, client, blocksize=args.blocksize * 2**20,
-                                     out=args.out)  # fmt: skip
-    finally:
-        wb.close()
-    print(report.summary())
-    if args.out is not None:
-        print(f"verdicts in {args.out}/entries-*.parquet, anomalies in {args.out}/anomalies.csv")
-    return 0
-
-
-if __name__ == "__main__":  # the tasks must pickle by reference to the package module
-    from workbench.detect.distributed import main as _main
-
-    sys.exit(_main())

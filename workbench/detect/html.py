@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.detect.report import why
+
 __all__ = ["plotly_js", "render_report"]
 
 MAX_DETAILED = 40  #: anomalies with a diagnosis, context and a figure (the table lists all)
@@ -83,13 +85,7 @@ def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
             "anomalous": e["param_anomalous"].to_numpy(dtype=bool)[rows],
         }
     )
-    if len(s) > MAX_POINTS:
-        keep = np.unique(
-            np.concatenate(
-                [np.linspace(0, len(s) - 1, MAX_POINTS).astype(int), np.flatnonzero(s["anomalous"])]
-            )
-        )
-        s = s.iloc[keep]
+    s = _thinned(s)
     x = s["line"].tolist()
     traces: list[dict[str, Any]] = [
         {
@@ -131,6 +127,14 @@ def _mse_figure(wb: Any, report: Any, row: pd.Series) -> dict[str, Any] | None:
         "legend": {"orientation": "h", "y": -0.25},
     }
     return {"data": traces, "layout": layout}
+
+
+def _thinned(s: pd.DataFrame) -> pd.DataFrame:
+    """At most ``MAX_POINTS`` rows, evenly spread, plus every anomalous one."""
+    if len(s) <= MAX_POINTS:
+        return s
+    even = np.linspace(0, len(s) - 1, MAX_POINTS).astype(int)
+    return s.iloc[np.unique(np.concatenate([even, np.flatnonzero(s["anomalous"])]))]
 
 
 def _graph_figure(wb: Any, graph: Any, path: tuple[int, ...]) -> dict[str, Any] | None:
@@ -217,11 +221,24 @@ pre .hit{background:#ffd6d6;display:inline-block;min-width:100%}
 
 def render_report(wb: Any, report: Any, *, source: str = "", title: str | None = None) -> str:
     """The whole report as one HTML string (plotly.js inline)."""
-    from workbench.cli.pipeline import why
+    parts = _head(report, source, title)
+    parts += _table(report.anomalies)
+    details, figures = _details(wb, report)
+    parts += details
+    parts.append("<script>")
+    for div, fig in figures:
+        parts.append(
+            f"Plotly.newPlot('{div}', {_json(fig['data'])}, {_json(fig['layout'])}, "
+            "{responsive: true, displaylogo: false});"
+        )
+    parts.append("</script></body></html>")
+    return "".join(parts)
 
+
+def _head(report: Any, source: str, title: str | None) -> list[str]:
+    """The page's head, title, verdict and coverage (with its warnings)."""
     esc = html.escape
     cov = report.coverage
-    a = report.anomalies
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{esc(title or 'DeepLog report: ' + str(source))}</title>",
@@ -236,32 +253,44 @@ def render_report(wb: Any, report: Any, *, source: str = "", title: str | None =
         parts += [f"<div class='warn'>&#9888; {esc(w)}</div>" for w in cov.warnings]
         parts.append("<div class='cov'>" + "<br>".join(esc(x) for x in cov.lines_summary()))
         parts.append("</div>")
-    parts.append("<h2>Anomalies</h2>")
+    return parts
+
+
+def _table(a: pd.DataFrame) -> list[str]:
+    """The anomaly table (every anomaly; the first ``MAX_DETAILED`` link to their details)."""
+    esc = html.escape
+    parts = ["<h2>Anomalies</h2>"]
     if not len(a):
         parts.append("<p>None reported.</p>")
-    else:
+        return parts
+    parts.append(
+        "<table><tr><th>id</th><th>line</th><th>time</th><th>session</th><th>kind</th>"
+        "<th>template</th><th>why</th><th>status</th></tr>"
+    )
+    for i, (_, r) in enumerate(a.iterrows()):
+        aid = esc(str(r["id"]))
+        link = f"<a href='#a{aid}'>{aid}</a>" if i < MAX_DETAILED else aid
+        ts = "" if pd.isna(r["timestamp"]) else str(r["timestamp"])[:23]
+        sess = "" if r["session"] is None or pd.isna(r["session"]) else str(r["session"])
         parts.append(
-            "<table><tr><th>id</th><th>line</th><th>time</th><th>session</th><th>kind</th>"
-            "<th>template</th><th>why</th><th>status</th></tr>"
+            f"<tr><td>{link}</td><td>{r['line']}</td><td>{esc(ts)}</td>"
+            f"<td>{esc(sess[:40])}</td><td><span class='kind'>{esc(r['kind'])}</span></td>"
+            f"<td class='tmpl'>{esc(str(r['template']))}</td><td>{esc(why(r))}</td>"
+            f"<td>{esc(str(r['status']))}</td></tr>"
         )
-        for i, (_, r) in enumerate(a.iterrows()):
-            aid = esc(str(r["id"]))
-            link = f"<a href='#a{aid}'>{aid}</a>" if i < MAX_DETAILED else aid
-            ts = "" if pd.isna(r["timestamp"]) else str(r["timestamp"])[:23]
-            sess = "" if r["session"] is None or pd.isna(r["session"]) else str(r["session"])
-            parts.append(
-                f"<tr><td>{link}</td><td>{r['line']}</td><td>{esc(ts)}</td>"
-                f"<td>{esc(sess[:40])}</td><td><span class='kind'>{esc(r['kind'])}</span></td>"
-                f"<td class='tmpl'>{esc(str(r['template']))}</td><td>{esc(why(r))}</td>"
-                f"<td>{esc(str(r['status']))}</td></tr>"
-            )
-        parts.append("</table>")
-        if len(a) > MAX_DETAILED:
-            parts.append(
-                f"<p class='meta'>Details below for the first {MAX_DETAILED} of {len(a)}.</p>"
-            )
+    parts.append("</table>")
+    if len(a) > MAX_DETAILED:
+        parts.append(f"<p class='meta'>Details below for the first {MAX_DETAILED} of {len(a)}.</p>")
+    return parts
+
+
+def _details(wb: Any, report: Any) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+    """Per detailed anomaly: its diagnosis, the raw lines around it and a figure (the MSE plot of
+    a parameter anomaly, the workflow of a key anomaly); the figures to draw, by div id."""
+    esc = html.escape
+    parts: list[str] = []
     figures: list[tuple[str, dict[str, Any]]] = []
-    for _, r in a.head(MAX_DETAILED).iterrows():
+    for _, r in report.anomalies.head(MAX_DETAILED).iterrows():
         aid = int(r["id"])
         parts.append(
             f"<div class='anom' id='a{aid}'><h2>#{aid}: line {r['line']}, {r['kind']}</h2>"
@@ -278,7 +307,6 @@ def render_report(wb: Any, report: Any, *, source: str = "", title: str | None =
             cls = " class='hit'" if line == int(r["line"]) else ""
             parts.append(f"<span{cls}>{esc(row)}</span>\n")
         parts.append("</pre>")
-        fig = None
         if r["kind"] == "parameter":
             fig = _mse_figure(wb, report, r)
         else:
@@ -289,11 +317,4 @@ def render_report(wb: Any, report: Any, *, source: str = "", title: str | None =
             parts.append(f"<div id='{div}'></div>")
             figures.append((div, fig))
         parts.append("</div>")
-    parts.append("<script>")
-    for div, fig in figures:
-        parts.append(
-            f"Plotly.newPlot('{div}', {_json(fig['data'])}, {_json(fig['layout'])}, "
-            "{responsive: true, displaylogo: false});"
-        )
-    parts.append("</script></body></html>")
-    return "".join(parts)
+    return parts, figures

@@ -443,7 +443,7 @@ def load_workbench(cls: type, folder: Path, *, read_only: bool | None = None) ->
                     "does not know"
                 )
         if key_model is not None:
-            from workbench.workbench import _sample
+            from workbench.flagging import replay_sample as _sample
 
             _, groups = wb._sessions(entries)
             keys_arr = entries["key"].to_numpy()

@@ -1,0 +1,86 @@
+"""``python -m workbench.cli.cluster RUN LOG... (--workers N | --scheduler ADDRESS) [--out DIR]``:
+detect on a Dask cluster with a saved run, writing the per-entry verdicts as parquet parts.
+
+``deeplog-workbench detect RUN LOG --workers N`` gives the same verdicts as a report; this command
+reads several files as one log and keeps every entry's verdicts on disk
+(:func:`workbench.detect.distributed.detect_dask` with ``out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _arguments() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.cli.cluster",
+        description="Detect anomalies in log files on a Dask cluster with a saved run.",
+    )
+    p.add_argument("run", type=Path, help="run directory written by Workbench.save")
+    p.add_argument("logs", type=Path, nargs="+", help="log files, read as one log in this order")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--workers", type=int, metavar="N", help="start N local worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="use a running cluster")
+    p.add_argument("--out", type=Path, help="folder for entries-*.parquet and anomalies.csv")
+    p.add_argument("--blocksize", type=int, default=32, metavar="MB", help="MB per parse task")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Detect on a cluster with a saved run; prints the summary line, writes the verdicts to
+    ``--out``. Bad input: one line on standard error, exit 2."""
+    p = _arguments()
+    args = p.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        p.error(f"--workers must be >= 1, got {args.workers}")
+    for log in args.logs:
+        if not log.is_file():
+            print(f"error: log file not found: {log}", file=sys.stderr)
+            return 2
+    from workbench.workbench import Workbench
+
+    try:
+        wb = Workbench.load(args.run)
+    except Exception as exc:  # a missing or damaged run: one line, no traceback
+        print(f"error: cannot load the run {args.run}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = _detect(wb.scorer(end_keys=True), args)
+    finally:
+        wb.close()
+    if report is None:
+        return 2
+    print(report.summary())
+    if args.out is not None:
+        print(f"verdicts in {args.out}/entries-*.parquet, anomalies in {args.out}/anomalies.csv")
+    return 0
+
+
+def _detect(models: Any, args: argparse.Namespace) -> Any:
+    """The report, or None after saying why on standard error (no scheduler there)."""
+    from workbench.detect.distributed import detect_dask
+    from workbench.detect.shuffle import local_client
+
+    blocksize = args.blocksize * 2**20
+    if args.scheduler:
+        from dask.distributed import Client
+
+        try:
+            client = Client(args.scheduler, timeout=10)
+        except OSError as exc:
+            print(f"error: no scheduler at {args.scheduler}: {exc}", file=sys.stderr)
+            return None
+        with client:
+            return detect_dask(models, args.logs, client, blocksize=blocksize, out=args.out)
+    with local_client(args.workers) as client:
+        return detect_dask(models, args.logs, client, blocksize=blocksize, out=args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

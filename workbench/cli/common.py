@@ -1,0 +1,101 @@
+"""What the investigator's commands share: a log argument, a run loaded for one command and
+released when it ends, and the last report kept in the run directory (``last_report/``) so that
+``diagnose``, ``flag`` and ``undo`` name anomalies by the ids ``detect`` printed."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["REPORT_DIR", "closing", "err", "load_last_report", "load_run", "read_source",
+           "save_last_report"]  # fmt: skip
+
+REPORT_DIR = "last_report"
+_OPENED: list[Any] = []  # workbenches a command loaded: closed when it ends, whatever happens
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def read_source(log: str) -> Any:
+    """A path for ``read_lines`` (plain or gzip), or the bytes of standard input for ``-``."""
+    if log == "-":
+        return sys.stdin.buffer.read()
+    path = Path(log)
+    if not path.exists():
+        raise FileNotFoundError(f"log file not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"expected a log file, got a directory: {path}")
+    return path
+
+
+def load_run(run: str) -> Any:
+    from workbench.workbench import Workbench
+
+    path = Path(run)
+    if not (path / "run.json").is_file():
+        raise FileNotFoundError(f"not a run directory (no run.json): {path}")
+    wb = Workbench.load(path)
+    _OPENED.append(wb)
+    return wb
+
+
+def closing(run: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A command that releases every run directory it loaded, also when it fails: a command
+    that stops on a bad id must not keep the run locked against the next one."""
+
+    @functools.wraps(run)
+    def wrapper(args: Any) -> int:
+        try:
+            return run(args)
+        finally:
+            while _OPENED:
+                _OPENED.pop().close()
+
+    return wrapper
+
+
+def save_last_report(wb: Any, source: str) -> None:
+    """Keep the report of the last detect in the run directory (parsed entries + review state)."""
+    report = wb.report
+    folder = Path(wb.run_dir) / REPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = report.entries[list(wb.entries.columns)].copy()
+    entries["params"] = entries["params"].map(list)
+    for col in entries.columns:
+        if entries[col].dtype == object and col != "params":
+            entries[col] = entries[col].map(lambda v: None if v is None else str(v))
+    tmp = folder / ".entries.parquet.tmp"
+    entries.to_parquet(tmp, index=False)
+    tmp.replace(folder / "entries.parquet")
+    meta = {
+        "source": source,
+        "g": int(report.g),
+        "level": float(report.level),
+        "attrs": {k: str(v) for k, v in report.entries.attrs.items()},
+    }
+    from workbench.store.files import write_json
+
+    write_json(folder / "report.json", meta)
+
+
+def load_last_report(wb: Any) -> Any:
+    """Rebuild the last detect's report (scored again with the current weights)."""
+    from workbench.store.files import read_json
+
+    folder = Path(wb.run_dir) / REPORT_DIR
+    if not (folder / "report.json").is_file():
+        raise ValueError(f"{wb.run_dir}: no report yet; run 'deeplog-workbench detect' first")
+    meta = read_json(folder / "report.json")
+    entries = pd.read_parquet(folder / "entries.parquet")
+    entries["params"] = entries["params"].map(lambda p: tuple(float(v) for v in p))
+    entries.attrs.update(meta.get("attrs", {}))
+    wb.report = wb._score(entries, g=int(meta["g"]))
+    wb.report_source = meta.get("source")
+    return wb.report

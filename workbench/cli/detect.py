@@ -1,0 +1,180 @@
+"""``deeplog-workbench detect RUN LOG``: a trained run on another log, as printed lines and a
+CSV, JSON or self-contained HTML report; on a Dask cluster with ``--workers``/``--scheduler``;
+as lines arrive with ``--follow``."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.cli.common import err, load_run, read_source, save_last_report
+from workbench.detect.report import why
+from workbench.detect.streaming import OnlineDetector
+
+__all__ = ["anomaly_line", "run_detect", "write_report"]
+
+
+def anomaly_line(row: pd.Series) -> str:
+    """One line per anomaly: id, line, session, kind, template, why."""
+    sess = row["session"] if row["session"] is not None and not pd.isna(row["session"]) else "-"
+    return (
+        f"#{row['id']} line {row['line']} session {sess} [{row['kind']}] "
+        f"{row['template']} -- {why(row)}"
+    )
+
+
+def _print_report(report: Any, *, header: bool = True) -> None:
+    for _, row in report.anomalies.iterrows():
+        print(anomaly_line(row))
+    cov = report.coverage
+    print(f"{report.verdict}")
+    for line in cov.lines_summary():
+        print(f"  {line}")
+    for w in cov.warnings:
+        err(f"warning: {w}")
+
+
+def write_report(wb: Any, report: Any, out: str, source: str) -> Path:
+    """Write the report as CSV, JSON (records with the report's columns) or self-contained HTML."""
+    path = Path(out)
+    suffix = path.suffix.lower()
+    table = report.anomalies.copy()
+    table.insert(len(table.columns), "why", [why(r) for _, r in table.iterrows()])
+    if suffix == ".csv":
+        table.to_csv(path, index=False)
+    elif suffix == ".json":
+        records = json.loads(table.to_json(orient="records", date_format="iso"))
+        payload = {
+            "source": source,
+            "verdict": report.verdict,
+            "coverage": report.coverage.to_dict(),
+            "anomalies": records,
+        }
+        path.write_text(json.dumps(payload, indent=1))
+    elif suffix in (".html", ".htm"):
+        from workbench.detect.html import render_report
+
+        path.write_text(render_report(wb, report, source=source), encoding="utf-8")
+    else:
+        raise ValueError(f"--out must end in .csv, .json or .html, got {path.name!r}")
+    return path
+
+
+def run_detect(args: Any) -> int:
+    if args.out and Path(args.out).suffix.lower() not in (".csv", ".json", ".html", ".htm"):
+        raise ValueError(f"--out must end in .csv, .json or .html, got {Path(args.out).name!r}")
+    wb = load_run(args.run)
+    if args.year is not None:
+        wb.parser.year = int(args.year)
+    if args.follow:
+        return _follow(wb, args)
+    if args.workers is not None or args.scheduler is not None:
+        report = _detect_on_cluster(wb, args)
+    else:
+        report = wb.detect(read_source(args.log), level=args.level)
+        save_last_report(wb, args.log)
+    _print_report(report)
+    if args.out:
+        path = write_report(wb, report, args.out, args.log)
+        err(f"report written to {path} ({path.stat().st_size:,} bytes)")
+    wb.close()
+    if args.strict and (len(report.anomalies) or report.coverage.warnings):
+        return 1
+    return 0
+
+
+def _detect_on_cluster(wb: Any, args: Any) -> Any:
+    """``detect --workers N`` or ``--scheduler ADDRESS``: the same verdicts, on a Dask cluster
+    (the report keeps the verdict columns only, so it is not kept in RUN for ``flag``)."""
+    from workbench.detect.shuffle import local_client
+
+    if args.follow or args.log == "-":
+        raise ValueError("a cluster reads log files: --workers/--scheduler need a file, not stdin")
+    if not Path(args.log).is_file():
+        raise ValueError(f"log file not found: {args.log}")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        with local_client(args.workers) as client:
+            report = wb.detect(args.log, level=args.level, client=client)
+    else:
+        from dask.distributed import Client
+
+        try:
+            client = Client(args.scheduler, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(
+                f"cannot reach the Dask scheduler at {args.scheduler}: {exc}"
+            ) from None
+        with client:
+            report = wb.detect(args.log, level=args.level, client=client)
+    return report
+
+
+def _chunks(fd: int, follow_file: bool, poll: float, stop_after: float | None):
+    """Yield lists of complete lines from a file descriptor as they arrive."""
+    buf = b""
+    idle_since = time.monotonic()
+    while True:
+        if not follow_file:
+            ready, _, _ = select.select([fd], [], [], poll)
+            data = os.read(fd, 1 << 16) if ready else None
+            if data == b"":  # end of standard input
+                break
+        else:
+            data = os.read(fd, 1 << 16) or None
+        if data:
+            idle_since = time.monotonic()
+            buf += data
+            *full, buf = buf.split(b"\n")
+            if full:
+                yield [line.decode("utf-8", "replace") for line in full]
+            continue
+        if stop_after is not None and time.monotonic() - idle_since >= stop_after:
+            break
+        if follow_file:
+            time.sleep(poll)
+    if buf:
+        yield [buf.decode("utf-8", "replace")]
+
+
+def _follow(wb: Any, args: Any) -> int:
+    if args.out:
+        raise ValueError("--follow prints anomalies as they come; --out is not available with it")
+    det = OnlineDetector(wb.scorer(), idle_lines=args.idle_lines)
+    if args.log == "-":
+        fd, follow_file = sys.stdin.fileno(), False
+    else:
+        path = read_source(args.log)
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"\x1f\x8b":
+                raise ValueError(f"cannot follow a compressed file: {path}")
+        fd, follow_file = os.open(path, os.O_RDONLY), True
+    err(f"following {args.log} (Ctrl-C to stop)")
+    try:
+        for lines in _chunks(fd, follow_file, args.poll, args.stop_after_idle):
+            for row in det.feed(lines):
+                print(anomaly_line(row), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if follow_file:
+            os.close(fd)
+    for row in det.close():
+        print(anomaly_line(row), flush=True)
+    cov = det.coverage
+    print(cov.verdict(det.anomalies))
+    for line in cov.lines_summary():
+        print(f"  {line}")
+    print(f"  at most {det.peak_rows} entries held in memory at once")
+    for w in cov.warnings:
+        err(f"warning: {w}")
+    wb.close()
+    return 1 if args.strict and (det.anomalies or cov.warnings) else 0

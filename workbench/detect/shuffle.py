@@ -1,0 +1,196 @@
+"""Cluster plumbing of distributed detection and parsing: byte ranges of log files, global line
+numbers and times, a shuffle of the rows by session and the way back to line order, and a local
+Dask cluster.
+
+Tasks run on workers through futures of ``dask.distributed``; the client only gathers counts,
+first timestamps and last times (a few numbers per range).
+"""
+
+from __future__ import annotations
+
+import gzip
+import operator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.detect.chunked import Scorer
+
+__all__ = ["SHUFFLED", "back_to_ranges", "byte_ranges", "local_client", "read_range", "shuffle"]
+
+SHUFFLED = ["line", "raw", "timestamp", "session", "key", "template", "parsed", "error", "_sec"]
+
+
+def byte_ranges(paths: Sequence[str | Path], blocksize: int) -> list[tuple[str, int, int]]:
+    """``(path, start, end)`` pieces of about ``blocksize`` bytes; a gzip file is one piece
+    (``end = -1``). A piece owns the lines that start inside it."""
+    if blocksize < 1:
+        raise ValueError(f"blocksize must be >= 1, got {blocksize}")
+    out = []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise FileNotFoundError(f"log file not found: {path}")
+        if path.is_dir():
+            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
+        with path.open("rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        size = path.stat().st_size
+        if gz or size == 0:
+            out.append((str(path), 0, -1))
+            continue
+        out.extend((str(path), s, min(s + blocksize, size)) for s in range(0, size, blocksize))
+    return out
+
+
+def read_range(path: str, start: int, end: int) -> list[bytes]:
+    """The lines (without ``\\n``) that start in bytes ``[start, end)`` of ``path``; the whole file
+    when ``end < 0`` (gzip or not).
+
+    >>> import tempfile, os
+    >>> f = tempfile.NamedTemporaryFile(delete=False); _ = f.write(b"ab\\ncd\\nef"); f.close()
+    >>> read_range(f.name, 0, 4), read_range(f.name, 4, 8)
+    ([b'ab', b'cd'], [b'ef'])
+    >>> os.unlink(f.name)
+    """
+    if end < 0:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gz else open
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            return [r[:-1] if r.endswith(b"\n") else r for r in fh]
+    with open(path, "rb") as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            fh.readline()  # the line holding byte start-1 belongs to the piece before
+        pos = fh.tell()
+        if pos >= end:
+            return []
+        data = fh.read(end - pos)
+        if not data.endswith(b"\n"):
+            data += fh.readline()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def _first_time(df: pd.DataFrame) -> tuple[int, Any]:
+    _, t0 = Scorer.seconds(df, None)
+    return len(df), t0
+
+
+def _prep(df: pd.DataFrame, offset: int, t0: Any) -> pd.DataFrame:
+    df = df.copy()
+    df["line"] = df["line"].to_numpy() + offset
+    sec, _ = Scorer.seconds(df, t0)
+    Scorer.elapsed(df, sec, None, None)  # dt_global; its first value waits for the range before
+    df["_sec"] = sec
+    return df
+
+
+def _last_sec(df: pd.DataFrame) -> float | None:
+    sec = df["_sec"].to_numpy()
+    ok = np.flatnonzero(np.isfinite(sec))
+    return float(sec[ok[-1]]) if len(ok) else None
+
+
+def _split(
+    df: pd.DataFrame, prev: float | None, n_out: int, me: int, cols: Sequence[str] = SHUFFLED
+) -> tuple[Any, ...]:
+    sec = df["_sec"].to_numpy()
+    ok = np.flatnonzero(np.isfinite(sec))
+    if len(ok) and prev is not None:
+        df = df.copy()
+        first = ok[0]
+        df.iloc[first, df.columns.get_loc("dt_global")] = np.diff([prev, sec[first]])[0]
+    s = df["session"].to_numpy(dtype=object)
+    named = pd.notna(s)
+    dest = np.full(len(df), me % n_out, dtype=np.int64)
+    if named.any():
+        h = pd.util.hash_array(s[named].astype(str).astype(object))
+        dest[named] = (h % np.uint64(n_out)).astype(np.int64)
+    part = df[list(cols)]
+    return (df, *(part[dest == j] for j in range(n_out)))
+
+
+def _route(res: tuple[pd.DataFrame, Any, int], bounds: np.ndarray) -> tuple[pd.DataFrame, ...]:
+    keycols = res[0]
+    where = np.searchsorted(bounds, keycols["line"].to_numpy(), side="right") - 1
+    return tuple(keycols[where == p] for p in range(len(bounds) - 1))
+
+
+def shuffle(
+    client: Any,
+    parse: Any,
+    remote: Any,
+    ranges: list[tuple[str, int, int]],
+    n_out: int,
+    cols: Sequence[str],
+    mark: Any = None,
+) -> tuple[list[Any], list[list[Any]], np.ndarray]:
+    """Parse the ranges on the cluster, number their lines and times globally, and split them by
+    session: futures of each range's frame, of its pieces per session partition, and the line
+    offsets of the ranges."""
+    submit = client.submit
+    parsed = [submit(parse, remote, *r, pure=False) for r in ranges]
+    firsts = client.gather([submit(_first_time, f) for f in parsed])
+    if mark is not None:
+        mark("ship_and_parse")
+    offsets = np.concatenate([[0], np.cumsum([c for c, _ in firsts])]).astype(np.int64)
+    t0 = next((t for _, t in firsts if t is not None), None)
+    prepped = [submit(_prep, f, int(offsets[p]), t0) for p, f in enumerate(parsed)]
+    del parsed
+    prev: list[float | None] = []
+    carry = None
+    for v in client.gather([submit(_last_sec, f) for f in prepped]):
+        prev.append(carry)
+        carry = v if v is not None else carry
+    split = [submit(_split, f, prev[p], n_out, p, cols) for p, f in enumerate(prepped)]
+    del prepped
+    frames = [submit(operator.getitem, s, 0) for s in split]
+    pieces = [[submit(operator.getitem, s, 1 + j) for s in split] for j in range(n_out)]
+    return frames, pieces, offsets
+
+
+def back_to_ranges(
+    client: Any, results: list[Any], frames: list[Any], offsets: np.ndarray, join: Any
+) -> list[Any]:
+    """Route the per-partition results back to the ranges their lines belong to, and join them."""
+    submit = client.submit
+    bounds = offsets + 1  # range p owns lines bounds[p] .. bounds[p + 1] - 1
+    routed = [submit(_route, s, bounds) for s in results]
+    back = [[submit(operator.getitem, r, p) for r in routed] for p in range(len(frames))]
+    return [submit(join, frames[p], *back[p]) for p in range(len(frames))]
+
+
+@contextmanager
+def local_client(
+    n_workers: int, *, memory_limit: str | int = "auto", **kwargs: Any
+) -> Iterator[Any]:
+    """``with local_client(n_workers) as client:`` a ``LocalCluster`` of ``n_workers`` worker
+    processes (one thread each) on 127.0.0.1, closed on exit. ``memory_limit`` is per worker
+    (Dask's syntax: ``"2GiB"``; ``"auto"``: the machine's memory shared out, beyond which a worker
+    spills to disk; 0 for none)."""
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit=memory_limit,
+        **kwargs,
+    )
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
