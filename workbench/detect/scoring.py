@@ -35,7 +35,7 @@ from workbench.keys.topg import detect
 from workbench.logs.parser import LogParser
 from workbench.logs.sessions import session_groups
 from workbench.params.model import ParamModel
-from workbench.params.thresholds import level_name
+from workbench.params.levels import level_name
 
 __all__ = ["FittedModels", "score", "session_rows", "trained_keys"]
 

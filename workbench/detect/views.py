@@ -14,7 +14,7 @@ import pandas as pd
 
 from workbench.detect.report import DetectionReport
 from workbench.detect.scoring import trained_keys
-from workbench.params.thresholds import level_name
+from workbench.params.levels import level_name
 from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows, key_sequences
 from workbench.workflow.from_keymodel import keymodel_distribution, model_tasks
 
