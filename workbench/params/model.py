@@ -120,6 +120,7 @@ TRAINED = "trained"
 SKIPPED_FEW = "skipped: too few entries"
 SKIPPED_CONSTANT = "skipped: constant"
 _STATE_FORMAT = "workbench.params.model/1"
+_STATE_FORMATS = (_STATE_FORMAT, "workbench.parammodel/1")  # the same state, saved before the move
 _MAX_STOP_WINDOWS = 1024  # validation windows per key used for early stopping (all set thresholds)
 _REL_SCALE_FLOOR = 1e-3  # smallest normalisation scale, relative to max(1, |mean|)
 VALUE_SCALES = ("log1p", "linear")  #: how a non-negative dimension is modelled (see the docstring)
@@ -1035,7 +1036,7 @@ class ParamModel:
     @classmethod
     def from_state(cls, state: Mapping[str, Any], *, device: str | None = None) -> ParamModel:
         """Rebuild a model saved by :meth:`state_dict`; raises ValueError on a malformed state."""
-        if state.get("format") != _STATE_FORMAT:
+        if state.get("format") not in _STATE_FORMATS:
             raise ValueError(f"not a parameter-model state (format {state.get('format')!r})")
         try:
             cfg = ParamModelConfig.from_dict(state["config"])
