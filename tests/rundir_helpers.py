@@ -177,13 +177,14 @@ def kill_during_update(
     trained: Path, tmp: Path, kills: int, seed: int = 0, delays: list[float] | None = None
 ) -> dict[str, int]:
     """SIGKILL a process that flags, saves and undoes in a loop at random moments; after each
-    kill the run must load with a consistent journal."""
+    kill the run must load with a consistent journal. ``withdrawn``: kills that landed inside an
+    update (its verdict journaled, its version not yet), whose verdict the load withdrew."""
     rng = random.Random(seed)
     delays = list(delays) if delays is not None else [rng.uniform(0.0, 2.0) for _ in range(kills)]
     kills = len(delays)
     d = copy_run(trained, tmp / "updates")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    loads = 0
+    loads = withdrawn = 0
     for _ in range(kills):
         proc = subprocess.Popen(
             [sys.executable, "-c", UPDATER, str(d)],
@@ -203,9 +204,10 @@ def kill_during_update(
         proc.stderr.close()
         wb = Workbench.load(d)
         assert wb.journal.check() is None
+        withdrawn += len(wb.interrupted_feedback)
         made = {v["version"] for v in wb.journal.versions()}
         for e in wb.journal.entries():
-            assert e.state in ("pending", "applied", "recorded", "undone")
+            assert e.state in ("applied", "recorded", "undone")  # nothing left pending
             assert e.state != "applied" or e.version in made
         for raw in (e.example.get("raw") for e in wb.journal.entries() if e.state == "applied"):
             assert (
@@ -213,4 +215,4 @@ def kill_during_update(
             )  # every applied verdict's message kind is known
         wb.close()
         loads += 1
-    return {"kills": kills, "loads": loads}
+    return {"kills": kills, "loads": loads, "withdrawn": withdrawn}

@@ -1,4 +1,4 @@
-"""Feedback journal: verdicts before updates, versions, undo, replay, durability."""
+"""Feedback journal: verdicts before updates, versions, undo, durability, old runs' examples."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from workbench.feedback.journal import FeedbackJournal
 from workbench.store.files import RunFormatError, atomic_write_bytes, read_json, write_json
 
 
-def test_verdict_flow_versions_and_replay(tmp_path):
+def test_verdict_flow_versions_and_undo(tmp_path):
     j = FeedbackJournal(tmp_path / "journal.sqlite")
     assert j.current_version() is None
     v1 = j.commit_version(b"w1", reason="trained")
@@ -23,10 +23,10 @@ def test_verdict_flow_versions_and_replay(tmp_path):
     v3 = j.commit_version(b"w3", reason="fp a3", feedback_id=f3)
     assert (v1, v2, v3) == (1, 2, 3)
     assert j.weights() == b"w3"
-    assert [e.anomaly for e in j.replay_entries()] == ["a1", "a3"]
+    assert [e.state for e in j.entries()] == ["applied", "recorded", "applied"]
     assert j.undo() == 2
     assert j.weights() == b"w2"
-    assert [e.anomaly for e in j.replay_entries()] == ["a1"]
+    assert [e.state for e in j.entries()] == ["applied", "recorded", "undone"]
     assert j.undo() == 2  # undo is last-in first-out: the confirmation given after v2 goes next
     assert [e.state for e in j.entries()] == ["applied", "undone", "undone"]
     assert j.undo() == 1
