@@ -85,12 +85,6 @@ class FeedbackJournal:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> FeedbackJournal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ writes (each one transaction)
     def _writable(self) -> None:
         if self.read_only:
