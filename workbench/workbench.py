@@ -50,7 +50,13 @@ from workbench.logs.parser import LogParser, ParseSummary
 from workbench.logs.sessions import SessionRule, session_groups
 from workbench.params.model import ParamModel, ParamModelConfig
 from workbench.params.vectors import build_series
-from workbench.save_load import check_vocabulary, read_stored, save_run, withdraw_interrupted
+from workbench.save_load import (
+    StoredRun,
+    check_vocabulary,
+    read_stored,
+    save_run,
+    withdraw_interrupted,
+)
 from workbench.store.files import FORMAT_VERSION, RunFormatError, RunLock
 from workbench.store.states import state_from_bytes, state_to_bytes
 from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows, key_sequences
@@ -1100,7 +1106,7 @@ class Workbench:
             raise
         return wb
 
-    def _restore(self, stored: Any) -> None:
+    def _restore(self, stored: StoredRun) -> None:
         """Take a loaded run's models, then what its journal holds beyond the saved files: old
         runs' ids translated, interrupted feedback withdrawn, a newer model version (feedback or
         undo after the last save) or else the key ids ever given."""
