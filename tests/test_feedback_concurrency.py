@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tests.rundir_helpers import NOVEL, copy_run, kill_during_update, novel_log, trained_run
 from workbench import keyids
@@ -263,28 +261,20 @@ def test_undo_takes_back_a_confirmation_last_in_first_out(wb, log_a):
 
 
 # ------------------------------------------------------------------ kill during update
-_KILL = settings(
-    max_examples=1,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-@_KILL
-@given(delays=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=1))
-def test_kill_during_update_keeps_the_run_consistent(trained, tmp_path_factory, delays):
+# Kill moments are drawn uniformly from a seeded generator: a one-example hypothesis list of
+# floats is all zeros (every kill before the first flag began).
+def test_kill_during_update_keeps_the_run_consistent(trained, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("killupd")
-    figures = kill_during_update(trained, tmp, 1, delays=delays)
+    figures = kill_during_update(trained, tmp, 1, seed=4)
     assert (figures["kills"], figures["loads"]) == (1, 1)
 
 
 @pytest.mark.slow
-@_KILL
-@given(delays=st.lists(st.floats(0.0, 2.0), min_size=20, max_size=20))
-def test_kill_during_update_20_times(trained, tmp_path_factory, delays):
-    figures = kill_during_update(trained, tmp_path_factory.mktemp("killupd20"), 20, delays=delays)
+def test_kill_during_update_20_times(trained, tmp_path_factory):
+    figures = kill_during_update(trained, tmp_path_factory.mktemp("killupd20"), 20, seed=12)
     print(json.dumps(figures))
     assert (figures["kills"], figures["loads"]) == (20, 20)
+    assert figures["withdrawn"] > 0, "no kill landed inside an update"
 
 
 def test_novel_message_is_what_the_helpers_plant(log_a):

@@ -346,28 +346,20 @@ def test_session_rule_is_an_optional_plain_field():
 
 
 # ------------------------------------------------------------------ kill during save
-_KILL = settings(
-    max_examples=1,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-@_KILL
-@given(delays=st.lists(st.floats(0.0, 1.5), min_size=1, max_size=1))
-def test_kill_during_save_leaves_a_loadable_run(trained, tmp_path_factory, delays):
+# Kill moments are drawn uniformly from a seeded generator: a one-example hypothesis list of
+# floats is all zeros (every kill before the first save began).
+def test_kill_during_save_leaves_a_loadable_run(trained, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kill")
-    figures = kill_during_save(trained, tmp, kills=len(delays), delays=delays)
+    figures = kill_during_save(trained, tmp, kills=1, seed=3)
     assert figures["load_failures"] == 0
 
 
 @pytest.mark.slow
-@_KILL
-@given(delays=st.lists(st.floats(0.0, 1.5), min_size=24, max_size=24))
-def test_kill_during_save_24_times(trained, tmp_path_factory, delays):
-    figures = kill_during_save(trained, tmp_path_factory.mktemp("kill24"), 24, delays=delays)
+def test_kill_during_save_24_times(trained, tmp_path_factory):
+    figures = kill_during_save(trained, tmp_path_factory.mktemp("kill24"), 24, seed=11)
     print(json.dumps(figures))
-    assert figures == {"kills": 24, "loads": 48, "load_failures": 0}
+    assert (figures["kills"], figures["loads"], figures["load_failures"]) == (24, 48, 0)
+    assert figures["mid_save"] > 0, "no kill landed inside a save"
 
 
 # ------------------------------------------------------------------ runs of the previous format
