@@ -7,7 +7,10 @@
 * ``kill_during_save``: a process saves in a loop (in place, and over another run with
   ``overwrite=True``) and is SIGKILLed at random moments; both directories must load every time.
 * ``kill_during_update``: a process flags (learning a new message kind), saves and undoes in a
-  loop and is SIGKILLed at random moments; the run must load with a consistent journal.
+  loop and is SIGKILLed at random moments; the run must load with a consistent journal
+  (``withdrawn``: kills inside an update, whose verdict the load withdrew and reported).
+* ``old_format``: a run saved by the previous version (format 2, the end of a session was -1 in
+  the journal's examples) loads, reads the end of a session as -2 and saves as the current format.
 * ``threads``: two threads flag two anomalies at the same moment; both must be taught.
 * ``processes``: a second process opening a run directory another process holds.
 
@@ -156,6 +159,22 @@ def processes(trained: Path, tmp: Path) -> dict[str, object]:
     return {"second_process": got.stdout.strip().replace(str(d), "RUN")}
 
 
+def old_format(tmp: Path) -> dict[str, object]:
+    d = copy_run(REPO / "tests" / "data" / "format2_run", tmp / "format2")
+    before = json.loads((d / "run.json").read_text())["format_version"]
+    wb = Workbench.load(d)
+    ends = [e.example["next"] for e in wb.journal.entries() if e.example["kind"] == "session end"]
+    report = wb.detect()
+    wb.save()
+    wb.close()
+    return {
+        "format_before": before,
+        "format_after_save": json.loads((d / "run.json").read_text())["format_version"],
+        "session_end_examples_next": ends,
+        "entries_scored": len(report.entries),
+    }
+
+
 def main() -> None:
     kills = int(sys.argv[1]) if len(sys.argv) > 1 else 24
     with tempfile.TemporaryDirectory() as t:
@@ -167,6 +186,7 @@ def main() -> None:
             "processes": processes(trained, tmp),
             "kill_during_save": kill_during_save(trained, tmp / "s", kills, seed=11),
             "kill_during_update": kill_during_update(trained, tmp / "u", kills, seed=12),
+            "old_format": old_format(tmp),
         }
     result["payloads_refused"] = sum(p["refused"] is not None for p in result["payloads"])
     result["payloads_that_ran_code"] = sum(bool(p["code_ran"]) for p in result["payloads"])

@@ -119,14 +119,16 @@ def kill_during_save(
     trained: Path, tmp: Path, kills: int, seed: int = 0, delays: list[float] | None = None
 ) -> dict[str, int]:
     """SIGKILL a process that saves in a loop at random moments (``delays`` after it is ready,
-    drawn from ``seed`` when not given); after each kill both run directories must load."""
+    drawn from ``seed`` when not given); after each kill both run directories must load.
+    ``mid_save``: kills that left a save half-done (a generation or temporary file the manifest
+    does not name), i.e. that landed inside a save rather than between two."""
     rng = random.Random(seed)
     delays = list(delays) if delays is not None else [rng.uniform(0.0, 1.5) for _ in range(kills)]
     kills = len(delays)
     home = copy_run(trained, tmp / "home")
     other = copy_run(trained, tmp / "other")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    loads = 0
+    loads = mid = 0
     for _ in range(kills):
         proc = subprocess.Popen(
             [sys.executable, "-c", SAVER, str(home), str(other)],
@@ -144,11 +146,20 @@ def kill_during_save(
         proc.wait(timeout=30)
         proc.stdout.close()
         proc.stderr.close()
+        mid += any(_half_saved(d) for d in (home, other))
         for d in (home, other):
             wb = Workbench.load(d)
             wb.close()
             loads += 1
-    return {"kills": kills, "loads": loads, "load_failures": 2 * kills - loads}
+    return {"kills": kills, "loads": loads, "load_failures": 2 * kills - loads, "mid_save": mid}
+
+
+def _half_saved(d: Path) -> bool:
+    """Whether a save into ``d`` was cut short: files the manifest does not name are there."""
+    named = {json.loads((d / "run.json").read_text())["generation"]}
+    named.add(json.loads((d / "run.json").read_text())["journal"])
+    extra = [p.name for p in d.glob("gen-*") if p.name not in named]
+    return bool(extra or list(d.glob(".*.tmp")) or list(d.glob("gen-*/.*.tmp")))
 
 
 UPDATER = textwrap.dedent(
@@ -177,13 +188,14 @@ def kill_during_update(
     trained: Path, tmp: Path, kills: int, seed: int = 0, delays: list[float] | None = None
 ) -> dict[str, int]:
     """SIGKILL a process that flags, saves and undoes in a loop at random moments; after each
-    kill the run must load with a consistent journal."""
+    kill the run must load with a consistent journal. ``withdrawn``: kills that landed inside an
+    update (its verdict journaled, its version not yet), whose verdict the load withdrew."""
     rng = random.Random(seed)
     delays = list(delays) if delays is not None else [rng.uniform(0.0, 2.0) for _ in range(kills)]
     kills = len(delays)
     d = copy_run(trained, tmp / "updates")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    loads = 0
+    loads = withdrawn = 0
     for _ in range(kills):
         proc = subprocess.Popen(
             [sys.executable, "-c", UPDATER, str(d)],
@@ -203,9 +215,10 @@ def kill_during_update(
         proc.stderr.close()
         wb = Workbench.load(d)
         assert wb.journal.check() is None
+        withdrawn += len(wb.interrupted_feedback)
         made = {v["version"] for v in wb.journal.versions()}
         for e in wb.journal.entries():
-            assert e.state in ("pending", "applied", "recorded", "undone")
+            assert e.state in ("applied", "recorded", "undone")  # nothing left pending
             assert e.state != "applied" or e.version in made
         for raw in (e.example.get("raw") for e in wb.journal.entries() if e.state == "applied"):
             assert (
@@ -213,4 +226,4 @@ def kill_during_update(
             )  # every applied verdict's message kind is known
         wb.close()
         loads += 1
-    return {"kills": kills, "loads": loads}
+    return {"kills": kills, "loads": loads, "withdrawn": withdrawn}

@@ -1,4 +1,4 @@
-"""Feedback journal: verdicts before updates, versions, undo, replay, durability."""
+"""Feedback journal: verdicts before updates, versions, undo, durability, old runs' examples."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import threading
 
 import pytest
 
+from workbench import keyids
 from workbench.feedback.journal import FeedbackJournal
+from workbench.feedback.journal_db import LEGACY_END
 from workbench.store.files import RunFormatError, atomic_write_bytes, read_json, write_json
 
 
-def test_verdict_flow_versions_and_replay(tmp_path):
+def test_verdict_flow_versions_and_undo(tmp_path):
     j = FeedbackJournal(tmp_path / "journal.sqlite")
     assert j.current_version() is None
     v1 = j.commit_version(b"w1", reason="trained")
@@ -23,10 +25,10 @@ def test_verdict_flow_versions_and_replay(tmp_path):
     v3 = j.commit_version(b"w3", reason="fp a3", feedback_id=f3)
     assert (v1, v2, v3) == (1, 2, 3)
     assert j.weights() == b"w3"
-    assert [e.anomaly for e in j.replay_entries()] == ["a1", "a3"]
+    assert [e.state for e in j.entries()] == ["applied", "recorded", "applied"]
     assert j.undo() == 2
     assert j.weights() == b"w2"
-    assert [e.anomaly for e in j.replay_entries()] == ["a1"]
+    assert [e.state for e in j.entries()] == ["applied", "recorded", "undone"]
     assert j.undo() == 2  # undo is last-in first-out: the confirmation given after v2 goes next
     assert [e.state for e in j.entries()] == ["applied", "undone", "undone"]
     assert j.undo() == 1
@@ -83,3 +85,39 @@ def test_atomic_write_and_checked_reads(tmp_path):
     with pytest.raises(RunFormatError, match="missing"):
         read_json(tmp_path / "nope.json")
     assert [f.name for f in p.parent.iterdir()] == ["x.json"]  # no temporary files left behind
+
+
+def test_examples_of_old_runs_read_the_end_of_a_session_as_today(tmp_path):
+    path = tmp_path / "j.sqlite"
+    j = FeedbackJournal(path)
+    j.commit_version(b"w1", reason="trained")
+    end = {"kind": "session end", "history": [1, 2], "next": LEGACY_END}
+    j.commit_version(b"w2", reason="fp", feedback_id=j.record("-9", "false_positive", end))
+    j.record("4", "confirmed", {"kind": "parameter", "key": 3, "next": LEGACY_END})
+    j.close()
+    ro = FeedbackJournal(path, read_only=True)
+    assert ro.translate_legacy_end() == 0  # read-only: nothing written, translated as read
+    assert [e.example["next"] for e in ro.entries()] == [keyids.END, LEGACY_END]
+    ro.backup_to(tmp_path / "copy.sqlite")  # and in its copies
+    ro.close()
+    copy = FeedbackJournal(tmp_path / "copy.sqlite")
+    assert [e.example["next"] for e in copy.entries()] == [keyids.END, LEGACY_END]
+    assert copy.check() is None and copy.current_version() == 2
+    copy.close()
+    rw = FeedbackJournal(path)
+    assert rw.translate_legacy_end() == 1
+    assert rw.translate_legacy_end() == 0  # twice changes nothing
+    assert [e.example["next"] for e in rw.entries()] == [keyids.END, LEGACY_END]
+    rw.close()
+
+
+def test_pending_verdicts_are_withdrawn_once(tmp_path):
+    j = FeedbackJournal(tmp_path / "j.sqlite")
+    j.commit_version(b"w1", reason="trained")
+    cut = j.record("a1", "false_positive", {"history": [1], "next": 2})  # its update never came
+    j.record("a2", "confirmed", {"line": 3})
+    assert [e.id for e in j.withdraw_pending()] == [cut]
+    assert [e.state for e in j.entries()] == ["undone", "recorded"]
+    assert j.withdraw_pending() == []
+    j.close()
+    assert FeedbackJournal(tmp_path / "j.sqlite", read_only=True).withdraw_pending() == []

@@ -27,10 +27,11 @@ from tests.rundir_helpers import (
     rewrite,
     trained_run,
 )
+from workbench import keyids
 from workbench.logs.parser import LogParser
 from workbench.logs.sessions import SessionRule
 from workbench.simulate.engine import simulate
-from workbench.store.files import RunFormatError, RunLockedError
+from workbench.store.files import FORMAT_VERSION, RunFormatError, RunLockedError
 from workbench.workbench import Workbench
 
 REPO = Path(__file__).resolve().parent.parent
@@ -345,25 +346,72 @@ def test_session_rule_is_an_optional_plain_field():
 
 
 # ------------------------------------------------------------------ kill during save
-_KILL = settings(
-    max_examples=1,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-@_KILL
-@given(delays=st.lists(st.floats(0.0, 1.5), min_size=1, max_size=1))
-def test_kill_during_save_leaves_a_loadable_run(trained, tmp_path_factory, delays):
+# Kill moments are drawn uniformly from a seeded generator: a one-example hypothesis list of
+# floats is all zeros (every kill before the first save began).
+def test_kill_during_save_leaves_a_loadable_run(trained, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kill")
-    figures = kill_during_save(trained, tmp, kills=len(delays), delays=delays)
+    figures = kill_during_save(trained, tmp, kills=1, seed=3)
     assert figures["load_failures"] == 0
 
 
 @pytest.mark.slow
-@_KILL
-@given(delays=st.lists(st.floats(0.0, 1.5), min_size=24, max_size=24))
-def test_kill_during_save_24_times(trained, tmp_path_factory, delays):
-    figures = kill_during_save(trained, tmp_path_factory.mktemp("kill24"), 24, delays=delays)
+def test_kill_during_save_24_times(trained, tmp_path_factory):
+    figures = kill_during_save(trained, tmp_path_factory.mktemp("kill24"), 24, seed=11)
     print(json.dumps(figures))
-    assert figures == {"kills": 24, "loads": 48, "load_failures": 0}
+    assert (figures["kills"], figures["loads"], figures["load_failures"]) == (24, 48, 0)
+    assert figures["mid_save"] > 0, "no kill landed inside a save"
+
+
+# ------------------------------------------------------------------ runs of the previous format
+#: A run directory saved by the previous version of this package (run format 2, where the end
+#: of a session was -1): 12 simulated instances, a tiny key model, one "session end" anomaly
+#: flagged as a false positive and one key anomaly confirmed, then saved.
+FORMAT2 = Path(__file__).resolve().parent / "data" / "format2_run"
+
+
+def _end_examples(entries) -> list[int]:
+    return [e.example["next"] for e in entries if e.example.get("kind") == "session end"]
+
+
+def _raw_next(journal: Path) -> list[int]:
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT example FROM feedback").fetchall()
+    return [json.loads(r[0])["next"] for r in rows if json.loads(r[0])["kind"] == "session end"]
+
+
+def test_a_format_2_run_loads_with_the_end_of_a_session_translated(tmp_path):
+    assert json.loads((FORMAT2 / "run.json").read_text())["format_version"] == 2
+    assert _raw_next(FORMAT2 / "journal.sqlite") == [-1]
+    d = copy_run(FORMAT2, tmp_path / "old")
+    wb = Workbench.load(d)
+    try:
+        assert _end_examples(wb.journal.entries()) == [keyids.END]
+        assert [(e.verdict, e.state) for e in wb.journal.entries()] == [
+            ("false_positive", "applied"),
+            ("confirmed", "recorded"),
+        ]
+        assert _raw_next(d / "journal.sqlite") == [keyids.END]  # rewritten in the journal
+        report = wb.detect()
+        assert len(report.entries) > 0
+        wb.save()
+    finally:
+        wb.close()
+    assert json.loads((d / "run.json").read_text())["format_version"] == FORMAT_VERSION
+    again = Workbench.load(d)  # saved as format 3: read as it is, nothing translated twice
+    assert _end_examples(again.journal.entries()) == [keyids.END]
+    again.close()
+
+
+def test_a_format_2_run_loaded_read_only_reads_and_copies_translated(tmp_path):
+    d = copy_run(FORMAT2, tmp_path / "old")
+    wb = Workbench.load(d, read_only=True)
+    try:
+        assert _end_examples(wb.journal.entries()) == [keyids.END]
+        assert _raw_next(d / "journal.sqlite") == [-1]  # the read-only run is not written
+        wb.save(tmp_path / "copy")
+    finally:
+        wb.close()
+    assert _raw_next(tmp_path / "copy" / "journal.sqlite") == [keyids.END]
+    copy = Workbench.load(tmp_path / "copy")
+    assert _end_examples(copy.journal.entries()) == [keyids.END]
+    copy.close()

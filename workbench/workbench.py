@@ -47,8 +47,15 @@ from workbench.logs.sessions import SessionRule, session_groups
 from workbench.logs.summary import ParseSummary
 from workbench.params.config import ParamModelConfig
 from workbench.params.model import ParamModel
-from workbench.store.files import RunLock
-from workbench.store.rundir import load_workbench, save_workbench, state_from_bytes, state_to_bytes
+from workbench.save_load import (
+    StoredRun,
+    check_vocabulary,
+    read_stored,
+    save_run,
+    withdraw_interrupted,
+)
+from workbench.store.files import FORMAT_VERSION, RunFormatError, RunLock
+from workbench.store.states import state_from_bytes, state_to_bytes
 from workbench.train import TrainEvent
 from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows
 
@@ -111,6 +118,8 @@ class Workbench(Feedback, Views, Events):
         self._executor: ThreadPoolExecutor | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.format_choice: Any = None  # how --format auto chose, when it did
+        #: verdicts an interrupted update never learned, withdrawn when the run was loaded
+        self.interrupted_feedback: list[Any] = []
         if run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="deeplog-run-")
             run_dir = self._tmp.name
@@ -402,19 +411,73 @@ class Workbench(Feedback, Views, Events):
     def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
         """Write the run directory (default: the one this workbench runs in; see
         :mod:`workbench.store.rundir`). A kill at any moment leaves the old or the new run loadable;
-        saving over another run or other files is refused unless ``overwrite``."""
+        saving over another run or other files is refused unless ``overwrite``. Saved elsewhere,
+        the workbench runs there from then on: its journal is copied there and stays live."""
         with self._update_lock:
-            return save_workbench(
-                self, Path(self.run_dir if path is None else path), overwrite=overwrite
-            )
+            folder = Path(self.run_dir if path is None else path)
+            moved = save_run(self, folder, overwrite=overwrite)
+            if moved is not None:
+                self.journal.close()
+                self.journal = FeedbackJournal(moved.journal)
+                self.run_dir = folder
+                old, self._run_lock = self._run_lock, moved.lock
+                if old is not None:
+                    old.release()
+            return folder
 
     @classmethod
     def load(cls, path: str | Path, *, read_only: bool | None = None) -> Workbench:
         """Load a run directory written by :meth:`save`; nothing is half-loaded on error and
         nothing in the files is executed. The directory is locked for this process (another
         process gets a clear error); ``read_only`` (default: when the directory is not writable)
-        loads without the lock and refuses feedback."""
-        return load_workbench(cls, Path(path), read_only=read_only)
+        loads without the lock and refuses feedback. Feedback an interrupted update never learned
+        is withdrawn with a warning (:attr:`interrupted_feedback`)."""
+        stored = read_stored(Path(path), read_only=read_only)
+        wb = cls(
+            stored.parser,
+            stored.state.entries,
+            key_config=stored.key_config,
+            param_config=stored.param_config,
+            workflow_config=stored.workflow_config,
+            run_dir=stored.folder,
+            seed=stored.state.seed,
+            journal=stored.state.journal,
+            read_only=stored.read_only,
+        )
+        try:
+            wb._restore(stored)
+        except BaseException:
+            wb.close()
+            raise
+        return wb
+
+    def _restore(self, stored: StoredRun) -> None:
+        """Take a loaded run's models, then what its journal holds beyond the saved files: old
+        runs' ids translated, interrupted feedback withdrawn, a newer model version (feedback or
+        undo after the last save) or else the key ids ever given."""
+        self.key_model, self.param_model = stored.key_model, stored.param_model
+        self.workflows_, self.level = stored.workflows, stored.state.level
+        if stored.state.format_version < FORMAT_VERSION:
+            self.journal.translate_legacy_end()
+        if self._run_lock is not None and self._run_lock.first:
+            self.interrupted_feedback = withdraw_interrupted(self.journal)
+        current = self.journal.current_version()
+        if current != stored.state.journal_version:
+            try:
+                self._load_weights(self.journal.weights(current))
+            except Exception as exc:
+                raise RunFormatError(
+                    f"{stored.journal}: model version {current} cannot be loaded ({exc})"
+                ) from exc
+        else:
+            self._reserve_keys()
+        check_vocabulary(self.key_model, self.parser, f"{stored.journal}: model version {current}")
+        if stored.key_model is not None:
+            _, groups = self._sessions(self.entries)
+            keys = self.entries["key"].to_numpy()
+            self._replay = replay_sample(
+                [tuple(int(k) for k in keys[g]) for g in groups], 400, self.seed
+            )
 
     def close(self) -> None:
         """Finish queued updates, close the journal and release the run directory."""

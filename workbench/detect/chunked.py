@@ -30,8 +30,8 @@ from workbench.detect.scoring import FittedModels, score
 from workbench.keys.model import KeyModel
 from workbench.logs.parser import LogParser
 from workbench.logs.sessions import SessionRule, apply_session_rule, assign_default_sessions
-from workbench.params.model import ParamModel
 from workbench.params.levels import level_name
+from workbench.params.model import ParamModel
 
 __all__ = [
     "KEY_COLUMNS", "VERDICT_COLUMNS", "Scorer", "StreamReport", "end_keys", "fitted_models",

@@ -34,8 +34,8 @@ from workbench.keys.model import KeyModel
 from workbench.keys.topg import detect
 from workbench.logs.parser import LogParser
 from workbench.logs.sessions import session_groups
-from workbench.params.model import ParamModel
 from workbench.params.levels import level_name
+from workbench.params.model import ParamModel
 
 __all__ = ["FittedModels", "score", "session_rows", "trained_keys"]
 

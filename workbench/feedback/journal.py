@@ -2,17 +2,13 @@
 
 When an investigator flags a reported anomaly as a false positive, DeepLog learns from it at once. The
 journal makes that safe: the verdict is committed *before* the model changes, and the new weights are
-committed as a new *model version* in one transaction after the update. A crash in between loses
-nothing that was acknowledged: on reload the model is the last committed version and the verdict is
-there (marked ``pending``) to be applied again. ``undo`` moves back to the previous version; ``replay``
-lists every learned verdict in order, to apply onto a freshly trained model.
+committed as a new *model version* in one transaction after the update; only then is the flag
+acknowledged. A crash in between leaves the model at the last committed version and the verdict
+``pending``: :meth:`FeedbackJournal.withdraw_pending` (called when a run is opened) marks it
+``undone`` and returns it, so the workbench can say it was not learned and must be given again.
+``undo`` moves back to the previous version.
 
-Tables
-------
-``feedback``  one row per verdict: id, time, anomaly id, verdict ('false_positive' | 'confirmed'),
-              state ('pending' | 'applied' | 'recorded' | 'undone'), the example as JSON, version made.
-``versions``  one row per model version: number, parent, time, reason, the weights (bytes).
-``meta``      the current version.
+The database file itself (schema, opening, checks) is :mod:`workbench.feedback.journal_db`.
 
 >>> j = FeedbackJournal(":memory:")
 >>> v0 = j.commit_version(b"weights-0", reason="trained")
@@ -24,70 +20,33 @@ Tables
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FeedbackEntry", "FeedbackJournal", "StaleVersionError"]
+from workbench.feedback.journal_db import (
+    FeedbackEntry,
+    connect,
+    not_usable,
+    now,
+    rewrite_end,
+    schema_problem,
+    translate_end,
+)
+from workbench.store.files import fsync_file
+
+__all__ = ["FeedbackJournal", "StaleVersionError"]
 
 _ANY = object()
 
 
 class StaleVersionError(RuntimeError):
     """An update was computed from a model version that is no longer the current one."""
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS versions (
-    version   INTEGER PRIMARY KEY,
-    parent    INTEGER,
-    created   TEXT NOT NULL,
-    reason    TEXT NOT NULL,
-    feedback  INTEGER,
-    weights   BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id         INTEGER PRIMARY KEY,
-    created    TEXT NOT NULL,
-    anomaly    TEXT NOT NULL,
-    verdict    TEXT NOT NULL CHECK (verdict IN ('false_positive', 'confirmed')),
-    state      TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'recorded', 'undone')),
-    example    TEXT NOT NULL,
-    version    INTEGER
-);
-CREATE TABLE IF NOT EXISTS meta (
-    name   TEXT PRIMARY KEY,
-    value  TEXT NOT NULL
-);
-"""
-
-_COLUMNS = {
-    "versions": {"version", "parent", "created", "reason", "feedback", "weights"},
-    "feedback": {"id", "created", "anomaly", "verdict", "state", "example", "version"},
-    "meta": {"name", "value"},
-}
-
-
-@dataclass(frozen=True)
-class FeedbackEntry:
-    """One journaled verdict."""
-
-    id: int
-    created: str
-    anomaly: str
-    verdict: str
-    state: str
-    example: dict[str, Any]
-    version: int | None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 class FeedbackJournal:
@@ -112,42 +71,19 @@ class FeedbackJournal:
         #: The version this connection last saw as current (at opening, its commits and undos):
         #: when the file's current version differs, another writer moved the run on.
         self.local_version: int | None = None
-        try:
-            if read_only:
-                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(
-                    uri, uri=True, check_same_thread=False, isolation_level=None
-                )
-                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                try:
-                    self.local_version = self._current()
-                except sqlite3.DatabaseError:
-                    self.local_version = None
-                return
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout=10000")
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            if create:
-                self._db.executescript(_SCHEMA)
+        self._legacy_end = False  # read-only journal of an old run: translate END as it is read
+        self._db = connect(self.path, read_only=read_only, create=create)
+        if read_only or create:
+            try:
                 self.local_version = self._current()
-        except sqlite3.DatabaseError as exc:
-            hint = ""
-            if read_only and "readonly" in str(exc):
-                hint = "; it holds changes not yet moved into the file: open it writable once"
-            raise ValueError(f"{self.path}: not a usable feedback journal ({exc}){hint}") from exc
+            except sqlite3.DatabaseError as exc:
+                if not read_only:
+                    raise not_usable(self.path, exc, read_only) from exc
 
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:
             self._db.close()
-
-    def __enter__(self) -> FeedbackJournal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ writes (each one transaction)
     def _writable(self) -> None:
@@ -156,17 +92,22 @@ class FeedbackJournal:
                 f"{self.path}: the run directory is read-only; feedback cannot be saved"
             )
 
-    def _tx(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): committed at the end, rolled back on error."""
         self._writable()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cur = self._db.execute(sql, args)
+                yield self._db
                 self._db.execute("COMMIT")
-                return cur
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _tx(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._transaction() as db:
+            return db.execute(sql, args)
 
     def record(self, anomaly: str, verdict: str, example: dict[str, Any]) -> int:
         """Commit a verdict before anything acts on it; returns its id.
@@ -179,7 +120,7 @@ class FeedbackJournal:
         state = "pending" if verdict == "false_positive" else "recorded"
         cur = self._tx(
             "INSERT INTO feedback (created, anomaly, verdict, state, example) VALUES (?, ?, ?, ?, ?)",
-            (_now(), str(anomaly), verdict, state, json.dumps(example)),
+            (now(), str(anomaly), verdict, state, json.dumps(example)),
         )
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
@@ -199,38 +140,29 @@ class FeedbackJournal:
         commit is refused (:class:`StaleVersionError`) unless that version is still the current
         one: an update computed from weights another writer has since replaced is never committed.
         """
-        self._writable()
         ids = [int(f) for f in feedback_ids]
         if feedback_id is not None and feedback_id not in ids:
             ids.append(int(feedback_id))
         named = feedback_id if feedback_id is not None else (ids[-1] if ids else None)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                current = self._current()
-                if parent is not _ANY and current != parent:
-                    raise StaleVersionError(
-                        f"{self.path}: the model moved to version {current} while this update was "
-                        f"computed from version {parent}; it was not committed, give the feedback "
-                        "again"
-                    )
-                cur = self._db.execute(
-                    "INSERT INTO versions (parent, created, reason, feedback, weights) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (current, _now(), reason, named, sqlite3.Binary(weights)),
+        with self._transaction() as db:
+            current = self._current()
+            if parent is not _ANY and current != parent:
+                raise StaleVersionError(
+                    f"{self.path}: the model moved to version {current} while this update was "
+                    f"computed from version {parent}; it was not committed, give the feedback again"
                 )
-                version = int(cur.lastrowid)  # type: ignore[arg-type]
-                self._set_current(version)
-                self.local_version = version
-                for f in ids:
-                    self._db.execute(
-                        "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?",
-                        (version, f),
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            cur = db.execute(
+                "INSERT INTO versions (parent, created, reason, feedback, weights) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (current, now(), reason, named, sqlite3.Binary(weights)),
+            )
+            version = int(cur.lastrowid)  # type: ignore[arg-type]
+            self._set_current(version)
+            self.local_version = version
+            for f in ids:
+                db.execute(
+                    "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?", (version, f)
+                )
         return version
 
     def discard(self, feedback_ids: Sequence[int]) -> None:
@@ -240,57 +172,39 @@ class FeedbackJournal:
             marks = ", ".join("?" * len(ids))
             self._tx(f"UPDATE feedback SET state = 'undone' WHERE id IN ({marks})", tuple(ids))
 
-    def mark_applied(self, feedback_id: int, version: int) -> None:
-        """Mark a verdict applied by ``version`` (when one update learned several verdicts)."""
-        self._tx(
-            "UPDATE feedback SET state = 'applied', version = ? WHERE id = ?",
-            (version, feedback_id),
-        )
-
     def undo(self) -> int | None:
         """Undo the last thing the user did; returns the version now current.
 
         When the last verdict is a confirmation given after the current version was made, that
         confirmation is marked ``undone`` (the weights stay). Otherwise the current version goes
         back to its parent and *every* verdict the undone version learned (a whole "all like
-        this" batch) is marked ``undone`` so replay skips them. Returns None (and changes nothing)
+        this" batch) is marked ``undone``. Returns None (and changes nothing)
         when there is nothing to undo.
         """
-        self._writable()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._current()
-                made = self._db.execute(
-                    "SELECT coalesce(max(id), 0) FROM feedback WHERE version = ?", (cur,)
-                ).fetchone()[0]
-                conf = self._db.execute(
-                    "SELECT max(id) FROM feedback WHERE verdict = 'confirmed' "
-                    "AND state = 'recorded' AND id > ?",
-                    (made,),
-                ).fetchone()[0]
-                if conf is not None:
-                    self._db.execute("UPDATE feedback SET state = 'undone' WHERE id = ?", (conf,))
-                    self._db.execute("COMMIT")
-                    return cur
-                row = self._db.execute(
-                    "SELECT parent FROM versions WHERE version = ?", (cur,)
-                ).fetchone()
-                if row is None or row[0] is None:
-                    self._db.execute("ROLLBACK")
-                    return None
-                parent = int(row[0])
-                self._set_current(parent)
-                self.local_version = parent
-                self._db.execute(
-                    "UPDATE feedback SET state = 'undone' WHERE version = ? AND state = 'applied'",
-                    (cur,),
-                )
-                self._db.execute("COMMIT")
-                return parent
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            cur = self._current()
+            made = db.execute(
+                "SELECT coalesce(max(id), 0) FROM feedback WHERE version = ?", (cur,)
+            ).fetchone()[0]
+            conf = db.execute(
+                "SELECT max(id) FROM feedback WHERE verdict = 'confirmed' "
+                "AND state = 'recorded' AND id > ?",
+                (made,),
+            ).fetchone()[0]
+            if conf is not None:
+                db.execute("UPDATE feedback SET state = 'undone' WHERE id = ?", (conf,))
+                return cur
+            row = db.execute("SELECT parent FROM versions WHERE version = ?", (cur,)).fetchone()
+            if row is None or row[0] is None:
+                return None
+            parent = int(row[0])
+            self._set_current(parent)
+            self.local_version = parent
+            db.execute(
+                "UPDATE feedback SET state = 'undone' WHERE version = ? AND state = 'applied'",
+                (cur,),
+            )
+            return parent
 
     # ------------------------------------------------------------------ small named values
     def get_meta(self, name: str) -> str | None:
@@ -352,15 +266,11 @@ class FeedbackJournal:
             args = (state,)
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
-        return [FeedbackEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
-
-    def replay_entries(self) -> list[FeedbackEntry]:
-        """The false positives to learn again onto a fresh model, in order (undone ones skipped)."""
-        return [
-            e
-            for e in self.entries()
-            if e.verdict == "false_positive" and e.state in ("applied", "pending")
-        ]
+        out = [FeedbackEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        if self._legacy_end:
+            for e in out:
+                translate_end(e.example)
+        return out
 
     def versions(self) -> list[dict[str, Any]]:
         """Metadata of every version (no weights)."""
@@ -375,14 +285,9 @@ class FeedbackJournal:
         """What is wrong with this journal as the record of a run (None when nothing is)."""
         with self._lock:
             try:
-                if self._db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-                    return "the database failed its integrity check"
-                for table, cols in _COLUMNS.items():
-                    have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
-                    if not have:
-                        return f"table {table!r} is missing"
-                    if not cols <= have:
-                        return f"table {table!r} lacks the columns {sorted(cols - have)}"
+                problem = schema_problem(self._db)
+                if problem is not None:
+                    return problem
                 if self._current() is None:
                     return "it holds no model version"
                 ok = self._db.execute(
@@ -393,6 +298,51 @@ class FeedbackJournal:
             except (sqlite3.DatabaseError, ValueError) as exc:
                 return f"it cannot be read ({exc})"
         return None
+
+    # ------------------------------------------------------------------ opening a run
+    def translate_legacy_end(self) -> int:
+        """Read the examples of a run written before format 3 with today's key ids: a key
+        example's next key :data:`~workbench.feedback.journal_db.LEGACY_END` (-1, the end of a session then) becomes
+        :data:`workbench.keyids.END`. A writable journal is rewritten in one transaction (doing
+        it twice changes nothing: -1 is never a next key today); a read-only one translates what
+        it reads, and so do its copies (:meth:`backup_to`). Returns the examples rewritten."""
+        if self.read_only:
+            self._legacy_end = True
+            return 0
+        with self._transaction() as db:
+            return rewrite_end(db)
+
+    def withdraw_pending(self) -> list[FeedbackEntry]:
+        """Mark the verdicts still ``pending`` as ``undone`` and return them (one transaction).
+
+        A verdict is pending between its record and the commit of the update that learns it; one
+        found when a run is opened by its only user is an update a crash (or a kill) cut short: the
+        model never learned it and the flag was never acknowledged. Call it only when nothing else
+        of this process can be in the middle of an update of this journal."""
+        if self.read_only:
+            return []
+        with self._lock:
+            pending = self.entries("pending")
+            self.discard([e.id for e in pending])
+        return pending
+
+    def backup_to(self, path: str | Path) -> None:
+        """Write a consistent copy of the journal to ``path``: built under a temporary name,
+        flushed, then renamed into place (an interrupted copy never takes the name)."""
+        path = Path(path)
+        part = path.with_name(f".{path.name}.tmp")
+        part.unlink(missing_ok=True)
+        dest = sqlite3.connect(part, isolation_level=None)
+        try:
+            with self._lock:
+                self._db.backup(dest)
+            if self._legacy_end:
+                rewrite_end(dest)
+            dest.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dest.close()
+        fsync_file(part)
+        os.replace(part, path)
 
     def checkpoint(self) -> None:
         """Move everything in the write-ahead log into the database file."""

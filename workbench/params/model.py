@@ -63,6 +63,7 @@ __all__ = ["ParamModel"]
 logger = logging.getLogger(__name__)
 
 _STATE_FORMAT = "workbench.params.model/1"
+_STATE_FORMATS = (_STATE_FORMAT, "workbench.parammodel/1")  # the same state, saved before the move
 
 
 class ParamModel:
@@ -324,7 +325,7 @@ class ParamModel:
     @classmethod
     def from_state(cls, state: Mapping[str, Any], *, device: str | None = None) -> ParamModel:
         """Rebuild a model saved by :meth:`to_state`; raises ValueError on a malformed state."""
-        if state.get("format") != _STATE_FORMAT:
+        if state.get("format") not in _STATE_FORMATS:
             raise ValueError(f"not a parameter-model state (format {state.get('format')!r})")
         try:
             model = cls(ParamModelConfig.from_dict(state["config"]))

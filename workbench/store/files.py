@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,15 +34,19 @@ __all__ = [
     "atomic_write_bytes",
     "check_output_file",
     "file_digest",
+    "fsync_dir",
+    "fsync_file",
+    "load_step",
     "load_tensors",
     "read_json",
     "save_tensors",
     "write_json",
 ]
 
-#: Version of the run-directory layout written by this package (2: generations, plain-JSON
-#: parser; 1 held a jsonpickle blob and is refused).
-FORMAT_VERSION = 2
+#: Version of the run-directory layout written by this package (3: reserved key ids of
+#: :mod:`workbench.keyids`, the end of a session is -2; 2: generations and a plain-JSON parser, the
+#: end of a session was -1, read and translated; 1 held a jsonpickle blob and is refused).
+FORMAT_VERSION = 3
 
 
 class RunFormatError(ValueError):
@@ -62,6 +67,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a file's bytes to the disk."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (new names, renames) to the disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_step(path: str | Path, what: Callable[[], Any], also: str = "") -> Any:
+    """Run one loading step; any failure becomes a :class:`RunFormatError` naming ``path``
+    (and ``also``, another file the step read)."""
+    try:
+        return what()
+    except RunFormatError:
+        raise
+    except Exception as exc:
+        where = f"{path} ({also})" if also else str(path)
+        raise RunFormatError(f"{where}: {exc.__class__.__name__}: {exc}") from exc
 
 
 def check_output_file(path: str | Path) -> Path:
@@ -148,6 +180,9 @@ class RunLock:
         self.folder = Path(folder)
         self.key = os.path.realpath(self.folder)
         self._released = False
+        #: True when this object took the file lock (no other object of this process holds the
+        #: directory, so nothing else can be in the middle of writing to it).
+        self.first = False
         with RunLock._guard:
             held = RunLock._held.get(self.key)
             if held is not None:
@@ -170,6 +205,7 @@ class RunLock:
             fh.write(str(os.getpid()))
             fh.flush()
             RunLock._held[self.key] = [fh, 1]
+            self.first = True
 
     def release(self) -> None:
         """Give the lock back (the last holder in this process unlocks the file)."""
