@@ -48,14 +48,9 @@ from workbench.logs.summary import ParseSummary
 from workbench.params.config import ParamModelConfig
 from workbench.params.model import ParamModel
 from workbench.save_load import (
-    StoredRun,
-    check_vocabulary,
-    read_stored,
-    save_run,
-    withdraw_interrupted,
+    Stored,
 )
-from workbench.store.files import FORMAT_VERSION, RunFormatError, RunLock
-from workbench.store.states import state_from_bytes, state_to_bytes
+from workbench.store.files import RunLock
 from workbench.train import TrainEvent
 from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows
 
@@ -64,7 +59,7 @@ __all__ = ["DetectionReport", "UpdateResult", "Workbench"]
 logger = logging.getLogger(__name__)
 
 
-class Workbench(Feedback, Views, Events):
+class Workbench(Stored, Feedback, Views, Events):
     """Parser, models, workflows and feedback over one log (see the module docstring). The
     feedback verbs come from :class:`~workbench.flagging.Feedback`, the views' data from
     :class:`~workbench.detect.views.Views`, :meth:`on` from :class:`~workbench.events.Events`.
@@ -371,128 +366,6 @@ class Workbench(Feedback, Views, Events):
         """Score a parsed frame with the current models, with the review statuses this log has
         in the journal (:func:`workbench.detect.scoring.score`)."""
         return score(self.scorer(), entries, g=g, status_of=self._verdicts(entries))
-
-    # ------------------------------------------------------------------ feedback
-    def _weights(self, key_model: Any = None, param_model: Any = None) -> bytes:
-        """One model version: both models' state and the parser's (learned message kinds too)."""
-        key_model = self.key_model if key_model is None else key_model
-        param_model = self.param_model if param_model is None else param_model
-        state: dict[str, Any] = {"parser": self.parser.to_state()}
-        if key_model is not None:
-            state["key"] = key_model.state_dict()
-        if param_model is not None:
-            state["param"] = param_model.to_state()
-        return state_to_bytes(state)
-
-    def _load_weights(self, blob: bytes) -> None:
-        state = state_from_bytes(blob)
-        key_model = KeyModel.from_state(state["key"]) if "key" in state else None
-        param_model = ParamModel.from_state(state["param"]) if "param" in state else None
-        parser = LogParser.from_state(state["parser"]) if "parser" in state else None
-        with self._lock:
-            if parser is not None:
-                ever = max(self.parser.keys_, default=0)
-                self.parser = parser
-                self._reserve_keys(ever)
-            if key_model is not None:
-                self.key_model = key_model
-            if param_model is not None:
-                self.param_model = param_model
-
-    def _reserve_keys(self, at_least: int = 0) -> None:
-        """Key ids ever given stay given: ids of undone (or lost) message kinds are kept as
-        retired entries that match nothing, so the next new kind never gets an old id."""
-        top = max(at_least, int(self.journal.get_meta("max_key") or 0))
-        for k in range(1, top + 1):
-            if k not in self.parser.keys_:
-                self.parser.keys_[k] = (-1, ())
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
-        """Write the run directory (default: the one this workbench runs in; see
-        :mod:`workbench.store.rundir`). A kill at any moment leaves the old or the new run loadable;
-        saving over another run or other files is refused unless ``overwrite``. Saved elsewhere,
-        the workbench runs there from then on: its journal is copied there and stays live."""
-        with self._update_lock:
-            folder = Path(self.run_dir if path is None else path)
-            moved = save_run(self, folder, overwrite=overwrite)
-            if moved is not None:
-                self.journal.close()
-                self.journal = FeedbackJournal(moved.journal)
-                self.run_dir = folder
-                old, self._run_lock = self._run_lock, moved.lock
-                if old is not None:
-                    old.release()
-            return folder
-
-    @classmethod
-    def load(cls, path: str | Path, *, read_only: bool | None = None) -> Workbench:
-        """Load a run directory written by :meth:`save`; nothing is half-loaded on error and
-        nothing in the files is executed. The directory is locked for this process (another
-        process gets a clear error); ``read_only`` (default: when the directory is not writable)
-        loads without the lock and refuses feedback. Feedback an interrupted update never learned
-        is withdrawn with a warning (:attr:`interrupted_feedback`)."""
-        stored = read_stored(Path(path), read_only=read_only)
-        wb = cls(
-            stored.parser,
-            stored.state.entries,
-            key_config=stored.key_config,
-            param_config=stored.param_config,
-            workflow_config=stored.workflow_config,
-            run_dir=stored.folder,
-            seed=stored.state.seed,
-            journal=stored.state.journal,
-            read_only=stored.read_only,
-        )
-        try:
-            wb._restore(stored)
-        except BaseException:
-            wb.close()
-            raise
-        return wb
-
-    def _restore(self, stored: StoredRun) -> None:
-        """Take a loaded run's models, then what its journal holds beyond the saved files: old
-        runs' ids translated, interrupted feedback withdrawn, a newer model version (feedback or
-        undo after the last save) or else the key ids ever given."""
-        self.key_model, self.param_model = stored.key_model, stored.param_model
-        self.workflows_, self.level = stored.workflows, stored.state.level
-        if stored.state.format_version < FORMAT_VERSION:
-            self.journal.translate_legacy_end()
-        if self._run_lock is not None and self._run_lock.first:
-            self.interrupted_feedback = withdraw_interrupted(self.journal)
-        current = self.journal.current_version()
-        if current != stored.state.journal_version:
-            try:
-                self._load_weights(self.journal.weights(current))
-            except Exception as exc:
-                raise RunFormatError(
-                    f"{stored.journal}: model version {current} cannot be loaded ({exc})"
-                ) from exc
-        else:
-            self._reserve_keys()
-        check_vocabulary(self.key_model, self.parser, f"{stored.journal}: model version {current}")
-        if stored.key_model is not None:
-            _, groups = self._sessions(self.entries)
-            keys = self.entries["key"].to_numpy()
-            self._replay = replay_sample(
-                [tuple(int(k) for k in keys[g]) for g in groups], 400, self.seed
-            )
-
-    def close(self) -> None:
-        """Finish queued updates, close the journal and release the run directory."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        with self._update_lock:
-            try:
-                self.journal.checkpoint()
-            except Exception:  # closing must not fail on a journal that is already closed
-                logger.debug("checkpoint on close failed", exc_info=True)
-            self.journal.close()
-            if self._run_lock is not None:
-                self._run_lock.release()
-                self._run_lock = None
 
 
 def _config(current: Any, given: Any, rename: dict[str, str] | None = None) -> Any:
