@@ -44,7 +44,8 @@ import pandas as pd
 from workbench import keyids
 from workbench.detect.coverage import Coverage
 from workbench.feedback.journal import FeedbackJournal, StaleVersionError
-from workbench.keys.model import KeyModel, KeyModelConfig, distinct_examples
+from workbench.keys.examples import distinct_examples
+from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.keys.topg import detect
 from workbench.logs.parser import LogParser, ParseSummary
 from workbench.logs.sessions import SessionRule, session_groups
@@ -606,7 +607,7 @@ class Workbench:
         param_model = self.param_model if param_model is None else param_model
         state: dict[str, Any] = {"parser": self.parser.to_state()}
         if key_model is not None:
-            state["key"] = key_model.state_dict()
+            state["key"] = key_model.to_state()
         if param_model is not None:
             state["param"] = param_model.state_dict()
         return state_to_bytes(state)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.eval.metrics import confusion
-from workbench.keys.windows import FORMATS, Session, read_sessions
+from workbench.keys.keyfiles import FORMATS, read_sessions
+from workbench.keys.vocabulary import Session
 from workbench.train import Callback
 
 __all__ = [
@@ -80,10 +81,10 @@ def build_detector(
         raise ValueError(
             "session_counts, ensemble and validation_folds apply to the deeplog model only"
         )
-    from workbench.keys import baselines
+    from workbench.keys import baselines, ngram
 
     if model == "ngram":
-        return baselines.NGramModel(n=(2 if window is None else window) + 1, top_g=top_g)
+        return ngram.NGramModel(n=(2 if window is None else window) + 1, top_g=top_g)
     if model == "pca":
         return baselines.PCADetector()
     if model == "im":

@@ -208,7 +208,7 @@ def _save(wb: Any, folder: Path, same: bool, lock: Any) -> Path:
     atomic_write_bytes(tmp / "entries.parquet", buf.getvalue())
     files.append("entries.parquet")
     if wb.key_model is not None:
-        files += _save_state(tmp, "key_model", wb.key_model.state_dict())
+        files += _save_state(tmp, "key_model", wb.key_model.to_state())
     if wb.param_model is not None:
         files += _save_state(tmp, "param_model", wb.param_model.state_dict())
     write_json(tmp / "workflows.json", [to_node_link(g) for g in wb.workflows_])
