@@ -56,7 +56,7 @@ def build_detector(
     3 networks, g and the probability floor chosen on 2 cross-fitted folds; ``"paper"``: h = 10,
     one network), with ``window``, ``session_counts``, ``ensemble`` and ``validation_folds``
     overriding it where given; with a number for ``top_g`` the paper's pure top-g rule is used.
-    ``ngram``: :class:`workbench.keys.baselines.NGramModel` with ``n = window + 1`` (window default 2).
+    ``ngram``: :class:`workbench.keys.ngram.NGramModel` with ``n = window + 1`` (window default 2).
     ``pca`` and ``im``: the count-vector baselines (window and g do not apply).
     ``simple``: :class:`workbench.keys.baselines.SimpleDetector`, a new key, an unseen session length or
     an unseen count vector (Landauer et al., FSE 2024; nothing to tune).

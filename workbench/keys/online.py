@@ -301,7 +301,11 @@ def accepted(
     limit: torch.Tensor,
     mask: torch.Tensor,
 ) -> torch.Tensor:
-    """``(n,)`` bool: the fitted rule accepts each target key under these logits."""
+    """``(n,)`` bool: the fitted rule accepts each target key under these logits.
+
+    The rank is counted as :func:`workbench.keys.scores.rank_of_actual` counts it (ties in the
+    key's favour), on logits: a candidate's probability is positive unless its softmax underflows.
+    """
     lg = logits.masked_fill(~mask, float("-inf"))  # (n, V)
     actual = lg.gather(1, targets[:, None])  # (n, 1)
     rank = 1 + (lg > actual).sum(dim=1)  # (n,)
