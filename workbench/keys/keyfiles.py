@@ -43,11 +43,6 @@ class SessionFile:
     ids: list[str] | None = None  # idkeys format
     labels: np.ndarray | None = None  # csv format: (n_sessions,) int, 0 normal, 1 abnormal
 
-    @property
-    def n_keys(self) -> int:
-        """Total number of log entries over all sessions."""
-        return sum(len(s) for s in self.sessions)
-
 
 def _parse_keys(text: str, path: Path, lineno: int, cache: dict[str, Session]) -> Session:
     """Parse whitespace-separated keys; identical lines share one tuple (sessions repeat a lot)."""

@@ -27,7 +27,6 @@ __all__ = [
     "UNKNOWN_INDEX",
     "KeyVocabulary",
     "Session",
-    "count_keys",
 ]
 
 Session = tuple[int, ...]
@@ -37,19 +36,6 @@ PAD_INDEX = 0  # left padding before the first key of a session
 UNKNOWN_INDEX = 1  # a key never seen in training
 END_INDEX = 2  # the end-of-session marker, predicted after the last key
 RESERVED_INDICES = 3
-
-
-def count_keys(sessions: Iterable[Session]) -> dict[int, int]:
-    """How often each key occurs over all sessions.
-
-    >>> count_keys([(5, 5, 22), (5,)])
-    {5: 3, 22: 1}
-    """
-    counts: dict[int, int] = {}
-    for s in sessions:
-        for k in s:
-            counts[k] = counts.get(k, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 class KeyVocabulary:
