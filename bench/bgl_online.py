@@ -62,7 +62,7 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     model = KeyModel(config).fit(pieces, seed=seed, validation_fraction=0.2)
     train_seconds = time.perf_counter() - t0
-    state = model.state_dict()
+    state = model.to_state()
 
     resolve = learn_unknown_with(parser, test["raw"].tolist())
 

@@ -61,7 +61,7 @@ abnormal = split.abnormal
 whitelist_parser = copy.deepcopy(parser)  # the whitelist learns templates on its own copy
 t0 = time.perf_counter()
 model = KeyModel(KeyModelConfig(top_g="auto", spare_keys=256, max_epochs=30)).fit(pieces, seed=0, validation_fraction=0.2)
-state = model.state_dict()
+state = model.to_state()
 print(f"train {len(train)} entries, test {len(test)} ({int(abnormal.sum())} abnormal); "
       f"trained in {time.perf_counter() - t0:.0f} s, g = {model.g_}")
 

@@ -7,11 +7,11 @@ import pytest
 
 from workbench.keys.baselines import (
     InvariantMiningDetector,
-    NGramModel,
     PCADetector,
     SimpleDetector,
     UnseenKeyDetector,
 )
+from workbench.keys.ngram import NGramModel
 
 TRAIN = [(1, 2, 3, 3, 4)] * 40 + [(1, 3, 2, 3, 4)] * 20 + [(1, 2, 3, 3, 3, 3, 4)] * 10
 

@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.keys.topg import (
-    GSelection,
-    detect,
-    score_sessions,
-    select_g,
-    select_rule,
-    session_max_rank,
-    synthetic_anomalies,
-)
-from workbench.keys.windows import END_INDEX, KeyVocabulary
+from workbench.keys.scores import score_sessions, session_max_rank
+from workbench.keys.selection import GSelection, select_g, select_rule, synthetic_anomalies
+from workbench.keys.topg import detect
+from workbench.keys.vocabulary import END_INDEX, KeyVocabulary
 
 VOCAB = KeyVocabulary([1, 2, 3, 4, 5])  # internal 3..7, END = 2
 

@@ -7,10 +7,17 @@ import pytest
 import torch
 
 from workbench import keyids
-from workbench.keys.model import KeyModel, KeyModelConfig, NextKeyLSTM
+from workbench.keys.model import KeyModel, KeyModelConfig
+from workbench.keys.networks import NextKeyLSTM
 from workbench.train import EventRecorder, TrainConfig, train_module
 
 SMALL = dict(window=4, hidden_size=24, max_epochs=40, batch_size=8, patience=5)
+
+
+def tuned(model: KeyModel, **update: object) -> KeyModel:
+    """The model with other online-update settings (``update_*`` fields of its config)."""
+    model.config = model.config.replace(**update)
+    return model
 
 
 def workflow_sessions(rng: np.random.Generator, n: int) -> list[tuple[int, ...]]:
@@ -90,7 +97,7 @@ def test_deterministic_by_seed_and_state_round_trip(fitted):
     again = KeyModel(model.config).fit(train, seed=0, device="cpu")
     probe = [(1, 2, 3, 4, 5, 6), (1, 3, 2, 4, 5, 4, 5, 6)]
     np.testing.assert_allclose(model.score(probe).probability, again.score(probe).probability)
-    state = model.state_dict()
+    state = model.to_state()
     restored = KeyModel.from_state(state, device="cpu")
     assert restored.g_ == model.g_ and restored.vocab_.keys == model.vocab_.keys
     np.testing.assert_allclose(restored.score(probe).probability, model.score(probe).probability)
@@ -100,23 +107,24 @@ def test_deterministic_by_seed_and_state_round_trip(fitted):
 
 def test_partial_fit_learns_a_flagged_transition(fitted):
     model, train = fitted
-    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    model = KeyModel.from_state(model.to_state(), device="cpu")
     odd = (1, 2, 3, 7, 4, 5, 6)  # key 7 is new: it takes a spare slot
     assert model.detect([odd]).reason[0] == "unknown key"
     # Every entry the fitted rule flags is taught, the END after the new history included (the END
     # limit chosen on validation may be stricter than g).
+    tuned(model, update_steps=10)
     for _ in range(6):
-        model.partial_fit(
-            [(1, 2, 3), (1, 2, 3, 7), odd], [7, 4, keyids.END], replay=train[:50], steps=10
-        )
+        model.partial_fit([(1, 2, 3), (1, 2, 3, 7), odd], [7, 4, keyids.END], replay=train[:50])
     assert 7 in model.vocab_ and model.updates_ == 18
     assert not model.detect([odd]).anomalous[0]
     assert not model.detect([(1, 2, 3, 4, 5, 6)]).anomalous[0]
 
 
 def test_config_validation():
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="top_g"):
         KeyModelConfig(top_g=0)
+    with pytest.raises(ValueError, match="update_learning_rate"):
+        KeyModelConfig(update_learning_rate=0.0)
     with pytest.raises(ValueError, match="unknown KeyModelConfig"):
         KeyModelConfig.from_dict({"g": 3})
     assert KeyModelConfig().top_g == 9 and KeyModelConfig().hidden_size == 64
@@ -205,8 +213,9 @@ def test_session_counts_see_beyond_the_window():
 
 
 def test_history_rows_match_the_framed_rows():
-    from workbench.keys.model import history_rows
-    from workbench.keys.windows import KeyVocabulary, frame_sessions
+    from workbench.keys.examples import history_rows
+    from workbench.keys.vocabulary import KeyVocabulary
+    from workbench.keys.windows import frame_sessions
 
     rng = np.random.default_rng(0)
     vocab = KeyVocabulary(range(1, 8), spare=2)
@@ -229,10 +238,10 @@ def test_ensemble_with_counts_fits_updates_and_round_trips():
     probe = [(1, 2, 3, 4, 5, 6), (1, 3, 2, 4, 5, 4, 5, 6)]
     p = model.predict_proba(model.input_rows([(1, 2)]))[0]
     assert p.sum() == pytest.approx(1.0, abs=1e-5)
-    restored = KeyModel.from_state(model.state_dict(), device="cpu")
+    restored = KeyModel.from_state(model.to_state(), device="cpu")
     np.testing.assert_allclose(restored.score(probe).probability, model.score(probe).probability)
     before = [m.head.weight.detach().clone() for m in model.module_.members]
-    model.partial_fit([(1, 2, 3)], [6], replay=train[:20], steps=3)
+    tuned(model, update_steps=3).partial_fit([(1, 2, 3)], [6], replay=train[:20])
     assert all(
         not torch.equal(b, m.head.weight)
         for b, m in zip(before, model.module_.members, strict=True)
@@ -240,7 +249,7 @@ def test_ensemble_with_counts_fits_updates_and_round_trips():
     # A key never seen takes a spare slot in every member; the flagged entry is then accepted.
     odd = (1, 2, 3, 9, 4, 5, 6)
     assert model.detect([odd]).reason[0] == "unknown key"
-    model.partial_fit([odd[:3]], [9], replay=train[:20], max_steps=20)
+    tuned(model, update_steps=1, update_max_steps=20).partial_fit([odd[:3]], [9], replay=train[:20])
     assert model.last_update_["accepted"]
     entries = model.detect([odd]).entries
     assert not entries.loc[entries["position"] == 3, "anomalous"].any()
@@ -264,10 +273,10 @@ def _rank_of(model: KeyModel, session: tuple[int, ...], position: int) -> int:
 
 def test_one_partial_fit_makes_the_flagged_example_top_g(fitted):
     model, train = fitted
-    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    model = KeyModel.from_state(model.to_state(), device="cpu")
     odd = (1, 2, 3, 6, 1, 2, 3, 4, 5, 6)  # 1 after (1, 2, 3, 6): a window never seen
     assert _rank_of(model, odd, 4) > model.g_
-    model.partial_fit([odd[:4]], [1], replay=train[:50], max_steps=60)
+    tuned(model, update_max_steps=60).partial_fit([odd[:4]], [1], replay=train[:50])
     assert model.last_update_["accepted"] and model.last_update_["steps"] >= 1
     assert _rank_of(model, odd, 4) <= model.g_
     assert model.detect(train[:100]).anomalous.mean() <= 0.02  # replay kept the normal paths
@@ -275,9 +284,9 @@ def test_one_partial_fit_makes_the_flagged_example_top_g(fitted):
 
 def test_a_new_key_is_imprinted_and_accepted_in_its_context(fitted):
     model, train = fitted
-    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    model = KeyModel.from_state(model.to_state(), device="cpu")
     new = (1, 2, 3, 9, 4, 5, 6)  # key 9 was never seen: it takes a spare slot
-    model.partial_fit([new[:3]], [9], replay=train[:50], steps=1, max_steps=1)
+    tuned(model, update_steps=1, update_max_steps=1).partial_fit([new[:3]], [9], replay=train[:50])
     assert 9 in model.vocab_ and model.last_update_["steps"] == 1
     assert _rank_of(model, new, 3) <= model.g_
     assert not model.detect([(1, 2, 3, 4, 5, 6)]).anomalous[0]
@@ -285,19 +294,19 @@ def test_a_new_key_is_imprinted_and_accepted_in_its_context(fitted):
 
 def test_earlier_feedback_is_kept_and_saved(fitted):
     model, train = fitted
-    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    model = KeyModel.from_state(model.to_state(), device="cpu")
     model.partial_fit([(1, 2, 3, 4)], [6], replay=train[:50])
     model.partial_fit([(1, 2, 3, 4)], [6], replay=train[:50])  # the same example: kept once
     model.partial_fit([(1, 3)], [6], replay=train[:50])
     assert model.feedback_["targets"] == [int(model.vocab_.encode([6])[0])] * 2
     assert model.last_update_["taught"] == 2  # the new example and the remembered one
-    back = KeyModel.from_state(model.state_dict(), device="cpu")
+    back = KeyModel.from_state(model.to_state(), device="cpu")
     assert back.feedback_ == model.feedback_
 
 
 def test_replay_table_is_cached_and_rebuilt_when_the_vocabulary_grows(fitted):
     model, train = fitted
-    model = KeyModel.from_state(model.state_dict(), device="cpu")
+    model = KeyModel.from_state(model.to_state(), device="cpu")
     replay = [*train[:50], (1, 2, 3, 8, 4, 5, 6)]  # key 8 is unknown to the model so far
     model.partial_fit([(1, 2, 3)], [4], replay=replay)
     model.partial_fit([(1, 2)], [3], replay=replay)
@@ -329,7 +338,7 @@ def test_auto_weighting_keeps_the_weighting_that_validates_better():
     assert set(trials) == {"log", "count"}
     best = max(trials.values(), key=lambda t: (t["synthetic_recall"], -t["estimated_fpr"]))
     assert trials[info["weighting"]]["synthetic_recall"] == best["synthetic_recall"]
-    again = KeyModel.from_state(model.state_dict())
+    again = KeyModel.from_state(model.to_state())
     assert again.config.weighting == model.config.weighting
 
 
@@ -338,9 +347,10 @@ def test_new_branches_do_not_push_old_successors_out_of_the_top_g_elsewhere(fitt
     assert model.g_ <= 2  # three new successors of (1, 2, 3) cannot all join the old one's top g
     flagged, nxt = [(1, 2, 3)] * 3 + [(1, 2)] * 2, [7, 8, 9, 7, 8]
     elsewhere = [s for s in train if s[1] == 3]  # sessions without the taught contexts
-    unguarded = KeyModel.from_state(model.state_dict(), device="cpu")
-    unguarded.partial_fit(flagged, nxt, replay=train[:50], max_steps=20, guard_size=0)
+    unguarded = KeyModel.from_state(model.to_state(), device="cpu")
+    tuned(unguarded, update_max_steps=20, update_guard_size=0)
+    unguarded.partial_fit(flagged, nxt, replay=train[:50])
     assert unguarded.detect(elsewhere).anomalous.any()  # the new keys leak into other contexts
-    guarded = KeyModel.from_state(model.state_dict(), device="cpu")
-    guarded.partial_fit(flagged, nxt, replay=train[:50], max_steps=20)
+    guarded = KeyModel.from_state(model.to_state(), device="cpu")
+    tuned(guarded, update_max_steps=20).partial_fit(flagged, nxt, replay=train[:50])
     assert not guarded.detect(elsewhere).anomalous.any()

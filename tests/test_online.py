@@ -32,3 +32,20 @@ def test_stream_detection_refuses_a_session_count_model():
     model = KeyModel(cfg).fit([(1, 2, 3)] * 5, validation_fraction=0.0, device="cpu")
     with pytest.raises(ValueError, match="stream has no sessions"):
         stream_detect(model, [1, 2, 3, 1, 2, 3])
+
+
+def test_a_stream_ranks_keys_as_session_scoring_does():
+    # The stream and session scoring share one rank rule: with no context, a stream is scored like
+    # one session (PAD before its first key), so every entry gets the same rank both ways, a key
+    # never seen (9) included.
+    from workbench.feedback.stream import stream_detect
+    from workbench.keys.model import KeyModel, KeyModelConfig
+
+    cfg = KeyModelConfig(window=2, hidden_size=8, max_epochs=20, top_g=2, spare_keys=0)
+    model = KeyModel(cfg).fit([(1, 2, 3, 4)] * 20 + [(1, 3, 2, 4)] * 5, device="cpu")
+    stream = [1, 2, 3, 4, 1, 3, 9, 4, 2, 2]
+    streamed = stream_detect(model, stream)
+    scored = model.score([tuple(stream)])
+    assert streamed.rank.tolist() == scored.rank[:-1].tolist()  # the last session entry is END
+    assert streamed.unknown.tolist() == scored.unknown[:-1].tolist()
+    assert streamed.unknown[6] and streamed.rank[6] == model.vocab_.n_candidates + 1

@@ -13,9 +13,9 @@ from workbench.detect.rules import (
     report_counts_by_rule,
     rule_of,
 )
+from workbench.keys.scores import score_sessions
 from workbench.keys.topg import detect as apply_rule
-from workbench.keys.topg import score_sessions
-from workbench.keys.windows import KeyVocabulary
+from workbench.keys.vocabulary import KeyVocabulary
 
 
 def test_rule_names_cover_every_reason() -> None:

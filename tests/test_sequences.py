@@ -8,18 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench import keyids
-from workbench.keys.windows import (
-    END_INDEX,
-    PAD_INDEX,
-    UNKNOWN_INDEX,
-    KeyVocabulary,
-    frame_sessions,
-    guess_format,
-    read_sessions,
-    split_novel,
-    unique_rows,
-    unique_sessions,
-)
+from workbench.keys.keyfiles import guess_format, read_sessions
+from workbench.keys.splits import split_novel
+from workbench.keys.vocabulary import END_INDEX, PAD_INDEX, UNKNOWN_INDEX, KeyVocabulary
+from workbench.keys.windows import frame_sessions, unique_rows, unique_sessions
 
 
 def test_keys_format_trailing_space_and_no_final_newline(tmp_path):

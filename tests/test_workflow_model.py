@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.keys.model import history_rows
+from workbench.keys.examples import history_rows
 from workbench.workflow.cooccurrence import build_workflows
 from workbench.workflow.from_keymodel import (
     ModelWorkflowConfig,

@@ -24,7 +24,8 @@ import pandas as pd
 from workbench import keyids
 from workbench.detect.report import DetectionReport
 from workbench.feedback.journal import StaleVersionError
-from workbench.keys.model import KeyModel, distinct_examples
+from workbench.keys.examples import distinct_examples
+from workbench.keys.model import KeyModel
 from workbench.params.model import ParamModel
 from workbench.params.vectors import build_series
 

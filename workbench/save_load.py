@@ -60,7 +60,7 @@ def run_state(wb: Any) -> RunState:
         parser=wb.parser.to_state(),
         entries=wb.entries,
         workflows=[to_node_link(g) for g in wb.workflows_],
-        key_model=None if wb.key_model is None else wb.key_model.state_dict(),
+        key_model=None if wb.key_model is None else wb.key_model.to_state(),
         param_model=None if wb.param_model is None else wb.param_model.to_state(),
         seed=int(wb.seed),
         level=float(wb.level),
@@ -211,7 +211,7 @@ class Stored:
         param_model = self.param_model if param_model is None else param_model
         state: dict[str, Any] = {"parser": self.parser.to_state()}
         if key_model is not None:
-            state["key"] = key_model.state_dict()
+            state["key"] = key_model.to_state()
         if param_model is not None:
             state["param"] = param_model.to_state()
         return state_to_bytes(state)

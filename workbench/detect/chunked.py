@@ -192,7 +192,7 @@ class Scorer:
         pm = self.param_model
         return {
             "parser": self.parser.to_state(),
-            "key": self.key_model.state_dict(),
+            "key": self.key_model.to_state(),
             "param": pm.to_state() if pm is not None else None,
             "rule": self.rule,
             "level": self.level,

@@ -63,7 +63,7 @@ class FittedModels:
         pm = self.param_model
         return {
             "parser": self.parser.to_state(),
-            "key": self.key_model.state_dict(),
+            "key": self.key_model.to_state(),
             "param": None if pm is None else pm.to_state(),
             "level": self.level,
             "params_elapsed": self.params_elapsed,

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from workbench.eval.protocol import MODELS, dense_keys, evaluate, read_role
-from workbench.keys.windows import FORMATS
+from workbench.keys.keyfiles import FORMATS
 from workbench.train import Callback
 
 __all__ = ["add_evaluate_command"]

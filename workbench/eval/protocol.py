@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from workbench.eval.metrics import confusion
+from workbench.keys.keyfiles import read_sessions
 from workbench.keys.topg import REASONS
-from workbench.keys.windows import Session, read_sessions
+from workbench.keys.vocabulary import Session
 from workbench.train import Callback
 
 __all__ = [
@@ -54,7 +55,7 @@ def build_detector(
     3 networks, g and the probability floor chosen on 2 cross-fitted folds; ``"paper"``: h = 10,
     one network), with ``window``, ``session_counts``, ``ensemble`` and ``validation_folds``
     overriding it where given; with a number for ``top_g`` the paper's pure top-g rule is used.
-    ``ngram``: :class:`workbench.keys.baselines.NGramModel` with ``n = window + 1`` (window default 2).
+    ``ngram``: :class:`workbench.keys.ngram.NGramModel` with ``n = window + 1`` (window default 2).
     ``pca`` and ``im``: the count-vector baselines (window and g do not apply).
     ``simple``: :class:`workbench.keys.baselines.SimpleDetector`, a new key, an unseen session length or
     an unseen count vector (Landauer et al., FSE 2024; nothing to tune).
@@ -79,10 +80,10 @@ def build_detector(
         raise ValueError(
             "session_counts, ensemble and validation_folds apply to the deeplog model only"
         )
-    from workbench.keys import baselines
+    from workbench.keys import baselines, ngram
 
     if model == "ngram":
-        return baselines.NGramModel(n=(2 if window is None else window) + 1, top_g=top_g)
+        return ngram.NGramModel(n=(2 if window is None else window) + 1, top_g=top_g)
     if model == "pca":
         return baselines.PCADetector()
     if model == "im":

@@ -1,4 +1,4 @@
-"""Detection over a key stream with online updates from false-positive feedback (DeepLog section 4).
+"""Detection over a key stream with online updates from false-positive feedback (docs/METHOD.md section 4).
 
 The paper's BGL experiment treats the log as one chronological stream: train on the first part,
 then detect entry by entry; whenever an entry is reported anomalous and the user says it is normal,
@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import keyids
+from workbench.keys.scores import rank_of_actual
 
 __all__ = ["StreamResult", "StreamSplit", "learn_unknown_with", "split_stream", "stream_detect"]
 
@@ -81,11 +82,12 @@ def stream_detect(
     oracle: Callable[[int], bool] | None = None,
     resolve_unknown: Callable[[int, np.ndarray], int | None] | None = None,
     replay: Sequence[Sequence[int]] | None = None,
-    update_steps: int = 1,
-    max_update_steps: int = 6,
     chunk: int = 2048,
 ) -> StreamResult:
     """Top-g detection over ``stream`` with an update after every reported false positive.
+
+    Ranks are :func:`workbench.keys.scores.rank_of_actual`'s (as for sessions); each update is one
+    :meth:`~workbench.keys.model.KeyModel.partial_fit` with the config's ``update_*`` settings.
 
     Parameters
     ----------
@@ -108,82 +110,105 @@ def stream_detect(
         template matches the later lines that share it).
     replay
         Normal sessions mixed into each update so the model does not forget (default: ``[context]``).
-    update_steps, max_update_steps
-        Gradient steps per update: at least ``update_steps``, then on until the taught key is
-        accepted by the rule, at most ``max_update_steps`` (see
-        :meth:`~workbench.keys.model.KeyModel.partial_fit`).
     chunk
         Most entries scored ahead in one batch.
     """
+    g, floor = _stream_rule(model, g, min_probability)
+    keys = np.asarray(stream, dtype=np.int64).copy()
+    n = len(keys)
+    out = StreamResult(*(np.zeros(n, dtype=t) for t in (bool, np.int64, bool, bool)), g=g)
+    ctx = np.asarray(list(context)[-model.config.window :], dtype=np.int64)
+    replay_sessions = [tuple(int(k) for k in context)] if replay is None else replay
+
+    def learn(i: int) -> bool:  # a confirmed anomaly is never learned from
+        return not oracle(i) and _learn(model, ctx, keys, i, resolve_unknown, replay_sessions, out)
+
+    pos, size = 0, min(64, chunk)  # scored ahead: small after an update, doubling while none comes
+    while pos < n:
+        stop = min(n, pos + size)
+        bad = _judge_chunk(model, ctx, keys, pos, stop, g, floor, out)
+        updated = None if oracle is None else _first_learned(pos + np.flatnonzero(bad), learn)
+        next_pos = stop if updated is None else updated + 1
+        size = min(chunk, size * 2) if next_pos == stop else min(64, chunk)
+        pos = next_pos
+    return out
+
+
+def _stream_rule(model, g: int | None, min_probability: float | None) -> tuple[int, float]:
+    """The rule's g and probability floor (default: the model's); a model that counts keys since
+    the start of a session is refused (a stream has no sessions)."""
     if getattr(model.config, "session_counts", False):
         raise ValueError(
             "stream detection needs a window-only key model: session_counts counts keys since the "
             "start of a session, and a stream has no sessions"
         )
-    keys = np.asarray(stream, dtype=np.int64).copy()
-    n = len(keys)
+    floor = getattr(model, "min_probability_", 0.0) if min_probability is None else min_probability
+    return int(model.g_ if g is None else g), float(floor)
+
+
+def _first_learned(flagged: np.ndarray, learn: Callable[[int], bool]) -> int | None:
+    """The first flagged entry the model learned from (everything after it is scored again with
+    the updated weights), None when it learned from none."""
+    for i in flagged.tolist():
+        if learn(i):
+            return i
+    return None
+
+
+def _judge_chunk(
+    model,
+    ctx: np.ndarray,
+    keys: np.ndarray,
+    pos: int,
+    stop: int,
+    g: int,
+    floor: float,
+    out: StreamResult,
+) -> np.ndarray:
+    """Score entries ``pos:stop`` with the current weights, record their rank and verdict in
+    ``out``, and return the verdicts ``(stop - pos,)``."""
     h = model.config.window
-    g = int(model.g_ if g is None else g)
-    floor = float(
-        getattr(model, "min_probability_", 0.0) if min_probability is None else min_probability
-    )
-    flagged = np.zeros(n, dtype=bool)
-    rank = np.zeros(n, dtype=np.int64)
-    unknown = np.zeros(n, dtype=bool)
-    updated = np.zeros(n, dtype=bool)
-    seconds: list[float] = []
-    resolve_seconds: list[float] = []
-    ctx = np.asarray(list(context)[-h:], dtype=np.int64)
-    replay_sessions = [tuple(int(k) for k in context)] if replay is None else replay
-    pos = 0
-    size = min(64, chunk)  # scored ahead; small right after an update, doubling while none comes
-    while pos < n:
-        stop = min(n, pos + size)
-        lo = pos + len(ctx) - h  # first key of entry pos's window in [ctx, keys]
-        seg = model.vocab_.encode(np.concatenate([ctx, keys])[max(0, lo) : stop + len(ctx)])
-        encoded = np.concatenate([np.zeros(max(0, -lo), dtype=np.int64), seg])  # PAD = 0
-        win = _windows(encoded, 0, stop - pos, h)
-        uniq, inv = np.unique(win, axis=0, return_inverse=True)
-        probs = model.predict_proba(uniq)[inv.reshape(-1)]  # (m, V)
-        actual = encoded[np.arange(stop - pos) + h]
-        p_actual = probs[np.arange(stop - pos), actual]
-        mask = model.vocab_.candidate_mask()
-        r = 1 + ((probs > p_actual[:, None]) & mask[None, :]).sum(axis=1)
-        is_unknown = ~mask[actual]
-        r = np.where(is_unknown, model.vocab_.n_candidates + 1, r)
-        bad = is_unknown | (r > g) | (p_actual < floor)
-        rank[pos:stop] = r
-        unknown[pos:stop] = is_unknown
-        flagged[pos:stop] = bad
-        next_pos = stop
-        if oracle is not None:
-            for j in np.flatnonzero(bad):
-                i = pos + int(j)
-                if oracle(i):
-                    continue  # a confirmed anomaly: never learned from
-                if is_unknown[j]:
-                    t0 = time.perf_counter()
-                    new = resolve_unknown(i, keys) if resolve_unknown is not None else None
-                    resolve_seconds.append(time.perf_counter() - t0)
-                    if new is None:
-                        continue
-                    keys[i] = new
-                history = np.concatenate([ctx, keys])[max(0, i + len(ctx) - h) : i + len(ctx)]
-                t0 = time.perf_counter()
-                model.partial_fit(
-                    [history.tolist()],
-                    [int(keys[i])],
-                    replay=replay_sessions,
-                    steps=update_steps,
-                    max_steps=max_update_steps,
-                )
-                seconds.append(time.perf_counter() - t0)
-                updated[i] = True
-                next_pos = i + 1  # everything after the update is scored again
-                break
-        size = min(chunk, size * 2) if next_pos == stop else min(64, chunk)
-        pos = next_pos
-    return StreamResult(flagged, rank, unknown, updated, seconds, resolve_seconds, g)
+    lo = pos + len(ctx) - h  # first key of entry pos's window in [ctx, keys]
+    seg = model.vocab_.encode(np.concatenate([ctx, keys])[max(0, lo) : stop + len(ctx)])
+    encoded = np.concatenate([np.zeros(max(0, -lo), dtype=np.int64), seg])  # PAD = 0
+    win = _windows(encoded, 0, stop - pos, h)
+    uniq, inv = np.unique(win, axis=0, return_inverse=True)
+    actual = encoded[np.arange(stop - pos) + h]
+    mask = model.vocab_.candidate_mask()
+    r, p_actual = rank_of_actual(model.predict_proba(uniq), inv.reshape(-1), actual, mask)
+    is_unknown = ~mask[actual]
+    bad = is_unknown | (r > g) | (p_actual < floor)
+    out.rank[pos:stop] = r
+    out.unknown[pos:stop] = is_unknown
+    out.flagged[pos:stop] = bad
+    return bad
+
+
+def _learn(
+    model,
+    ctx: np.ndarray,
+    keys: np.ndarray,
+    i: int,
+    resolve_unknown: Callable[[int, np.ndarray], int | None] | None,
+    replay: Sequence[Sequence[int]],
+    out: StreamResult,
+) -> bool:
+    """Teach the model that entry ``i`` is normal; False when it could not (an unknown key that
+    ``resolve_unknown`` did not turn into one)."""
+    if out.unknown[i]:
+        t0 = time.perf_counter()
+        new = resolve_unknown(i, keys) if resolve_unknown is not None else None
+        out.resolve_seconds.append(time.perf_counter() - t0)
+        if new is None:
+            return False
+        keys[i] = new
+    h = model.config.window
+    history = np.concatenate([ctx, keys])[max(0, i + len(ctx) - h) : i + len(ctx)]
+    t0 = time.perf_counter()
+    model.partial_fit([history.tolist()], [int(keys[i])], replay=replay)
+    out.update_seconds.append(time.perf_counter() - t0)
+    out.updated[i] = True
+    return True
 
 
 def learn_unknown_with(parser, raw_lines: Sequence[str]) -> Callable[[int, np.ndarray], int | None]:

@@ -1,0 +1,131 @@
+"""The networks of the log-key model: a stacked LSTM over a window of keys, and an ensemble of them.
+
+:class:`NextKeyLSTM` is DeepLog's network (docs/METHOD.md section 2): L stacked LSTM layers of alpha
+units over the last h keys, then a linear layer giving logits over the next key. The training loop
+is outside (:func:`workbench.train.train_module`), with :func:`cross_entropy` as its loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from workbench.keys.config import KeyModelConfig
+
+__all__ = ["KeyEnsemble", "NextKeyLSTM", "build_network", "cross_entropy", "mixture"]
+
+
+class NextKeyLSTM(nn.Module):
+    """Stacked LSTM over a window of key indices -> logits over the next key.
+
+    With ``session_counts`` each input row ends with ``n_keys`` more columns, the session's count
+    of every key so far; a small network of ``log(1 + count)`` adds its logits to the LSTM's, so the
+    prediction knows what the session has done before the window (how many replicas were written,
+    whether a re-replication happened), whatever the interleaving of its parallel threads.
+
+    >>> net = NextKeyLSTM(n_keys=7, hidden_size=8, num_layers=2)
+    >>> net(torch.zeros(4, 10, dtype=torch.long)).shape
+    torch.Size([4, 7])
+    >>> NextKeyLSTM(7, hidden_size=8, num_layers=1, session_counts=True)(
+    ...     torch.zeros(4, 10 + 7, dtype=torch.long)
+    ... ).shape
+    torch.Size([4, 7])
+    """
+
+    def __init__(
+        self,
+        n_keys: int,
+        *,
+        hidden_size: int,
+        num_layers: int,
+        embedding_dim: int | None = None,
+        session_counts: bool = False,
+    ) -> None:
+        super().__init__()
+        self.n_keys = n_keys
+        self.embed = None if embedding_dim is None else nn.Embedding(n_keys, embedding_dim)
+        in_dim = n_keys if embedding_dim is None else embedding_dim
+        self.lstm = nn.LSTM(in_dim, hidden_size, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, n_keys)
+        self.counts = (
+            nn.Sequential(nn.Linear(n_keys, hidden_size), nn.Tanh(), nn.Linear(hidden_size, n_keys))
+            if session_counts
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dim() == 2, f"expected (batch, window) key indices, got shape {tuple(x.shape)}"
+        if self.counts is not None:
+            x, counts = x[:, : -self.n_keys], x[:, -self.n_keys :]  # (B, h), (B, V)
+        if self.embed is None:  # noqa: SIM108 (one shape comment per branch)
+            e = F.one_hot(x, self.n_keys).float()  # (B, h, V)
+        else:
+            e = self.embed(x)  # (B, h, E)
+        out, _ = self.lstm(e)  # (B, h, H)
+        logits = self.head(out[:, -1])  # (B, V) logits over the next key
+        if self.counts is not None:
+            logits = logits + self.counts(torch.log1p(counts.float()))
+        return logits
+
+
+class KeyEnsemble(nn.Module):
+    """Several :class:`NextKeyLSTM` members whose next-key probabilities are averaged.
+
+    Members differ in their initial weights only and are trained side by side on the same batches,
+    each on its own cross-entropy (in training mode ``forward`` returns every member's logits,
+    ``(M, B, V)``); in evaluation mode it returns the log of the members' mean probability, so a
+    softmax over it is the averaged distribution. Averaging tempers one member's overconfidence about
+    an ordering it never saw, which is where false positives of new normal sessions come from.
+
+    >>> net = KeyEnsemble([NextKeyLSTM(5, hidden_size=4, num_layers=1) for _ in range(3)])
+    >>> net.train()(torch.zeros(2, 3, dtype=torch.long)).shape
+    torch.Size([3, 2, 5])
+    >>> p = net.eval()(torch.zeros(2, 3, dtype=torch.long)).softmax(-1)
+    >>> p.shape, bool(torch.allclose(p.sum(-1), torch.ones(2)))
+    (torch.Size([2, 5]), True)
+    """
+
+    def __init__(self, members: Sequence[NextKeyLSTM]) -> None:
+        super().__init__()
+        assert len(members) >= 2, "an ensemble needs at least two members"
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x) for m in self.members])  # (M, B, V)
+        return logits if self.training else mixture(logits)
+
+
+def mixture(logits: torch.Tensor) -> torch.Tensor:
+    """``(M, B, V)`` member logits -> ``(B, V)`` log of the members' mean probability."""
+    return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=0) - math.log(logits.shape[0])
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy ``(B,)``; an ensemble's ``(M, B, V)`` logits give the mean of
+    its members' losses."""
+    if logits.dim() == 3:  # an ensemble in training: the mean of its members' losses
+        m, b, v = logits.shape
+        losses = F.cross_entropy(logits.reshape(m * b, v), targets.repeat(m), reduction="none")
+        return losses.reshape(m, b).mean(dim=0)  # (B,)
+    return F.cross_entropy(logits, targets, reduction="none")  # (B,)
+
+
+def build_network(config: KeyModelConfig, n_keys: int) -> NextKeyLSTM | KeyEnsemble:
+    """The network ``config`` describes, over a vocabulary of ``n_keys`` internal indices: one
+    :class:`NextKeyLSTM`, or a :class:`KeyEnsemble` of ``config.ensemble`` of them."""
+    c = config
+    members = [
+        NextKeyLSTM(
+            n_keys,
+            hidden_size=c.hidden_size,
+            num_layers=c.num_layers,
+            embedding_dim=c.embedding_dim if c.encoding == "embedding" else None,
+            session_counts=c.session_counts,
+        )
+        for _ in range(c.ensemble)
+    ]
+    return members[0] if c.ensemble == 1 else KeyEnsemble(members)
