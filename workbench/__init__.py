@@ -1,18 +1,15 @@
 """DeepLog Workbench: the backing package.
 
-Parsing raw logs into log keys and parameter vectors (:mod:`~workbench.logs.parser`,
-:mod:`~workbench.logs.formats`, :mod:`~workbench.logs.sessions`), the DeepLog models (the log-key LSTM in
-:mod:`~workbench.keys.model` with its top-g rule in :mod:`~workbench.keys.topg`; the per-key
-parameter-value LSTMs in :mod:`~workbench.params.model` with the Gaussian thresholds of
-:mod:`~workbench.params.thresholds`), baselines (:mod:`~workbench.keys.baselines`), online update from feedback
-(:mod:`~workbench.feedback.stream`, the journal in :mod:`~workbench.feedback.journal`), workflow construction and
-diagnosis (:mod:`~workbench.workflow.cooccurrence`, :mod:`~workbench.workflow.from_keymodel`, :mod:`~workbench.workflow.diagnosis`),
-the built-in log simulator (:mod:`~workbench.simulate.engine`), and the front object
-:class:`~workbench.workbench.Workbench` that ties them together and saves runs
-(:mod:`~workbench.store.rundir`), with detection in :mod:`~workbench.detect.scoring` (one process,
-chunks in :mod:`~workbench.detect.streaming`, a Dask cluster in :mod:`~workbench.detect.distributed`)
-and feedback in :mod:`~workbench.flagging`. Everything here works on pandas DataFrames and plain arrays; the UI layer
-(``widgets``) builds on it and is never imported from here.
+Packages by concept, layered from the command line down (README "Layout"):
+:mod:`workbench.logs` (raw lines to entries), :mod:`workbench.keys` (the log-key model, its top-g
+rule and baselines), :mod:`workbench.params` (the parameter-value models and thresholds),
+:mod:`workbench.workflow` (both workflow methods and diagnosis), :mod:`workbench.feedback` (the
+journal), :mod:`workbench.detect` (scoring, reports, chunked and Dask detection),
+:mod:`workbench.store` (the run directory), :mod:`workbench.eval`, :mod:`workbench.simulate` and
+:mod:`workbench.cli`; :mod:`workbench.keyids`, :mod:`workbench.config` and :mod:`workbench.train`
+are shared by all. The front object :class:`~workbench.workbench.Workbench` ties them together.
+Everything here works on pandas DataFrames and plain arrays; the UI layer (``widgets``) builds on
+it and is never imported from here.
 
 ``Workbench`` is imported on first use, so ``import workbench`` (and the command line) stays light.
 """
