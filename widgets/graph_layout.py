@@ -27,7 +27,7 @@ from typing import Any
 import networkx as nx
 import plotly.graph_objects as go
 
-from widgets.figures import _json_id, format_seconds
+from widgets.figures.labels import format_seconds, json_id
 from widgets.theme import PALETTE, styled
 
 __all__ = ["DotLayout", "dot_binary", "dot_figure", "dot_layout", "label_boxes", "node_text"]
@@ -237,7 +237,7 @@ def dot_figure(
             continue
         ex.append(e["label"][0])
         ey.append(e["label"][1])
-        edata.append([_json_id(u), _json_id(v)])
+        edata.append([json_id(u), json_id(v)])
         etext.append(html.escape(e["text"]))
         d = graph.edges[u, v]
         prob = d.get("probability")
@@ -268,7 +268,7 @@ def dot_figure(
         nsize.append(max(10, min(layout.nodes[n][2], layout.nodes[n][3])))
     fig.add_trace(go.Scatter(
         x=[layout.nodes[n][0] for n in nodes], y=[layout.nodes[n][1] for n in nodes],
-        mode="markers+text", name="nodes", text=ntext, customdata=[_json_id(n) for n in nodes],
+        mode="markers+text", name="nodes", text=ntext, customdata=[json_id(n) for n in nodes],
         textposition="middle center", textfont={"size": FONT_PX, "color": PALETTE["ink"],
                                                 "family": "Arial, Helvetica, sans-serif"},
         hovertext=nhover, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
