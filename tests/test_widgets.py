@@ -564,6 +564,6 @@ def test_selecting_a_parameter_anomaly_reaches_the_hidden_mse_view(trained):
     params = app.review.table[app.review.table["kind"] == "parameter"]
     assert len(params)
     row = params.iloc[0]
-    app.select_anomaly(int(row["id"]))
+    app.review.select(int(row["id"]))
     assert app.mse.key == int(row["key"]) and app.mse.selected_line == int(row["line"])
     assert "could not" not in app.mse.status.value

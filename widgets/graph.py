@@ -7,7 +7,7 @@ is selected elsewhere, its path and slow transition are highlighted in the task 
 
 The layout is graphviz ``dot``'s when it is installed (:mod:`widgets.graph_layout`): layered top to
 bottom, splines routed around the nodes, one label per edge placed beside it, the template's short
-text in each node; long tasks scroll. Without dot, a simple layering is drawn.
+text in each node; long tasks scroll. Without dot, the core's layered layout is drawn.
 
 Why plotly and not a dedicated graph widget: the automata are small (tens of nodes), a layered
 left-to-right drawing is what the paper shows, plotly is already the figure library of every other
@@ -27,8 +27,9 @@ import networkx as nx
 import plotly.graph_objects as go
 
 from widgets.base import PlotSlot, TaskRunner, View
-from widgets.figures import format_seconds, simple_layered_layout, workflow_figure, wrap_layout
+from widgets.figures import format_seconds, workflow_figure, wrap_layout
 from widgets.graph_layout import dot_binary, dot_figure, dot_layout
+from workbench.workflow.cooccurrence import layered_layout
 
 __all__ = ["WorkflowView", "default_layout"]
 
@@ -36,14 +37,8 @@ Layout = Callable[[nx.DiGraph], Mapping[Hashable, tuple[int, int]]]
 
 
 def default_layout(graph: nx.DiGraph) -> Mapping[Hashable, tuple[int, int]]:
-    """The core's ``workbench.workflow.cooccurrence.layered_layout`` when it exists, else a simple layering;
-    folded into bands when the task is long (:func:`widgets.figures.wrap_layout`)."""
-    try:
-        from workbench.workflow.cooccurrence import (
-            layered_layout,  # provided by the core's workflow module
-        )
-    except ImportError:
-        return wrap_layout(simple_layered_layout(graph))
+    """The core's layered layout (:func:`workbench.workflow.cooccurrence.layered_layout`), folded
+    into bands when the task is long (:func:`widgets.figures.wrap_layout`)."""
     return wrap_layout(layered_layout(graph))
 
 
@@ -269,6 +264,3 @@ class WorkflowView(View):
                 self.show_task(best)
                 return
         self._draw()
-
-    def clear_highlight(self) -> None:
-        self.highlight((), None)

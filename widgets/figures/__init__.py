@@ -34,7 +34,7 @@ from widgets.figures.labels import format_seconds, level_label, levels_of, thres
 from widgets.figures.loss import loss_curve_figure
 from widgets.figures.mse import mse_figure, observed_predicted_figure
 from widgets.figures.timeline import timeline_figure
-from widgets.figures.workflow import simple_layered_layout, workflow_figure, wrap_layout
+from widgets.figures.workflow import workflow_figure, wrap_layout
 
 __all__ = [
     "format_seconds",
@@ -43,7 +43,6 @@ __all__ = [
     "loss_curve_figure",
     "mse_figure",
     "observed_predicted_figure",
-    "simple_layered_layout",
     "threshold_column",
     "timeline_figure",
     "workflow_figure",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -71,85 +72,90 @@ def mse_figure(
     styled(fig, title=title or "Parameter-vector MSE", height=420)
     if series is None or len(series) == 0:
         return with_message(fig, "no parameter vectors for this key")
-    data = _per_instance(series) if x == "instance" else series.reset_index(drop=True)
-    xs = np.arange(1, len(data) + 1)
-    lines = data["line"].astype(int).to_numpy()
-    mse = pd.to_numeric(data["mse"], errors="coerce").to_numpy(dtype=float)
-    anomalous = data["anomalous"].fillna(False).astype(bool).to_numpy()
-    sessions = data["session"].astype("object").where(data["session"].notna(), "–")
-    hover = [
-        f"line {ln} · session {html.escape(str(s))}<br>{hover_text(r)}"
-        for ln, s, r in zip(lines, sessions, data["raw"], strict=True)
-    ]
+    p = _MsePoints.of(_per_instance(series) if x == "instance" else series.reset_index(drop=True))
+    fig.add_trace(
+        go.Scatter(x=p.xs.tolist(), y=p.mse.tolist(), mode="lines+markers", name="MSE",
+                   customdata=p.lines.tolist(), hovertext=p.hover,
+                   hovertemplate="%{hovertext}<br>MSE %{y:.4g}<extra></extra>",
+                   line={"color": PALETTE["normal"], "width": 1.5},
+                   marker={"size": 6, "color": PALETTE["normal"]})
+    )  # fmt: skip
+    for trace in _threshold_traces(p, levels, visible_levels):
+        fig.add_trace(trace)
+    fig.add_trace(_anomaly_trace(p))
+    fig.add_trace(_selected_trace(p, selected_line))
     xlabel = "entry (in order)" if x == "entry" else "instance (session, worst entry)"
-    fig.add_trace(
-        go.Scatter(
-            x=xs.tolist(),
-            y=mse.tolist(),
-            mode="lines+markers",
-            name="MSE",
-            customdata=lines.tolist(),
-            hovertext=hover,
-            hovertemplate="%{hovertext}<br>MSE %{y:.4g}<extra></extra>",
-            line={"color": PALETTE["normal"], "width": 1.5},
-            marker={"size": 6, "color": PALETTE["normal"]},
-        )
-    )
-    for i, level in enumerate(sorted(levels)):
-        col = threshold_column(level)
-        if col not in data:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=xs.tolist(),
-                y=pd.to_numeric(data[col], errors="coerce").to_numpy(dtype=float).tolist(),
-                mode="lines",
-                name=level_label(level),
-                meta=float(level),
-                line={"color": level_colour(i), "width": 2.5, "dash": "dash", "shape": "hv"},
-                hovertemplate=f"{level_label(level)} threshold %{{y:.4g}}<extra></extra>",
-                visible=None if has_level(visible_levels, level) else "legendonly",
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=xs[anomalous].tolist(),
-            y=mse[anomalous].tolist(),
-            mode="markers",
-            name="anomalies",
-            customdata=lines[anomalous].tolist(),
-            hovertext=[h for h, a in zip(hover, anomalous, strict=True) if a],
-            hovertemplate="<b>anomaly</b> %{hovertext}<br>MSE %{y:.4g}<extra></extra>",
-            marker={
-                "symbol": "x",
-                "size": 13,
-                "color": PALETTE["anomaly"],
-                "line": {"width": 1, "color": PALETTE["anomaly"]},
-            },
-        )
-    )
-    chosen = lines == selected_line if selected_line is not None else np.zeros(len(xs), bool)
-    fig.add_trace(
-        go.Scatter(
-            x=xs[chosen].tolist(),
-            y=mse[chosen].tolist(),
-            mode="markers",
-            name="selected",
-            customdata=lines[chosen].tolist(),
-            hoverinfo="skip",
-            showlegend=bool(chosen.any()),
-            marker={
-                "symbol": "circle-open",
-                "size": 22,
-                "color": PALETTE["highlight"],
-                "line": {"width": 4, "color": PALETTE["highlight"]},
-            },
-        )
-    )
     fig.update_xaxes(title_text=xlabel, visible=True)  # explicit: the browser merges layouts
     fig.update_yaxes(title_text="MSE (prediction vs observation)", rangemode="tozero", visible=True)
     fig.update_layout(hovermode="closest", clickmode="event")
     return fig
+
+
+@dataclass
+class _MsePoints:
+    """The plotted entries (or instances): x, line numbers, MSE, anomalous flags, hover texts."""
+
+    data: pd.DataFrame
+    xs: np.ndarray
+    lines: np.ndarray
+    mse: np.ndarray
+    anomalous: np.ndarray
+    hover: list[str]
+
+    @classmethod
+    def of(cls, data: pd.DataFrame) -> _MsePoints:
+        lines = data["line"].astype(int).to_numpy()
+        sessions = data["session"].astype("object").where(data["session"].notna(), "–")
+        hover = [
+            f"line {ln} · session {html.escape(str(s))}<br>{hover_text(r)}"
+            for ln, s, r in zip(lines, sessions, data["raw"], strict=True)
+        ]
+        return cls(data=data, xs=np.arange(1, len(data) + 1), lines=lines,
+                   mse=pd.to_numeric(data["mse"], errors="coerce").to_numpy(dtype=float),
+                   anomalous=data["anomalous"].fillna(False).astype(bool).to_numpy(),
+                   hover=hover)  # fmt: skip
+
+
+def _threshold_traces(
+    p: _MsePoints, levels: Sequence[float], visible_levels: set[float] | frozenset[float]
+) -> list[go.Scatter]:
+    """One dashed step line per level present (``meta`` = level), hidden to the legend unless the
+    level is in ``visible_levels``."""
+    out = []
+    for i, level in enumerate(sorted(levels)):
+        col = threshold_column(level)
+        if col not in p.data:
+            continue
+        out.append(
+            go.Scatter(x=p.xs.tolist(), mode="lines", name=level_label(level), meta=float(level),
+                       y=pd.to_numeric(p.data[col], errors="coerce").to_numpy(dtype=float).tolist(),
+                       line={"color": level_colour(i), "width": 2.5, "dash": "dash", "shape": "hv"},
+                       hovertemplate=f"{level_label(level)} threshold %{{y:.4g}}<extra></extra>",
+                       visible=None if has_level(visible_levels, level) else "legendonly")
+        )  # fmt: skip
+    return out
+
+
+def _anomaly_trace(p: _MsePoints) -> go.Scatter:
+    a = p.anomalous
+    return go.Scatter(
+        x=p.xs[a].tolist(), y=p.mse[a].tolist(), mode="markers", name="anomalies",
+        customdata=p.lines[a].tolist(),
+        hovertext=[h for h, on in zip(p.hover, a, strict=True) if on],
+        hovertemplate="<b>anomaly</b> %{hovertext}<br>MSE %{y:.4g}<extra></extra>",
+        marker={"symbol": "x", "size": 13, "color": PALETTE["anomaly"],
+                "line": {"width": 1, "color": PALETTE["anomaly"]}},
+    )  # fmt: skip
+
+
+def _selected_trace(p: _MsePoints, selected_line: int | None) -> go.Scatter:
+    chosen = p.lines == selected_line if selected_line is not None else np.zeros(len(p.xs), bool)
+    return go.Scatter(
+        x=p.xs[chosen].tolist(), y=p.mse[chosen].tolist(), mode="markers", name="selected",
+        customdata=p.lines[chosen].tolist(), hoverinfo="skip", showlegend=bool(chosen.any()),
+        marker={"symbol": "circle-open", "size": 22, "color": PALETTE["highlight"],
+                "line": {"width": 4, "color": PALETTE["highlight"]}},
+    )  # fmt: skip
 
 
 def _wide_observed(series: pd.DataFrame) -> pd.DataFrame:
@@ -203,6 +209,20 @@ def observed_predicted_figure(
         fig, title=title or "Observed vs predicted parameter values", height=180 + 170 * len(dims)
     )
     data = series.reset_index(drop=True)
+    for row, dim in enumerate(dims, start=1):
+        for trace in _dimension_traces(data, dim, selected_line, first=row == 1):
+            fig.add_trace(trace, row=row, col=1)
+    fig.update_xaxes(visible=True)
+    fig.update_yaxes(visible=True)
+    fig.update_xaxes(title_text="entry (in order)", row=len(dims), col=1)
+    return fig
+
+
+def _dimension_traces(
+    data: pd.DataFrame, dim: str, selected_line: int | None, *, first: bool
+) -> list[go.Scatter]:
+    """The observed values of one dimension (anomalies and the selected entry marked) and the
+    predicted ones; only the first panel's pair shows in the legend."""
     xs = np.arange(1, len(data) + 1)
     lines = data["line"].astype(int).to_numpy() if "line" in data else xs
     raw = data["raw"] if "raw" in data else pd.Series([""] * len(data))
@@ -212,47 +232,24 @@ def observed_predicted_figure(
         if "anomalous" in data
         else np.zeros(len(data), bool)
     )
-    for row, dim in enumerate(dims, start=1):
-        obs = pd.to_numeric(data[f"observed_{dim}"], errors="coerce").to_numpy(dtype=float)
-        pred = pd.to_numeric(data[f"predicted_{dim}"], errors="coerce").to_numpy(dtype=float)
-        first = row == 1
-        colours = np.where(anomalous, PALETTE["anomaly"], PALETTE["normal"])
-        sizes = np.where(anomalous, 11, 5)
-        if selected_line is not None:
-            sizes = np.where(lines == selected_line, 18, sizes)
-            colours = np.where(lines == selected_line, PALETTE["highlight"], colours)
-        fig.add_trace(
-            go.Scatter(
-                x=xs.tolist(),
-                y=obs.tolist(),
-                mode="lines+markers",
-                name=f"{dim} observed",
-                legendgroup="observed",
-                showlegend=first,
-                customdata=[int(v) for v in lines],
-                hovertext=hover,
-                hovertemplate="%{hovertext}<br>observed %{y:.4g}<extra></extra>",
-                line={"color": PALETTE["normal"], "width": 1.5},
-                marker={"color": colours.tolist(), "size": sizes.tolist()},
-            ),
-            row=row,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=xs.tolist(),
-                y=pred.tolist(),
-                mode="lines",
-                name=f"{dim} predicted",
-                legendgroup="predicted",
-                showlegend=first,
-                hovertemplate="predicted %{y:.4g}<extra></extra>",
-                line={"color": PALETTE["validation"], "width": 2, "dash": "dash"},
-            ),
-            row=row,
-            col=1,
-        )
-    fig.update_xaxes(visible=True)
-    fig.update_yaxes(visible=True)
-    fig.update_xaxes(title_text="entry (in order)", row=len(dims), col=1)
-    return fig
+    obs = pd.to_numeric(data[f"observed_{dim}"], errors="coerce").to_numpy(dtype=float)
+    pred = pd.to_numeric(data[f"predicted_{dim}"], errors="coerce").to_numpy(dtype=float)
+    colours = np.where(anomalous, PALETTE["anomaly"], PALETTE["normal"])
+    sizes = np.where(anomalous, 11, 5)
+    if selected_line is not None:
+        sizes = np.where(lines == selected_line, 18, sizes)
+        colours = np.where(lines == selected_line, PALETTE["highlight"], colours)
+    observed = go.Scatter(
+        x=xs.tolist(), y=obs.tolist(), mode="lines+markers", name=f"{dim} observed",
+        legendgroup="observed", showlegend=first, customdata=[int(v) for v in lines],
+        hovertext=hover, hovertemplate="%{hovertext}<br>observed %{y:.4g}<extra></extra>",
+        line={"color": PALETTE["normal"], "width": 1.5},
+        marker={"color": colours.tolist(), "size": sizes.tolist()},
+    )  # fmt: skip
+    predicted = go.Scatter(
+        x=xs.tolist(), y=pred.tolist(), mode="lines", name=f"{dim} predicted",
+        legendgroup="predicted", showlegend=first,
+        hovertemplate="predicted %{y:.4g}<extra></extra>",
+        line={"color": PALETTE["validation"], "width": 2, "dash": "dash"},
+    )  # fmt: skip
+    return [observed, predicted]

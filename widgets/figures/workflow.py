@@ -14,43 +14,7 @@ import plotly.graph_objects as go
 from widgets.figures.labels import format_seconds, hover_text, json_id, with_message
 from widgets.theme import PALETTE, styled
 
-__all__ = ["simple_layered_layout", "workflow_figure", "wrap_layout"]
-
-
-def simple_layered_layout(graph: nx.DiGraph) -> dict[Hashable, tuple[int, int]]:
-    """A plain layered layout: layer = BFS distance from the sources, order = discovery order.
-
-    Sources are the nodes without predecessors (or, in a graph that is one big cycle, its first
-    node); nodes unreachable from them start new BFS runs in node order. Good enough for small task
-    automata and for tests; the core's ``workbench.workflow.cooccurrence.layered_layout`` takes over when present.
-
-    >>> g = nx.DiGraph([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "a")])
-    >>> simple_layered_layout(g)
-    {'a': (0, 0), 'b': (1, 0), 'c': (1, 1), 'd': (2, 0)}
-    """
-    layers: dict[Hashable, int] = {}
-    nodes = list(graph.nodes)
-    starts = [n for n in nodes if graph.in_degree(n) == 0] or nodes[:1]
-    pending = starts + nodes
-    while pending:
-        start = pending.pop(0)
-        if start in layers:
-            continue
-        layers[start] = 0
-        queue = [start]
-        while queue:
-            u = queue.pop(0)
-            for v in graph.successors(u):
-                if v not in layers:
-                    layers[v] = layers[u] + 1
-                    queue.append(v)
-    counts: dict[int, int] = {}
-    out: dict[Hashable, tuple[int, int]] = {}
-    for node in sorted(layers, key=lambda n: (layers[n], nodes.index(n))):
-        layer = layers[node]
-        out[node] = (layer, counts.get(layer, 0))
-        counts[layer] = counts.get(layer, 0) + 1
-    return out
+__all__ = ["workflow_figure", "wrap_layout"]
 
 
 def _edge_label(data: Mapping[str, Any]) -> str:
@@ -110,107 +74,90 @@ def workflow_figure(
     missing = [n for n in graph.nodes if n not in layout]
     if missing:
         raise ValueError(f"layout has no position for nodes {missing[:5]}")
-
-    def pos(n: Hashable) -> tuple[float, float]:
-        layer, order = layout[n]
-        return float(layer), -float(order)
-
-    hl_nodes = set(highlight_nodes)
-    hl_edges = {tuple(e) for e in highlight_edges}
+    pos = {n: (float(layer), -float(order)) for n, (layer, order) in layout.items()}
     slow = tuple(slow_edge) if slow_edge is not None else None
+    for trace in _edge_traces(fig, graph, pos, {tuple(e) for e in highlight_edges}, slow):
+        fig.add_trace(trace)
+    fig.add_trace(_node_trace(graph, pos, set(highlight_nodes), selected))
+    node_x, node_y = [pos[n][0] for n in graph.nodes], [pos[n][1] for n in graph.nodes]
+    fig.update_xaxes(visible=False, range=[min(node_x) - 0.5, max(node_x) + 0.5])
+    fig.update_yaxes(visible=False, range=[min(node_y) - 0.6, max(node_y) + 0.7])
+    fig.update_layout(hovermode="closest", clickmode="event", dragmode="pan")
+    return fig
+
+
+_GROUP_COLOURS = {"edges": "muted", "path": "highlight", "slow edge": "slow"}  # PALETTE keys
+_GROUP_WIDTHS = {"edges": 2, "path": 5, "slow edge": 6}
+Point = tuple[float, float]
+
+
+def _edge_line(p0: Point, p1: Point, loop: bool) -> tuple[list[float], list[float], Point]:
+    """The line of an edge and its midpoint; a self-loop is a small arc above the node."""
+    (x0, y0), (x1, y1) = p0, p1
+    if loop:
+        xs = [x0 - 0.12, x0 - 0.12, x0 + 0.12, x0 + 0.12]
+        return xs, [y0 + 0.1, y0 + 0.35, y0 + 0.35, y0 + 0.1], (x0, y0 + 0.35)
+    return [x0, x1], [y0, y1], ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+def _annotate_edge(
+    fig: go.Figure, p0: Point, p1: Point, mid: Point, label: str, group: str, loop: bool
+) -> None:
+    """The edge's label above its midpoint, and its arrowhead (none on a self-loop)."""
+    colour = PALETTE[_GROUP_COLOURS[group]]
+    fig.add_annotation(x=mid[0], y=mid[1], text=html.escape(label) if label else "",
+                       showarrow=False, yshift=12, bgcolor="rgba(255,255,255,0.85)",
+                       font={"size": 13, "color": colour if group != "edges" else PALETTE["ink"]})  # fmt: skip
+    if not loop:
+        fig.add_annotation(x=p1[0], y=p1[1], ax=p0[0], ay=p0[1], xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=2, arrowsize=1.3,
+                           arrowwidth=2 if group == "edges" else 4, arrowcolor=colour,
+                           standoff=22, startstandoff=22, text="")  # fmt: skip
+
+
+def _edge_traces(
+    fig: go.Figure,
+    graph: nx.DiGraph,
+    pos: Mapping[Hashable, Point],
+    hl_edges: set[tuple[Hashable, Hashable]],
+    slow: tuple[Hashable, Hashable] | None,
+) -> list[go.Scatter]:
+    """One line trace per group ('edges', 'path', 'slow edge') and the clickable midpoints
+    ('edge labels'); each edge's label and arrowhead are annotations of ``fig``."""
     groups: dict[str, tuple[list[float | None], list[float | None]]] = {
-        "edges": ([], []),
-        "path": ([], []),
-        "slow edge": ([], []),
+        g: ([], []) for g in _GROUP_COLOURS
     }
     mid_x, mid_y, mid_data, mid_hover, mid_colour = [], [], [], [], []
     for u, v, data in graph.edges(data=True):
-        (x0, y0), (x1, y1) = pos(u), pos(v)
         group = "slow edge" if (u, v) == slow else "path" if (u, v) in hl_edges else "edges"
-        colour = {
-            "edges": PALETTE["muted"],
-            "path": PALETTE["highlight"],
-            "slow edge": PALETTE["slow"],
-        }[group]
-        if u == v:  # a self-loop: a small arc above the node
-            xs = [x0 - 0.12, x0 - 0.12, x0 + 0.12, x0 + 0.12]
-            ys = [y0 + 0.1, y0 + 0.35, y0 + 0.35, y0 + 0.1]
-            mx, my = x0, y0 + 0.35
-        else:
-            xs, ys = [x0, x1], [y0, y1]
-            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-        gx, gy = groups[group]
-        gx.extend([*xs, None])
-        gy.extend([*ys, None])
-        mid_x.append(mx)
-        mid_y.append(my)
+        xs, ys, mid = _edge_line(pos[u], pos[v], u == v)
+        groups[group][0].extend([*xs, None])
+        groups[group][1].extend([*ys, None])
+        mid_x.append(mid[0])
+        mid_y.append(mid[1])
         mid_data.append([json_id(u), json_id(v)])
         mid_hover.append(_edge_hover(u, v, data))
-        mid_colour.append(colour)
-        label = _edge_label(data)
-        fig.add_annotation(
-            x=mx,
-            y=my,
-            text=html.escape(label) if label else "",
-            showarrow=False,
-            yshift=12,
-            font={"size": 13, "color": colour if group != "edges" else PALETTE["ink"]},
-            bgcolor="rgba(255,255,255,0.85)",
-        )
-        if u != v:
-            fig.add_annotation(
-                x=x1,
-                y=y1,
-                ax=x0,
-                ay=y0,
-                xref="x",
-                yref="y",
-                axref="x",
-                ayref="y",
-                showarrow=True,
-                arrowhead=2,
-                arrowsize=1.3,
-                arrowwidth=2 if group == "edges" else 4,
-                arrowcolor=colour,
-                standoff=22,
-                startstandoff=22,
-                text="",
-            )
-    widths = {"edges": 2, "path": 5, "slow edge": 6}
-    colours = {
-        "edges": PALETTE["muted"],
-        "path": PALETTE["highlight"],
-        "slow edge": PALETTE["slow"],
-    }
-    for group, (gx, gy) in groups.items():
-        fig.add_trace(
-            go.Scatter(
-                x=gx,
-                y=gy,
-                mode="lines",
-                name=group,
-                hoverinfo="skip",
-                showlegend=bool(gx) and group != "edges",
-                line={"color": colours[group], "width": widths[group]},
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=mid_x,
-            y=mid_y,
-            mode="markers",
-            name="edge labels",
-            customdata=mid_data,
-            hovertext=mid_hover,
-            hovertemplate="%{hovertext}<extra></extra>",
-            showlegend=False,
-            marker={"size": 12, "color": mid_colour, "opacity": 0.35, "symbol": "diamond"},
-        )
-    )
+        mid_colour.append(PALETTE[_GROUP_COLOURS[group]])
+        _annotate_edge(fig, pos[u], pos[v], mid, _edge_label(data), group, u == v)
+    lines = [
+        go.Scatter(x=gx, y=gy, mode="lines", name=group, hoverinfo="skip",
+                   showlegend=bool(gx) and group != "edges",
+                   line={"color": PALETTE[_GROUP_COLOURS[group]], "width": _GROUP_WIDTHS[group]})
+        for group, (gx, gy) in groups.items()
+    ]  # fmt: skip
+    mids = go.Scatter(x=mid_x, y=mid_y, mode="markers", name="edge labels", customdata=mid_data,
+                      hovertext=mid_hover, hovertemplate="%{hovertext}<extra></extra>",
+                      showlegend=False,
+                      marker={"size": 12, "color": mid_colour, "opacity": 0.35, "symbol": "diamond"})  # fmt: skip
+    return [*lines, mids]
+
+
+def _node_trace(
+    graph: nx.DiGraph, pos: Mapping[Hashable, Point], hl_nodes: set[Hashable], selected: Any
+) -> go.Scatter:
+    """The nodes ('nodes', customdata = node id): key inside, template on hover, the anomaly's
+    path filled, the selected node ringed."""
     nodes = list(graph.nodes)
-    ids = [json_id(n) for n in nodes]
-    node_x = [pos(n)[0] for n in nodes]
-    node_y = [pos(n)[1] for n in nodes]
     labels, hovers, fill, ring, ring_w = [], [], [], [], []
     for n in nodes:
         data = graph.nodes[n]
@@ -224,26 +171,13 @@ def workflow_figure(
         fill.append(PALETTE["highlight"] if n in hl_nodes else PALETTE["normal"])
         ring.append(PALETTE["ink"] if is_sel else "#ffffff")
         ring_w.append(5 if is_sel else 2)
-    fig.add_trace(
-        go.Scatter(
-            x=node_x,
-            y=node_y,
-            mode="markers+text",
-            name="nodes",
-            customdata=ids,
-            text=labels,
-            textposition="middle center",
-            textfont={"color": "#ffffff", "size": 14},
-            hovertext=hovers,
-            hovertemplate="%{hovertext}<extra></extra>",
-            showlegend=False,
-            marker={"size": 40, "color": fill, "line": {"color": ring, "width": ring_w}},
-        )
-    )
-    fig.update_xaxes(visible=False, range=[min(node_x) - 0.5, max(node_x) + 0.5])
-    fig.update_yaxes(visible=False, range=[min(node_y) - 0.6, max(node_y) + 0.7])
-    fig.update_layout(hovermode="closest", clickmode="event", dragmode="pan")
-    return fig
+    return go.Scatter(
+        x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
+        name="nodes", customdata=[json_id(n) for n in nodes], text=labels,
+        textposition="middle center", textfont={"color": "#ffffff", "size": 14},
+        hovertext=hovers, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
+        marker={"size": 40, "color": fill, "line": {"color": ring, "width": ring_w}},
+    )  # fmt: skip
 
 
 def wrap_layout(
