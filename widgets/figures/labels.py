@@ -19,6 +19,7 @@ __all__ = [
     "has_level",
     "hover_text",
     "json_id",
+    "key_order",
     "level_label",
     "levels_of",
     "threshold_column",
@@ -120,3 +121,15 @@ def json_id(node: Any) -> Any:
     if isinstance(node, int | np.integer):
         return int(node)
     return node if isinstance(node, str) else str(node)
+
+
+def key_order(k: Any) -> tuple[int, Any]:
+    """Sort key for log keys: numbers in numeric order, then anything else as text.
+
+    >>> sorted([10, 2, "x", 1], key=key_order)
+    [1, 2, 10, 'x']
+    """
+    try:
+        return (0, float(k))
+    except (TypeError, ValueError):
+        return (1, str(k))
