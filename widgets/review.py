@@ -7,9 +7,9 @@ candidates show below the table, and the app highlights it in the other views.
 
 Flagging a row runs the core's online update (``wb.flag_false_positive``) in the background; the
 core re-scores the same log with the updated model. Rows whose verdict changed are marked both ways:
-"normal now" (greyed, kept in the table) and "new" (newly anomalous), and the status line says "N
-became normal, M newly anomalous". Undo restores the model before the last update. Training again
-marks the table stale until Detect runs again.
+"normal now" (greyed, kept in the table until the next Detect) and "new" (newly anomalous), and the
+status line says "N became normal, M newly anomalous". Undo restores the model before the last
+update. Training again marks the table stale until Detect runs again.
 
 Table state is plain data (:attr:`ReviewView.table`, :attr:`sort_by`, the filters, :attr:`page`)
 and :meth:`ReviewView.visible_rows` is the filtered, sorted page; the widgets are redrawn from it.

@@ -133,9 +133,11 @@ class FeedbackActions:
         return msg
 
     def _show_change(self, before: pd.DataFrame, report: Any) -> None:
-        """Show the new report; rows marked both ways against the table ``before``."""
+        """Show the new report; rows marked both ways against the table ``before``. Rows an
+        update made normal stay (greyed) until the next detection, so the rows on screen do not
+        shift at each flag and only the rows that changed are redrawn."""
         was = anomalous_ids(before)
-        self.set_report(report, keep=before[before["id"].isin(was)] if was else None, draw=False)
+        self.set_report(report, keep=before, draw=False)
         now = anomalous_ids(self.table)
         self.became_normal, self.newly_anomalous = was - now, now - was
         self.redraw()
