@@ -9,6 +9,7 @@ first row on screen) and ``flag: median X s, max Y s`` (from the click to the up
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import time
@@ -149,8 +150,9 @@ def test_train_stop_train_detect_flag(lab, lab_server):
         flags.append(time.monotonic() - t)
         lab.wait_kernel_idle()
     flag, flag_max = statistics.median(flags), max(flags)
+    load = os.getloadavg()[0]  # the machine's load: the flag's time depends on it
     print(f"flag: median {flag:.2f} s, max {flag_max:.2f} s over {len(flags)} flags: "
-          + ", ".join(f"{f:.2f}" for f in flags))  # fmt: skip
+          + ", ".join(f"{f:.2f}" for f in flags) + f" (load average {load:.1f})")  # fmt: skip
     page.locator(".dl-row:visible", has_text="false positive").first.wait_for()
     page.locator(
         ".dl-status:visible", has_text="newly anomalous"
@@ -207,9 +209,12 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     lab.shots.append(lab.out / "07-graph-1280x720.png")
     (lab.out / "figures.txt").write_text(
         f"app_cell_s={app_cell:.2f}\nflag_median_s={flag:.2f}\nflag_max_s={flag_max:.2f}\n"
-        f"flags_s={' '.join(f'{f:.2f}' for f in flags)}\n"
+        f"flags_s={' '.join(f'{f:.2f}' for f in flags)}\nload_average={load:.1f}\n"
     )
-    assert flag < 1.0, f"a flag takes {flag:.2f} s (median of {flags}) from the click to the table"
+    assert flag < 1.0, (
+        f"a flag takes {flag:.2f} s (median of {flags}) from the click to the table, "
+        f"load average {load:.1f} on {os.cpu_count()} CPUs"
+    )
 
 
 def test_quickstart_run_all_gives_a_usable_app(lab, lab_server):
