@@ -158,6 +158,8 @@ def test_train_stop_train_detect_flag(lab, lab_server):
         ".dl-status:visible", has_text="newly anomalous"
     ).first.scroll_into_view_if_needed()
     lab.screenshot("after-false-positive")
+    page.locator(".dl-header:visible").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(lab.out / "05b-rows-after-flags.png"))  # greyed "normal now" rows
 
     # 5. a row click selects: context and candidates
     page.locator(".dl-row:visible .dl-msg").nth(1).click()

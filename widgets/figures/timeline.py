@@ -114,7 +114,9 @@ def timeline_figure(
            height=min(760, 200 + 28 * (len(kinds) + len(lanes))))  # fmt: skip
     fig.update_xaxes(visible=True, title_text="time" if p.use_time else "line", row=2, col=1)
     fig.update_xaxes(visible=True, row=1, col=1)
-    fig.update_yaxes(visible=True, type="category", automargin=True, categoryorder="array", dtick=1)
+    # every lane named (plotly would skip every other one), in a font that fits a lane's height
+    fig.update_yaxes(visible=True, type="category", automargin=True, categoryorder="array",
+                     dtick=1, tickfont={"size": 13})  # fmt: skip
     fig.update_yaxes(categoryarray=kinds, row=1, col=1)
     fig.update_yaxes(categoryarray=lanes, row=2, col=1)
     return fig
