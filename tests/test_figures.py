@@ -17,11 +17,11 @@ from widgets.figures import (
     loss_curve_figure,
     mse_figure,
     observed_predicted_figure,
-    simple_layered_layout,
     threshold_column,
     workflow_figure,
 )
 from widgets.theme import PALETTE
+from workbench.workflow.layout import layered_layout
 
 LEVELS = (0.98, 0.99, 0.999)
 
@@ -178,7 +178,7 @@ def test_observed_predicted_one_panel_per_dimension(series):
 
 
 def test_workflow_nodes_are_clickable_by_id(graph):
-    fig = workflow_figure(graph, simple_layered_layout(graph))
+    fig = workflow_figure(graph, layered_layout(graph))
     traces = by_name(fig)
     assert list(traces["nodes"].customdata) == [1, 2, 3, 4]
     assert [list(c) for c in traces["edge labels"].customdata] == [[1, 2], [2, 3], [2, 4], [3, 4]]
@@ -187,15 +187,13 @@ def test_workflow_nodes_are_clickable_by_id(graph):
 
 
 def test_workflow_edge_labels_show_count_and_time(graph):
-    texts = [
-        a.text for a in workflow_figure(graph, simple_layered_layout(graph)).layout.annotations
-    ]
+    texts = [a.text for a in workflow_figure(graph, layered_layout(graph)).layout.annotations]
     assert "×6 · 1 min" in texts
     assert "×10 · 0.4 s" in texts
 
 
 def test_workflow_highlights_path_and_slow_edge(graph):
-    layout = simple_layered_layout(graph)
+    layout = layered_layout(graph)
     fig = workflow_figure(
         graph, layout, highlight_nodes=[1, 2, 3], highlight_edges=[(1, 2), (2, 3)], slow_edge=(3, 4)
     )
@@ -214,7 +212,7 @@ def test_workflow_highlights_path_and_slow_edge(graph):
 
 def test_workflow_selected_node_ring_and_self_loop(graph):
     graph.add_edge(4, 4, count=2, probability=0.1, median=0.01, p95=0.02)
-    fig = workflow_figure(graph, simple_layered_layout(graph), selected=3)
+    fig = workflow_figure(graph, layered_layout(graph), selected=3)
     nodes = by_name(fig)["nodes"]
     assert nodes.marker.line.width[2] > nodes.marker.line.width[0]
     assert [4, 4] in [list(c) for c in by_name(fig)["edge labels"].customdata]
@@ -228,30 +226,9 @@ def test_workflow_needs_a_position_for_every_node(graph):
 
 def test_workflow_string_ids_and_json(graph):
     g = nx.relabel_nodes(graph, {k: f"n{k}" for k in graph.nodes})
-    fig = workflow_figure(g, simple_layered_layout(g))
+    fig = workflow_figure(g, layered_layout(g))
     assert list(by_name(fig)["nodes"].customdata) == ["n1", "n2", "n3", "n4"]
     json.loads(fig.to_json())  # what a FigureWidget sends to the browser
-
-
-@pytest.mark.parametrize(
-    "edges",
-    [
-        [(1, 2), (2, 3)],
-        [(1, 2), (1, 3), (2, 4), (3, 4)],
-        [(1, 2), (2, 3), (3, 1)],
-        [(1, 2), (3, 4)],
-        [(1, 2), (2, 2), (2, 3), (3, 2)],
-    ],
-)
-def test_simple_layout_is_a_layering(edges):
-    g = nx.DiGraph(edges)
-    layout = simple_layered_layout(g)
-    assert set(layout) == set(g.nodes)
-    assert len(set(layout.values())) == len(layout), "two nodes share a slot"
-    for node, (layer, _) in layout.items():
-        preds = [p for p in g.predecessors(node) if p != node]
-        if layer > 0:
-            assert any(layout[p][0] == layer - 1 for p in preds)
 
 
 def test_format_seconds_units():
@@ -279,7 +256,7 @@ def test_trace_data_are_plain_lists(series, graph):
         mse_figure(series, LEVELS, set(LEVELS), 121),
         mse_figure(series, LEVELS, set(), None, x="instance"),
         observed_predicted_figure(frames, selected_line=121),
-        workflow_figure(graph, simple_layered_layout(graph), slow_edge=(3, 4)),
+        workflow_figure(graph, layered_layout(graph), slow_edge=(3, 4)),
     ]
     for fig in figures:
         for trace in fig.data:

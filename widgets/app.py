@@ -98,10 +98,6 @@ class WorkbenchApp(W.VBox):
                 view.bind(wb)
         self.tabs.selected_index = 1
 
-    def select_anomaly(self, anomaly_id: int) -> None:
-        """Select an anomaly everywhere (as a click on its row would)."""
-        self.review.select(anomaly_id)
-
     def _on_anomaly_selected(self, row: pd.Series, diagnosis: Any) -> None:
         self.selected_id = int(row["id"])
         path = getattr(diagnosis, "path_nodes", None) or []

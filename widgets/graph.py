@@ -7,7 +7,7 @@ is selected elsewhere, its path and slow transition are highlighted in the task 
 
 The layout is graphviz ``dot``'s when it is installed (:mod:`widgets.graph_layout`): layered top to
 bottom, splines routed around the nodes, one label per edge placed beside it, the template's short
-text in each node; long tasks scroll. Without dot, a simple layering is drawn.
+text in each node; long tasks scroll. Without dot, the core's layered layout is drawn.
 
 Why plotly and not a dedicated graph widget: the automata are small (tens of nodes), a layered
 left-to-right drawing is what the paper shows, plotly is already the figure library of every other
@@ -264,6 +264,3 @@ class WorkflowView(View):
                 self.show_task(best)
                 return
         self._draw()
-
-    def clear_highlight(self) -> None:
-        self.highlight((), None)

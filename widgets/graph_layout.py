@@ -3,7 +3,7 @@ dot (as a rank member, so labels never cross nodes or each other), splines route
 
 ``dot`` is the Debian ``graphviz`` binary when it is on the PATH, else the ``graphviz-pure`` build
 that installs with the package (``pip``, declared in ``pyproject.toml``). Without either the view
-falls back to :func:`widgets.figures.workflow_figure` on a simple layering.
+falls back to :func:`widgets.figures.workflow_figure` on the core's layered layout.
 
 The figure is drawn at one pixel per dot point: every node is a rectangle shape, every edge a path
 shape (spline and arrowhead), texts are two scatter traces (``"nodes"``, customdata = node id;
@@ -19,7 +19,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import networkx as nx
 import plotly.graph_objects as go
 
-from widgets.figures import _json_id, format_seconds
+from widgets.figures.labels import format_seconds, json_id
 from widgets.theme import PALETTE, styled
 
 __all__ = ["DotLayout", "dot_binary", "dot_figure", "dot_layout", "label_boxes", "node_text"]
@@ -202,25 +202,53 @@ def dot_figure(
     hl_nodes = set(highlight_nodes)
     hl_edges = {tuple(e) for e in highlight_edges}
     slow = tuple(slow_edge) if slow_edge is not None else None
+
+    def edge_colour(u: Hashable, v: Hashable, normal: str) -> str:
+        return (
+            PALETTE["slow"]
+            if (u, v) == slow
+            else PALETTE["highlight"]
+            if (u, v) in hl_edges
+            else normal
+        )
+
+    shapes = [*_edge_shapes(layout, edge_colour), *_node_shapes(layout, hl_nodes, selected)]
+    fig.update_layout(shapes=shapes)
+    fig.add_trace(_edge_label_trace(graph, layout, edge_colour))
+    fig.add_trace(_node_text_trace(graph, layout))
+    fig.update_xaxes(visible=False, range=[0, layout.width], fixedrange=False)
+    fig.update_yaxes(visible=False, range=[0, layout.height], fixedrange=False)
+    fig.update_layout(width=int(max(width, 320)), autosize=False, margin=MARGIN,
+                      hovermode="closest", clickmode="event", dragmode="pan")  # fmt: skip
+    return fig
+
+
+EdgeColour = Callable[[Hashable, Hashable, str], str]
+_TEXT_FONT = "Arial, Helvetica, sans-serif"
+_CLEAR = {"color": "rgba(255,255,255,0.01)", "symbol": "square", "line": {"width": 0}}
+
+
+def _edge_shapes(layout: DotLayout, colour_of: EdgeColour) -> list[dict]:
+    """Each edge's spline and arrowhead as path shapes below the texts."""
     shapes = []
     for (u, v), e in layout.edges.items():
         if not e["points"]:
             continue
-        if (u, v) == slow:
-            colour, w = PALETTE["slow"], 4
-        elif (u, v) in hl_edges:
-            colour, w = PALETTE["highlight"], 4
-        else:
-            colour, w = PALETTE["muted"], 1.5
+        colour = colour_of(u, v, PALETTE["muted"])
+        w = 1.5 if colour == PALETTE["muted"] else 4
         shapes.append({"type": "path", "path": _path(e["points"], e["tip"]),
                        "line": {"color": colour, "width": w}, "layer": "below"})  # fmt: skip
         head = _arrow(e["points"], e["tip"])
         if head:
             shapes.append({"type": "path", "path": head, "fillcolor": colour,
                            "line": {"color": colour, "width": 1}, "layer": "below"})  # fmt: skip
-    nodes = list(layout.nodes)
-    for n in nodes:
-        x, y, w, h = layout.nodes[n]
+    return shapes
+
+
+def _node_shapes(layout: DotLayout, hl_nodes: set[Hashable], selected: Any) -> list[dict]:
+    """Each node's box: the anomaly's path filled, the selected node's outline thick."""
+    shapes = []
+    for n, (x, y, w, h) in layout.nodes.items():
         is_sel = selected is not None and not isinstance(selected, tuple) and n == selected
         fill = "#f6e6f0" if n in hl_nodes else "#eaf3fa"
         shapes.append({
@@ -230,56 +258,55 @@ def dot_figure(
                      (PALETTE["highlight"] if n in hl_nodes else PALETTE["normal"]),
                      "width": 4 if is_sel else 2},
         })  # fmt: skip
-    fig.update_layout(shapes=shapes)
-    ex, ey, edata, etext, ehover, ecolour = [], [], [], [], [], []
-    for (u, v), e in layout.edges.items():
-        if e["label"] is None:
-            continue
-        ex.append(e["label"][0])
-        ey.append(e["label"][1])
-        edata.append([_json_id(u), _json_id(v)])
-        etext.append(html.escape(e["text"]))
-        d = graph.edges[u, v]
-        prob = d.get("probability")
-        ehover.append(
-            f"<b>k{html.escape(str(graph.nodes[u].get('key', u)))} → "
-            f"k{html.escape(str(graph.nodes[v].get('key', v)))}</b><br>count {d.get('count', '–')}"
-            + (f" · p = {float(prob):.2f}" if prob is not None else "")
-            + f"<br>elapsed: median {format_seconds(d.get('median'))}, "
-            f"p95 {format_seconds(d.get('p95'))}"
-        )
-        ecolour.append(PALETTE["slow"] if (u, v) == slow else
-                       PALETTE["highlight"] if (u, v) in hl_edges else PALETTE["ink"])  # fmt: skip
-    fig.add_trace(go.Scatter(
-        x=ex, y=ey, mode="markers+text", name="edge labels", text=etext, customdata=edata,
-        textposition="middle center", textfont={"size": FONT_PX, "color": ecolour,
-                                                "family": "Arial, Helvetica, sans-serif"},
-        hovertext=ehover, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
-        marker={"size": 14, "color": "rgba(255,255,255,0.01)", "symbol": "square",
-                "line": {"width": 0}},
-    ))  # fmt: skip
+    return shapes
+
+
+def _edge_hover(graph: nx.DiGraph, u: Hashable, v: Hashable) -> str:
+    d = graph.edges[u, v]
+    prob = d.get("probability")
+    return (
+        f"<b>k{html.escape(str(graph.nodes[u].get('key', u)))} → "
+        f"k{html.escape(str(graph.nodes[v].get('key', v)))}</b><br>count {d.get('count', '–')}"
+        + (f" · p = {float(prob):.2f}" if prob is not None else "")
+        + f"<br>elapsed: median {format_seconds(d.get('median'))}, "
+        f"p95 {format_seconds(d.get('p95'))}"
+    )
+
+
+def _edge_label_trace(graph: nx.DiGraph, layout: DotLayout, colour_of: EdgeColour) -> go.Scatter:
+    """The edge labels where dot placed them ('edge labels', customdata = [u, v])."""
+    placed = [(u, v, e) for (u, v), e in layout.edges.items() if e["label"] is not None]
+    return go.Scatter(
+        x=[e["label"][0] for _, _, e in placed], y=[e["label"][1] for _, _, e in placed],
+        mode="markers+text", name="edge labels", text=[html.escape(e["text"]) for _, _, e in placed],
+        customdata=[[json_id(u), json_id(v)] for u, v, _ in placed],
+        textposition="middle center",
+        textfont={"size": FONT_PX, "family": _TEXT_FONT,
+                  "color": [colour_of(u, v, PALETTE["ink"]) for u, v, _ in placed]},
+        hovertext=[_edge_hover(graph, u, v) for u, v, _ in placed],
+        hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
+        marker={"size": 14, **_CLEAR},
+    )  # fmt: skip
+
+
+def _node_text_trace(graph: nx.DiGraph, layout: DotLayout) -> go.Scatter:
+    """The nodes' two lines of text ('nodes', customdata = node id), template on hover."""
+    nodes = list(layout.nodes)
     ntext, nhover, nsize = [], [], []
     for n in nodes:
-        lines = node_text(graph, n)
-        ntext.append("<br>".join(html.escape(t) for t in lines))
+        ntext.append("<br>".join(html.escape(t) for t in node_text(graph, n)))
         data = graph.nodes[n]
         nhover.append(f"<b>key {html.escape(str(data.get('key', n)))}</b> · seen "
                       f"{data.get('count', '–')}<br>{html.escape(str(data.get('template', '')))[:160]}")  # fmt: skip
         nsize.append(max(10, min(layout.nodes[n][2], layout.nodes[n][3])))
-    fig.add_trace(go.Scatter(
+    return go.Scatter(
         x=[layout.nodes[n][0] for n in nodes], y=[layout.nodes[n][1] for n in nodes],
-        mode="markers+text", name="nodes", text=ntext, customdata=[_json_id(n) for n in nodes],
-        textposition="middle center", textfont={"size": FONT_PX, "color": PALETTE["ink"],
-                                                "family": "Arial, Helvetica, sans-serif"},
+        mode="markers+text", name="nodes", text=ntext, customdata=[json_id(n) for n in nodes],
+        textposition="middle center",
+        textfont={"size": FONT_PX, "color": PALETTE["ink"], "family": _TEXT_FONT},
         hovertext=nhover, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
-        marker={"size": nsize, "color": "rgba(255,255,255,0.01)", "symbol": "square",
-                "line": {"width": 0}},
-    ))  # fmt: skip
-    fig.update_xaxes(visible=False, range=[0, layout.width], fixedrange=False)
-    fig.update_yaxes(visible=False, range=[0, layout.height], fixedrange=False)
-    fig.update_layout(width=int(max(width, 320)), autosize=False, margin=MARGIN,
-                      hovermode="closest", clickmode="event", dragmode="pan")  # fmt: skip
-    return fig
+        marker={"size": nsize, **_CLEAR},
+    )  # fmt: skip
 
 
 def label_boxes(fig: go.Figure, font_px: float | None = None) -> dict[str, list[tuple]]:

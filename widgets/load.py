@@ -99,16 +99,32 @@ class LoadView(View):
         super().__init__(wb, runner=runner)
         self.workbench_cls = workbench_cls
         self._loaded: list[Callable[[Any], None]] = []
-        formats = builtin_formats()
+        self._build_file_controls()
+        self._build_simulator_controls()
+        self.preview = W.HTML()
+        self.counts = W.HTML()
+        self.table = W.HTML()
+        self.load_box = W.VBox([self.file_box, self.load_button])
+        self.children = [self.source, self.sim_box, self.preview, self.status, self.counts,
+                         self.table]  # fmt: skip
+        self.source.observe(self._on_source, names="value")
+        self.fmt.observe(self._on_format, names="value")
+        self.custom.observe(lambda _: self.update_preview(), names="value")
+        self.path.observe(lambda _: self.update_preview(), names="value")
+        self.upload.observe(lambda _: self.update_preview(), names="value")
+        self.load_button.on_click(lambda _: self.load())
+        self.simulate_button.on_click(lambda _: self.simulate())
+        self.bind(wb)
+
+    def _build_file_controls(self) -> None:
+        """Source choice; path or upload, format (a built-in, auto or a typed header), session rule."""
         self.source = W.ToggleButtons(
             options=["simulator", "file path", "upload"], value="simulator", description="Source"
         )
         self.path = W.Text(placeholder="path/to/file.log (or .gz)", description="Path")
         self.upload = W.FileUpload(accept="", multiple=False, description="Upload log")
         self.fmt = W.Dropdown(
-            options=["auto", *formats, CUSTOM],
-            value="auto",
-            description="Format",
+            options=["auto", *builtin_formats(), CUSTOM], value="auto", description="Format"
         )
         self.custom = W.Text(
             placeholder="<Date> <Time> <Level> <Content>   or a regex with (?P<Content>...)",
@@ -120,57 +136,27 @@ class LoadView(View):
             description="Sessions",
             layout=W.Layout(width="70%"),
         )
+        self.load_button = W.Button(description="Load", button_style="primary", icon="upload")
+        self.file_box = W.VBox([W.HBox([self.path, self.upload]), self.fmt, self.session])
+
+    def _build_simulator_controls(self) -> None:
+        """The simulator's size, seed and anomaly rates."""
         self.n_instances = W.BoundedIntText(
             value=200, min=10, max=100_000, step=50, description="Instances"
         )
         self.seed = W.IntText(value=7, description="Seed")
         self.rates = {
-            kind: W.FloatSlider(
-                value=0.05,
-                min=0.0,
-                max=0.3,
-                step=0.01,
-                description=kind,
-                readout_format=".0%",
-                style={"description_width": "110px"},
-            )
+            kind: W.FloatSlider(value=0.05, min=0.0, max=0.3, step=0.01, description=kind,
+                                readout_format=".0%", style={"description_width": "110px"})
             for kind in SIM_KINDS
-        }
-        self.load_button = W.Button(description="Load", button_style="primary", icon="upload")
+        }  # fmt: skip
         self.simulate_button = W.Button(description="Simulate", button_style="primary", icon="play")
-        self.preview = W.HTML()
-        self.counts = W.HTML()
-        self.table = W.HTML()
-
-        self.file_box = W.VBox([W.HBox([self.path, self.upload]), self.fmt, self.session])
-        self.sim_box = W.VBox(
-            [
-                W.HTML(
-                    "<b>Built-in simulator</b>: OpenStack VM lifecycles with injected anomalies"
-                ),
-                W.HBox([self.n_instances, self.seed]),
-                W.HBox(list(self.rates.values())),
-                self.simulate_button,
-            ]
-        )
-        self.load_box = W.VBox([self.file_box, self.load_button])
-        self.children = [
-            self.source,
-            self.sim_box,
-            self.preview,
-            self.status,
-            self.counts,
-            self.table,
-        ]
-
-        self.source.observe(self._on_source, names="value")
-        self.fmt.observe(self._on_format, names="value")
-        self.custom.observe(lambda _: self.update_preview(), names="value")
-        self.path.observe(lambda _: self.update_preview(), names="value")
-        self.upload.observe(lambda _: self.update_preview(), names="value")
-        self.load_button.on_click(lambda _: self.load())
-        self.simulate_button.on_click(lambda _: self.simulate())
-        self.bind(wb)
+        self.sim_box = W.VBox([
+            W.HTML("<b>Built-in simulator</b>: OpenStack VM lifecycles with injected anomalies"),
+            W.HBox([self.n_instances, self.seed]),
+            W.HBox(list(self.rates.values())),
+            self.simulate_button,
+        ])  # fmt: skip
 
     # ------------------------------------------------------------------------------- state
 

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import level_label, levels_of, mse_figure, observed_predicted_figure
-from widgets.train import _sort_key
+from widgets.figures.labels import key_order
 
 __all__ = ["MSEView"]
 
@@ -117,7 +117,7 @@ class MSEView(View):
         if self.wb is None:
             return
         try:
-            keys = sorted(self.wb.param_keys(), key=_sort_key)
+            keys = sorted(self.wb.param_keys(), key=key_order)
         except Exception as exc:  # not fitted yet
             self.say(f"no parameter models yet ({exc})")
             return

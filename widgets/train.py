@@ -14,10 +14,8 @@ the effective configuration is shown, the g chosen on validation included.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as W
@@ -25,77 +23,10 @@ import plotly.graph_objects as go
 
 from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import level_label, loss_curve_figure
+from widgets.figures.labels import key_order
+from widgets.train_form import KEY_FIELDS, PARAM_FIELDS, config_dict, core_defaults, field_widget
 
-__all__ = ["KEY_FIELDS", "PARAM_FIELDS", "Field", "TrainView"]
-
-
-@dataclass(frozen=True)
-class Field:
-    """One hyper-parameter: the core config's field name, its label, whether it is an int, bounds."""
-
-    name: str
-    label: str
-    integer: bool
-    low: float
-    high: float
-    help: str = ""
-
-
-# Names are the core configs' fields (KeyModelConfig, ParamModelConfig); values come from them.
-KEY_FIELDS: tuple[Field, ...] = (
-    Field("window", "h (history)", True, 1, 100, "keys of history the model sees"),
-    Field("top_g", "g (top candidates)", True, 1, 1000, "a key among the g most likely is normal"),
-    Field("num_layers", "L (LSTM layers)", True, 1, 8, "stacked LSTM layers"),
-    Field("hidden_size", "α (hidden units)", True, 1, 1024, "units per LSTM layer"),
-    Field("max_epochs", "epochs (max)", True, 1, 10_000, "early stopping may end sooner"),
-    Field("batch_size", "batch size", True, 1, 1 << 16, ""),
-    Field("learning_rate", "learning rate", False, 1e-6, 1.0, "Adam step size"),
-)
-PARAM_FIELDS: tuple[Field, ...] = (
-    Field("history", "h (history)", True, 1, 100, "vectors of history the model sees"),
-    Field("num_layers", "L (LSTM layers)", True, 1, 8, ""),
-    Field("hidden_size", "α (hidden units)", True, 1, 1024, ""),
-    Field("max_epochs", "epochs (max)", True, 1, 10_000, ""),
-    Field("batch_size", "batch size", True, 1, 1 << 16, ""),
-    Field("learning_rate", "learning rate", False, 1e-6, 1.0, "Adam step size"),
-)
-
-
-def core_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The configurations a new workbench trains with (its key model chooses g on validation)."""
-    from workbench.keys.model import KeyModelConfig
-    from workbench.params.config import ParamModelConfig
-
-    return (
-        dataclasses.asdict(KeyModelConfig(top_g="auto")),
-        dataclasses.asdict(ParamModelConfig()),
-    )
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    if config is None:
-        return {}
-    if isinstance(config, Mapping):
-        return dict(config)
-    if dataclasses.is_dataclass(config):
-        return dataclasses.asdict(config)
-    return dict(vars(config))
-
-
-def _field_widget(f: Field, value: Any) -> W.ValueWidget:
-    style = {"description_width": "150px"}
-    layout = W.Layout(width="300px")
-    if f.integer:
-        v = int(value) if isinstance(value, int | float) else int(f.low)
-        return W.BoundedIntText(
-            value=v, min=int(f.low), max=int(f.high), description=f.label,
-            tooltip=f.help, style=style, layout=layout,
-        )  # fmt: skip
-    v = float(value) if isinstance(value, int | float) else f.low
-    return W.BoundedFloatText(
-        value=v, min=f.low, max=f.high, step=v / 10 if v else 0.001, description=f.label,
-        tooltip=f.help, style=style, layout=layout,
-    )  # fmt: skip
+__all__ = ["TrainView"]
 
 
 def _levels_map(per: Any) -> dict[float, float]:
@@ -105,14 +36,6 @@ def _levels_map(per: Any) -> dict[float, float]:
     if callable(getattr(per, "thresholds", None)):
         return {float(k): float(v) for k, v in per.thresholds().items()}
     return {}
-
-
-def _sort_key(k: Any) -> tuple[int, Any]:
-    """Numbers in numeric order, then anything else as text (keys 1, 2, 10, not 1, 10, 2)."""
-    try:
-        return (0, float(k))
-    except (TypeError, ValueError):
-        return (1, str(k))
 
 
 class TrainView(View):
@@ -134,9 +57,9 @@ class TrainView(View):
         self._done: list[Callable[[Any], None]] = []
         key_defaults, param_defaults = core_defaults()
         self._defaults = (key_defaults, param_defaults)
-        self.key_inputs = {f.name: _field_widget(f, key_defaults.get(f.name)) for f in KEY_FIELDS}
+        self.key_inputs = {f.name: field_widget(f, key_defaults.get(f.name)) for f in KEY_FIELDS}
         self.param_inputs = {
-            f.name: _field_widget(f, param_defaults.get(f.name)) for f in PARAM_FIELDS
+            f.name: field_widget(f, param_defaults.get(f.name)) for f in PARAM_FIELDS
         }
         self.auto_g = W.Checkbox(value=True, description="choose g on validation", indent=False)
         self.auto_g.observe(self._on_auto_g, names="value")
@@ -195,8 +118,8 @@ class TrainView(View):
         """Show ``wb``; the form takes its configurations (what ``wb.fit()`` would train with)."""
         self.wb = wb
         if wb is not None:
-            key = _config_dict(getattr(wb, "key_config", None))
-            param = _config_dict(getattr(wb, "param_config", None))
+            key = config_dict(getattr(wb, "key_config", None))
+            param = config_dict(getattr(wb, "param_config", None))
             if key or param:
                 base_key, base_param = core_defaults()
                 self._defaults = ({**base_key, **key}, {**base_param, **param})
@@ -383,8 +306,8 @@ class TrainView(View):
         if g is None:
             self.result.value = ""
             return
-        key = _config_dict(getattr(self.wb, "key_config", None))
-        param = _config_dict(getattr(self.wb, "param_config", None))
+        key = config_dict(getattr(self.wb, "key_config", None))
+        param = config_dict(getattr(self.wb, "param_config", None))
         selection = getattr(key_model, "g_selection_", None)
         how = getattr(selection, "method", None)
         info = getattr(key_model, "fit_info_", {}) or {}
@@ -425,7 +348,7 @@ class TrainView(View):
                 f"<tr><td>key {html.escape(str(k))}</td>"
                 + "".join(f"<td>{per[lv]:.4g}</td>" if lv in per else "<td>–</td>" for lv in levels)
                 + "</tr>"
-                for k, per in sorted(per_key.items(), key=lambda kv: _sort_key(kv[0]))
+                for k, per in sorted(per_key.items(), key=lambda kv: key_order(kv[0]))
             )
             parts.append(
                 f"<details><summary>MSE thresholds of {len(per_key)} keys (fitted on "

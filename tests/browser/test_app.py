@@ -3,12 +3,15 @@ again, detect, a false positive timed from click to updated table, the timeline,
 at projector size (1280x720).
 
 Figures printed (``-s``): ``app cell: X s`` (from the notebook's last computation to the app's
-first row on screen) and ``flag: X s`` (from the click to the updated table).
+first row on screen) and ``flag: median X s, max Y s`` (from the click to the updated table, over
+:data:`FLAGS` false positives).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import statistics
 import time
 
 import nbformat
@@ -26,6 +29,7 @@ app.train.param_inputs["max_epochs"].value = 4
 print(f"T0={time.time():.3f}")
 app
 """
+FLAGS = 5  # false positives timed one after the other
 
 
 def tab(lab, title: str):
@@ -128,23 +132,34 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     status(lab, "checked entries")
     lab.screenshot("review")
 
-    # 4. a false positive, timed from the click to the updated table
-    row = (
-        page.locator(".dl-row:visible")
-        .filter(has=page.locator("button:not([disabled])", has_text="false positive"))
-        .first
-    )
-    button = row.locator("button", has_text="false positive")
-    t = time.monotonic()
-    button.click()
-    status(lab, "newly anomalous", 60_000)
-    flag = time.monotonic() - t
-    print(f"flag: {flag:.2f} s")
+    # 4. false positives, each timed from the click to the updated table (the status line that
+    # names the anomaly is set after the table's rows)
+    flags = []
+    for _ in range(FLAGS):
+        row = (
+            page.locator(".dl-row:visible")
+            .filter(has=page.locator("button:not([disabled])", has_text="false positive"))
+            .first
+        )
+        aid = re.search(r"dl-anomaly-(\d+)", row.get_attribute("class")).group(1)
+        button = row.locator("button", has_text="false positive")
+        button.scroll_into_view_if_needed()
+        t = time.monotonic()
+        button.click()
+        status(lab, f"anomaly {aid}: learning it as normal done", 60_000)
+        flags.append(time.monotonic() - t)
+        lab.wait_kernel_idle()
+    flag, flag_max = statistics.median(flags), max(flags)
+    load = os.getloadavg()[0]  # the machine's load: the flag's time depends on it
+    print(f"flag: median {flag:.2f} s, max {flag_max:.2f} s over {len(flags)} flags: "
+          + ", ".join(f"{f:.2f}" for f in flags) + f" (load average {load:.1f})")  # fmt: skip
     page.locator(".dl-row:visible", has_text="false positive").first.wait_for()
     page.locator(
         ".dl-status:visible", has_text="newly anomalous"
     ).first.scroll_into_view_if_needed()
     lab.screenshot("after-false-positive")
+    page.locator(".dl-header:visible").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(lab.out / "05b-rows-after-flags.png"))  # greyed "normal now" rows
 
     # 5. a row click selects: context and candidates
     page.locator(".dl-row:visible .dl-msg").nth(1).click()
@@ -194,8 +209,14 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     page.locator(".dl-app .js-plotly-plot:visible").first.scroll_into_view_if_needed()
     lab.page.screenshot(path=str(lab.out / "07-graph-1280x720.png"))  # the viewport, as projected
     lab.shots.append(lab.out / "07-graph-1280x720.png")
-    (lab.out / "figures.txt").write_text(f"app_cell_s={app_cell:.2f}\nflag_s={flag:.2f}\n")
-    assert flag < 5.0  # the target is 1 s; the machine under test may be loaded
+    (lab.out / "figures.txt").write_text(
+        f"app_cell_s={app_cell:.2f}\nflag_median_s={flag:.2f}\nflag_max_s={flag_max:.2f}\n"
+        f"flags_s={' '.join(f'{f:.2f}' for f in flags)}\nload_average={load:.1f}\n"
+    )
+    assert flag < 1.0, (
+        f"a flag takes {flag:.2f} s (median of {flags}) from the click to the table, "
+        f"load average {load:.1f} on {os.cpu_count()} CPUs"
+    )
 
 
 def test_quickstart_run_all_gives_a_usable_app(lab, lab_server):
