@@ -118,18 +118,23 @@ class Masker:
         masked_text = self._texts.get(text)
         if masked_text is not None:
             return masked_text
-        cache = self._cache
-        out = []
-        for token in text.split():
-            masked = cache.get(token)
-            if masked is None:
-                masked = self.mask_token(token)
-                if len(cache) >= _MASK_CACHE:
-                    cache.clear()
-                cache[token] = masked
-            out.append(masked)
-        masked_text = " ".join(out)
+        tokens = text.split()
+        try:  # every token seen before: the join runs without a Python-level loop
+            masked_text = " ".join(map(self._cache.__getitem__, tokens))
+        except KeyError:
+            masked_text = " ".join(map(self._token, tokens))
         if len(self._texts) >= _MASK_CACHE:
             self._texts.clear()
         self._texts[text] = masked_text
         return masked_text
+
+    def _token(self, token: str) -> str:
+        """:meth:`mask_token`, remembered."""
+        cache = self._cache
+        masked = cache.get(token)
+        if masked is None:
+            masked = self.mask_token(token)
+            if len(cache) >= _MASK_CACHE:
+                cache.clear()
+            cache[token] = masked
+        return masked

@@ -54,7 +54,7 @@ from workbench import keyids
 from workbench.logs import parser_state
 from workbench.logs.formats import LogFormat, get_format
 from workbench.logs.masks import Masker
-from workbench.logs.reading import MAX_LINE_BYTES, read_lines
+from workbench.logs.reading import MAX_LINE_BYTES, read_texts
 from workbench.logs.summary import ParseSummary, summarize
 from workbench.logs.template_keys import TemplateKeys, numeric_params
 from workbench.logs.timestamps import read_timestamps
@@ -301,23 +301,39 @@ class LogParser(TemplateKeys):
         return out
 
     def _read_rows(self, source: Any, learn: bool) -> _Rows:
-        """Read, split, mask and match every line of ``source`` to a Drain cluster."""
+        """Read, split, mask and match every line of ``source`` to a Drain cluster.
+
+        Kept whole: this loop runs once per input line, and calls to named steps would cost
+        a good part of its time.
+        """
         split = self.format.split
         mask = self._masker.mask
         cluster_of = self._cluster_of
+        cache = self._cache
         rows = _Rows()
-        for item in read_lines(source, self.max_line_bytes):
-            text = item.text
-            if item.error is not None:
-                rows.unparsed(text, item.error)
+        raw, contents, clusters = rows.raw.append, rows.content.append, rows.cluster.append
+        errors, fields_of, masked_of = rows.error.append, rows.fields.append, rows.masked.append
+        for item in read_texts(source, self.max_line_bytes):
+            if item.__class__ is str:
+                text, note = item, None
+            elif item.error is not None:  # type: ignore[union-attr]
+                rows.unparsed(item.text, item.error)  # type: ignore[union-attr]
                 continue
-            fields = split(text) if text.strip() else None
+            else:
+                text, note = item.text, item.note  # type: ignore[union-attr]
+            fields = split(text) if text.strip() else None  # type: ignore[arg-type]
             if fields is None:
                 rows.unparsed(text, "empty line" if not text.strip() else "does not fit the format")
                 continue
             content = fields["Content"].strip()
             masked = mask(content)
-            rows.add(text, item.note, content, cluster_of(masked, learn), fields, masked)
+            cid = cache.get(masked)
+            raw(text)
+            contents(content)
+            clusters(cluster_of(masked, learn) if cid is None else cid)
+            errors(note)
+            fields_of(fields)
+            masked_of(masked)
         return rows
 
     def _key_rows(self, rows: _Rows, learn: bool) -> tuple[list[int], dict[str, tuple[int, ...]]]:
