@@ -122,7 +122,8 @@ class Masker:
         try:  # every token seen before: the join runs without a Python-level loop
             masked_text = " ".join(map(self._cache.__getitem__, tokens))
         except KeyError:
-            masked_text = " ".join(map(self._token, tokens))
+            get, token = self._cache.get, self._token  # a masked token is never empty
+            masked_text = " ".join([get(t) or token(t) for t in tokens])
         if len(self._texts) >= _MASK_CACHE:
             self._texts.clear()
         self._texts[text] = masked_text

@@ -44,6 +44,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,20 @@ class _Rows:
         self.error.append(error)
         self.fields.append(fields)
         self.masked.append(masked)
+
+
+def _field_columns(fields: list[dict[str, str] | None], names: list[str]) -> dict[str, list[Any]]:
+    """Each named header field as a column of values, None on rows that did not fit.
+
+    >>> _field_columns([{"A": "1", "B": "x"}, None], ["A", "B"])
+    {'A': ['1', None], 'B': ['x', None]}
+    """
+    if not names:
+        return {}
+    if None in fields:
+        empty = dict.fromkeys(names)
+        fields = [f or empty for f in fields]
+    return {name: list(map(itemgetter(name), fields)) for name in names}
 
 
 class LogParser(TemplateKeys):
@@ -373,25 +388,25 @@ class LogParser(TemplateKeys):
         )
         templates = {k: self.template_of(k) for k in set(keys) if k != keyids.UNPARSED}
         templates[keyids.UNPARSED] = ""
-        df["template"] = pd.Series([templates[k] for k in keys], dtype=object)
+        df["template"] = pd.Series(list(map(templates.__getitem__, keys)), dtype=object)
         params: dict[str, tuple[float, ...]] = {}  # content -> its numbers (messages repeat)
         for c, m in zip(rows.content, rows.masked, strict=True):
             if c not in params:
                 params[c] = numeric_params(c, positions[m]) if m in positions else ()
-        df["params"] = pd.Series([params[c] for c in rows.content], dtype=object)
+        df["params"] = pd.Series(list(map(params.__getitem__, rows.content)), dtype=object)
         df["timestamp"], ts_problem = read_timestamps(fmt, rows.fields, first_line, self.year)
-        df["label"] = pd.Series(
-            [f.get(fmt.label_field) if f and fmt.label_field else None for f in rows.fields],
-            dtype=object,
-        )
+        columns = _field_columns(rows.fields, [f for f in fmt.fields if f != "Content"])
+        label = None
+        if fmt.label_field:
+            label = columns.get(fmt.label_field) or _field_columns(rows.fields, [fmt.label_field])
+            label = label if isinstance(label, list) else label[fmt.label_field]
+        df["label"] = pd.Series([None] * n if label is None else label, dtype=object)
         df["parsed"] = df["key"].to_numpy() != keyids.UNPARSED
         df["error"] = pd.Series(rows.error, dtype=object)
         df["content"] = pd.Series(rows.content, dtype=object)
-        for name in fmt.fields:
-            if name != "Content" and name not in df.columns:
-                df[name] = pd.Series(
-                    [f.get(name) if f else None for f in rows.fields], dtype=object
-                )
+        for name, values in columns.items():
+            if name not in df.columns:
+                df[name] = pd.Series(values, dtype=object)
         df["session"] = pd.Series([None] * n, dtype=object)
         df["dt_session"] = np.nan
         df["dt_global"] = np.nan
