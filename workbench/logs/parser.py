@@ -81,23 +81,14 @@ class _Rows:
     masked: list[str | None] = field(default_factory=list)
 
     def unparsed(self, text: str, error: str | None) -> None:
-        self.add(text, error, "", keyids.UNPARSED, None, None)
+        for column, value in zip(
+            self.columns, (text, "", keyids.UNPARSED, error, None, None), strict=True
+        ):
+            column.append(value)
 
-    def add(
-        self,
-        text: str,
-        error: str | None,
-        content: str,
-        cluster: int,
-        fields: dict[str, str] | None,
-        masked: str | None,
-    ) -> None:
-        self.raw.append(text)
-        self.content.append(content)
-        self.cluster.append(cluster)
-        self.error.append(error)
-        self.fields.append(fields)
-        self.masked.append(masked)
+    @property
+    def columns(self) -> tuple[list[Any], ...]:
+        return self.raw, self.content, self.cluster, self.error, self.fields, self.masked
 
 
 def _field_columns(fields: list[dict[str, str] | None], names: list[str]) -> dict[str, list[Any]]:
