@@ -67,6 +67,7 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
 
 
 _MASK_CACHE = 200_000  # tokens remembered by a Masker
+_PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
 
 
 class Masker:
@@ -85,6 +86,8 @@ class Masker:
         self._texts: dict[str, str] = {}  # whole text -> masked text (logs repeat messages)
         self._sequential = [(re.compile(m.pattern), f"<{m.name}>") for m in masks]
         self._regex: re.Pattern[str] | None = None
+        # with the default masks a plain number is always exactly one <NUM> (the common new token)
+        self._number = _PLAIN_NUMBER.fullmatch if tuple(masks) == DEFAULT_MASKS else None
         self._replacement: dict[int, str] = {}
         if masks:
             try:  # a mask with named groups of its own keeps the one-by-one substitution
@@ -134,7 +137,8 @@ class Masker:
         cache = self._cache
         masked = cache.get(token)
         if masked is None:
-            masked = self.mask_token(token)
+            number = self._number
+            masked = "<NUM>" if number and number(token) else self.mask_token(token)
             if len(cache) >= _MASK_CACHE:
                 cache.clear()
             cache[token] = masked
