@@ -95,10 +95,19 @@ def read_texts(
         return
     for item in source:
         if isinstance(item, bytes):
-            yield _decode(item.rstrip(b"\n"), max_bytes)
+            yield _decode_clean(item.rstrip(b"\n"), max_bytes)
             continue
         text = item.rstrip("\n").removesuffix("\r")
         yield text if len(text) <= max_bytes and "\x00" not in text else _text_line(item, max_bytes)
+
+
+def _decode_clean(raw: bytes, max_bytes: int) -> str | RawLine:
+    """One line as :func:`read_texts` gives it: its text when it reads cleanly."""
+    line = raw[:-1] if raw.endswith(b"\r") else raw
+    if len(line) <= max_bytes and b"\x00" not in line:
+        with contextlib.suppress(UnicodeDecodeError):  # else noted by _decode
+            return line.decode("utf-8")
+    return _decode(raw, max_bytes)
 
 
 def _decode_block(block: bytes, max_bytes: int) -> list[str | RawLine]:
