@@ -375,3 +375,18 @@ def test_a_simulated_log_parses_to_equal_frames_however_given(tmp_path):
     df = _equal_frames(fresh, path)
     assert df["parsed"].all() and df["session"].notna().any()
     _equal_frames(fresh, path, sessions=False, first_line=9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="09\u0663\u00b2.,e+-[]x", min_size=1, max_size=8), max_size=8))
+def test_numeric_params_equal_reading_each_token_with_the_number_pattern(tokens):
+    import math
+    import re
+
+    from workbench.logs.template_keys import numeric_params
+
+    number = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+    stripped = [t.strip(",;:()[]{}\"'").rstrip(".") for t in tokens]
+    values = [float(t) for t in stripped if number.fullmatch(t)]
+    expected = tuple(v for v in values if math.isfinite(v))
+    assert numeric_params(" ".join(tokens), tuple(range(len(tokens)))) == expected
