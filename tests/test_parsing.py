@@ -315,8 +315,10 @@ def test_block_reading_of_crlf_utf8_long_and_binary_lines():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.text(alphabet="ab019.:-+_/ x\t", max_size=30), max_size=30))
+@given(st.lists(st.text(alphabet="ab019.:-+_/ xf\t", max_size=30), max_size=30))
 @example(["12:30 +5 -0.5 1.2.3.4 10.0.0.1:80 0x1f 99999999 1:00 5. .5 - 3a 12.5.1 +-1 1.0e5"])
+@example(["ec84bc0d-6772-4e76-9a6f-6d980979bc49 ec84bc0d-6772-4e76-9a6f-6d980979bc49] x:deadbeef"])
+@example(["0000000a-0000-0000-0000-00000000000b-1 ec84bc0d-6772-4e76-9a6f-6d980979bc4 a1b2c3d4e5"])
 def test_masker_equals_masking_each_token(texts):
     from workbench.logs.masks import DEFAULT_MASKS, Masker
 

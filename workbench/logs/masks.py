@@ -68,6 +68,7 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
 
 _MASK_CACHE = 200_000  # tokens remembered by a Masker
 _PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+_PLAIN_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 class Masker:
@@ -86,8 +87,9 @@ class Masker:
         self._texts: dict[str, str] = {}  # whole text -> masked text (logs repeat messages)
         self._sequential = [(re.compile(m.pattern), f"<{m.name}>") for m in masks]
         self._regex: re.Pattern[str] | None = None
-        # with the default masks a plain number is always exactly one <NUM> (the common new token)
-        self._number = _PLAIN_NUMBER.fullmatch if tuple(masks) == DEFAULT_MASKS else None
+        # with the default masks a plain number or UUID (the common new tokens) is always
+        # exactly one <NUM> or <UUID>
+        self._shortcut = tuple(masks) == DEFAULT_MASKS
         self._replacement: dict[int, str] = {}
         if masks:
             try:  # a mask with named groups of its own keeps the one-by-one substitution
@@ -122,11 +124,11 @@ class Masker:
         if masked_text is not None:
             return masked_text
         tokens = text.split()
-        try:  # every token seen before: the join runs without a Python-level loop
-            masked_text = " ".join(map(self._cache.__getitem__, tokens))
-        except KeyError:
-            get, token = self._cache.get, self._token  # a masked token is never empty
-            masked_text = " ".join([get(t) or token(t) for t in tokens])
+        masked = list(map(self._cache.get, tokens))  # no Python-level loop when all are known
+        if None in masked:
+            token = self._token
+            masked = [m if m is not None else token(t) for m, t in zip(masked, tokens, strict=True)]
+        masked_text = " ".join(masked)  # type: ignore[arg-type]
         if len(self._texts) >= _MASK_CACHE:
             self._texts.clear()
         self._texts[text] = masked_text
@@ -137,8 +139,12 @@ class Masker:
         cache = self._cache
         masked = cache.get(token)
         if masked is None:
-            number = self._number
-            masked = "<NUM>" if number and number(token) else self.mask_token(token)
+            if self._shortcut and _PLAIN_NUMBER.fullmatch(token):
+                masked = "<NUM>"
+            elif self._shortcut and _PLAIN_UUID.fullmatch(token):
+                masked = "<UUID>"
+            else:
+                masked = self.mask_token(token)
             if len(cache) >= _MASK_CACHE:
                 cache.clear()
             cache[token] = masked
