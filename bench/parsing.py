@@ -12,9 +12,15 @@
 * **throughput**: mining (``parse``) against bare drain3 on whole lines, and the read-only ``transform``
   used per partition at detection, in lines per second, best of three, on BGL 20k and OpenStack 14k;
   the transform also per second of the process's own CPU time (one core, whatever else runs).
+* **transform on a simulated log** (``--transform``, also part of the full run): a simulated OpenStack
+  log (seed 1, 2000 instances by default), a parser fitted on its first 15000 lines and reloaded from its
+  state before each run (as a detection loads it), ``transform`` of the whole file with and without
+  sessions: ``transform_lines_per_s``, the median of three, by the wall clock and by the process's CPU
+  time. ``--check`` also asserts that the frames of a path, of its bytes and of its lines are equal.
 
 Reads ``../shared/data``; prints one JSON object. Run: ``.venv/bin/python bench/parsing.py``;
-``--short`` leaves out the throughput (the accuracy figures only, about a minute).
+``--short`` leaves out the throughput (the accuracy figures only, about a minute); ``--transform``
+gives only the simulated-log transform figure (no shared data needed; ``--instances N``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,6 +151,36 @@ def throughput(path: Path, fmt: str, repeats: int = 3) -> dict[str, float]:
     }
 
 
+def simulated_transform(instances: int = 2000, check: bool = False) -> dict[str, object]:
+    """Lines per second of ``transform`` on a simulated OpenStack log (see the module docstring)."""
+    from workbench.simulate.engine import simulate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = simulate(n_instances=instances, seed=1).write(Path(tmp) / "sim.log")
+        lines = [x.text for x in read_lines(path)]
+        state = LogParser("openstack").fit(lines[:15000]).to_state()
+        out: dict[str, object] = {"lines": len(lines), "instances": instances, "repeats": 3}
+        for sessions in (False, True):
+            wall, cpu = [], []
+            for _ in range(3):
+                parser = LogParser.from_state(state)
+                t, c = time.perf_counter(), time.process_time()
+                df = parser.transform(path, sessions=sessions)
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+            name = "with_sessions" if sessions else "without_sessions"
+            out[name] = {
+                "transform_lines_per_s": round(len(lines) / statistics.median(wall)),
+                "transform_lines_per_cpu_s": round(len(lines) / statistics.median(cpu)),
+            }
+            if check:  # every way of giving the log parses to the same frame
+                for other in (path.read_bytes(), lines):
+                    again = LogParser.from_state(state).transform(other, sessions=sessions)
+                    pd.testing.assert_frame_equal(df, again, check_exact=True)
+                out["frames_equal_path_bytes_lines"] = True
+    return out
+
+
 def _mean(values: list[float | None]) -> float:
     vals = [v for v in values if v is not None]
     return round(sum(vals) / len(vals), 4)
@@ -151,7 +189,14 @@ def _mean(values: list[float | None]) -> float:
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--short", action="store_true", help="accuracy only, no throughput")
-    short = args.parse_args().short
+    args.add_argument("--transform", action="store_true", help="simulated-log transform only")
+    args.add_argument("--instances", type=int, default=2000, help="simulated instances")
+    args.add_argument("--check", action="store_true", help="assert path/bytes/lines frames equal")
+    opts = args.parse_args()
+    short = opts.short
+    if opts.transform:
+        print(json.dumps(simulated_transform(opts.instances, opts.check), indent=2))
+        return 0
     if not DATA.is_dir():
         print(json.dumps({"skipped": f"no shared data at {DATA}"}))
         return 0
@@ -174,6 +219,7 @@ def main() -> int:
             "OpenStack_14k": throughput(
                 DATA / "openstack_deeplog" / "OpenStack_14k.log.gz", "openstack"
             ),
+            "simulated_openstack": simulated_transform(opts.instances),
         }
     print(json.dumps(out, indent=2))
     return 0

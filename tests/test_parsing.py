@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from workbench import keyids
@@ -274,3 +274,121 @@ def test_learn_line_never_widens_a_mined_template():
     # a second confirmed line may widen the template the first confirmation created
     key2 = p.learn_line("INFO memory slot is full now")
     assert key2 == key or p.transform(["INFO memory slot is full now"])["key"].iloc[0] == key2
+
+
+# ---------------------------------------------------------------------- fast paths change nothing
+def _as_raw(items):
+    from workbench.logs.reading import RawLine
+
+    return [x if isinstance(x, RawLine) else RawLine(x) for x in items]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=20), st.integers(1, 64))
+def test_block_reading_gives_the_lines_of_line_by_line_reading(chunks, block):
+    from workbench.logs import reading
+
+    data = b"\n".join(c.replace(b"\n", b"\r") for c in chunks) + b"\xc3(\x00\r\n\n"[: block % 7]
+    per_line = list(reading.read_lines(data, max_bytes=16))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reading, "_BLOCK", block)  # blocks end in the middle of lines
+        assert _as_raw(reading.read_texts(data, max_bytes=16)) == per_line
+    assert _as_raw(reading.read_texts(data.split(b"\n"), max_bytes=16))[: len(per_line)] == per_line
+
+
+def test_block_reading_of_crlf_utf8_long_and_binary_lines():
+    from workbench.logs import reading
+
+    clean = "a\r\nb\rc\r\r\n\u00e9t\u00e9\r\n\n0123456789abcdef\r\nend".encode()
+    for data in (
+        clean,
+        clean + b"\n",
+        clean + b"\n" + b"x" * 40,
+        clean + b"\n\xff\xfe\n",
+        b"\x00\n",
+    ):
+        per_line = list(reading.read_lines(data, max_bytes=16))
+        for block in (1, 3, 8, 1 << 22):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(reading, "_BLOCK", block)
+                assert _as_raw(reading.read_texts(data, max_bytes=16)) == per_line, (data, block)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet="ab019.:-+_/ xf\t", max_size=30), max_size=30))
+@example(["12:30 +5 -0.5 1.2.3.4 10.0.0.1:80 0x1f 99999999 1:00 5. .5 - 3a 12.5.1 +-1 1.0e5"])
+@example(["ec84bc0d-6772-4e76-9a6f-6d980979bc49 ec84bc0d-6772-4e76-9a6f-6d980979bc49] x:deadbeef"])
+@example(["0000000a-0000-0000-0000-00000000000b-1 ec84bc0d-6772-4e76-9a6f-6d980979bc4 a1b2c3d4e5"])
+def test_masker_equals_masking_each_token(texts):
+    from workbench.logs.masks import DEFAULT_MASKS, Masker
+
+    m = Masker(DEFAULT_MASKS)
+    for text in texts + texts:  # the second pass hits the caches
+        assert m.mask(text) == " ".join(m.mask_token(t) for t in text.split())
+
+
+def test_builtin_session_patterns_match_as_the_guarded_regex_does():
+    import regex
+
+    from workbench.logs.formats import TRUSTED_SESSION_PATTERNS
+    from workbench.logs.sessions import _regex_sessions
+
+    contents = [x.split("] ", 1)[1] for x in OPENSTACK] + ["blk_-12 x blk_3", "none", "blk_"]
+    parsed = np.array([True] * (len(contents) - 1) + [False])
+    for pattern in TRUSTED_SESSION_PATTERNS:
+        rx = regex.compile(pattern)
+        expected = [
+            (m.group(1 if rx.groups else 0) if (m := rx.search(c)) else None) if ok else None
+            for c, ok in zip(contents, parsed, strict=True)
+        ]
+        assert _regex_sessions(contents, parsed, pattern) == expected
+
+
+def _equal_frames(parser, path, **kwargs):
+    from workbench.logs.reading import raw_lines
+
+    lines = list(raw_lines(path))  # bytes, decoded line by line
+    whole = parser.transform(path, **kwargs)
+    for other in (lines, [x.decode("utf-8", "replace") for x in lines]):
+        again = parser.transform(other, **kwargs)
+        if other is lines or not whole["error"].notna().any():
+            pd.testing.assert_frame_equal(whole, again, check_exact=True)
+            assert whole.attrs == again.attrs
+    return whole
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("system", ["BGL", "HDFS", "OpenStack", "Linux", "Apache", "Spark"])
+def test_a_file_its_bytes_and_its_lines_parse_to_equal_frames(shared_data, system):
+    from workbench.logs.formats import BUILTIN_FORMATS
+
+    path = shared_data / "loghub_2k" / system / f"{system}_2k.log"
+    parser = LogParser(BUILTIN_FORMATS[system.lower()]).fit(path)
+    df = _equal_frames(parser, path)
+    pd.testing.assert_frame_equal(df, parser.transform(path.read_bytes()), check_exact=True)
+
+
+def test_a_simulated_log_parses_to_equal_frames_however_given(tmp_path):
+    from workbench.simulate.engine import simulate
+
+    path = simulate(n_instances=40, seed=5).write(tmp_path / "sim.log")
+    parser = LogParser("openstack").fit(path)
+    fresh = LogParser.from_state(parser.to_state())
+    df = _equal_frames(fresh, path)
+    assert df["parsed"].all() and df["session"].notna().any()
+    _equal_frames(fresh, path, sessions=False, first_line=9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="09\u0663\u00b2.,e+-[]x", min_size=1, max_size=8), max_size=8))
+def test_numeric_params_equal_reading_each_token_with_the_number_pattern(tokens):
+    import math
+    import re
+
+    from workbench.logs.template_keys import numeric_params
+
+    number = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+    stripped = [t.strip(",;:()[]{}\"'").rstrip(".") for t in tokens]
+    values = [float(t) for t in stripped if number.fullmatch(t)]
+    expected = tuple(v for v in values if math.isfinite(v))
+    assert numeric_params(" ".join(tokens), tuple(range(len(tokens)))) == expected

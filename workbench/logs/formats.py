@@ -309,6 +309,10 @@ BUILTIN_FORMATS: dict[str, LogFormat] = {
 #: Patterns of the built-in formats: written here, checked against runaway backtracking by the
 #: tests, so they are matched without the time limit user patterns get.
 _TRUSTED_PATTERNS: frozenset[str] = frozenset(f.pattern for f in BUILTIN_FORMATS.values())
+#: The built-in formats' session patterns: matched by ``re``, without a time limit.
+TRUSTED_SESSION_PATTERNS: frozenset[str] = frozenset(
+    f.session_regex for f in BUILTIN_FORMATS.values() if f.session_regex
+)
 
 
 def get_format(spec: str | LogFormat) -> LogFormat:

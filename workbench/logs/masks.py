@@ -67,6 +67,8 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
 
 
 _MASK_CACHE = 200_000  # tokens remembered by a Masker
+_PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+_PLAIN_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 class Masker:
@@ -85,6 +87,9 @@ class Masker:
         self._texts: dict[str, str] = {}  # whole text -> masked text (logs repeat messages)
         self._sequential = [(re.compile(m.pattern), f"<{m.name}>") for m in masks]
         self._regex: re.Pattern[str] | None = None
+        # with the default masks a plain number or UUID (the common new tokens) is always
+        # exactly one <NUM> or <UUID>
+        self._shortcut = tuple(masks) == DEFAULT_MASKS
         self._replacement: dict[int, str] = {}
         if masks:
             try:  # a mask with named groups of its own keeps the one-by-one substitution
@@ -118,18 +123,29 @@ class Masker:
         masked_text = self._texts.get(text)
         if masked_text is not None:
             return masked_text
-        cache = self._cache
-        out = []
-        for token in text.split():
-            masked = cache.get(token)
-            if masked is None:
-                masked = self.mask_token(token)
-                if len(cache) >= _MASK_CACHE:
-                    cache.clear()
-                cache[token] = masked
-            out.append(masked)
-        masked_text = " ".join(out)
+        tokens = text.split()
+        masked = list(map(self._cache.get, tokens))  # no Python-level loop when all are known
+        if None in masked:
+            token = self._token
+            masked = [m if m is not None else token(t) for m, t in zip(masked, tokens, strict=True)]
+        masked_text = " ".join(masked)  # type: ignore[arg-type]
         if len(self._texts) >= _MASK_CACHE:
             self._texts.clear()
         self._texts[text] = masked_text
         return masked_text
+
+    def _token(self, token: str) -> str:
+        """:meth:`mask_token`, remembered."""
+        cache = self._cache
+        masked = cache.get(token)
+        if masked is None:
+            if self._shortcut and _PLAIN_NUMBER.fullmatch(token):
+                masked = "<NUM>"
+            elif self._shortcut and _PLAIN_UUID.fullmatch(token):
+                masked = "<UUID>"
+            else:
+                masked = self.mask_token(token)
+            if len(cache) >= _MASK_CACHE:
+                cache.clear()
+            cache[token] = masked
+        return masked

@@ -44,6 +44,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ from workbench import keyids
 from workbench.logs import parser_state
 from workbench.logs.formats import LogFormat, get_format
 from workbench.logs.masks import Masker
-from workbench.logs.reading import MAX_LINE_BYTES, read_lines
+from workbench.logs.reading import MAX_LINE_BYTES, read_texts
 from workbench.logs.summary import ParseSummary, summarize
 from workbench.logs.template_keys import TemplateKeys, numeric_params
 from workbench.logs.timestamps import read_timestamps
@@ -80,23 +81,28 @@ class _Rows:
     masked: list[str | None] = field(default_factory=list)
 
     def unparsed(self, text: str, error: str | None) -> None:
-        self.add(text, error, "", keyids.UNPARSED, None, None)
+        for column, value in zip(
+            self.columns, (text, "", keyids.UNPARSED, error, None, None), strict=True
+        ):
+            column.append(value)
 
-    def add(
-        self,
-        text: str,
-        error: str | None,
-        content: str,
-        cluster: int,
-        fields: dict[str, str] | None,
-        masked: str | None,
-    ) -> None:
-        self.raw.append(text)
-        self.content.append(content)
-        self.cluster.append(cluster)
-        self.error.append(error)
-        self.fields.append(fields)
-        self.masked.append(masked)
+    @property
+    def columns(self) -> tuple[list[Any], ...]:
+        return self.raw, self.content, self.cluster, self.error, self.fields, self.masked
+
+
+def _field_columns(fields: list[dict[str, str] | None], names: list[str]) -> dict[str, list[Any]]:
+    """Each named header field as a column of values, None on rows that did not fit.
+
+    >>> _field_columns([{"A": "1", "B": "x"}, None], ["A", "B"])
+    {'A': ['1', None], 'B': ['x', None]}
+    """
+    if not names:
+        return {}
+    if None in fields:
+        empty = dict.fromkeys(names)
+        fields = [f or empty for f in fields]
+    return {name: list(map(itemgetter(name), fields)) for name in names}
 
 
 class LogParser(TemplateKeys):
@@ -301,23 +307,39 @@ class LogParser(TemplateKeys):
         return out
 
     def _read_rows(self, source: Any, learn: bool) -> _Rows:
-        """Read, split, mask and match every line of ``source`` to a Drain cluster."""
+        """Read, split, mask and match every line of ``source`` to a Drain cluster.
+
+        Kept whole: this loop runs once per input line, and calls to named steps would cost
+        a good part of its time.
+        """
         split = self.format.split
         mask = self._masker.mask
         cluster_of = self._cluster_of
+        cache = self._cache
         rows = _Rows()
-        for item in read_lines(source, self.max_line_bytes):
-            text = item.text
-            if item.error is not None:
-                rows.unparsed(text, item.error)
+        raw, contents, clusters = rows.raw.append, rows.content.append, rows.cluster.append
+        errors, fields_of, masked_of = rows.error.append, rows.fields.append, rows.masked.append
+        for item in read_texts(source, self.max_line_bytes):
+            if item.__class__ is str:
+                text, note = item, None
+            elif item.error is not None:  # type: ignore[union-attr]
+                rows.unparsed(item.text, item.error)  # type: ignore[union-attr]
                 continue
-            fields = split(text) if text.strip() else None
+            else:
+                text, note = item.text, item.note  # type: ignore[union-attr]
+            fields = split(text) if text.strip() else None  # type: ignore[arg-type]
             if fields is None:
                 rows.unparsed(text, "empty line" if not text.strip() else "does not fit the format")
                 continue
             content = fields["Content"].strip()
             masked = mask(content)
-            rows.add(text, item.note, content, cluster_of(masked, learn), fields, masked)
+            cid = cache.get(masked)
+            raw(text)
+            contents(content)
+            clusters(cluster_of(masked, learn) if cid is None else cid)
+            errors(note)
+            fields_of(fields)
+            masked_of(masked)
         return rows
 
     def _key_rows(self, rows: _Rows, learn: bool) -> tuple[list[int], dict[str, tuple[int, ...]]]:
@@ -357,25 +379,25 @@ class LogParser(TemplateKeys):
         )
         templates = {k: self.template_of(k) for k in set(keys) if k != keyids.UNPARSED}
         templates[keyids.UNPARSED] = ""
-        df["template"] = pd.Series([templates[k] for k in keys], dtype=object)
+        df["template"] = pd.Series(list(map(templates.__getitem__, keys)), dtype=object)
         params: dict[str, tuple[float, ...]] = {}  # content -> its numbers (messages repeat)
         for c, m in zip(rows.content, rows.masked, strict=True):
             if c not in params:
                 params[c] = numeric_params(c, positions[m]) if m in positions else ()
-        df["params"] = pd.Series([params[c] for c in rows.content], dtype=object)
+        df["params"] = pd.Series(list(map(params.__getitem__, rows.content)), dtype=object)
         df["timestamp"], ts_problem = read_timestamps(fmt, rows.fields, first_line, self.year)
-        df["label"] = pd.Series(
-            [f.get(fmt.label_field) if f and fmt.label_field else None for f in rows.fields],
-            dtype=object,
-        )
+        columns = _field_columns(rows.fields, [f for f in fmt.fields if f != "Content"])
+        label = None
+        if fmt.label_field:
+            label = columns.get(fmt.label_field) or _field_columns(rows.fields, [fmt.label_field])
+            label = label if isinstance(label, list) else label[fmt.label_field]
+        df["label"] = pd.Series([None] * n if label is None else label, dtype=object)
         df["parsed"] = df["key"].to_numpy() != keyids.UNPARSED
         df["error"] = pd.Series(rows.error, dtype=object)
         df["content"] = pd.Series(rows.content, dtype=object)
-        for name in fmt.fields:
-            if name != "Content" and name not in df.columns:
-                df[name] = pd.Series(
-                    [f.get(name) if f else None for f in rows.fields], dtype=object
-                )
+        for name, values in columns.items():
+            if name not in df.columns:
+                df[name] = pd.Series(values, dtype=object)
         df["session"] = pd.Series([None] * n, dtype=object)
         df["dt_session"] = np.nan
         df["dt_global"] = np.nan

@@ -12,6 +12,7 @@ why, so the parsed table still has one row per input line; invalid UTF-8 is repl
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 from collections.abc import Iterable, Iterator
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_LINE_BYTES", "RawLine", "raw_lines", "read_lines"]
+__all__ = ["MAX_LINE_BYTES", "RawLine", "raw_lines", "read_lines", "read_texts"]
 
 MAX_LINE_BYTES = 64 * 1024  #: longer lines are kept as unparsed rows, not mined
+_BLOCK = 1 << 22  # bytes read and decoded at a time by read_texts
 
 
 @dataclass(frozen=True)
@@ -75,22 +77,94 @@ def read_lines(
             yield _text_line(item, max_bytes)
 
 
+def read_texts(
+    source: str | Path | bytes | Iterable[str | bytes], max_bytes: int = MAX_LINE_BYTES
+) -> Iterator[str | RawLine]:
+    """The lines of :func:`read_lines`, except that a line read cleanly (no error, no note)
+    comes as its plain text: files are decoded a block of lines at a time, not line by line.
+
+    >>> list(read_texts(b"a\\r\\nb\\n"))
+    ['a', 'b']
+    >>> [getattr(x, "error", None) for x in read_texts([b"ok", b"bad\\x00"])]
+    [None, 'binary data (NUL byte)']
+    """
+    if isinstance(source, bytes | str | Path):
+        with _open(source) as fh:
+            for block in _blocks(fh):
+                yield from _decode_block(block, max_bytes)
+        return
+    for item in source:
+        if isinstance(item, bytes):
+            yield _decode_clean(item.rstrip(b"\n"), max_bytes)
+            continue
+        text = item.rstrip("\n").removesuffix("\r")
+        yield text if len(text) <= max_bytes and "\x00" not in text else _text_line(item, max_bytes)
+
+
+def _decode_clean(raw: bytes, max_bytes: int) -> str | RawLine:
+    """One line as :func:`read_texts` gives it: its text when it reads cleanly."""
+    line = raw[:-1] if raw.endswith(b"\r") else raw
+    if len(line) <= max_bytes and b"\x00" not in line:
+        with contextlib.suppress(UnicodeDecodeError):  # else noted by _decode
+            return line.decode("utf-8")
+    return _decode(raw, max_bytes)
+
+
+def _decode_block(block: bytes, max_bytes: int) -> list[str | RawLine]:
+    """The lines of ``block`` (whole lines, the last newline optional) as :func:`read_texts`
+    gives them; a block with a NUL byte, invalid UTF-8 or a very long line goes line by line."""
+    text = None
+    if b"\x00" not in block:
+        with contextlib.suppress(UnicodeDecodeError):  # such a block goes line by line
+            text = block.decode("utf-8")
+    if text is not None:
+        lines: list[str] = text.split("\n")
+        if block.endswith(b"\n"):
+            lines.pop()
+        if "\r" in text:
+            lines = [x[:-1] if x.endswith("\r") else x for x in lines]
+        # a character takes at most 4 bytes, so only a line this long can be over the limit
+        if len(block) <= max_bytes or max(map(len, lines), default=0) * 4 <= max_bytes:
+            return lines  # type: ignore[return-value]
+    raw = block.split(b"\n")
+    if block.endswith(b"\n"):
+        raw.pop()
+    return [_decode(r, max_bytes) for r in raw]
+
+
+def _blocks(fh: Any) -> Iterator[bytes]:
+    """The content of a binary file in blocks of whole lines (the last may lack its newline)."""
+    pending: list[bytes] = []
+    while chunk := fh.read(_BLOCK):
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:  # no line ends in this chunk
+            pending.append(chunk)
+            continue
+        yield b"".join([*pending, chunk[:cut]])
+        pending = [chunk[cut:]] if cut < len(chunk) else []
+    if pending:
+        yield b"".join(pending)
+
+
+def _open(source: str | Path | bytes) -> Any:
+    """A binary file object over a path (plain or gzip) or a bytes buffer."""
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"log file not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"expected a log file, got a directory: {path}")
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    return (gzip.open if magic == b"\x1f\x8b" else open)(path, "rb")
+
+
 def raw_lines(source: Any) -> Iterator[Any]:
     """The lines of a path (plain or gzip) or a bytes buffer as bytes without their newline,
     lazily; any other iterable of lines is passed through as it is."""
-    if isinstance(source, bytes):
-        yield from _split_bytes(io.BytesIO(source))
-        return
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"log file not found: {path}")
-        if path.is_dir():
-            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
-        with path.open("rb") as fh:
-            magic = fh.read(2)
-        opener = gzip.open if magic == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+    if isinstance(source, bytes | str | Path):
+        with _open(source) as fh:
             yield from _split_bytes(fh)
         return
     yield from source

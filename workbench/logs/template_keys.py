@@ -12,10 +12,10 @@ Key ids (1, 2, ...) are given in order of first appearance and never change once
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from math import isfinite
 
 import pandas as pd
 from drain3.drain import Drain
@@ -38,6 +38,7 @@ Fixed = tuple[tuple[int, str], ...]  #: (position, word) pairs that fix a key wi
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _STRIP = ",;:()[]{}\"'"
+_is_number = _NUMBER.fullmatch
 
 
 class TemplateKeys:
@@ -217,17 +218,23 @@ class TemplateKeys:
 
 def numeric_params(content: str, positions: tuple[int, ...]) -> tuple[float, ...]:
     """The numbers among the raw tokens at a template's variable positions (masks hold no space, so raw
-    and masked tokens align)."""
+    and masked tokens align).
+
+    >>> numeric_params("took 12 ms, 3.5e2 s, x7, [9].", (1, 3, 5, 6))
+    (12.0, 350.0)
+    """
     if not positions:
         return ()
     raw_tokens = content.split()
+    n = len(raw_tokens)
     out = []
     for p in positions:
-        if p >= len(raw_tokens):
+        if p >= n:
             break
         tok = raw_tokens[p].strip(_STRIP).rstrip(".")
-        if _NUMBER.fullmatch(tok):
+        # decimal digits only (what \d matches) are a number without the regular expression
+        if tok.isdecimal() or _is_number(tok):
             value = float(tok)
-            if math.isfinite(value):
+            if isfinite(value):
                 out.append(value)
     return tuple(out)

@@ -14,6 +14,8 @@ current one. Text that cannot be read leaves NaT and one plain sentence saying h
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import pandas as pd
 
@@ -32,10 +34,12 @@ def read_timestamps(
     plain sentence about those that could not be read (None when all could)."""
     if not fmt.timestamp_fields:
         return pd.Series(pd.NaT, index=range(len(rows_fields)), dtype="datetime64[ns]"), None
-    text = pd.Series(
-        [" ".join(f[t] or "" for t in fmt.timestamp_fields) if f else None for f in rows_fields],
-        dtype=object,
-    )
+    get = itemgetter(*fmt.timestamp_fields)
+    if len(fmt.timestamp_fields) == 1:
+        values = [(get(f) or "") if f else None for f in rows_fields]
+    else:
+        values = [" ".join([v or "" for v in get(f)]) if f else None for f in rows_fields]
+    text = pd.Series(values, dtype=object)
     spec = fmt.timestamp_format
     if spec == "%s":  # seconds since 1970
         num = pd.to_numeric(text, errors="coerce")
