@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from workbench.config import require
+
 __all__ = ["ParamLSTM", "masked_mse"]
 
 
@@ -39,7 +41,7 @@ class ParamLSTM(nn.Module):
         seeds: Sequence[int] | None = None,
     ):
         super().__init__()
-        assert n_models >= 1 and n_dims >= 1, "need at least one model and one dimension"
+        require(n_models >= 1 and n_dims >= 1, "need at least one model and one dimension")
         self.n_models, self.n_dims = n_models, n_dims
         self.hidden_size, self.num_layers = hidden_size, num_layers
         h4 = 4 * hidden_size
@@ -58,7 +60,7 @@ class ParamLSTM(nn.Module):
     def reset_parameters(self, seeds: Sequence[int] | None = None) -> None:
         """Initialise every model; with ``seeds`` (one per model) each model's draw is its own,
         so a key's initial weights do not depend on which other keys are trained beside it."""
-        assert seeds is None or len(seeds) == self.n_models, "need one seed per model"
+        require(seeds is None or len(seeds) == self.n_models, "need one seed per model")
         H = self.hidden_size
         bound = 1.0 / math.sqrt(H)
         with torch.no_grad():
@@ -73,9 +75,9 @@ class ParamLSTM(nn.Module):
     def forward(self, x: torch.Tensor, models: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the next vector. ``x``: ``[M, B, T, 2*n_dims]``; ``models``: ``[M]`` model ids."""
         M, B, T, F = x.shape
-        assert 2 * self.n_dims == F, f"expected {2 * self.n_dims} features per step, got {F}"
+        require(2 * self.n_dims == F, f"expected {2 * self.n_dims} features per step, got {F}")
         if models is None:
-            assert self.n_models == M, f"expected {self.n_models} model groups, got {M}"
+            require(self.n_models == M, f"expected {self.n_models} model groups, got {M}")
 
         def pick(p: torch.Tensor) -> torch.Tensor:
             return p if models is None else p[models]
