@@ -42,7 +42,7 @@ import time
 
 import pandas as pd
 
-from teaching import setup
+from teaching import check, setup
 from workbench import Workbench
 from workbench.keys.model import KeyModelConfig
 from workbench.params.config import ParamModelConfig
@@ -93,6 +93,15 @@ print(f"trained in {wb.fit_seconds_:.1f} s; top-g rule with g = {km.g_} of {len(
 # Each row of the review table is one anomalous entry: its kind (`key`, `unknown key`, `session end`
 # or `parameter`), its key and, for parameter anomalies, the MSE and the threshold it crossed.
 
+# %% [markdown]
+# ### Predict before you run (1)
+#
+# The review lists five kinds of rule: top-g, probability floor, session end, unknown key and
+# parameter threshold. Which one do you expect to raise the **most** rows of the review on this log?
+
+# %%
+guess_top_rule = None  # "top-g", "probability floor", "session end", "unknown key" or "parameter threshold"
+
 # %%
 report = wb.detect()
 review = report.anomalies
@@ -110,6 +119,7 @@ review[["id", "session", "kind", "key", "template", "rank", "mse", "threshold", 
 from workbench.detect.rules import report_counts_by_rule
 
 by_rule = report_counts_by_rule(report)
+check("the rule with the most rows", guess_top_rule, str(by_rule.idxmax()))
 print(f"of {len(review)} anomalies: {by_rule['parameter threshold']} from the parameter threshold, "
       f"{by_rule['unknown key']} unknown keys, {by_rule['session end']} session ends, "
       f"{by_rule['probability floor']} below the floor and {by_rule['top-g']} from the top-g rule, "
@@ -137,6 +147,15 @@ labels[labels["anomaly"].notna()].groupby("anomaly")["instance"].nunique().renam
 # updates the model online with that example as normal (a few gradient steps, journaled as a new model
 # version) and scores the log again; `changed` lists the anomalies whose verdict changed.
 
+# %% [markdown]
+# ### Predict before you run (2)
+#
+# One flag teaches the model one example. After it, will the review hold **fewer** anomalies than
+# before (other entries like it become normal too), the same number, or more?
+
+# %%
+guess_after_flag = None  # "fewer", "the same" or "more"
+
 # %%
 line_anomaly = labels.set_index("line")["anomaly"]
 
@@ -156,6 +175,8 @@ after = wb.detect().anomalies
 print(f"update: model version {result.version}, {result.seconds:.2f} s; "
       f"verdict changed for {len(result.changed)} anomalies: {sorted(result.changed)[:10]}")
 print(f"anomalies before: {len(before)}, after: {len(after)}")
+went = "fewer" if len(after) < len(before) else "more" if len(after) > len(before) else "the same"
+check("the review after one flag", guess_after_flag, went)
 now = after.set_index("id")
 if fp["id"] in now.index:
     row = now.loc[fp["id"]]
@@ -239,6 +260,15 @@ else:
 # log. Move the slider to see how many entries of this log the top-g rule alone would flag at each g;
 # the floor, session ends and unknown keys add their own rows to the review.
 
+# %% [markdown]
+# ### Predict before you run (3)
+#
+# At **g = 1** only the single most likely next key counts as normal. How many entries of this log
+# would the top-g rule alone flag then? (The slider in the next cell starts at the chosen g.)
+
+# %%
+guess_flagged_at_g1 = None  # a number of entries
+
 # %%
 import ipywidgets as W
 
@@ -249,6 +279,7 @@ def flagged(g):
     chosen = " (the chosen g)" if g == wb.key_model.g_ else ""
     print(f"g = {g}{chosen}: {n} of {len(ranks)} entries have their next key outside the top g")
 
+check("entries flagged by top-g at g = 1", guess_flagged_at_g1, int((ranks > 1).sum()), tolerance=0.25)
 W.interact(flagged, g=W.IntSlider(value=int(wb.key_model.g_), min=1, max=max(2, int(ranks.max())),
                                   description="g"));
 

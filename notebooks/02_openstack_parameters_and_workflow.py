@@ -148,6 +148,10 @@ cols = ["line", "session", "timestamp", "mse", "anomalous", "raw"] + [f"threshol
 fig = mse_figure(series[cols], lv, set(lv),
                  title="MSE of the spawn-time key (OpenStack_2k, then the labelled instances)")
 fig.update_yaxes(type="log", title_text="MSE (log)")
+for trace in fig.data:  # each threshold line says how many of these spawns cross it
+    if trace.meta is not None:
+        above = int((series["mse"] > series[f"threshold_{trace.meta:g}"]).sum())
+        trace.name = f"{trace.name}: {above} of {len(series)} above"
 fig.update_xaxes(title_text="spawn entry")
 fig.show()
 print(series.sort_values("mse", ascending=False)[["session", "observed", "predicted", "mse"]].head(5))

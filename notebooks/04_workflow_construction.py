@@ -129,6 +129,8 @@ print(f"the methods disagree most on {spread!r}; drawn below against the truth")
 # layout: edges found and true in the ink colour, **missed** true edges dashed in purple,
 # **extra** edges in orange; true keys a method left out of the task are hollow. For method 1 the
 # keys where it saw a task end and another begin (its divergence points) are drawn as diamonds.
+# Each key carries its number; under the figure every missed and extra edge is listed with its
+# templates.
 
 # %%
 import networkx as nx
@@ -146,6 +148,7 @@ boundaries = {"method 1, LSTM": res_lstm.boundaries, "method 1, 3-gram": res_ngr
 short = {k: str(t)[:28] for k, t in templates.items()}
 fig = make_subplots(rows=1, cols=3, subplot_titles=list(found_by), horizontal_spacing=0.04)
 shown = set()
+differences = {}
 for col, (name, graphs) in enumerate(found_by.items(), start=1):
     i, jac = match_tasks([g.graph["keys"] for g in graphs], true_keys)[spread]
     g = graphs[i] if i is not None else nx.DiGraph()
@@ -177,8 +180,10 @@ for col, (name, graphs) in enumerate(found_by.items(), start=1):
                         hoverinfo="skip", row=1, col=col)
     nodes = sorted(set(truth) | set(extra_nodes))
     ends = {u for u, _ in boundaries.get(name, ())}
+    differences[name] = {"missed": sorted(kinds["missed"][0]), "extra": sorted(kinds["extra"][0])}
     fig.add_scatter(
-        x=[pos[k][0] for k in nodes], y=[pos[k][1] for k in nodes], mode="markers",
+        x=[pos[k][0] for k in nodes], y=[pos[k][1] for k in nodes], mode="markers+text",
+        text=[str(k) for k in nodes], textposition="top center", textfont={"size": 16},
         showlegend=False, hovertext=[f"key {k}: {short.get(k, '')}" for k in nodes],
         marker={"size": 16, "symbol": ["diamond" if k in ends else "circle" for k in nodes],
                 "color": [PALETTE["paper"] if k not in keys else
@@ -194,3 +199,8 @@ fig.update_yaxes(showticklabels=False, showgrid=False)
 fig.update_layout(title=f"Task {spread!r}: each method against the true workflow", height=560,
                   legend={"y": -0.08, "yanchor": "top"}, margin={"t": 130, "b": 90})
 fig.show()
+for name, diff in differences.items():  # the coloured edges in words, with their templates
+    for kind in ("missed", "extra"):
+        for u, v in diff[kind]:
+            words = [str(templates.get(k, "?")).removeprefix("[instance: <UUID>] ")[:40] for k in (u, v)]
+            print(f"{name}: {kind} edge {u} -> {v}: {words[0]!r} -> {words[1]!r}")
