@@ -70,7 +70,9 @@ def worst_entries(entries) -> dict[int, dict[str, float]]:
     }
 
 
-def run_seed(seed: int, n_train: int, n_test: int, rate: float) -> dict[str, Any]:
+def run_seed(
+    seed: int, n_train: int, n_test: int, rate: float, changes: dict[str, Any]
+) -> dict[str, Any]:
     from workbench.keys.config import KeyModelConfig
     from workbench.keys.model import KeyModel
     from workbench.logs.parser import LogParser
@@ -88,7 +90,7 @@ def run_seed(seed: int, n_train: int, n_test: int, rate: float) -> dict[str, Any
     kinds = [kind_of(inst.at[s, "detail"]) if lab == "execution" else "" for s, lab in zip(
         names, label, strict=True)]  # fmt: skip
 
-    model = KeyModel(KeyModelConfig.preset("recommended", spare_keys=64))
+    model = KeyModel(KeyModelConfig.preset("recommended", **{"spare_keys": 64, **changes}))
     t0 = time.perf_counter()
     model.fit(train, seed=seed)
     fit_s = time.perf_counter() - t0
@@ -105,6 +107,8 @@ def run_seed(seed: int, n_train: int, n_test: int, rate: float) -> dict[str, Any
         for i in np.flatnonzero(abnormal & ~caught)
     ]
     normal_worst = np.array([worst[i]["worst_rank"] for i in np.flatnonzero(normal)])
+    normal_min_p = np.array([worst[i]["min_probability"] for i in np.flatnonzero(normal)])
+    sel = model.g_selection_
     reasons = det.reason[caught & abnormal]
     fp_reasons = det.reason[caught & normal]
     return {
@@ -114,7 +118,13 @@ def run_seed(seed: int, n_train: int, n_test: int, rate: float) -> dict[str, Any
         "g": int(model.g_),
         "end_g": None if model.end_g_ is None else int(model.end_g_),
         "min_probability": float(model.min_probability_),
-        "g_method": model.g_selection_.method,
+        "g_method": sel.method,
+        "validation": {
+            "sessions": sel.n_validation_sessions,
+            "estimated_fpr": sel.estimated_fpr,
+            "synthetic_recall": sel.synthetic_recall,
+            "fpr_by_floor": {repr(f): round(v, 4) for f, v in sel.floor_fpr.items() if v <= 0.2},
+        },
         "train_seconds": round(fit_s, 1),
         "caught": int(caught[abnormal].sum()),
         "anomalous": int(abnormal.sum()),
@@ -129,6 +139,10 @@ def run_seed(seed: int, n_train: int, n_test: int, rate: float) -> dict[str, Any
         "normal_worst_rank": {
             q: int(np.quantile(normal_worst, float(q))) for q in ("0.5", "0.9", "0.99", "1.0")
         },
+        "normal_min_probability": {
+            q: round(float(np.quantile(normal_min_p, float(q))), 5)
+            for q in ("0.0", "0.01", "0.1", "0.5")
+        },
     }
 
 
@@ -138,17 +152,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", type=int, default=600, help="training VM instances (default 600)")
     ap.add_argument("--test", type=int, default=600, help="test VM instances (default 600)")
     ap.add_argument("--rate", type=float, default=0.1, help="execution anomaly rate (0.1)")
+    ap.add_argument(
+        "--changes",
+        type=json.loads,
+        default={},
+        help="JSON of key-model settings on top of the default, e.g. '{\"hidden_size\": 32}'",
+    )
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    runs = [run_seed(s, args.train, args.test, args.rate) for s in range(args.seeds)]
+    runs = [run_seed(s, args.train, args.test, args.rate, args.changes) for s in range(args.seeds)]
     caught = sum(r["caught"] for r in runs)
     anomalous = sum(r["anomalous"] for r in runs)
     fp, normal = sum(r["fp"] for r in runs), sum(r["normal"] for r in runs)
     out = {
-        "config": "KeyModelConfig.preset('recommended', spare_keys=64)",
+        "config": f"KeyModelConfig.preset('recommended', spare_keys=64, **{args.changes})",
+        "train_instances": args.train,
+        "test_instances": args.test,
         "runs": runs,
         "per_kind": {
             k: f"{sum(r['per_kind'][k]['caught'] for r in runs)}/"
