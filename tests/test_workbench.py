@@ -286,3 +286,56 @@ def test_a_batch_of_key_examples_is_taught_in_one_partial_fit(wb, monkeypatch):
     report.anomalies = fake
     wb.flag_false_positive(fake["id"].tolist())
     assert calls == [len(rows)]
+
+
+def _assert_same_as_full_rescore(wb) -> None:
+    """The report after a flag equals scoring its log again from scratch with the same models."""
+    report = wb.report
+    full = wb._score(report.entries[wb.entries.columns], g=report.g)
+    pd.testing.assert_frame_equal(report.entries, full.entries)
+    a = report.anomalies
+    same = a[a["id"].isin(full.anomalies["id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(same, full.anomalies)
+
+
+def test_rescoring_after_flags_equals_a_full_rescore(wb, monkeypatch):
+    """Re-scoring after a flag reuses the parameter scores of the keys the flag did not teach;
+    after parameter flags, key flags, a batch ("all like this") and an undo, every report equals
+    a full re-score (on a log with every kind of anomaly: a small g makes key anomalies)."""
+    from workbench.simulate.engine import simulate
+
+    log = simulate(n_instances=60, anomalies={"execution": 0.2, "parameter": 0.1}, seed=11)
+    wb.detect(log.lines, g=2)
+    calls = []
+    original = type(wb.param_model).score
+
+    def spy(self, entries, **kw):
+        calls.append(kw.get("keys"))
+        return original(self, entries, **kw)
+
+    monkeypatch.setattr(type(wb.param_model), "score", spy)
+    flagged = []
+    for kinds in ({"parameter"}, {"key", "session end"}, {"unknown key"}, {"parameter"}):
+        for _ in range(2):
+            a = wb.report.anomalies
+            open_ = a[a["kind"].isin(kinds) & (a["status"] == "open")]
+            if open_.empty:
+                break
+            before = len(calls)
+            wb.flag_false_positive(int(open_["id"].iloc[0]))
+            flagged.append((open_["kind"].iloc[0], calls[before:]))
+            _assert_same_as_full_rescore(wb)
+    a = wb.report.anomalies
+    groups = a[a["status"] == "open"].groupby(["kind", "template"])["id"].apply(list)
+    batch = groups[groups.map(len) > 1]
+    if len(batch):
+        wb.flag_false_positive(wb.similar(batch.iloc[0][0]))
+        _assert_same_as_full_rescore(wb)
+    assert {"parameter", "key", "unknown key"} <= {k for k, _ in flagged}, flagged
+    # the first flag scores every key; then a parameter flag scores its key's entries only, a key
+    # flag none (a message kind learned changes the entries' keys: all are scored again)
+    for kind, scored in flagged[1:]:
+        expect = {"parameter": 1, "key": 0, "unknown key": 1}[kind]
+        assert len(scored) == expect and (kind != "parameter" or scored[0] is not None), flagged
+    wb.undo()
+    _assert_same_as_full_rescore(wb)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from workbench import keyids
 from workbench.detect.report import DetectionReport
+from workbench.detect.scoring import ParamScoreCache, score
 from workbench.feedback.journal import StaleVersionError
 from workbench.keys.examples import distinct_examples
 from workbench.keys.model import KeyModel
@@ -191,6 +192,7 @@ class Feedback:
         rows = [report.anomaly(aid) for aid in ids]
         done = self._verdicts(report.entries)
         parent = self._parent_version()
+        parent_params = self.param_model
         key_model, param_model = self._copies(rows)
         loss_before = self.key_validation_loss(key_model)
         fids = []
@@ -213,7 +215,8 @@ class Feedback:
         loss_after = self.key_validation_loss(key_model)
         version = self._commit(ids, fids, parent, key_model, param_model, learned)
         seconds = time.perf_counter() - t0
-        new = self._rescore(report, ids, "false positive")
+        taught = {int(r["key"]) for r in rows if r["kind"] == "parameter"}
+        new = self._rescore(report, ids, "false positive", (parent_params, taught))
         changed = sorted((set(report.anomalies["id"]) ^ set(new.anomalies["id"])) - set(ids))
         result = UpdateResult(ids[0], "false_positive", version, seconds, loss_before, loss_after)
         result.changed = changed
@@ -318,17 +321,27 @@ class Feedback:
             for col in ("key", "template", "params"):
                 e.iloc[idx, e.columns.get_loc(col)] = again[col].to_numpy()
 
-    def _rescore(self, report: DetectionReport, ids: list[int], status: str) -> DetectionReport:
+    def _rescore(
+        self,
+        report: DetectionReport,
+        ids: list[int],
+        status: str,
+        taught: tuple[ParamModel | None, set[int]] | None = None,
+    ) -> DetectionReport:
         """Score the report's log again with the current models; the rows reviewed (``ids`` get
         ``status``) stay visible with their verdict. The workbench's report becomes the new one when
-        it was this one."""
+        it was this one. ``taught``: the parameter model the update started from and the keys
+        whose models it changed (only their entries' parameters are scored again)."""
         old = report.anomalies.copy()
         old.loc[old["id"].isin(ids), "status"] = status
         given = self._verdicts(report.entries)
         old["status"] = [
             given.get(int(i), st) for i, st in zip(old["id"], old["status"], strict=True)
         ]
-        new = self._score(report.entries[self.entries.columns], g=report.g)
+        entries = report.entries[self.entries.columns]
+        cache = self.__dict__.setdefault("_param_scores", ParamScoreCache())
+        params = cache.scores(self.param_model, entries, report.entries, taught)
+        new = score(self.scorer(), entries, g=report.g, status_of=given, params=params)
         # keep the reviewed rows visible with their verdict even when they are normal now
         reviewed = old["id"].isin(ids) | old["id"].isin(list(given))
         kept = old[reviewed & ~old["id"].isin(new.anomalies["id"])]

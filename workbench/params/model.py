@@ -216,7 +216,7 @@ class ParamModel:
         if not hasattr(self, "keys_"):
             raise RuntimeError("ParamModel is not fitted; call fit(entries) or from_state(...)")
 
-    def score(self, entries: pd.DataFrame, *, only: Any = None) -> pd.DataFrame:
+    def score(self, entries: pd.DataFrame, *, only: Any = None, keys: Any = None) -> pd.DataFrame:
         """Score every entry: MSE, thresholds, verdicts and the most deviating dimension.
 
         Parameters
@@ -228,6 +228,9 @@ class ParamModel:
             Which rows to decide: a boolean mask aligned with ``entries`` or a collection of its index
             labels (the combined detector passes the rows whose *key* was normal). Other rows get
             status ``'not checked'``; they still serve as history.
+        keys
+            Score only the entries of these keys (the others are left as if their key had no
+            model): what re-scoring after an update of some keys' models needs.
 
         Returns
         -------
@@ -240,7 +243,7 @@ class ParamModel:
             and the prediction, original units).
         """
         self._check()
-        return score_entries(self, entries, only)
+        return score_entries(self, entries, only, keys)
 
     @property
     def thresholds(self) -> dict[int, Threshold]:
