@@ -221,7 +221,9 @@ def test_sigkill_during_update_keeps_journal_and_last_version(trained, tmp_path)
     back = Workbench.load(d)
     assert back.journal.integrity_ok()
     entries = back.journal.entries()
-    assert [e.state for e in entries] == ["pending"]  # acknowledged verdict kept, not applied
+    # the verdict being learned is kept in the journal, withdrawn (not applied) and reported
+    assert [e.state for e in entries] == ["undone"]
+    assert [e.id for e in back.interrupted_feedback] == [entries[0].id]
     assert back.journal.current_version() == v0
     for k, v in back.key_model.module_.state_dict().items():
         assert np.array_equal(v.numpy(), ref_state[k].numpy())
@@ -339,3 +341,45 @@ def test_rescoring_after_flags_equals_a_full_rescore(wb, monkeypatch):
         assert len(scored) == expect and (kind != "parameter" or scored[0] is not None), flagged
     wb.undo()
     _assert_same_as_full_rescore(wb)
+
+
+def _module_state(model) -> dict:
+    return {k: v.clone() for k, v in model.module_.state_dict().items()}
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_a_model_version_stores_only_what_the_update_changed(wb):
+    """A parameter flag stores the parameter model's updated parts, a key flag the key model; the
+    rest is read from the parent version: loading the run again and undoing give the same weights
+    as the models the workbench held."""
+    from workbench.simulate.engine import simulate
+    from workbench.store.states import state_from_bytes
+
+    log = simulate(n_instances=60, anomalies={"execution": 0.2, "parameter": 0.1}, seed=11)
+    a = wb.detect(log.lines, g=2).anomalies
+    start = (_module_state(wb.key_model), _module_state(wb.param_model))
+    wb.flag_false_positive(int(a.loc[a["kind"] == "parameter", "id"].iloc[0]))
+    after_param = _module_state(wb.param_model)
+    wb.flag_false_positive(int(a.loc[a["kind"] == "key", "id"].iloc[0]))
+    held = (_module_state(wb.key_model), _module_state(wb.param_model))
+    v2 = wb.journal.current_version()
+    s1, s2 = (state_from_bytes(wb.journal.weights(v)) for v in (v2 - 1, v2))
+    assert {"param_update", "parent_version"} <= s1.keys() and not {"key", "param"} & s1.keys()
+    assert "key" in s2 and not {"param", "param_update"} & s2.keys()
+    assert set(s1["param_update"]) == {"module", "keys", "thresholds"}
+    folder = wb.run_dir
+    wb.close()
+    back = Workbench.load(folder)
+    try:
+        assert _same_state(_module_state(back.key_model), held[0])
+        assert _same_state(_module_state(back.param_model), held[1])
+        back.undo()
+        assert _same_state(_module_state(back.key_model), start[0])
+        assert _same_state(_module_state(back.param_model), after_param)
+        back.undo()
+        assert _same_state(_module_state(back.param_model), start[1])
+    finally:
+        back.close()

@@ -264,7 +264,7 @@ class Feedback:
         with self._lock:
             try:
                 version = self.journal.commit_version(
-                    self._weights(key_model, param_model),
+                    self._weights(key_model, param_model, parent=parent),
                     reason=f"false positive {', '.join(map(str, ids))}",
                     feedback_ids=fids,
                     parent=parent,

@@ -39,7 +39,7 @@ between them over the same scores, and ``bench/openstack_params.py`` prints them
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,11 +58,13 @@ from workbench.params.update import learn_example
 from workbench.params.vectors import build_series
 from workbench.train import Callback, History, pick_device, torch_threads
 
-__all__ = ["ParamModel"]
+__all__ = ["UPDATED_PARTS", "ParamModel"]
 
 logger = logging.getLogger(__name__)
 
 _STATE_FORMAT = "workbench.params.model/1"
+#: The entries of :meth:`ParamModel.to_state` an online update (``partial_fit``) changes.
+UPDATED_PARTS = ("module", "keys", "thresholds")
 _STATE_FORMATS = (_STATE_FORMAT, "workbench.parammodel/1")  # the same state, saved before the move
 
 
@@ -298,32 +300,37 @@ class ParamModel:
         return self
 
     # ------------------------------------------------------------------ persistence
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, parts: Collection[str] | None = None) -> dict[str, Any]:
         """Everything needed to rebuild the fitted model, without pickling the object.
 
         ``config``, ``keys`` (per-key status, normalisation and slot), ``thresholds``, ``history`` and
         ``n_dims`` are JSON-able; ``module`` (the stacked LSTMs' weights) and ``replay`` hold
-        tensors (save them with ``torch.save`` / load with ``weights_only=True``).
+        tensors (save them with ``torch.save`` / load with ``weights_only=True``). ``parts``: only
+        these entries (:data:`UPDATED_PARTS` are all that :meth:`partial_fit` changes).
         """
         self._check()
-        return {
-            "format": _STATE_FORMAT,
-            "config": self.config.to_dict(),
-            "seed": self.seed_,
-            "n_dims": self.n_dims_,
-            "keys": {str(k): dict(v) for k, v in self.keys_.items()},
-            "thresholds": {str(k): t.to_state() for k, t in self.thresholds_.items()},
-            "validation_mse": {str(k): v.tolist() for k, v in self.validation_mse_.items()},
-            "history": [dict(r) for r in self.history_],
-            "interrupted": self.interrupted_,
-            "module": None
-            if self.module_ is None
-            else {n: t.detach().cpu().clone() for n, t in self.module_.state_dict().items()},
-            "replay": {
+        module = self.module_
+        make: dict[str, Callable[[], Any]] = {
+            "format": lambda: _STATE_FORMAT,
+            "config": self.config.to_dict,
+            "seed": lambda: self.seed_,
+            "n_dims": lambda: self.n_dims_,
+            "keys": lambda: {str(k): dict(v) for k, v in self.keys_.items()},
+            "thresholds": lambda: {str(k): t.to_state() for k, t in self.thresholds_.items()},
+            "validation_mse": lambda: {str(k): v.tolist() for k, v in self.validation_mse_.items()},
+            "history": lambda: [dict(r) for r in self.history_],
+            "interrupted": lambda: self.interrupted_,
+            "module": lambda: (
+                None
+                if module is None
+                else {n: t.detach().cpu().clone() for n, t in module.state_dict().items()}
+            ),
+            "replay": lambda: {
                 str(k): {"x": torch.from_numpy(x.copy()), "y": torch.from_numpy(y.copy())}
                 for k, (x, y) in self.replay_.items()
             },
         }
+        return {k: f() for k, f in make.items() if parts is None or k in parts}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], *, device: str | None = None) -> ParamModel:
