@@ -383,3 +383,19 @@ def test_a_model_version_stores_only_what_the_update_changed(wb):
         assert _same_state(_module_state(back.param_model), start[1])
     finally:
         back.close()
+
+
+def test_a_parameter_update_leaves_the_models_detection_uses_unchanged(wb):
+    """The update runs on a copy that shares only what it never changes: the parameter model in
+    use before a flag keeps its weights, records and thresholds."""
+    import copy
+
+    a = wb.detect().anomalies
+    before = wb.param_model
+    weights, records = _module_state(before), copy.deepcopy(before.keys_)
+    floors = {k: t.floor for k, t in before.thresholds_.items()}
+    wb.flag_false_positive(int(a.loc[a["kind"] == "parameter", "id"].iloc[0]))
+    assert wb.param_model is not before
+    assert _same_state(_module_state(before), weights) and before.keys_ == records
+    assert {k: t.floor for k, t in before.thresholds_.items()} == floors
+    assert not _same_state(_module_state(wb.param_model), weights)

@@ -38,6 +38,7 @@ between them over the same scores, and ``bench/openstack_params.py`` prints them
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -298,6 +299,18 @@ class ParamModel:
             self, key, history_vectors, next_vector, seed=seed, level=level
         )
         return self
+
+    def update_copy(self, keys: Collection[int]) -> ParamModel:
+        """A copy that an online update of ``keys`` may change: :meth:`partial_fit` changes only
+        the network's weights and those keys' records and thresholds, so those are copied and what
+        it only reads (replayed training windows, validation errors, history) is shared."""
+        new = copy.copy(self)
+        new.module_ = copy.deepcopy(self.module_)
+        new.keys_ = {k: copy.deepcopy(v) if k in keys else v for k, v in self.keys_.items()}
+        new.thresholds_ = {
+            k: copy.deepcopy(t) if k in keys else t for k, t in self.thresholds_.items()
+        }
+        return new
 
     # ------------------------------------------------------------------ persistence
     def to_state(self, parts: Collection[str] | None = None) -> dict[str, Any]:
