@@ -289,3 +289,114 @@ def test_a_batch_of_key_examples_is_taught_in_one_partial_fit(wb, monkeypatch):
     report.anomalies = fake
     wb.flag_false_positive(fake["id"].tolist())
     assert calls == [len(rows)]
+
+
+def _assert_same_as_full_rescore(wb) -> None:
+    """The report after a flag equals scoring its log again from scratch with the same models."""
+    report = wb.report
+    full = wb._score(report.entries[wb.entries.columns], g=report.g)
+    pd.testing.assert_frame_equal(report.entries, full.entries)
+    a = report.anomalies
+    same = a[a["id"].isin(full.anomalies["id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(same, full.anomalies)
+
+
+def test_rescoring_after_flags_equals_a_full_rescore(wb, monkeypatch):
+    """Re-scoring after a flag reuses the parameter scores of the keys the flag did not teach;
+    after parameter flags, key flags, a batch ("all like this") and an undo, every report equals
+    a full re-score (on a log with every kind of anomaly: a small g makes key anomalies)."""
+    from workbench.simulate.engine import simulate
+
+    log = simulate(n_instances=60, anomalies={"execution": 0.2, "parameter": 0.1}, seed=11)
+    wb.detect(log.lines, g=2)
+    calls = []
+    original = type(wb.param_model).score
+
+    def spy(self, entries, **kw):
+        calls.append(kw.get("keys"))
+        return original(self, entries, **kw)
+
+    monkeypatch.setattr(type(wb.param_model), "score", spy)
+    flagged = []
+    for kinds in ({"parameter"}, {"key", "session end"}, {"unknown key"}, {"parameter"}):
+        for _ in range(2):
+            a = wb.report.anomalies
+            open_ = a[a["kind"].isin(kinds) & (a["status"] == "open")]
+            if open_.empty:
+                break
+            before = len(calls)
+            wb.flag_false_positive(int(open_["id"].iloc[0]))
+            flagged.append((open_["kind"].iloc[0], calls[before:]))
+            _assert_same_as_full_rescore(wb)
+    a = wb.report.anomalies
+    groups = a[a["status"] == "open"].groupby(["kind", "template"])["id"].apply(list)
+    batch = groups[groups.map(len) > 1]
+    if len(batch):
+        wb.flag_false_positive(wb.similar(batch.iloc[0][0]))
+        _assert_same_as_full_rescore(wb)
+    assert {"parameter", "key", "unknown key"} <= {k for k, _ in flagged}, flagged
+    # the first flag scores every key; then a parameter flag scores its key's entries only, a key
+    # flag none (a message kind learned changes the entries' keys: all are scored again)
+    for kind, scored in flagged[1:]:
+        expect = {"parameter": 1, "key": 0, "unknown key": 1}[kind]
+        assert len(scored) == expect and (kind != "parameter" or scored[0] is not None), flagged
+    wb.undo()
+    _assert_same_as_full_rescore(wb)
+
+
+def _module_state(model) -> dict:
+    return {k: v.clone() for k, v in model.module_.state_dict().items()}
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_a_model_version_stores_only_what_the_update_changed(wb):
+    """A parameter flag stores the parameter model's updated parts, a key flag the key model; the
+    rest is read from the parent version: loading the run again and undoing give the same weights
+    as the models the workbench held."""
+    from workbench.simulate.engine import simulate
+    from workbench.store.states import state_from_bytes
+
+    log = simulate(n_instances=60, anomalies={"execution": 0.2, "parameter": 0.1}, seed=11)
+    a = wb.detect(log.lines, g=2).anomalies
+    start = (_module_state(wb.key_model), _module_state(wb.param_model))
+    wb.flag_false_positive(int(a.loc[a["kind"] == "parameter", "id"].iloc[0]))
+    after_param = _module_state(wb.param_model)
+    wb.flag_false_positive(int(a.loc[a["kind"] == "key", "id"].iloc[0]))
+    held = (_module_state(wb.key_model), _module_state(wb.param_model))
+    v2 = wb.journal.current_version()
+    s1, s2 = (state_from_bytes(wb.journal.weights(v)) for v in (v2 - 1, v2))
+    assert {"param_update", "parent_version"} <= s1.keys() and not {"key", "param"} & s1.keys()
+    assert "key" in s2 and not {"param", "param_update"} & s2.keys()
+    assert set(s1["param_update"]) == {"module", "keys", "thresholds"}
+    folder = wb.run_dir
+    wb.close()
+    back = Workbench.load(folder)
+    try:
+        assert _same_state(_module_state(back.key_model), held[0])
+        assert _same_state(_module_state(back.param_model), held[1])
+        back.undo()
+        assert _same_state(_module_state(back.key_model), start[0])
+        assert _same_state(_module_state(back.param_model), after_param)
+        back.undo()
+        assert _same_state(_module_state(back.param_model), start[1])
+    finally:
+        back.close()
+
+
+def test_a_parameter_update_leaves_the_models_detection_uses_unchanged(wb):
+    """The update runs on a copy that shares only what it never changes: the parameter model in
+    use before a flag keeps its weights, records and thresholds."""
+    import copy
+
+    a = wb.detect().anomalies
+    before = wb.param_model
+    weights, records = _module_state(before), copy.deepcopy(before.keys_)
+    floors = {k: t.floor for k, t in before.thresholds_.items()}
+    wb.flag_false_positive(int(a.loc[a["kind"] == "parameter", "id"].iloc[0]))
+    assert wb.param_model is not before
+    assert _same_state(_module_state(before), weights) and before.keys_ == records
+    assert {k: t.floor for k, t in before.thresholds_.items()} == floors
+    assert not _same_state(_module_state(wb.param_model), weights)

@@ -23,7 +23,8 @@ import pandas as pd
 
 from workbench import keyids
 from workbench.detect.report import DetectionReport
-from workbench.feedback.journal import StaleVersionError
+from workbench.detect.scoring import ParamScoreCache, score
+from workbench.feedback.journal import StaleVersionError, log_fingerprint
 from workbench.keys.examples import distinct_examples
 from workbench.keys.model import KeyModel
 from workbench.params.model import ParamModel
@@ -76,11 +77,9 @@ def replay_sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> lis
 
 
 class Feedback:
-    """The feedback half of :class:`~workbench.workbench.Workbench` (a base class of it): flagging
-    false positives, confirming anomalies, undoing, and what they need (the examples a verdict
-    teaches, the online update on copies of the models, re-scoring). It reads the workbench's
-    parser, models, journal, report and locks; nothing here imports the workbench.
-    """
+    """The feedback half of :class:`~workbench.workbench.Workbench` (a base class of it): flagging,
+    confirming, undoing, and what they need (the examples a verdict teaches, the online update on
+    copies of the models, re-scoring). It never imports the workbench."""
 
     def _writable(self) -> None:
         if self.read_only:
@@ -95,14 +94,11 @@ class Feedback:
 
         ``anomaly_id`` is one id of the current report or a non-empty list of them (one batch,
         one update); ids are checked at once (integers only, known to the report, not confirmed).
-        The verdicts are committed to the journal first; the update runs on a copy of the models,
-        is committed as a new model version, and then swapped in. Updates run one at a time, each
-        from the weights the previous one left, so concurrent flags are all taught. The report
-        the flag was made on is scored again and ``changed`` lists the anomalies whose verdict
-        changed. With ``background=True`` the update runs in a worker thread and a Future is
-        returned; detection meanwhile keeps the current weights, and the update applies to the
-        report (and log) it was made for even if another log is detected meanwhile.
-        """
+        The verdicts are journaled first; the update runs on a copy of the models, is committed
+        as a new model version, then swapped in. Updates run one at a time, each from the weights
+        the previous one left. The report is scored again; ``changed`` lists the anomalies whose
+        verdict changed. With ``background=True`` the update runs in a worker thread (a Future is
+        returned; detection keeps the current weights meanwhile) on the report it was made for."""
         self._writable()
         self._check_fitted()
         report = self.report
@@ -122,9 +118,13 @@ class Feedback:
             return self._flag_locked(ids, report)
 
     def key_validation_loss(self, model: KeyModel | None = None) -> float:
-        """Mean cross-entropy of the key model on a fixed sample of the training sessions."""
+        """Mean cross-entropy of the key model on a fixed sample of the training sessions (kept
+        for the last model asked: a flag starts from the model the previous one measured)."""
         model = model or self.key_model
         assert model is not None
+        last = getattr(self, "_val_loss", None)
+        if last is not None and last[0] is model and last[1] == len(model.vocab_):
+            return last[2]
         cache = getattr(self, "_val_examples", None)
         if cache is None or cache[0] != len(model.vocab_):  # the vocabulary decides the encoding
             examples = distinct_examples(
@@ -136,7 +136,9 @@ class Feedback:
             cache = self._val_examples = (len(model.vocab_), *examples)
         _, w, t, c = cache
         p = model.predict_proba(w)[np.arange(len(t)), t]
-        return float(np.sum(c * -np.log(np.maximum(p, 1e-12))) / np.sum(c))
+        loss = float(np.sum(c * -np.log(np.maximum(p, 1e-12))) / np.sum(c))
+        self._val_loss = (model, len(model.vocab_), loss)
+        return loss
 
     def _example(self, row: pd.Series, entries: pd.DataFrame) -> dict[str, Any]:
         """The normal example a false positive teaches, as JSON-able data."""
@@ -191,8 +193,9 @@ class Feedback:
         rows = [report.anomaly(aid) for aid in ids]
         done = self._verdicts(report.entries)
         parent = self._parent_version()
+        parent_params = self.param_model
         key_model, param_model = self._copies(rows)
-        loss_before = self.key_validation_loss(key_model)
+        loss_before = self.key_validation_loss()  # the copy's weights are the current ones
         fids = []
         pending: list[tuple[list[int], int]] = []
         learned: list[int] = []
@@ -213,7 +216,8 @@ class Feedback:
         loss_after = self.key_validation_loss(key_model)
         version = self._commit(ids, fids, parent, key_model, param_model, learned)
         seconds = time.perf_counter() - t0
-        new = self._rescore(report, ids, "false positive")
+        taught = {int(r["key"]) for r in rows if r["kind"] == "parameter"}
+        new = self._rescore(report, ids, "false positive", (parent_params, taught))
         changed = sorted((set(report.anomalies["id"]) ^ set(new.anomalies["id"])) - set(ids))
         result = UpdateResult(ids[0], "false_positive", version, seconds, loss_before, loss_after)
         result.changed = changed
@@ -235,12 +239,12 @@ class Feedback:
     def _copies(self, rows: list[pd.Series]) -> tuple[KeyModel, ParamModel | None]:
         """Copies of the models the feedback changes (the others as they are): the update runs on
         them while detection keeps the current ones."""
-        params_only = all(r["kind"] == "parameter" for r in rows)
-        with self._lock:  # copy only the model the feedback changes; swap it in when done
-            key_model = self.key_model if params_only else copy.deepcopy(self.key_model)
-            param_model = self.param_model if not params_only else copy.deepcopy(self.param_model)
-            if any(r["kind"] == "parameter" for r in rows) and param_model is self.param_model:
-                param_model = copy.deepcopy(self.param_model)
+        taught = {int(r["key"]) for r in rows if r["kind"] == "parameter"}
+        with self._lock:  # copy only what the feedback changes; swap it in when done
+            keys_too = any(r["kind"] != "parameter" for r in rows)
+            key_model = copy.deepcopy(self.key_model) if keys_too else self.key_model
+            pm = self.param_model
+            param_model = pm.update_copy(taught) if taught and pm is not None else pm
         assert key_model is not None
         return key_model, param_model
 
@@ -261,7 +265,7 @@ class Feedback:
         with self._lock:
             try:
                 version = self.journal.commit_version(
-                    self._weights(key_model, param_model),
+                    self._weights(key_model, param_model, parent=parent),
                     reason=f"false positive {', '.join(map(str, ids))}",
                     feedback_ids=fids,
                     parent=parent,
@@ -318,17 +322,27 @@ class Feedback:
             for col in ("key", "template", "params"):
                 e.iloc[idx, e.columns.get_loc(col)] = again[col].to_numpy()
 
-    def _rescore(self, report: DetectionReport, ids: list[int], status: str) -> DetectionReport:
-        """Score the report's log again with the current models; the rows reviewed (``ids`` get
-        ``status``) stay visible with their verdict. The workbench's report becomes the new one when
-        it was this one."""
+    def _rescore(
+        self,
+        report: DetectionReport,
+        ids: list[int],
+        status: str,
+        taught: tuple[ParamModel | None, set[int]] | None = None,
+    ) -> DetectionReport:
+        """Score the report's log again with the current models (``taught``: the parameter model
+        an update started from and the keys it taught, see :class:`ParamScoreCache`); reviewed rows
+        (``ids`` get ``status``) stay with their verdict. It becomes the workbench's report when
+        the report was."""
         old = report.anomalies.copy()
         old.loc[old["id"].isin(ids), "status"] = status
         given = self._verdicts(report.entries)
         old["status"] = [
             given.get(int(i), st) for i, st in zip(old["id"], old["status"], strict=True)
         ]
-        new = self._score(report.entries[self.entries.columns], g=report.g)
+        entries = report.entries[self.entries.columns]
+        cache = self.__dict__.setdefault("_param_scores", ParamScoreCache())
+        params = cache.scores(self.param_model, entries, report.entries, taught)
+        new = score(self.scorer(), entries, g=report.g, status_of=given, params=params)
         # keep the reviewed rows visible with their verdict even when they are normal now
         reviewed = old["id"].isin(ids) | old["id"].isin(list(given))
         kept = old[reviewed & ~old["id"].isin(new.anomalies["id"])]
@@ -398,19 +412,12 @@ class Feedback:
         return version
 
     def _log_id(self, entries: pd.DataFrame) -> str:
-        """Fingerprint of a log (its raw lines): verdicts are kept per log and anomaly id.
-
-        The last frame's fingerprint is kept (by identity: the same object, never a look-alike),
-        since one flag asks for it several times."""
-        import hashlib
-
+        """Fingerprint of a log (:func:`log_fingerprint`): verdicts are kept per log and anomaly
+        id. The last frame's is kept (by identity), since one flag asks for it several times."""
         last = getattr(self, "_log_id_last", None)
         if last is not None and last[0] is entries and last[1] == len(entries):
             return last[2]
-        raw = entries["raw"]
-        h = hashlib.sha256(str(len(raw)).encode())
-        h.update(pd.util.hash_pandas_object(raw.astype(str), index=False).to_numpy().tobytes())
-        out = h.hexdigest()[:32]
+        out = log_fingerprint(entries["raw"])
         self._log_id_last = (entries, len(entries), out)
         return out
 

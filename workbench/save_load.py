@@ -24,7 +24,7 @@ from workbench.flagging import replay_sample
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.parser import LogParser
 from workbench.params.config import ParamModelConfig
-from workbench.params.model import ParamModel
+from workbench.params.model import UPDATED_PARTS, ParamModel
 from workbench.store.files import FORMAT_VERSION, RunFormatError, RunLock, load_step
 from workbench.store.rundir import MANIFEST, RunState, check_target, read_run, write_run
 from workbench.store.states import state_from_bytes, state_to_bytes
@@ -205,19 +205,53 @@ class Stored:
     versions in and out of its journal (a mixin: every attribute is the workbench's own)."""
 
     # ------------------------------------------------------------------ model versions
-    def _weights(self, key_model: Any = None, param_model: Any = None) -> bytes:
-        """One model version: both models' state and the parser's (learned message kinds too)."""
+    def _weights(
+        self, key_model: Any = None, param_model: Any = None, *, parent: int | None = None
+    ) -> bytes:
+        """One model version: both models' state and the parser's (learned message kinds too).
+
+        With ``parent`` (the version an online update started from), only what the update changed
+        and a reference to that version: the parser, the key model when ``key_model`` is not the
+        current one, the parts a parameter update changes (:data:`UPDATED_PARTS`) when
+        ``param_model`` is not the current one. :meth:`_load_weights` reads the rest from the
+        parent; versions stored whole (older journals, training) load as they are."""
         key_model = self.key_model if key_model is None else key_model
         param_model = self.param_model if param_model is None else param_model
         state: dict[str, Any] = {"parser": self.parser.to_state()}
+        if parent is not None:
+            state["parent_version"] = int(parent)
+            if key_model is not self.key_model:
+                state["key"] = key_model.to_state()
+            if param_model is not None and param_model is not self.param_model:
+                state["param_update"] = param_model.to_state(UPDATED_PARTS)
+            return state_to_bytes(state)
         if key_model is not None:
             state["key"] = key_model.to_state()
         if param_model is not None:
             state["param"] = param_model.to_state()
         return state_to_bytes(state)
 
+    def _version_state(self, blob: bytes) -> dict[str, Any]:
+        """A stored version's whole state: one stored as a change is applied on its parents'."""
+        chain = [state_from_bytes(blob)]
+        while "parent_version" in chain[-1]:
+            parent = int(chain[-1]["parent_version"])
+            if len(chain) > len(self.journal.versions()):
+                raise RunFormatError(
+                    f"{self.journal.path}: model version {parent} refers in a loop"
+                )
+            chain.append(state_from_bytes(self.journal.weights(parent)))
+        state = chain.pop()
+        for change in reversed(chain):
+            for part in ("parser", "key"):
+                if part in change:
+                    state[part] = change[part]
+            if "param_update" in change:
+                state["param"] = {**state["param"], **change["param_update"]}
+        return state
+
     def _load_weights(self, blob: bytes) -> None:
-        state = state_from_bytes(blob)
+        state = self._version_state(blob)
         key_model = KeyModel.from_state(state["key"]) if "key" in state else None
         param_model = ParamModel.from_state(state["param"]) if "param" in state else None
         parser = LogParser.from_state(state["parser"]) if "parser" in state else None

@@ -37,7 +37,14 @@ from workbench.logs.sessions import session_groups
 from workbench.params.levels import level_name
 from workbench.params.model import ParamModel
 
-__all__ = ["FittedModels", "score", "session_rows", "trained_keys"]
+__all__ = [
+    "FittedModels",
+    "ParamScoreCache",
+    "param_scores",
+    "score",
+    "session_rows",
+    "trained_keys",
+]
 
 Candidates = list[tuple[int, str, float]]
 
@@ -113,10 +120,13 @@ def score(
     *,
     g: int | None = None,
     status_of: dict[int, str] | None = None,
+    params: pd.DataFrame | None = None,
 ) -> DetectionReport:
     """Score a parsed frame: the key model on its sessions, then the parameter models where the
     key was normal. ``g`` defaults to the key model's; ``status_of`` gives the review status of
-    anomaly ids already reviewed (default: every anomaly is ``'open'``)."""
+    anomaly ids already reviewed (default: every anomaly is ``'open'``). ``params`` are the
+    parameter models' scores of every entry (:func:`param_scores`, computed before): given, the
+    parameter models are not run again and the result is the same."""
     key_model = models.key_model
     g = int(key_model.g_ if g is None else g)
     status_of = {} if status_of is None else status_of
@@ -127,7 +137,7 @@ def score(
     out["key_probability"] = kv.prob
     out["key_anomalous"] = kv.bad
     out["key_reason"] = kv.reason
-    _param_columns(out, entries, models.param_model, kv.bad, models.level)
+    _param_columns(out, entries, models.param_model, kv.bad, models.level, params)
     out["anomalous"] = out["key_anomalous"] | out["param_anomalous"]
     anomalies = _anomaly_table(out, kv, g, models.level, status_of)
     coverage = _coverage(models, out, kv.groups)
@@ -207,21 +217,26 @@ def _param_columns(
     param_model: ParamModel | None,
     key_bad: np.ndarray,
     level: float,
+    params: pd.DataFrame | None = None,
 ) -> None:
-    """The parameter models' columns of ``out``, only where the key was normal (in place)."""
+    """The parameter models' columns of ``out``, only where the key was normal (in place); from
+    ``params`` (every entry's scores) when given."""
     if param_model is None:
         set_unscored_params(out)
         return
     lv = level_name(level)
     checked = entries["parsed"].to_numpy(dtype=bool) & ~key_bad
-    ps = param_model.score(entries, only=checked)
+    ps = param_model.score(entries, only=checked) if params is None else params
     out["mse"] = ps["mse"].to_numpy()
-    out["param_status"] = ps["status"].to_numpy()
+    status = ps["status"].to_numpy()
+    if params is not None:  # what ``only=checked`` does: scored rows not checked are not decided
+        status = np.where(~checked & (status == "scored"), "not checked", status).astype(object)
+    out["param_status"] = status
     thr_col = f"threshold_{lv}"
     out["threshold"] = ps[thr_col].to_numpy() if thr_col in ps else np.nan
     flag = ps.get(f"anomalous_{lv}")
     out["param_anomalous"] = (
-        flag.fillna(False).to_numpy(dtype=bool)
+        flag.fillna(False).to_numpy(dtype=bool) & (checked if params is not None else True)
         if flag is not None
         else np.zeros(len(entries), bool)
     )
@@ -277,6 +292,66 @@ def _coverage(models: FittedModels, out: pd.DataFrame, groups: list[np.ndarray])
             str(out.attrs[k]) for k in ("timestamp_problem", "session_problem") if k in out.attrs
         ],
     )
+
+
+def param_scores(
+    param_model: ParamModel,
+    entries: pd.DataFrame,
+    *,
+    keys: set[int] | None = None,
+    base: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The parameter models' scores of every entry of ``entries`` (none left out), for
+    :func:`score`'s ``params``. With ``keys`` and ``base`` (the scores of the same frame by a model
+    that differs from ``param_model`` only in the models of ``keys``), only the entries of those
+    keys are scored again; the others are taken from ``base``."""
+    if keys is None or base is None:
+        return param_model.score(entries)
+    part = param_model.score(entries, keys=keys)
+    idx = np.flatnonzero(np.isin(entries["key"].to_numpy(), list(keys)))
+    out = base.copy()
+    for col in out.columns:
+        values = out[col].array.copy()
+        values[idx] = part[col].array[idx]
+        out[col] = values
+    return out
+
+
+class ParamScoreCache:
+    """The parameter scores of the last log scored again after feedback, to reuse: unchanged
+    when the parameter model is the same, its taught keys' entries scored again when the model
+    differs from that one only there (an update teaches one key's model; the others' weights do
+    not move), all of them otherwise."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Any, ...] | None = None
+
+    def scores(
+        self,
+        param_model: ParamModel | None,
+        entries: pd.DataFrame,
+        raw: pd.DataFrame,
+        taught: tuple[ParamModel | None, set[int]] | None = None,
+    ) -> pd.DataFrame | None:
+        """Every entry's parameter scores of ``entries`` (the log is known by its ``raw`` lines);
+        ``taught``: the model an update started from and the keys whose models it changed."""
+        if param_model is None:
+            return None
+        keys, lines = entries["key"].to_numpy(), raw["raw"]
+        ps, last = None, self._last
+        if (
+            last is not None
+            and (last[0] is lines or last[0].equals(lines))
+            and np.array_equal(last[1], keys)
+        ):
+            if last[2] is param_model:
+                ps = last[3]
+            elif taught is not None and last[2] is taught[0]:
+                ps = param_scores(param_model, entries, keys=taught[1], base=last[3])
+        if ps is None:
+            ps = param_scores(param_model, entries)
+        self._last = (lines, keys.copy(), param_model, ps)
+        return ps
 
 
 def trained_keys(param_model: ParamModel | None) -> list[int]:

@@ -21,6 +21,7 @@ The database file itself (schema, opening, checks) is :mod:`workbench.feedback.j
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -28,6 +29,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from workbench.feedback.journal_db import (
     FeedbackEntry,
@@ -40,9 +43,20 @@ from workbench.feedback.journal_db import (
 )
 from workbench.store.files import fsync_file
 
-__all__ = ["FeedbackJournal", "StaleVersionError"]
+__all__ = ["FeedbackJournal", "StaleVersionError", "log_fingerprint"]
 
 _ANY = object()
+
+
+def log_fingerprint(raw: pd.Series) -> str:
+    """The fingerprint of a log, from its raw lines: verdicts are journaled per log and anomaly id.
+
+    >>> log_fingerprint(pd.Series(["a", "b"])) == log_fingerprint(pd.Series(["a", "b"]))
+    True
+    """
+    h = hashlib.sha256(str(len(raw)).encode())
+    h.update(pd.util.hash_pandas_object(raw.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()[:32]
 
 
 class StaleVersionError(RuntimeError):

@@ -38,8 +38,9 @@ between them over the same scores, and ``bench/openstack_params.py`` prints them
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,11 +59,13 @@ from workbench.params.update import learn_example
 from workbench.params.vectors import build_series
 from workbench.train import Callback, History, pick_device, torch_threads
 
-__all__ = ["ParamModel"]
+__all__ = ["UPDATED_PARTS", "ParamModel"]
 
 logger = logging.getLogger(__name__)
 
 _STATE_FORMAT = "workbench.params.model/1"
+#: The entries of :meth:`ParamModel.to_state` an online update (``partial_fit``) changes.
+UPDATED_PARTS = ("module", "keys", "thresholds")
 _STATE_FORMATS = (_STATE_FORMAT, "workbench.parammodel/1")  # the same state, saved before the move
 
 
@@ -216,7 +219,7 @@ class ParamModel:
         if not hasattr(self, "keys_"):
             raise RuntimeError("ParamModel is not fitted; call fit(entries) or from_state(...)")
 
-    def score(self, entries: pd.DataFrame, *, only: Any = None) -> pd.DataFrame:
+    def score(self, entries: pd.DataFrame, *, only: Any = None, keys: Any = None) -> pd.DataFrame:
         """Score every entry: MSE, thresholds, verdicts and the most deviating dimension.
 
         Parameters
@@ -228,6 +231,9 @@ class ParamModel:
             Which rows to decide: a boolean mask aligned with ``entries`` or a collection of its index
             labels (the combined detector passes the rows whose *key* was normal). Other rows get
             status ``'not checked'``; they still serve as history.
+        keys
+            Score only the entries of these keys (the others are left as if their key had no
+            model): what re-scoring after an update of some keys' models needs.
 
         Returns
         -------
@@ -240,7 +246,7 @@ class ParamModel:
             and the prediction, original units).
         """
         self._check()
-        return score_entries(self, entries, only)
+        return score_entries(self, entries, only, keys)
 
     @property
     def thresholds(self) -> dict[int, Threshold]:
@@ -294,33 +300,50 @@ class ParamModel:
         )
         return self
 
+    def update_copy(self, keys: Collection[int]) -> ParamModel:
+        """A copy that an online update of ``keys`` may change: :meth:`partial_fit` changes only
+        the network's weights and those keys' records and thresholds, so those are copied and what
+        it only reads (replayed training windows, validation errors, history) is shared."""
+        new = copy.copy(self)
+        new.module_ = copy.deepcopy(self.module_)
+        new.keys_ = {k: copy.deepcopy(v) if k in keys else v for k, v in self.keys_.items()}
+        new.thresholds_ = {
+            k: copy.deepcopy(t) if k in keys else t for k, t in self.thresholds_.items()
+        }
+        return new
+
     # ------------------------------------------------------------------ persistence
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, parts: Collection[str] | None = None) -> dict[str, Any]:
         """Everything needed to rebuild the fitted model, without pickling the object.
 
         ``config``, ``keys`` (per-key status, normalisation and slot), ``thresholds``, ``history`` and
         ``n_dims`` are JSON-able; ``module`` (the stacked LSTMs' weights) and ``replay`` hold
-        tensors (save them with ``torch.save`` / load with ``weights_only=True``).
+        tensors (save them with ``torch.save`` / load with ``weights_only=True``). ``parts``: only
+        these entries (:data:`UPDATED_PARTS` are all that :meth:`partial_fit` changes).
         """
         self._check()
-        return {
-            "format": _STATE_FORMAT,
-            "config": self.config.to_dict(),
-            "seed": self.seed_,
-            "n_dims": self.n_dims_,
-            "keys": {str(k): dict(v) for k, v in self.keys_.items()},
-            "thresholds": {str(k): t.to_state() for k, t in self.thresholds_.items()},
-            "validation_mse": {str(k): v.tolist() for k, v in self.validation_mse_.items()},
-            "history": [dict(r) for r in self.history_],
-            "interrupted": self.interrupted_,
-            "module": None
-            if self.module_ is None
-            else {n: t.detach().cpu().clone() for n, t in self.module_.state_dict().items()},
-            "replay": {
+        module = self.module_
+        make: dict[str, Callable[[], Any]] = {
+            "format": lambda: _STATE_FORMAT,
+            "config": self.config.to_dict,
+            "seed": lambda: self.seed_,
+            "n_dims": lambda: self.n_dims_,
+            "keys": lambda: {str(k): dict(v) for k, v in self.keys_.items()},
+            "thresholds": lambda: {str(k): t.to_state() for k, t in self.thresholds_.items()},
+            "validation_mse": lambda: {str(k): v.tolist() for k, v in self.validation_mse_.items()},
+            "history": lambda: [dict(r) for r in self.history_],
+            "interrupted": lambda: self.interrupted_,
+            "module": lambda: (
+                None
+                if module is None
+                else {n: t.detach().cpu().clone() for n, t in module.state_dict().items()}
+            ),
+            "replay": lambda: {
                 str(k): {"x": torch.from_numpy(x.copy()), "y": torch.from_numpy(y.copy())}
                 for k, (x, y) in self.replay_.items()
             },
         }
+        return {k: f() for k, f in make.items() if parts is None or k in parts}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], *, device: str | None = None) -> ParamModel:

@@ -64,7 +64,9 @@ class _Columns:
         self.predicted = np.full(n, np.nan)
 
 
-def score_entries(model: ParamModel, entries: pd.DataFrame, only: Any = None) -> pd.DataFrame:
+def score_entries(
+    model: ParamModel, entries: pd.DataFrame, only: Any = None, keys: Any = None
+) -> pd.DataFrame:
     """:meth:`ParamModel.score <workbench.params.model.ParamModel.score>` (see there)."""
     cfg = model.config
     cols = _Columns(len(entries), cfg.levels)
@@ -73,6 +75,8 @@ def score_entries(model: ParamModel, entries: pd.DataFrame, only: Any = None) ->
     cols.status[~parsed] = "unparsed"
     _explain_untrained(model, key_arr, parsed, cols)
     trained = {k for k, v in model.keys_.items() if v["status"] == TRAINED}
+    if keys is not None:
+        trained &= {int(k) for k in keys}
     series = build_series(
         entries,
         elapsed=cfg.elapsed,
