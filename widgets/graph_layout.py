@@ -27,7 +27,7 @@ from typing import Any
 import networkx as nx
 import plotly.graph_objects as go
 
-from widgets.figures.labels import format_seconds, json_id
+from widgets.figures.labels import edge_text, format_seconds, json_id
 from widgets.theme import PALETTE, styled
 
 __all__ = ["DotLayout", "dot_binary", "dot_figure", "dot_layout", "label_boxes", "node_text"]
@@ -66,16 +66,6 @@ def node_text(graph: nx.DiGraph, n: Hashable) -> list[str]:
     if len(text) > TEMPLATE_CHARS:
         text = text[: TEMPLATE_CHARS - 1].rstrip() + "…"
     return [f"k{key}", text] if text else [f"k{key}"]
-
-
-def edge_text(data: dict) -> str:
-    """'80x · 2 ms': how often the transition was seen and its median elapsed time."""
-    parts = []
-    if data.get("count") is not None:
-        parts.append(f"{int(data['count'])}x")
-    if data.get("median") is not None:
-        parts.append(format_seconds(data["median"]))
-    return ", ".join(parts)
 
 
 @dataclass

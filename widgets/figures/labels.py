@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from widgets.theme import PALETTE
 
 __all__ = [
+    "edge_text",
     "format_seconds",
     "has_level",
     "hover_text",
@@ -133,3 +134,17 @@ def key_order(k: Any) -> tuple[int, Any]:
         return (0, float(k))
     except (TypeError, ValueError):
         return (1, str(k))
+
+
+def edge_text(data: Mapping[str, Any]) -> str:
+    """A transition's label: how often it was seen and its median elapsed time.
+
+    >>> edge_text({"count": 80, "median": 0.002})
+    '80x, 2 ms'
+    """
+    parts = []
+    if data.get("count") is not None:
+        parts.append(f"{int(data['count'])}x")
+    if data.get("median") is not None:
+        parts.append(format_seconds(data["median"]))
+    return ", ".join(parts)

@@ -11,19 +11,10 @@ import networkx as nx
 import numpy as np
 import plotly.graph_objects as go
 
-from widgets.figures.labels import format_seconds, hover_text, json_id, with_message
+from widgets.figures.labels import edge_text, format_seconds, hover_text, json_id, with_message
 from widgets.theme import PALETTE, styled
 
 __all__ = ["workflow_figure", "wrap_layout"]
-
-
-def _edge_label(data: Mapping[str, Any]) -> str:
-    parts = []
-    if data.get("count") is not None:
-        parts.append(f"×{int(data['count'])}")
-    if data.get("median") is not None:
-        parts.append(format_seconds(data["median"]))
-    return " · ".join(parts)
 
 
 def _edge_hover(u: Any, v: Any, data: Mapping[str, Any]) -> str:
@@ -51,7 +42,8 @@ def workflow_figure(
 
     Nodes carry ``key``, ``template`` and ``count``; edges ``count``, ``probability``, ``median`` and
     ``p95`` (seconds). ``layout`` maps a node to (layer, order). Edges are drawn as lines with arrow
-    annotations and a label "×count · median"; ``highlight_nodes``/``highlight_edges`` mark the selected
+    annotations and a label "COUNTx, median" (:func:`~widgets.figures.labels.edge_text`, the same as
+    the dot layout's); ``highlight_nodes``/``highlight_edges`` mark the selected
     anomaly's path and ``slow_edge`` the transition that carried the unusual time. ``selected`` (a node
     or an (u, v) pair) gets a ring. Clickable traces: ``"nodes"`` (customdata = node id) and
     ``"edge labels"`` (customdata = [u, v]).
@@ -64,7 +56,7 @@ def workflow_figure(
     >>> [t.name for t in fig.data]
     ['edges', 'path', 'slow edge', 'edge labels', 'nodes']
     >>> list(fig.data[-1].customdata), fig.layout.annotations[0].text
-    ([1, 2], '×5 · 0.5 s')
+    ([1, 2], '5x, 0.5 s')
     """
     name = title or graph.graph.get("name") or "workflow"
     fig = go.Figure()
@@ -138,7 +130,7 @@ def _edge_traces(
         mid_data.append([json_id(u), json_id(v)])
         mid_hover.append(_edge_hover(u, v, data))
         mid_colour.append(PALETTE[_GROUP_COLOURS[group]])
-        _annotate_edge(fig, pos[u], pos[v], mid, _edge_label(data), group, u == v)
+        _annotate_edge(fig, pos[u], pos[v], mid, edge_text(data), group, u == v)
     lines = [
         go.Scatter(x=gx, y=gy, mode="lines", name=group, hoverinfo="skip",
                    showlegend=bool(gx) and group != "edges",

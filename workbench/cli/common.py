@@ -27,12 +27,9 @@ def read_source(log: str) -> Any:
     """A path for ``read_lines`` (plain or gzip), or the bytes of standard input for ``-``."""
     if log == "-":
         return sys.stdin.buffer.read()
-    path = Path(log)
-    if not path.exists():
-        raise FileNotFoundError(f"log file not found: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"expected a log file, got a directory: {path}")
-    return path
+    from workbench.logs.reading import log_path
+
+    return log_path(log)
 
 
 def load_run(run: str) -> Any:

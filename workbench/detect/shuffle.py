@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.detect.chunked import Scorer
+from workbench.logs.reading import is_gzip, log_path
 
 __all__ = ["SHUFFLED", "back_to_ranges", "byte_ranges", "local_client", "read_range", "shuffle"]
 
@@ -32,15 +33,9 @@ def byte_ranges(paths: Sequence[str | Path], blocksize: int) -> list[tuple[str, 
         raise ValueError(f"blocksize must be >= 1, got {blocksize}")
     out = []
     for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise FileNotFoundError(f"log file not found: {path}")
-        if path.is_dir():
-            raise IsADirectoryError(f"expected a log file, got a directory: {path}")
-        with path.open("rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
+        path = log_path(p)
         size = path.stat().st_size
-        if gz or size == 0:
+        if size == 0 or is_gzip(path):
             out.append((str(path), 0, -1))
             continue
         out.extend((str(path), s, min(s + blocksize, size)) for s in range(0, size, blocksize))

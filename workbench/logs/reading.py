@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_LINE_BYTES", "RawLine", "raw_lines", "read_lines", "read_texts"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "RawLine",
+    "is_gzip",
+    "log_path",
+    "raw_lines",
+    "read_lines",
+    "read_texts",
+]
 
 MAX_LINE_BYTES = 64 * 1024  #: longer lines are kept as unparsed rows, not mined
 _BLOCK = 1 << 22  # bytes read and decoded at a time by read_texts
@@ -150,14 +158,25 @@ def _open(source: str | Path | bytes) -> Any:
     """A binary file object over a path (plain or gzip) or a bytes buffer."""
     if isinstance(source, bytes):
         return io.BytesIO(source)
+    path = log_path(source)
+    return (gzip.open if is_gzip(path) else open)(path, "rb")
+
+
+def log_path(source: str | Path) -> Path:
+    """``source`` as the path of an existing log file; a clear error when it is missing or a
+    directory."""
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"log file not found: {path}")
     if path.is_dir():
         raise IsADirectoryError(f"expected a log file, got a directory: {path}")
+    return path
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether the file starts with the gzip magic bytes (read whatever its name)."""
     with path.open("rb") as fh:
-        magic = fh.read(2)
-    return (gzip.open if magic == b"\x1f\x8b" else open)(path, "rb")
+        return fh.read(2) == b"\x1f\x8b"
 
 
 def raw_lines(source: Any) -> Iterator[Any]:
