@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from workbench.cli import main
+from workbench.detect.rules import RULES
 from workbench.simulate.engine import simulate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +67,8 @@ def test_detect_diagnose_flag_undo(run, logs, tmp_path, capsys):
     assert "lines read" in out and "sessions" in out
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["coverage"]["sessions"] > 0 and len(data["anomalies"]) == len(lines)
+    for line, rec in zip(lines, data["anomalies"], strict=True):  # each says which rule fired
+        assert rec["rule"] in RULES and f"[{rec['rule']}]" in line
     first = lines[0].split()[0].lstrip("#")
     assert main(["diagnose", str(run), first]) == 0
     diag = capsys.readouterr().out
@@ -85,7 +88,7 @@ def test_gz_stdin_csv_html_and_strict(run, logs, tmp_path, capsys, monkeypatch):
     assert rc == 0
     from_gz = capsys.readouterr().out
     table = pd.read_csv(tmp_path / "r.csv")
-    assert {"id", "line", "kind", "template", "why"} <= set(table.columns)
+    assert {"id", "line", "kind", "rule", "template", "why"} <= set(table.columns)
     data = (logs / "test.log").read_bytes()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     rc = main(["detect", str(run), "-", "--out", str(tmp_path / "r.html"), "--strict"])

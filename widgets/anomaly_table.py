@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from widgets.anomaly_text import severity
+from workbench.detect.rules import report_rules, rule_of_row
 
 __all__ = [
     "KINDS",
@@ -29,6 +30,7 @@ SORT_COLUMNS = {
     "line": "line",
     "session": "session",
     "kind": "kind",
+    "rule": "rule",
     "severity": "severity",
     "status": "status",
 }
@@ -52,6 +54,7 @@ def review_table(
     entries = getattr(report, "entries", None)
     entries = entries if isinstance(entries, pd.DataFrame) else pd.DataFrame()
     if len(frame):
+        frame["rule"] = report_rules(report)
         frame["verdict"] = "anomalous"
         if len(entries) and "anomalous" in entries:
             now = dict(zip(entries["line"].astype(int), entries["anomalous"], strict=False))
@@ -64,6 +67,11 @@ def review_table(
         keep["verdict"] = "normal"
         frame = pd.concat([frame, keep], ignore_index=True) if len(frame) else keep
     if len(frame):
+        if "rule" not in frame:
+            frame["rule"] = None
+        missing = frame["rule"].isna().to_numpy()  # rows kept from an earlier table without one
+        if missing.any():
+            frame.loc[missing, "rule"] = [rule_of_row(r) for r in frame[missing].to_dict("records")]
         frame["severity"] = frame.apply(severity, axis=1)
     else:
         frame["severity"] = pd.Series(dtype=float)
@@ -115,12 +123,13 @@ def filter_table(
 
 
 def counts_html(table: pd.DataFrame, entries: pd.DataFrame, stale: bool = False) -> str:
-    """'N anomalous in E entries scored (S sessions): a key · b parameter', over the anomalous
-    rows, in the core's kinds; '' for an empty table."""
+    """'N anomalous in E entries scored (S sessions): a top-g · b parameter threshold', over the
+    anomalous rows, by the rule that flagged them (the core's kinds when there is no rule); ''
+    for an empty table."""
     if not len(table):
         return ""
     open_rows = table[table["verdict"] == "anomalous"]
-    kinds = open_rows["kind"].astype(str).value_counts()
+    kinds = open_rows["rule" if "rule" in open_rows else "kind"].astype(str).value_counts()
     by_kind = " · ".join(f"{n} {html.escape(k)}" for k, n in kinds.items())
     scored = ""
     if len(entries):

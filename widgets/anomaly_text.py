@@ -35,8 +35,16 @@ BADGES = {
     "session end": "session",
     "parameter": "parameter",
 }
+#: what each rule means, as a badge's tooltip
+RULE_TIPS = {
+    "top-g": "the key is not among the g keys the model found most likely here",
+    "probability floor": "the key is among the top g, but less likely than the validated floor",
+    "session end": "the session stopped where the model did not expect it to end",
+    "unknown key": "a message never seen in training",
+    "parameter threshold": "the parameter values are off: MSE above the confidence threshold",
+}
 # first line of a row: fixed columns that the sort buttons sit above; the raw line goes below
-WIDTHS = {"time": 120, "session": 150, "kind": 110, "severity": 190, "status": 170}
+WIDTHS = {"time": 120, "session": 150, "rule": 160, "severity": 190, "status": 170}
 CONTEXT_LINES = 4  # raw lines shown before and after the selected one, in its session
 
 
@@ -105,6 +113,10 @@ def score_text(row: pd.Series) -> str:
         return "not predicted" if kind != "session end" else "end not expected"
     if g is None:
         return f"rank {rank:.0f}"
+    if row.get("rule") == "probability floor":
+        p = _num(row.get("probability"))
+        below = "below the floor" if p is None else f"p {p:.2g} below the floor"
+        return f"rank {rank:.0f} ≤ g, {below}"
     return f"rank {rank:.0f}, not in the top g = {g:.0f}"
 
 
@@ -191,14 +203,16 @@ def row_html(row: pd.Series, new: bool = False) -> str:
     full_when = "" if not when else str(pd.Timestamp(ts))
     short, full = candidates_text(row.get("candidates"))
     kind = str(row.get("kind"))
+    rule = str(row.get("rule") or kind)
     w = WIDTHS
+    tip = html.escape(RULE_TIPS.get(rule, kind), quote=True)
     return (
         '<div class="dl-line">'
         + _cell(when or f"line {row.get('line')}", w["time"], title=full_when or None)
         + _cell(session_text(row.get("session")), w["session"])
-        + f'<span class="dl-cell" style="width:{w["kind"]}px">'
-        f'<span class="dl-badge dl-badge-{BADGES.get(kind, "key")}">{html.escape(kind)}</span>'
-        "</span>"
+        + f'<span class="dl-cell" style="width:{w["rule"]}px">'
+        f'<span class="dl-badge dl-badge-{BADGES.get(kind, "key")} dl-rule" title="{tip}">'
+        f"{html.escape(rule)}</span></span>"
         + _cell(score_text(row), w["severity"])
         + _cell(status_text(row, new), w["status"], "dl-state")
         + _cell(f"expected: {short}" if short else "", None, "dl-cands", title=full)

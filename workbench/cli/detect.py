@@ -16,16 +16,17 @@ import pandas as pd
 
 from workbench.cli.common import err, load_run, read_source, save_last_report
 from workbench.detect.report import why
+from workbench.detect.rules import report_rules, rule_of_row
 from workbench.detect.streaming import OnlineDetector
 
 __all__ = ["anomaly_line", "run_detect", "write_report"]
 
 
 def anomaly_line(row: pd.Series) -> str:
-    """One line per anomaly: id, line, session, kind, template, why."""
+    """One line per anomaly: id, line, session, the rule that flagged it, template, why."""
     sess = row["session"] if row["session"] is not None and not pd.isna(row["session"]) else "-"
     return (
-        f"#{row['id']} line {row['line']} session {sess} [{row['kind']}] "
+        f"#{row['id']} line {row['line']} session {sess} [{rule_of_row(row)}] "
         f"{row['template']} -- {why(row)}"
     )
 
@@ -46,6 +47,7 @@ def write_report(wb: Any, report: Any, out: str, source: str) -> Path:
     path = Path(out)
     suffix = path.suffix.lower()
     table = report.anomalies.copy()
+    table.insert(len(table.columns), "rule", report_rules(report))
     table.insert(len(table.columns), "why", [why(r) for _, r in table.iterrows()])
     if suffix == ".csv":
         table.to_csv(path, index=False)

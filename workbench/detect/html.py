@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.detect.report import why
+from workbench.detect.rules import rule_of_row
 
 __all__ = ["plotly_js", "render_report"]
 
@@ -264,7 +265,7 @@ def _table(a: pd.DataFrame) -> list[str]:
         parts.append("<p>None reported.</p>")
         return parts
     parts.append(
-        "<table><tr><th>id</th><th>line</th><th>time</th><th>session</th><th>kind</th>"
+        "<table><tr><th>id</th><th>line</th><th>time</th><th>session</th><th>rule</th>"
         "<th>template</th><th>why</th><th>status</th></tr>"
     )
     for i, (_, r) in enumerate(a.iterrows()):
@@ -274,7 +275,7 @@ def _table(a: pd.DataFrame) -> list[str]:
         sess = "" if r["session"] is None or pd.isna(r["session"]) else str(r["session"])
         parts.append(
             f"<tr><td>{link}</td><td>{r['line']}</td><td>{esc(ts)}</td>"
-            f"<td>{esc(sess[:40])}</td><td><span class='kind'>{esc(r['kind'])}</span></td>"
+            f"<td>{esc(sess[:40])}</td><td><span class='kind'>{esc(rule_of_row(r))}</span></td>"
             f"<td class='tmpl'>{esc(str(r['template']))}</td><td>{esc(why(r))}</td>"
             f"<td>{esc(str(r['status']))}</td></tr>"
         )

@@ -126,6 +126,12 @@ def why(row: pd.Series) -> str:
     expected = f"; expected {cands[0][1]!r}" if len(cands) else ""
     if kind == "session end":
         return f"the session ended here, which normal sessions never do (rank {_rank(row)})"
+    rank, g, p = _float(row["rank"]), _float(row["g"]), _float(row.get("probability"))
+    if rank is not None and g is not None and rank <= g:  # within g: the probability floor
+        return (
+            f"rank {_rank(row)} of the next-key prediction, within g = {row['g']}, but probability "
+            f"{_fmt(p)} below the validated floor{expected}"
+        )
     return f"rank {_rank(row)} of the next-key prediction, beyond g = {row['g']}{expected}"
 
 

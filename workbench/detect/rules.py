@@ -32,7 +32,10 @@ __all__ = [
     "counts_by_rule",
     "entry_counts_by_rule",
     "report_counts_by_rule",
+    "report_rules",
+    "rule_choice",
     "rule_of",
+    "rule_of_row",
 ]
 
 RULES: tuple[str, ...] = (
@@ -98,16 +101,139 @@ def entry_counts_by_rule(detection: Any) -> pd.Series:
     return _count(rule_of(r) for r in bad.astype(str))
 
 
+def rule_of_row(row: Any, key_reason: Any = None) -> str:
+    """The rule of one row of a review table (:data:`~workbench.detect.report.ANOMALY_COLUMNS`).
+
+    A ``"key"`` row is top-g or probability floor: its entry's ``key_reason`` says which when
+    given; else its rank does (within g, it was flagged by the floor).
+
+    >>> rule_of_row({"kind": "key", "rank": 3, "g": 9}), rule_of_row({"kind": "key", "rank": 12, "g": 9})
+    ('probability floor', 'top-g')
+    >>> rule_of_row({"kind": "parameter"}), rule_of_row({"kind": "session end"})
+    ('parameter threshold', 'session end')
+    """
+    kind = row.get("kind")
+    if kind != "key":
+        return rule_of(kind)
+    if key_reason is not None and rule_of(key_reason) in ("top-g", "probability floor"):
+        return rule_of(key_reason)
+    try:
+        within = float(row.get("rank")) <= float(row.get("g"))
+    except (TypeError, ValueError):
+        within = False
+    return "probability floor" if within else "top-g"
+
+
+def report_rules(report: Any) -> pd.Series:
+    """The rule of every row of a report's review table (aligned with ``report.anomalies``).
+
+    A ``"key"`` row takes its rule from its entry's ``key_reason`` when the report's entries have
+    one, else from its rank against g (:func:`rule_of_row`).
+    """
+    anomalies = report.anomalies
+    entries = getattr(report, "entries", None)
+    why: pd.Series = pd.Series(dtype=object)
+    if isinstance(entries, pd.DataFrame) and {"line", "key_reason"} <= set(entries.columns):
+        why = entries.set_index("line")["key_reason"]
+        why = why[~why.index.duplicated()]
+    rules = [
+        rule_of_row(row, why.get(row.get("line")) if len(why) else None)
+        for row in anomalies.to_dict("records")
+    ]
+    return pd.Series(rules, index=anomalies.index, dtype=object, name="rule")
+
+
 def report_counts_by_rule(report: Any) -> pd.Series:
     """Rows of a workbench :class:`~workbench.workbench.DetectionReport`'s review table by rule.
 
     A row of kind ``"key"`` takes its rule from the entry's ``key_reason`` (top-g or probability
-    floor); the other kinds name their rule themselves.
+    floor); the other kinds name their rule themselves (:func:`report_rules`).
     """
-    anomalies = report.anomalies
-    why = report.entries.set_index("line")["key_reason"]
-    why = why[~why.index.duplicated()]
-    rules = []
-    for kind, line in zip(anomalies["kind"], anomalies["line"], strict=True):
-        rules.append(rule_of(why.get(line, "key not in top-g") if kind == "key" else kind))
-    return _count(rules)
+    return _count(report_rules(report))
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f} %"
+
+
+def rule_choice(selection: Any) -> dict[str, Any]:
+    """Why the key model's rule is what it is, from its selection record
+    (:class:`~workbench.keys.selection.GSelection`, ``KeyModel.g_selection_``).
+
+    Returns ``{"rows": [...], "sentence": str, "method": str}``: one row per setting (``setting``,
+    ``value``, ``validation_fpr``: the share of normal validation sessions the rule flags with this
+    setting and the ones above it; ``meaning``), and a plain-language sentence saying why.
+
+    >>> from workbench.keys.selection import GSelection
+    >>> sel = GSelection(g=4, method="validation", rule="", target_fpr=0.002,
+    ...     n_validation_sessions=500, validation_fpr={3: 0.05, 4: 0.004, 5: 0.002},
+    ...     min_probability=1e-4, floor_fpr={0.0: 0.006, 1e-4: 0.008}, end_g=2,
+    ...     estimated_fpr=0.008, synthetic_recall=0.93)
+    >>> [(r["setting"], r["value"], r["validation_fpr"]) for r in rule_choice(sel)["rows"]]
+    [('g', 4, 0.004), ('END limit', 2, 0.006), ('probability floor', 0.0001, 0.008)]
+    >>> print(rule_choice(sel)["sentence"])  # doctest: +NORMALIZE_WHITESPACE
+    Of the rules tried on 500 held-out normal sessions, g = 4 with END limit 2 and floor 0.0001
+    flags the most made-up anomalies (93.0 % of training sessions cut short, with a step skipped,
+    moved or added) while flagging 0.80 % of the normal ones, within the budget of 0.20 % more
+    than the unavoidable share; g = 3 would flag 5.00 %.
+    """
+    g, end_g = int(selection.g), getattr(selection, "end_g", None)
+    floor = float(getattr(selection, "min_probability", 0.0) or 0.0)
+    by_g = dict(getattr(selection, "validation_fpr", {}) or {})
+    by_floor = dict(getattr(selection, "floor_fpr", {}) or {})
+    method = str(getattr(selection, "method", ""))
+    n = int(getattr(selection, "n_validation_sessions", 0) or 0)
+    rows = [
+        {"setting": "g", "value": g, "validation_fpr": by_g.get(g),
+         "meaning": f"a key outside the model's {g} most likely next keys is anomalous"},
+    ]  # fmt: skip
+    if end_g is not None:
+        rows.append(
+            {"setting": "END limit", "value": int(end_g), "validation_fpr": by_floor.get(0.0),
+             "meaning": f"a session that stops where its end is not among the {end_g} most "
+             "likely next events is anomalous"}
+        )  # fmt: skip
+    rows.append(
+        {"setting": "probability floor", "value": floor,
+         "validation_fpr": by_floor.get(floor, getattr(selection, "estimated_fpr", None)),
+         "meaning": f"a key in the top g but less likely than {floor:g} is anomalous"
+         if floor else "off: the top-g rule alone"}
+    )  # fmt: skip
+    return {"rows": rows, "sentence": _choice_sentence(selection, rows, n), "method": method}
+
+
+def _choice_sentence(selection: Any, rows: list[dict[str, Any]], n: int) -> str:
+    g, method = rows[0]["value"], str(getattr(selection, "method", ""))
+    by_g = dict(getattr(selection, "validation_fpr", {}) or {})
+    fpr = rows[-1]["validation_fpr"]
+    smaller = ""
+    if g - 1 in by_g and g in by_g and by_g[g - 1] != by_g[g]:
+        smaller = f"; g = {g - 1} would flag {_pct(by_g[g - 1])}"
+    if method != "validation":
+        how = {"fixed": "set by hand",
+               "fixed g, floor on validation": "set by hand (the floor chosen on validation)"}.get(
+            method, f"not chosen on validation ({method})")  # fmt: skip
+        seen = f": the rule flags {_pct(fpr)} of {n} held-out normal sessions" if n else ""
+        return f"g = {g} was {how}{seen}{smaller}."
+    recall = getattr(selection, "synthetic_recall", None)
+    budget = getattr(selection, "target_fpr", None)
+    within = (
+        f", within the budget of {_pct(budget)} more than the unavoidable share"
+        if budget is not None
+        else ""
+    )
+    if recall is None:
+        return (
+            f"g = {g} is the most sensitive g that flags at most {_pct(fpr)} of {n} held-out "
+            f"normal sessions{within}{smaller}."
+        )
+    setting = f"g = {g}" + "".join(
+        f" with END limit {r['value']}" if r["setting"] == "END limit" else "" for r in rows
+    )
+    if rows[-1]["value"]:
+        setting += f" and floor {rows[-1]['value']:g}"
+    return (
+        f"Of the rules tried on {n} held-out normal sessions, {setting} flags the most made-up "
+        f"anomalies ({100 * recall:.1f} % of training sessions cut short, with a step skipped, "
+        f"moved or added) while flagging {_pct(fpr)} of the normal ones{within}{smaller}."
+    )
