@@ -25,8 +25,32 @@ from widgets.base import PlotSlot, TaskRunner, View
 from widgets.figures import level_label, loss_curve_figure
 from widgets.figures.labels import key_order
 from widgets.train_form import KEY_FIELDS, PARAM_FIELDS, config_dict, core_defaults, field_widget
+from workbench.detect.rules import rule_choice
 
-__all__ = ["TrainView"]
+__all__ = ["TrainView", "rule_choice_html"]
+
+
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f} %"
+
+
+def rule_choice_html(selection: Any) -> str:
+    """The key model's rule as chosen (g, END limit, probability floor), the validation FPR behind
+    each setting and one sentence saying why; '' without a selection record."""
+    if selection is None or getattr(selection, "g", None) is None:
+        return ""
+    choice = rule_choice(selection)
+    rows = "".join(
+        f"<tr><td>{html.escape(r['setting'])}</td><td><b>{r['value']:g}</b></td>"
+        f"<td>{_share(r['validation_fpr'])}</td><td>{html.escape(r['meaning'])}</td></tr>"
+        for r in choice["rows"]
+    )
+    return (
+        f'<div class="dl-rule-choice"><b>Why this rule</b>: {html.escape(choice["sentence"])}'
+        '<table class="dl-table"><tr><th>setting</th><th>value</th>'
+        "<th>normal validation sessions flagged (with the settings above)</th><th>meaning</th></tr>"
+        f"{rows}</table></div>"
+    )
 
 
 def _levels_map(per: Any) -> dict[float, float]:
@@ -36,6 +60,31 @@ def _levels_map(per: Any) -> dict[float, float]:
     if callable(getattr(per, "thresholds", None)):
         return {float(k): float(v) for k, v in per.thresholds().items()}
     return {}
+
+
+def _thresholds_html(param_model: Any) -> str:
+    """The parameter models' MSE thresholds per key and level, folded; a line when there are none."""
+    thresholds = getattr(param_model, "thresholds", None)
+    if callable(thresholds):
+        thresholds = thresholds()
+    if param_model is None:
+        return "<br>no parameter models (training was stopped before them)"
+    if not (isinstance(thresholds, Mapping) and thresholds):
+        return ""
+    per_key = {k: _levels_map(v) for k, v in thresholds.items()}
+    levels = sorted({lv for per in per_key.values() for lv in per})
+    head = "".join(f"<th>{level_label(lv)}</th>" for lv in levels)
+    rows = "".join(
+        f"<tr><td>key {html.escape(str(k))}</td>"
+        + "".join(f"<td>{per[lv]:.4g}</td>" if lv in per else "<td>–</td>" for lv in levels)
+        + "</tr>"
+        for k, per in sorted(per_key.items(), key=lambda kv: key_order(kv[0]))
+    )
+    return (
+        f"<details><summary>MSE thresholds of {len(per_key)} keys (fitted on "
+        f'validation MSEs)</summary><table class="dl-table"><tr><th></th>{head}</tr>'
+        f"{rows}</table></details>"
+    )
 
 
 class TrainView(View):
@@ -311,12 +360,21 @@ class TrainView(View):
         selection = getattr(key_model, "g_selection_", None)
         how = getattr(selection, "method", None)
         info = getattr(key_model, "fit_info_", {}) or {}
-        self.effective = {"key": {**key, "g": int(g)}, "param": param}
+        end_g = getattr(key_model, "end_g_", None)
+        floor = getattr(key_model, "min_probability_", None)
+        self.effective = {"key": {**key, "g": int(g), "end_g": end_g, "min_probability": floor},
+                          "param": param}  # fmt: skip
+        if selection is not None:
+            self.effective["rule_choice"] = rule_choice(selection)
         if self.auto_g.value:
             self.key_inputs["top_g"].value = int(g)
         g_text = f"<b>g = {int(g)}</b>"
         if key.get("top_g") == "auto":
             g_text += " (chosen on validation)" if how == "validation" else f" ({how or 'auto'})"
+        if end_g is not None:
+            g_text += f" · END limit = {int(end_g)}"
+        if floor is not None:
+            g_text += f" · probability floor = {float(floor):g}"
         key_items = [g_text] + [
             f"{html.escape(f.label)} = {html.escape(str(key.get(f.name)))}"
             for f in KEY_FIELDS
@@ -332,28 +390,9 @@ class TrainView(View):
         parts = [
             '<div class="dl-card dl-effective"><b>Trained with</b><br>'
             f"log-key model: {' · '.join(key_items)}<br>"
-            f"parameter models: {' · '.join(param_items)}"
+            f"parameter models: {' · '.join(param_items)}",
+            rule_choice_html(selection),
         ]
-        param_model = getattr(self.wb, "param_model", None)
-        thresholds = getattr(param_model, "thresholds", None)
-        if callable(thresholds):
-            thresholds = thresholds()
-        if param_model is None:
-            parts.append("<br>no parameter models (training was stopped before them)")
-        elif isinstance(thresholds, Mapping) and thresholds:
-            per_key = {k: _levels_map(v) for k, v in thresholds.items()}
-            levels = sorted({lv for per in per_key.values() for lv in per})
-            head = "".join(f"<th>{level_label(lv)}</th>" for lv in levels)
-            rows = "".join(
-                f"<tr><td>key {html.escape(str(k))}</td>"
-                + "".join(f"<td>{per[lv]:.4g}</td>" if lv in per else "<td>–</td>" for lv in levels)
-                + "</tr>"
-                for k, per in sorted(per_key.items(), key=lambda kv: key_order(kv[0]))
-            )
-            parts.append(
-                f"<details><summary>MSE thresholds of {len(per_key)} keys (fitted on "
-                f'validation MSEs)</summary><table class="dl-table"><tr><th></th>{head}</tr>'
-                f"{rows}</table></details>"
-            )
+        parts.append(_thresholds_html(getattr(self.wb, "param_model", None)))
         parts.append("</div>")
         self.result.value = "".join(parts)
