@@ -88,10 +88,26 @@ print(f"trained in {wb.fit_seconds_:.1f} s; top-g rule with g = {km.g_} of {len(
       f"probability floor {km.min_probability_:g}, both chosen on held-out normal sessions")
 
 # %% [markdown]
+# **Why this rule?** The workbench tries every g, END limit and probability floor on normal sessions
+# held out from training, and on made-up anomalies (training sessions cut short, with a step skipped,
+# moved or added). It keeps the rule that catches the most made-up anomalies while flagging few of
+# the held-out normal sessions. The Train view of the app shows the same table and sentence.
+
+# %%
+from workbench.detect.rules import rule_choice
+
+choice = rule_choice(km.g_selection_)
+print(choice["sentence"])
+pd.DataFrame(choice["rows"]).set_index("setting").assign(
+    value=lambda t: [f"{v:g}" for v in t["value"]],
+    validation_fpr=lambda t: (100 * t["validation_fpr"]).round(2),
+).rename(columns={"validation_fpr": "normal validation sessions flagged %"})
+
+# %% [markdown]
 # ## 3. Detect and review
 #
-# Each row of the review table is one anomalous entry: its kind (`key`, `unknown key`, `session end`
-# or `parameter`), its key and, for parameter anomalies, the MSE and the threshold it crossed.
+# Each row of the review table is one anomalous entry: the rule that flagged it (below), its key
+# and, for parameter anomalies, the MSE and the threshold it crossed.
 
 # %% [markdown]
 # ### Predict before you run (1)
@@ -103,11 +119,13 @@ print(f"trained in {wb.fit_seconds_:.1f} s; top-g rule with g = {km.g_} of {len(
 guess_top_rule = None  # "top-g", "probability floor", "session end", "unknown key" or "parameter threshold"
 
 # %%
+from workbench.detect.rules import report_rules
+
 report = wb.detect()
-review = report.anomalies
+review = report.anomalies.assign(rule=report_rules(report))  # which rule flagged each row
 print(f"{len(review)} anomalous entries in {review['session'].nunique()} sessions "
       f"(detection took {report.seconds:.1f} s)")
-review[["id", "session", "kind", "key", "template", "rank", "mse", "threshold", "status"]].head(12)
+review[["id", "session", "rule", "key", "template", "rank", "mse", "threshold", "status"]].head(12)
 
 # %% [markdown]
 # Which rule raised each of these? **top-g** (the key was not among the g most likely next keys),

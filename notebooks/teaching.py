@@ -35,6 +35,7 @@ NEEDS_DATA = "# needs the shared data"
 MODEL_COLOURS: dict[str, str] = {
     "DeepLog": "#0072B2",
     "DeepLog + session counts": "#56B4E9",
+    "DeepLog, the default": "#1f2933",
     "N-gram": "#E69F00",
     "PCA": "#009E73",
     "Invariant Mining": "#CC79A7",
