@@ -16,6 +16,8 @@ import time
 
 import nbformat
 
+from workbench.detect.rules import RULES
+
 APP_CELL = """\
 import time
 from workbench import Workbench
@@ -105,6 +107,12 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     page.locator(".dl-effective", has_text="g = ").first.wait_for()
     page.locator(".dl-app .js-plotly-plot:visible").first.scroll_into_view_if_needed()
     lab.screenshot("train-both-curves")
+    why = page.locator(".dl-rule-choice:visible", has_text="Why this rule").first
+    why.wait_for()  # the chosen g, END limit and floor, each with its validation FPR, and why
+    text = why.inner_text()
+    assert "held-out normal sessions" in text and "probability floor" in text and "%" in text
+    why.scroll_into_view_if_needed()
+    page.screenshot(path=str(lab.out / "01b-train-why-this-rule.png"))
 
     # 2. Train long, Stop: "stopped, model kept", and the app is free again
     box = epochs_input(lab, 0)
@@ -131,6 +139,10 @@ def test_train_stop_train_detect_flag(lab, lab_server):
     page.locator(".dl-row:visible").first.wait_for(timeout=120_000)
     status(lab, "checked entries")
     lab.screenshot("review")
+    rules = page.locator(".dl-row:visible .dl-rule").all_inner_texts()  # each row names its rule
+    assert rules and set(rules) <= set(RULES), rules
+    counts = page.locator(".dl-counts:visible").first.inner_text()
+    assert all(rule in counts for rule in set(rules)), counts
 
     # 4. false positives, each timed from the click to the updated table (the status line that
     # names the anomaly is set after the table's rows)
