@@ -99,3 +99,19 @@ def test_review_rows_say_which_rule_fired(trained, g, floor):
             assert f"{n} {rule}" in review.counts.value
     assert "dl-rule" in review.row_buttons(int(table["id"].iloc[0]))["label"].value
     assert counts_html(table.iloc[:0], review.entries) == ""
+
+
+def test_review_filters_by_rule(trained):
+    wb, _ = trained
+    review = ReviewView(wb, runner=TaskRunner(sync=True), page_size=500)
+    wb.detect(g=2)
+    rules = review.table["rule"].value_counts()
+    assert len(rules) >= 2
+    for rule, n in rules.items():
+        review.rule_filter.value = rule
+        shown = review.filtered()
+        assert len(shown) == n and set(shown["rule"]) == {rule}
+        assert all(f">{rule}</span>" in review.row_buttons(int(i))["label"].value
+                   for i in review.visible_rows()["id"])  # fmt: skip
+    review.rule_filter.value = "all"
+    assert len(review.filtered()) == len(review.table)

@@ -89,13 +89,14 @@ def filter_table(
     t: pd.DataFrame,
     *,
     kind: str = "all",
+    rule: str = "all",
     status: str = "all",
     needle: str = "",
     time_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
     sort_by: str = "time",
     ascending: bool = True,
 ) -> pd.DataFrame:
-    """The rows of that ``kind`` and ``status`` ('all': any), whose session or raw line holds
+    """The rows of that ``kind``, ``rule`` and ``status`` ('all': any), whose session or raw line holds
     ``needle`` (any case), within ``time_range``; sorted by the column ``sort_by`` names (ties by
     id)."""
     if not len(t):
@@ -103,6 +104,8 @@ def filter_table(
     mask = np.ones(len(t), dtype=bool)
     if kind != "all":
         mask &= (t["kind"] == kind).to_numpy()
+    if rule != "all":
+        mask &= (t["rule"] == rule).to_numpy() if "rule" in t else False
     if status != "all":
         mask &= (t["status"] == status).to_numpy()
     needle = needle.strip().lower()

@@ -38,6 +38,7 @@ from widgets.anomaly_text import WIDTHS, coverage_text, detail_html, when_text
 from widgets.base import TaskRunner, View
 from widgets.review_feedback import FeedbackActions
 from widgets.timeline_panel import TimelinePanel
+from workbench.detect.rules import RULES
 
 __all__ = ["KINDS", "SORT_COLUMNS", "ReviewView"]
 
@@ -88,7 +89,8 @@ class ReviewView(FeedbackActions, View):
             self.counts,
             self.detail,
             self.timeline_slot.box,
-            W.HBox([self.kind_filter, self.status_filter, self.search, self.clear_brush]),
+            W.HBox([self.kind_filter, self.rule_filter, self.status_filter]),
+            W.HBox([self.search, self.clear_brush]),
             W.HBox([self.prev_button, self.page_label, self.next_button]),
             self._sort_header(),
             self.rows.box,
@@ -103,6 +105,8 @@ class ReviewView(FeedbackActions, View):
         self.source_text = W.Text(placeholder="log to check (empty: the loaded log)",
                                   description="Source", layout=W.Layout(width="420px"))  # fmt: skip
         self.kind_filter = W.Dropdown(options=["all", *KINDS], value="all", description="Kind")
+        self.rule_filter = W.Dropdown(options=["all", *RULES], value="all", description="Rule",
+                                      tooltip="the rule that flagged the row")  # fmt: skip
         self.status_filter = W.Dropdown(options=["all", *STATUSES], value="all",
                                         description="Status")  # fmt: skip
         self.search = W.Text(placeholder="session or text in the line", description="Filter")
@@ -136,7 +140,7 @@ class ReviewView(FeedbackActions, View):
         self.detect_button.on_click(lambda _: self.detect())
         self.undo_button.on_click(lambda _: self.undo())
         self.clear_brush.on_click(lambda _: self.set_time_range(None))
-        for control in (self.kind_filter, self.status_filter, self.search):
+        for control in (self.kind_filter, self.rule_filter, self.status_filter, self.search):
             control.observe(self._on_filter, names="value")
         self.prev_button.on_click(lambda _: self.goto(self.page - 1))
         self.next_button.on_click(lambda _: self.goto(self.page + 1))
@@ -167,8 +171,9 @@ class ReviewView(FeedbackActions, View):
         self.counts.value = ""
         self.status.value = ""
         self.undo_button.disabled = True
-        for control, value in ((self.kind_filter, "all"), (self.status_filter, "all"),
-                               (self.search, ""), (self.source_text, "")):  # fmt: skip
+        for control, value in ((self.kind_filter, "all"), (self.rule_filter, "all"),
+                               (self.status_filter, "all"), (self.search, ""),
+                               (self.source_text, "")):  # fmt: skip
             with control.hold_trait_notifications():
                 control.value = value
         if wb is not None:
@@ -215,9 +220,10 @@ class ReviewView(FeedbackActions, View):
         return text if text else str(row.get("raw", ""))
 
     def filtered(self) -> pd.DataFrame:
-        """The table after the kind/status/text/time filters, sorted."""
+        """The table after the kind/rule/status/text/time filters, sorted."""
         return filter_table(
-            self.table, kind=self.kind_filter.value, status=self.status_filter.value,
+            self.table, kind=self.kind_filter.value, rule=self.rule_filter.value,
+            status=self.status_filter.value,
             needle=self.search.value, time_range=self.time_range, sort_by=self.sort_by,
             ascending=self.ascending,
         )  # fmt: skip
