@@ -158,12 +158,12 @@ def test_counts_by_rule_add_up_and_name_the_rules(files, capsys):
     assert sum(by_rule["abnormal"].values()) == out["tp"] == 3
     assert sum(by_rule["normal"].values()) == out["fp"]
     assert by_rule["abnormal"]["unknown key"] == 1  # 1 9 4: key 9 never seen in training
-    assert by_rule["abnormal"]["session ended unexpectedly"] == 2  # 1 2, twice
+    assert by_rule["abnormal"]["session end"] == 2  # 1 2, twice
     assert {rule_of(r) for r in by_rule["abnormal"]} == set(RULES) - {"parameter threshold"}
 
     assert main([a for a in argv if a != "--json"]) == 0
     text = capsys.readouterr().out
-    assert "by rule" in text and "session ended unexpectedly" in text
+    assert "by rule" in text and "session end" in text
 
 
 @pytest.mark.parametrize("model", ["ngram", "pca", "im", "simple"])

@@ -26,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.keys.topg import RULE_OF_REASON
+
 __all__ = [
     "COUNT_VECTOR",
     "RULES",
@@ -49,11 +51,8 @@ RULES: tuple[str, ...] = (
 COUNT_VECTOR = "count vector"
 
 _RULE_OF: dict[str, str] = {
-    "key not in top-g": "top-g",
-    "key below probability floor": "probability floor",
-    "session ended unexpectedly": "session end",
+    **RULE_OF_REASON,
     "session end": "session end",
-    "unknown key": "unknown key",
     "parameter": "parameter threshold",
 }
 

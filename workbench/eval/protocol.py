@@ -20,7 +20,7 @@ from typing import Any
 
 from workbench.eval.metrics import confusion
 from workbench.keys.keyfiles import read_sessions
-from workbench.keys.topg import REASONS
+from workbench.keys.topg import REASONS, RULE_OF_REASON
 from workbench.keys.vocabulary import Session
 from workbench.train import Callback
 
@@ -207,22 +207,26 @@ def _describe(detector: Any, model: str) -> dict[str, Any]:
 
 
 def counts_by_reason(detection: Any) -> dict[str, int]:
-    """Anomalous sessions (with multiplicity) by the reason of their first anomalous entry.
+    """Anomalous sessions (with multiplicity) by the rule of their first anomalous entry.
 
-    Every reason of the key model's rules (:data:`workbench.keys.topg.REASONS`) is listed, a rule
-    that never fired as 0; a baseline's own reasons (a count vector, an unseen length) follow as
-    they occur.
+    The key model's reasons are named by their rule, as reports and the review name them
+    (:data:`workbench.keys.topg.RULE_OF_REASON`: top-g, probability floor, session end, unknown
+    key), every one listed, a rule that never fired as 0; a baseline's own reasons (a count vector,
+    an unseen length) follow as they occur.
 
     >>> import numpy as np
     >>> from types import SimpleNamespace
     >>> d = SimpleNamespace(reason=np.array(["", "unknown key", "key not in top-g", "unknown key"]))
-    >>> counts_by_reason(d)["unknown key"], counts_by_reason(d)["key below probability floor"]
-    (2, 0)
+    >>> counts_by_reason(d)["unknown key"], counts_by_reason(d)["top-g"]
+    (2, 1)
+    >>> counts_by_reason(d)["probability floor"]
+    0
     """
-    counts = {r: 0 for r in REASONS if r}
+    counts = {RULE_OF_REASON[r]: 0 for r in REASONS if r}
     for reason in detection.reason:
         if reason is not None and str(reason) not in ("", "nan"):
-            counts[str(reason)] = counts.get(str(reason), 0) + 1
+            rule = RULE_OF_REASON.get(str(reason), str(reason))
+            counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from workbench.keys.scores import KeyScores, segment_starts, session_max_rank
 
-__all__ = ["REASONS", "Detection", "detect"]
+__all__ = ["REASONS", "RULE_OF_REASON", "Detection", "detect"]
 
 REASONS: tuple[str, ...] = (
     "",
@@ -46,6 +46,14 @@ REASONS: tuple[str, ...] = (
     "key below probability floor",
 )
 _NORMAL, _UNKNOWN, _ENDED, _NOT_TOP, _IMPROBABLE = range(5)
+
+RULE_OF_REASON: dict[str, str] = {
+    "unknown key": "unknown key",
+    "session ended unexpectedly": "session end",
+    "key not in top-g": "top-g",
+    "key below probability floor": "probability floor",
+}
+"""Each reason's rule, named as reports, reviews and ``evaluate`` name it."""
 
 
 @dataclass
