@@ -147,3 +147,13 @@ def test_no_session_rule_is_refused_at_training(tmp_path, capsys):
     rc = main(["train", str(log), "--out", str(tmp_path / "r"), *TRAIN])
     err = _one_line_error(capsys, rc)
     assert "no sessions" in err and "--session" in err
+
+
+def test_train_says_why_its_rule(logs, tmp_path, capsys):
+    """The recommended preset chooses g, END limit and floor on validation; train says why."""
+    out = tmp_path / "run"
+    assert main(["train", str(logs / "train.log"), "--out", str(out), "--epochs", "2"]) == 0
+    captured = capsys.readouterr()
+    rule = [ln for ln in captured.err.splitlines() if ln.startswith("rule: ")]
+    assert len(rule) == 1 and "held-out normal sessions" in rule[0], captured.err
+    assert len(captured.out.strip().splitlines()) == 1  # still one summary line on stdout

@@ -39,6 +39,7 @@ def run_train(args: Any) -> int:
     wb.fit(callbacks=[_progress])
     wb.save(run)
     km = wb.key_model
+    _say_rule_choice(km)
     n_param = len(wb.param_keys())
     print(
         f"trained on {summary.lines} lines ({summary.parsed} parsed, {summary.sessions} sessions, "
@@ -47,6 +48,15 @@ def run_train(args: Any) -> int:
     )
     wb.close()
     return 0
+
+
+def _say_rule_choice(km: Any) -> None:
+    """Why the key model's rule is what it is, on standard error (the Train view's sentence)."""
+    from workbench.detect.rules import rule_choice
+
+    selection = getattr(km, "g_selection_", None)
+    if selection is not None:
+        err("rule: " + " ".join(rule_choice(selection)["sentence"].split()))
 
 
 def _configs(args: Any) -> tuple[Any, Any]:
