@@ -105,6 +105,7 @@ class Workbench(Stored, Feedback, Views, Events):
         self.workflows_: list[nx.DiGraph] = []
         self._method1: list[nx.DiGraph] | None = None
         self.report: DetectionReport | None = None
+        self.fit_report_: FitReport | None = None  # what the last fit read and cost
         self.test_source: Any = None  # what detect() reads when called without a source
         self.test_labels: pd.DataFrame | None = None  # ground truth of the test log, when known
         self.level = 0.99
