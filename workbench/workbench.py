@@ -287,7 +287,7 @@ class Workbench(Stored, Feedback, Views, Events):
             key_model = KeyModel(self.key_config).fit(
                 sessions, seed=self.seed, callbacks=[self._progress("key", user)]
             )
-            rec["distinct_windows"] = key_model.fit_info_.get("n_distinct_examples")
+            rec["distinct_windows"] = getattr(key_model, "fit_info_", {}).get("n_distinct_examples")
         param_model = None
         if not self._stop.is_set():
             with report.stage("parameter models") as rec:
