@@ -39,6 +39,7 @@ from workbench.detect.scoring import FittedModels, score
 from workbench.detect.views import Views
 from workbench.events import Events
 from workbench.feedback.journal import FeedbackJournal
+from workbench.fit_report import FitReport
 from workbench.flagging import Feedback, UpdateResult, replay_sample
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.parser import LogParser
@@ -104,6 +105,7 @@ class Workbench(Stored, Feedback, Views, Events):
         self.workflows_: list[nx.DiGraph] = []
         self._method1: list[nx.DiGraph] | None = None
         self.report: DetectionReport | None = None
+        self.fit_report_: FitReport | None = None  # what the last fit read and cost
         self.test_source: Any = None  # what detect() reads when called without a source
         self.test_labels: pd.DataFrame | None = None  # ground truth of the test log, when known
         self.level = 0.99
@@ -266,7 +268,9 @@ class Workbench(Stored, Feedback, Views, Events):
         A config may be a dict of the fields to change from the current one (the parameter model's
         ``window`` means its ``history``). ``callbacks`` receive progress dicts (``stage`` 'key' or
         'param', ``event``, ``epoch``, ``train_loss``, ``val_loss``...). :meth:`stop` ends training
-        early with usable models.
+        early with usable models. ``fit_report_`` (a :class:`~workbench.fit_report.FitReport`) says
+        what each stage cost and read, samples included (the parameter models' windows and the
+        workflows' sessions are capped on a long log).
         """
         user = list(callbacks)
         self._stop.clear()
@@ -278,21 +282,33 @@ class Workbench(Stored, Feedback, Views, Events):
         if not sessions:
             raise ValueError("the training log has no sessions: choose a session rule")
         t0 = time.perf_counter()
-        key_model = KeyModel(self.key_config).fit(
-            sessions, seed=self.seed, callbacks=[self._progress("key", user)]
-        )
+        report = FitReport(lines=len(self.entries))
+        with report.stage("key model", sessions=len(sessions)) as rec:
+            key_model = KeyModel(self.key_config).fit(
+                sessions, seed=self.seed, callbacks=[self._progress("key", user)]
+            )
+            rec["distinct_windows"] = getattr(key_model, "fit_info_", {}).get("n_distinct_examples")
         param_model = None
         if not self._stop.is_set():
-            param_model = ParamModel(self.param_config).fit(
-                self.entries, seed=self.seed, callbacks=[self._progress("param", user)]
-            )
+            with report.stage("parameter models") as rec:
+                param_model = ParamModel(self.param_config).fit(
+                    self.entries, seed=self.seed, callbacks=[self._progress("param", user)]
+                )
+                rec.update(_vectors_used(param_model))
         with self._lock:
             self.key_model = key_model
             self.param_model = param_model
             self._replay = replay_sample(sessions, 400, self.seed)
         self._method1 = None
         if workflows:
-            self.workflows_ = build_workflows(self.entries, self.workflow_config)
+            with report.stage("workflows") as rec:
+                self.workflows_ = build_workflows(
+                    self.entries, self.workflow_config, seed=self.seed
+                )
+                first = self.workflows_[0].graph if self.workflows_ else {}
+                rec.update(sessions=first.get("sessions"), sessions_used=first.get("sessions_used"))
+        self.fit_report_ = report
+        logger.info("trained on %s", report.summary())
         self.journal.commit_version(self._weights(), reason="trained")
         self.fit_seconds_ = time.perf_counter() - t0
         self.stopped_ = self._stop.is_set()
@@ -366,6 +382,20 @@ class Workbench(Stored, Feedback, Views, Events):
         """Score a parsed frame with the current models, with the review statuses this log has
         in the journal (:func:`workbench.detect.scoring.score`)."""
         return score(self.scorer(), entries, g=g, status_of=self._verdicts(entries))
+
+
+def _vectors_used(model: ParamModel) -> dict[str, int]:
+    """What the parameter models read, in the fit report's words."""
+    if not hasattr(model, "keys_"):
+        return {}
+    u = model.data_used()
+    return {
+        "keys": u["keys"],
+        "training_vectors": u["n_train"],
+        "training_vectors_used": u["n_train_used"],
+        "validation_vectors": u["n_validation"],
+        "validation_vectors_used": u["n_validation_used"],
+    }
 
 
 def _config(current: Any, given: Any, rename: dict[str, str] | None = None) -> Any:

@@ -37,6 +37,7 @@ def run_train(args: Any) -> int:
     err(f"parsed {args.log}: {summary}")
     _check_trainable(wb, summary, args.log)
     wb.fit(callbacks=[_progress])
+    err(f"trained on {wb.fit_report_.summary()}")
     wb.save(run)
     km = wb.key_model
     _say_rule_choice(km)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from workbench.params.scaling import normalise
-from workbench.params.vectors import windows
+from workbench.params.vectors import windows, windows_at
 
-__all__ = ["KeyData", "key_data", "stack", "to_global"]
+__all__ = ["KeyData", "key_data", "stack", "tail", "to_global"]
 
 
 @dataclass
@@ -33,13 +33,29 @@ class KeyData:
 
 
 def key_data(
-    key: int, info: dict[str, Any], rows: np.ndarray, raw: np.ndarray, cut: int, history: int
+    key: int,
+    info: dict[str, Any],
+    rows: np.ndarray,
+    raw: np.ndarray,
+    cut: int,
+    history: int,
+    at: tuple[np.ndarray, int] | None = None,
 ) -> KeyData:
     """Normalise a key's series (``info`` from :func:`~workbench.params.scaling.describe_key`) and
-    cut it into windows of ``history`` steps."""
-    z = normalise(info, raw)
-    x = windows(z.astype(np.float32), history)
-    return KeyData(key, rows, raw, z.astype(np.float32), x, cut)
+    cut it into windows of ``history`` steps. ``at``: only these positions of the series, and where
+    their validation part starts (:func:`~workbench.params.vectors.sample_positions`); their
+    windows still look back into the whole series."""
+    z = normalise(info, raw).astype(np.float32)
+    if at is None:
+        return KeyData(key, rows, raw, z, windows(z, history), cut)
+    pos, cut = at
+    return KeyData(key, rows[pos], raw[pos], z[pos], windows_at(z, history, pos), cut)
+
+
+def tail(d: KeyData) -> KeyData:
+    """The validation part of a key's data (its windows keep their look-back)."""
+    c = d.cut
+    return KeyData(d.key, d.rows[c:], d.raw[c:], d.z[c:], d.x[c:], 0)
 
 
 def to_global(w: np.ndarray, d_key: int, d_all: int) -> np.ndarray:

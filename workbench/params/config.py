@@ -63,6 +63,10 @@ class ParamModelConfig(Config):
     steps_per_epoch: int = 16  # optimiser steps per epoch (every key takes part in each)
     batch_size: int = 32  # windows per key per step: a key sees <= 16 * 32 windows per epoch
     learning_rate: float = 5e-3  # Adam
+    # a key's windows trained and validated on, at most: above, a seeded uniform sample of that
+    # part of its series (in log order; every window still reads the whole series); None: all
+    max_train_windows: int | None = 8192  # an epoch draws steps_per_epoch * batch_size of them
+    max_validation_windows: int | None = 4096  # thresholds; early stopping reads <= 1024
     replay_size: int = 256  # training windows kept per key to mix into partial_fit
     update_steps: int = 5  # partial_fit: Adam steps on the example (+ replayed windows) at least
     update_replay: int = 32  # partial_fit: replayed training windows mixed into each step
@@ -82,6 +86,12 @@ class ParamModelConfig(Config):
             require(
                 _is_int(value) and value >= 0,
                 f"{name} must be a non-negative integer, got {value!r}",
+            )
+        for name in ("max_train_windows", "max_validation_windows"):
+            value = getattr(self, name)
+            require(
+                value is None or (_is_int(value) and value >= 2),
+                f"{name} must be an integer >= 2 or None, got {value!r}",
             )
         require_choice("elapsed", self.elapsed, ELAPSED_MODES)
         require(

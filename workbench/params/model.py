@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.params.batches import KeyData, key_data
+from workbench.params.batches import KeyData, key_data, tail
 from workbench.params.config import ParamModelConfig
 from workbench.params.levels import level_name
 from workbench.params.network import ParamLSTM
@@ -56,7 +56,7 @@ from workbench.params.scoring import mse_of, score_entries
 from workbench.params.thresholds import Threshold, fit_thresholds, threshold_from_state
 from workbench.params.training import train_keys
 from workbench.params.update import learn_example
-from workbench.params.vectors import build_series
+from workbench.params.vectors import build_series, sample_positions
 from workbench.train import Callback, History, pick_device, torch_threads
 
 __all__ = ["UPDATED_PARTS", "ParamModel"]
@@ -67,6 +67,7 @@ _STATE_FORMAT = "workbench.params.model/1"
 #: The entries of :meth:`ParamModel.to_state` an online update (``partial_fit``) changes.
 UPDATED_PARTS = ("module", "keys", "thresholds")
 _STATE_FORMATS = (_STATE_FORMAT, "workbench.parammodel/1")  # the same state, saved before the move
+_SAMPLE_STREAM = 1  # a key's window sample draws from its own stream, apart from its batch order
 
 
 class ParamModel:
@@ -85,9 +86,12 @@ class ParamModel:
         ``n_params``, and for trained keys ``logged`` (per dimension: modelled as log(1 + x / u))
         and ``log_unit`` (``u``),
         ``mean``, ``std`` (normalisation, on the model scale),
-        ``slot`` (index in the stacked module) and ``best_epoch``.
+        ``slot`` (index in the stacked module), ``best_epoch``, and ``n_train_used`` and
+        ``n_validation_used``: the entries whose windows were trained and validated on (all of
+        them up to ``max_train_windows`` and ``max_validation_windows``, a seeded sample above).
     validation_mse_ : dict[int, numpy.ndarray]
-        Each trained key's validation MSEs (the entries after its chronological split).
+        Each trained key's validation MSEs (the entries after its chronological split, or their
+        sample).
     thresholds_ : dict[int, Threshold]
         Fitted on ``validation_mse_`` only (see :meth:`refit_thresholds`).
     module_ : ParamLSTM
@@ -150,7 +154,7 @@ class ParamModel:
             self.interrupted_ = result.stopped == "interrupted"
             for d, epoch in zip(data, best_epoch, strict=True):
                 self.keys_[d.key]["best_epoch"] = int(epoch)
-                val = mse_of(self, d)[d.cut :]
+                val = mse_of(self, tail(d))
                 self.validation_mse_[d.key] = val[np.isfinite(val)]
         self.refit_thresholds()
         for d, r in zip(data, rngs, strict=True):
@@ -171,7 +175,9 @@ class ParamModel:
         self.module_: ParamLSTM | None = None
 
     def _describe_keys(self, entries: pd.DataFrame) -> list[KeyData]:
-        """Describe every key of ``entries`` in :attr:`keys_`; the data of those to train."""
+        """Describe every key of ``entries`` in :attr:`keys_`; the data of those to train (a
+        seeded sample of a key's windows where a part of its series is above its cap, said in
+        ``n_train_used`` and ``n_validation_used``)."""
         cfg = self.config
         series = build_series(entries, elapsed=cfg.elapsed, max_params=cfg.max_params)
         data: list[KeyData] = []
@@ -179,8 +185,17 @@ class ParamModel:
             s = series[k]
             info, cut = describe_key(s, cfg)
             self.keys_[k] = info
-            if info["status"] == TRAINED:
-                data.append(key_data(k, info, s.rows, s.values, cut, cfg.history))
+            if info["status"] != TRAINED:
+                continue
+            rng = np.random.default_rng([self.seed_, k, _SAMPLE_STREAM])
+            at = sample_positions(
+                len(s.rows), cut, cfg.max_train_windows, cfg.max_validation_windows, rng
+            )
+            d = key_data(k, info, s.rows, s.values, cut, cfg.history, at)
+            usable = np.isfinite(d.raw).any(axis=1)
+            info["n_train_used"] = int(usable[: d.cut].sum())
+            info["n_validation_used"] = int(usable[d.cut :].sum())
+            data.append(d)
         n_skipped = len(self.keys_) - len(data)
         logger.info("parameter models: %d keys to train, %d skipped", len(data), n_skipped)
         return data
@@ -266,6 +281,8 @@ class ParamModel:
                 "n_entries": info["n_entries"],
                 "n_train": info["n_train"],
                 "n_validation": info["n_validation"],
+                "n_train_used": info.get("n_train_used", info["n_train"]),
+                "n_validation_used": info.get("n_validation_used", info["n_validation"]),
                 "dimensions": ", ".join(info["names"]),
             }
             th = self.thresholds_.get(k)
@@ -273,6 +290,18 @@ class ParamModel:
                 row[f"threshold_{level_name(lv)}"] = th.threshold(lv) if th else np.nan
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def data_used(self) -> dict[str, int]:
+        """What the fit read, over the trained keys: ``keys``, and the usable training and
+        validation entries there were and those whose windows were used (``*_used``; fewer where a
+        key's part was above its cap)."""
+        self._check()
+        trained = [v for v in self.keys_.values() if v["status"] == TRAINED]
+        out = {"keys": len(trained)}
+        for part in ("n_train", "n_validation"):
+            out[part] = sum(v[part] for v in trained)
+            out[f"{part}_used"] = sum(v.get(f"{part}_used", v[part]) for v in trained)
+        return out
 
     # ------------------------------------------------------------------ online update
     def partial_fit(

@@ -15,7 +15,10 @@ from torch import nn
 
 from workbench.config import require
 
-__all__ = ["ParamLSTM", "masked_mse"]
+__all__ = ["ROWS_PER_PASS", "ParamLSTM", "masked_mse"]
+
+ROWS_PER_PASS = 1024
+"""Windows (over all models) one forward pass reads without gradients; larger batches are cut."""
 
 
 class ParamLSTM(nn.Module):
@@ -73,7 +76,21 @@ class ParamLSTM(nn.Module):
                 self.b_out[i].zero_()
 
     def forward(self, x: torch.Tensor, models: torch.Tensor | None = None) -> torch.Tensor:
-        """Predict the next vector. ``x``: ``[M, B, T, 2*n_dims]``; ``models``: ``[M]`` model ids."""
+        """Predict the next vector. ``x``: ``[M, B, T, 2*n_dims]``; ``models``: ``[M]`` model ids.
+
+        Without gradients (validation, scoring) on the CPU a large batch runs in pieces of about
+        :data:`ROWS_PER_PASS` windows: the same numbers, with the step tensors kept in the CPU's
+        cache (twice as fast as one pass over tens of thousands of windows).
+        """
+        M, B = x.shape[:2]
+        per = max(1, ROWS_PER_PASS // M)
+        if per < B and not torch.is_grad_enabled() and x.device.type == "cpu":
+            return torch.cat(
+                [self._forward(x[:, i : i + per], models) for i in range(0, B, per)], 1
+            )
+        return self._forward(x, models)
+
+    def _forward(self, x: torch.Tensor, models: torch.Tensor | None) -> torch.Tensor:
         M, B, T, F = x.shape
         require(2 * self.n_dims == F, f"expected {2 * self.n_dims} features per step, got {F}")
         if models is None:

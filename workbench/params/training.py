@@ -68,7 +68,10 @@ class _PerKeyTask:
     def begin_epoch(self, epoch: int) -> None:
         self.t0 = time.perf_counter()
         self.active = np.flatnonzero(self.stale <= self.cfg.patience)
-        self.models = torch.as_tensor(self.active, device=self.device)
+        # every key still training: the stacked weights as they are, no gathered copy
+        everyone = len(self.active) == len(self.data)
+        self.models = None if everyone else torch.as_tensor(self.active, device=self.device)
+        self.rows = slice(None) if everyone else self.models
         cap = self.cfg.steps_per_epoch * self.cfg.batch_size
         self.perms = [self.rngs[k].permutation(self.train_idx[k])[:cap] for k in self.active]
         self.module.train()
@@ -90,13 +93,13 @@ class _PerKeyTask:
 
     def evaluate(self, epoch: int) -> float:
         """Validate the active keys and keep the weights of each key that improved."""
-        active, models = self.active, self.models
+        active, models, rows = self.active, self.models, self.rows
         self.module.eval()
         with torch.no_grad():
-            xa, ya, oa = (t[models] for t in self.val)
+            xa, ya, oa = (t[rows] for t in self.val)
             per = masked_mse(self.module(xa, models), ya, oa) * oa.amax(-1)  # [A, N]
             self.vloss = np.full(len(self.data), np.inf)
-            self.vloss[active] = (per.sum(-1) / self.vcount[models]).cpu().numpy()
+            self.vloss[active] = (per.sum(-1) / self.vcount[rows]).cpu().numpy()
         improved = np.zeros(len(self.data), dtype=bool)
         improved[active] = self.vloss[active] < self.best_loss[active] - _MIN_IMPROVEMENT
         self.best_loss[improved] = self.vloss[improved]

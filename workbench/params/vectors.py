@@ -40,8 +40,10 @@ __all__ = [
     "KeySeries",
     "build_series",
     "elapsed_times",
+    "sample_positions",
     "split_point",
     "windows",
+    "windows_at",
 ]
 
 logger = logging.getLogger(__name__)
@@ -168,6 +170,36 @@ def split_point(n: int, validation_fraction: float) -> int:
     return int(min(max(round(n * (1.0 - validation_fraction)), 1), n - 1))
 
 
+def sample_positions(
+    n: int,
+    cut: int,
+    max_train: int | None,
+    max_validation: int | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """Which entries of a series of length ``n`` split at ``cut`` a model trains and validates on:
+    all of them when each part is within its cap (None: no cap), else a uniform sample of the
+    part, drawn from ``rng`` without replacement, in log order. Returns the positions and where
+    the validation part starts among them. The windows of the sampled entries still read the
+    whole series (:func:`windows_at`).
+
+    >>> rng = np.random.default_rng(0)
+    >>> at, c = sample_positions(10, 7, 3, None, rng)
+    >>> len(at), c, at[c:].tolist(), bool((np.diff(at) > 0).all())
+    (6, 3, [7, 8, 9], True)
+    >>> sample_positions(10, 7, 7, 3, rng)[0].tolist() == list(range(10))
+    True
+    """
+
+    def part(lo: int, hi: int, cap: int | None) -> np.ndarray:
+        if cap is None or hi - lo <= cap:
+            return np.arange(lo, hi)
+        return lo + np.sort(rng.choice(hi - lo, cap, replace=False))
+
+    train = part(0, cut, max_train)
+    return np.concatenate([train, part(cut, n, max_validation)]), len(train)
+
+
 def windows(z: np.ndarray, history: int) -> np.ndarray:
     """Model inputs for every entry of a normalised series ``z`` (``[n, d]``, NaN = missing).
 
@@ -178,10 +210,21 @@ def windows(z: np.ndarray, history: int) -> np.ndarray:
     >>> w.shape, w[2].tolist()
     ((3, 2, 2), [[1.0, 1.0], [0.0, 0.0]])
     """
+    return windows_at(z, history, np.arange(len(z)))
+
+
+def windows_at(z: np.ndarray, history: int, at: np.ndarray) -> np.ndarray:
+    """The windows of :func:`windows` for the entries ``at`` only (positions in ``z``):
+    ``windows(z, history)[at]`` without building the others.
+
+    >>> z = np.array([[1.0], [np.nan], [3.0]])
+    >>> bool((windows_at(z, 2, np.array([2])) == windows(z, 2)[[2]]).all())
+    True
+    """
     if history < 1:
         raise ValueError(f"history must be >= 1, got {history}")
-    n, d = z.shape
+    d = z.shape[1]
     feats = np.concatenate([np.nan_to_num(z, nan=0.0), np.isfinite(z).astype(z.dtype)], axis=1)
     padded = np.concatenate([np.zeros((history, 2 * d), dtype=z.dtype), feats], axis=0)
-    idx = np.arange(n)[:, None] + np.arange(history)[None, :]  # [n, history]
+    idx = np.asarray(at, dtype=np.int64)[:, None] + np.arange(history)[None, :]  # [m, history]
     return padded[idx]

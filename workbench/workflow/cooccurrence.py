@@ -78,6 +78,7 @@ __all__ = [
     "grow_tasks",
     "grow_tasks_by_lag",
     "key_sequences",
+    "sample",
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,9 @@ class WorkflowConfig(Config):
     # seconds: over an interleaved log with timestamps, link keys by a consistent time lag within
     # this horizon instead of by position (:mod:`workbench.workflow.task_separation`); None = by position
     window: float | None = None
+    # a log with more sessions is mined on a seeded sample of this many sessions (and a stretch of
+    # the lines outside every session, in the same proportion); None: every session
+    max_sessions: int | None = 5000
 
     def validate(self) -> None:
         require(
@@ -119,6 +123,11 @@ class WorkflowConfig(Config):
         require(
             0.0 <= self.min_edge_prob < 1.0,
             f"min_edge_prob must be in [0, 1), got {self.min_edge_prob!r}",
+        )
+        require(
+            self.max_sessions is None
+            or (isinstance(self.max_sessions, int) and self.max_sessions >= 100),
+            f"max_sessions must be an int >= 100 or None, got {self.max_sessions!r}",
         )
         require(
             self.window is None
@@ -283,6 +292,7 @@ def build_workflows(
     config: WorkflowConfig | None = None,
     *,
     tasks: Sequence[Sequence[int]] | None = None,
+    seed: int = 0,
 ) -> list[nx.DiGraph]:
     """Method 2 end to end: separate the tasks of a parsed log and build one FSA per task.
 
@@ -291,6 +301,10 @@ def build_workflows(
     set); a task's automaton is built from sessions when most of its entries carry one (its
     elapsed times then never span two instances), else from the interleaved log. Pass ``tasks``
     (key sets, e.g. from method 1) to build only the automata.
+
+    A log with more than ``config.max_sessions`` sessions is mined on a sample (:func:`sample`,
+    seeded by ``seed``): every graph says in ``sessions_used`` and ``sessions`` how many of the
+    log's sessions it was built from, and its counts are those of the sample.
 
     >>> keys = [1, 2, 3, 1, 3, 2, 1, 2, 3] * 2
     >>> df = pd.DataFrame({"key": keys, "session": [f"s{i // 3}" for i in range(18)],
@@ -301,8 +315,11 @@ def build_workflows(
     """
     cfg = config or WorkflowConfig()
     has_sessions = "session" in entries.columns and bool(entries["session"].notna().any())
+    mined, used, total = (
+        sample(entries, cfg.max_sessions, seed) if has_sessions else (entries, 0, 0)
+    )
     if tasks is None:
-        tasks = _separate(entries, cfg, has_sessions)
+        tasks = _separate(mined, cfg, has_sessions)
     templates = templates_of(entries)
     all_keys = {int(k) for t in tasks for k in t}
     keys = entries["key"].to_numpy()
@@ -315,7 +332,7 @@ def build_workflows(
         # a task whose entries mostly carry a session is built per session, else interleaved
         per_session = bool(mine.any()) and in_session[mine].mean() >= 0.5
         g = build_fsa(
-            entries,
+            mined,
             t,
             other_keys=all_keys - set(t),
             per_session=per_session,
@@ -323,8 +340,37 @@ def build_workflows(
             templates=templates,
             task_id=n,
         )
+        g.graph.update(sessions_used=used, sessions=total)
         graphs.append(g)
     return graphs
+
+
+def sample(
+    entries: pd.DataFrame, max_sessions: int | None, seed: int = 0
+) -> tuple[pd.DataFrame, int, int]:
+    """The rows workflows are mined from, with how many sessions they keep, of how many: all of
+    them up to ``max_sessions`` sessions; above, the rows of a uniform seeded sample of that
+    many sessions and, of the rows outside every session, one stretch of the same share, from a
+    seeded start (the tasks built over the interleaved log read it), in log order.
+
+    >>> df = pd.DataFrame({"session": [f"s{i // 4}" if i % 4 else None for i in range(1200)]})
+    >>> part, used, total = sample(df, 100)
+    >>> used, total, int(part["session"].nunique()), int(part["session"].isna().sum())
+    (100, 300, 100, 100)
+    """
+    codes, names = pd.factorize(entries["session"])
+    total = len(names)
+    if max_sessions is None or total <= max_sessions:
+        return entries, total, total
+    rng = np.random.default_rng([seed, total])
+    keep = np.zeros(total + 1, dtype=bool)  # the last slot: no session (code -1)
+    keep[rng.choice(total, max_sessions, replace=False)] = True
+    rows = keep[codes]
+    outside = np.flatnonzero(codes < 0)
+    n_out = round(len(outside) * max_sessions / total)
+    start = int(rng.integers(len(outside) - n_out + 1))
+    rows[outside[start : start + n_out]] = True
+    return entries.iloc[np.flatnonzero(rows)], max_sessions, total
 
 
 def _separate(
