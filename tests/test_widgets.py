@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import networkx as nx
 import pandas as pd
 import pytest
 from plotly.callbacks import Points
@@ -566,3 +567,13 @@ def test_selecting_a_parameter_anomaly_reaches_the_hidden_mse_view(trained):
     app.review.select(int(row["id"]))
     assert app.mse.key == int(row["key"]) and app.mse.selected_line == int(row["line"])
     assert "could not" not in app.mse.status.value
+
+
+def test_workflow_status_says_when_mined_on_a_sample():
+    from widgets.graph import _sample_note
+
+    whole, sampled = nx.DiGraph(), nx.DiGraph()
+    whole.graph.update(sessions_used=40, sessions=40)
+    sampled.graph.update(sessions_used=5000, sessions=26525)
+    assert _sample_note([whole]) == ""
+    assert "5,000 of 26,525 sessions" in _sample_note([whole, sampled])

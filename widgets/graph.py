@@ -144,7 +144,7 @@ class WorkflowView(View):
             names = [self._name(g, i) for i, g in enumerate(self.graphs)]
             current = self.task_select.value
             self.task_select.options = [(n, i) for i, n in enumerate(names)]
-            self.say(f"{len(self.graphs)} workflows (method {method})")
+            self.say(f"{len(self.graphs)} workflows (method {method})" + _sample_note(self.graphs))
             if self.graphs:
                 self.show_task(current if current is not None and current < len(self.graphs) else 0)
 
@@ -264,3 +264,13 @@ class WorkflowView(View):
                 self.show_task(best)
                 return
         self._draw()
+
+
+def _sample_note(graphs: list[nx.DiGraph]) -> str:
+    """``"; mined on a seeded sample of U of N sessions"`` when the workflows were mined on a sample
+    (a long log: counts and runs on the edges then describe the sample), else ``""``."""
+    for g in graphs:
+        used, total = g.graph.get("sessions_used"), g.graph.get("sessions")
+        if used is not None and total is not None and used < total:
+            return f"; mined on a seeded sample of {used:,} of {total:,} sessions (counts are the sample's)"
+    return ""
