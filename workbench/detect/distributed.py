@@ -35,6 +35,7 @@ from workbench.detect.shuffle import (
     SHUFFLED,
     back_to_ranges,
     byte_ranges,
+    fill_raw,
     read_range,
     shuffle,
 )
@@ -56,8 +57,9 @@ def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFra
     rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
     if not len(rows):
         empty = pd.DataFrame(columns=["line", "dt_session", *KEY_COLUMNS, "_end", "_named"])
-        return empty, pd.DataFrame(), 0  # type: ignore[return-value]
+        return empty, pd.DataFrame(columns=["line"]), 0  # type: ignore[return-value]
     Scorer.elapsed(rows, rows["_sec"].to_numpy(), None, None)  # whole sessions: dt_session
+    rows["raw"] = None  # the text of anomaly rows is filled in their range (fill_raw)
     keycols, anomalies = sc.key_pass(rows, g)
     keycols.insert(0, "dt_session", rows["dt_session"].to_numpy())
     keycols.insert(0, "line", rows["line"].to_numpy())
@@ -66,12 +68,17 @@ def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFra
     return keycols, anomalies, sessions  # type: ignore[return-value]
 
 
-def _key_result(res: tuple[pd.DataFrame, pd.DataFrame, int]) -> tuple[pd.DataFrame, int]:
-    return res[1], res[2]
+def _key_result(res: tuple[pd.DataFrame, pd.DataFrame, int]) -> int:
+    return res[2]
 
 
-def _join_keys(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
-    keycols = pd.concat([b for b in back if len(b)] or [back[0]], ignore_index=True)
+def _join_keys(
+    df: pd.DataFrame, *back: tuple[pd.DataFrame, pd.DataFrame]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A range's rows joined with their key verdicts, and its key anomalies with their text."""
+    found = [a for _, a in back if len(a)]
+    anomalies = fill_raw(pd.concat(found, ignore_index=True), df) if found else pd.DataFrame()
+    keycols = pd.concat([k for k, _ in back if len(k)] or [back[0][0]], ignore_index=True)
     keycols = keycols.sort_values("line", kind="stable").reset_index(drop=True)
     assert len(keycols) == len(df), f"{len(keycols)} key verdicts for {len(df)} lines"
     assert (keycols["line"].to_numpy() == df["line"].to_numpy()).all(), "key verdicts misaligned"
@@ -80,20 +87,22 @@ def _join_keys(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
     dt = df["dt_session"].to_numpy().copy()
     dt[named] = keycols["dt_session"].to_numpy()[named]
     df["dt_session"] = dt
-    return pd.concat([df, keycols.drop(columns=["line", "dt_session", "_named"])], axis=1)
+    joined = pd.concat([df, keycols.drop(columns=["line", "dt_session", "_named"])], axis=1)
+    return joined, anomalies
 
 
-def _tail(sc: Scorer, df: pd.DataFrame) -> pd.DataFrame:
-    return sc.halo([df])
+def _tail(sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    return sc.halo([joined[0]])
 
 
 def _param_pass(
-    sc: Scorer, df: pd.DataFrame, halo: pd.DataFrame | None, g: int, out: str | None, me: int,
-    keep: bool,
+    sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame], halo: pd.DataFrame | None, g: int,
+    out: str | None, me: int, keep: bool,
 ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame | None]:  # fmt: skip
     import torch
 
     torch.set_num_threads(1)
+    df, key_anomalies = joined
     if not len(df):
         return (
             pd.DataFrame(),
@@ -103,6 +112,8 @@ def _param_pass(
     ps = sc.param_pass(df, halo if halo is not None and len(halo) else None)
     rows = pd.concat([df, ps], axis=1)
     verdicts, anomalies = sc.verdicts(rows, g)
+    found = [a for a in (key_anomalies, anomalies) if len(a)]
+    anomalies = pd.concat(found, ignore_index=True) if found else anomalies
     counts = {
         "lines": len(df),
         "parsed": int(df["parsed"].sum()),
@@ -197,7 +208,7 @@ def _run(
     submit = client.submit
     sess = [submit(_session_pass, remote, g, *pieces[j], pure=False) for j in range(n_out)]
     del pieces
-    joined = back_to_ranges(client, sess, frames, offsets, _join_keys)
+    joined = back_to_ranges(client, sess, frames, offsets, _join_keys, n_frames=2)
     del frames
     halos = _halos(sc, client.gather([submit(_tail, remote, f) for f in joined]))
     mark("sessions_and_key_model")
@@ -236,10 +247,7 @@ def _collect(results: list[Any], key_results: list[Any]) -> tuple[dict[str, int]
             counts[k] += v
         if len(anomalies):
             found.append(anomalies)
-    for anomalies, n_sessions in key_results:
-        counts["sessions"] += n_sessions
-        if len(anomalies):
-            found.append(anomalies)
+    counts["sessions"] += sum(key_results)
     return counts, found
 
 
@@ -267,8 +275,8 @@ def _session_times(*pieces: pd.DataFrame) -> tuple[pd.DataFrame]:
     return (rows[["line", "dt_session"]].assign(_named=rows["session"].notna().to_numpy()),)
 
 
-def _join_times(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
-    got = pd.concat([b for b in back if len(b)] or [back[0]], ignore_index=True)
+def _join_times(df: pd.DataFrame, *back: tuple[pd.DataFrame]) -> pd.DataFrame:
+    got = pd.concat([b for b, in back if len(b)] or [back[0][0]], ignore_index=True)
     got = got.sort_values("line", kind="stable").reset_index(drop=True)
     assert len(got) == len(df), f"{len(got)} elapsed times for {len(df)} lines"
     df = df.reset_index(drop=True).drop(columns=["_sec"])
