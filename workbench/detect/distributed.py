@@ -53,6 +53,9 @@ def _parse(sc: Scorer, path: str, start: int, end: int) -> pd.DataFrame:
 
 
 def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import torch
+
+    torch.set_num_threads(1)
     rows = pd.concat([p for p in pieces if len(p)] or [pieces[0]], ignore_index=True)
     rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
     if not len(rows):
@@ -276,7 +279,7 @@ def _session_times(*pieces: pd.DataFrame) -> tuple[pd.DataFrame]:
 
 
 def _join_times(df: pd.DataFrame, *back: tuple[pd.DataFrame]) -> pd.DataFrame:
-    got = pd.concat([b for b, in back if len(b)] or [back[0][0]], ignore_index=True)
+    got = pd.concat([b for (b,) in back if len(b)] or [back[0][0]], ignore_index=True)
     got = got.sort_values("line", kind="stable").reset_index(drop=True)
     assert len(got) == len(df), f"{len(got)} elapsed times for {len(df)} lines"
     df = df.reset_index(drop=True).drop(columns=["_sec"])

@@ -200,14 +200,25 @@ def back_to_ranges(
     return [submit(join, frames[p], *back[p]) for p in range(len(frames))]
 
 
+def warm_worker() -> None:
+    """Run on each worker of a cluster once: import what detection runs (torch, pandas, the
+    models) so the first detection does not pay for it, and keep torch to one thread (a worker
+    process per core; more threads would compete with the other workers)."""
+    import torch
+
+    import workbench.detect.distributed  # noqa: F401
+
+    torch.set_num_threads(1)
+
+
 @contextmanager
 def local_client(
     n_workers: int, *, memory_limit: str | int = "auto", **kwargs: Any
 ) -> Iterator[Any]:
     """``with local_client(n_workers) as client:`` a ``LocalCluster`` of ``n_workers`` worker
-    processes (one thread each) on 127.0.0.1, closed on exit. ``memory_limit`` is per worker
-    (Dask's syntax: ``"2GiB"``; ``"auto"``: the machine's memory shared out, beyond which a worker
-    spills to disk; 0 for none)."""
+    processes (one thread each) on 127.0.0.1, warmed (:func:`warm_worker`), closed on exit.
+    ``memory_limit`` is per worker (Dask's syntax: ``"2GiB"``; ``"auto"``: the machine's memory
+    shared out, beyond which a worker spills to disk; 0 for none)."""
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, got {n_workers}")
     from dask.distributed import Client, LocalCluster
@@ -223,6 +234,7 @@ def local_client(
     )
     try:
         with Client(cluster) as client:
+            client.run(warm_worker)
             yield client
     finally:
         cluster.close()
