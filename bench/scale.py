@@ -17,6 +17,11 @@ whole file end to end (read, parse, key model, parameter models, verdicts):
 * ``dask1``, ``dask2``: :func:`workbench.detect.distributed.detect_dask` on a ``LocalCluster`` of 1 and 2
   worker processes (one thread each); the cluster's start is timed apart.
 
+``cpu_seconds`` is the user + system CPU time of the whole process tree during the detection
+(workers, scheduler and client included), ``worker_cpu_seconds`` that of each Dask worker, and
+``scaling_by_worker_cpu`` the one worker's CPU over the busiest of two workers' (what the
+scaling would be on two free cores, the client and scheduler left aside); wall-clock
+``seconds`` and ``lines_per_s`` depend on the machine's load (``load_average_*``).
 ``peak_rss_mb`` is the largest total resident memory of the mode's process tree (the process, the
 scheduler and the workers), sampled every 0.1 s with psutil; ``self_peak_rss_mb`` is the mode's own
 process peak (getrusage). ``identical`` says whether every mode reported the same anomalies (ids
@@ -129,6 +134,13 @@ class _Peak:
         return t.user + t.system + sum(v for pid, v in self.cpu.items() if pid != me)
 
 
+def _cpu_of(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def _settled_cpu(peak: _Peak) -> float:
     """The process tree's CPU seconds once the sampler has seen the workers' latest figures."""
     time.sleep(0.25)
@@ -163,11 +175,16 @@ def _mode(args: argparse.Namespace) -> None:
         with local_client(int(args.mode.removeprefix("dask"))) as client:
             res["cluster_start_seconds"] = round(time.perf_counter() - t, 2)
             time.sleep(0.3)  # let the sampler see the workers before the clock starts
+            pids = list(client.run(os.getpid).values())
+            w0 = [_cpu_of(pid) for pid in pids]
             t, cpu0 = time.perf_counter(), peak.cpu_seconds()
             rep = detect_dask(
                 wb.scorer(end_keys=True), [args.log], client, blocksize=args.blocksize
             )
             seconds, cpu = time.perf_counter() - t, _settled_cpu(peak) - cpu0
+            res["worker_cpu_seconds"] = [
+                round(_cpu_of(pid) - c, 2) for pid, c in zip(pids, w0, strict=True)
+            ]
             res["lines"] = rep.counts["lines"]
             res["stage_seconds"] = rep.stages
     if args.mode in ("one", "stream"):
@@ -244,6 +261,11 @@ def main() -> None:
     stream = results.get("stream", {})
     if "seconds" in d1 and "seconds" in d2:
         out["scaling_1_to_2_workers"] = round(d1["seconds"] / d2["seconds"], 2)
+        # on a busy machine wall time says little: the busiest worker's CPU bounds the wall
+        # time two free cores would give (the client's and scheduler's work left aside)
+        out["scaling_by_worker_cpu"] = round(
+            sum(d1["worker_cpu_seconds"]) / max(d2["worker_cpu_seconds"]), 2
+        )
     if out["lines"]:
         out["seconds_per_million_lines"] = {
             m: round(r["seconds"] * 1e6 / out["lines"], 1)
