@@ -98,6 +98,7 @@ class _Peak:
         self.proc = psutil.Process()
         self.peak = 0
         self.cpu: dict[int, float] = {}  # pid -> latest user + system seconds seen
+        self.own = 0.0  # CPU seconds of the sampling itself (psutil reads all of /proc)
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -106,6 +107,7 @@ class _Peak:
         import psutil
 
         while not self._stop.is_set():
+            t0 = time.thread_time()
             total = 0
             try:
                 procs = [self.proc, *self.proc.children(recursive=True)]
@@ -117,6 +119,7 @@ class _Peak:
                     t = p.cpu_times()
                     self.cpu[p.pid] = t.user + t.system
             self.peak = max(self.peak, total)
+            self.own += time.thread_time() - t0
             self._stop.wait(0.1)
 
     def stop(self) -> int:
@@ -131,7 +134,8 @@ class _Peak:
 
         t = psutil.Process().cpu_times()
         me = self.proc.pid
-        return t.user + t.system + sum(v for pid, v in self.cpu.items() if pid != me)
+        mine = t.user + t.system - self.own  # the sampler's own work is not the detection's
+        return mine + sum(v for pid, v in self.cpu.items() if pid != me)
 
 
 def _cpu_of(pid: int) -> float:
