@@ -159,7 +159,7 @@ def _mode(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     peak = _Peak()
-    wb = Workbench.load(args.run)
+    wb = Workbench.load(args.run, read_only=True)  # modes may run side by side
     res: dict = {"mode": args.mode}
     t, cpu0 = time.perf_counter(), peak.cpu_seconds()
     if args.mode == "one":
