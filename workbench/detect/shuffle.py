@@ -221,17 +221,20 @@ def local_client(
     shared out, beyond which a worker spills to disk; 0 for none)."""
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    import dask
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        memory_limit=memory_limit,
-        **kwargs,
-    )
+    # no dashboard, so no use for the workers' statistical profiler (a stack sample every 10 ms)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit=memory_limit,
+            **kwargs,
+        )
     try:
         with Client(cluster) as client:
             client.run(warm_worker)
