@@ -6,11 +6,12 @@ models' own state dicts), broadcast to every worker. Then, on futures of ``dask.
 1. **parse**: each worker reads byte ranges of the files (cut at line ends; a gzip file is one
    range) and matches them read-only; the client learns each range's line count and first
    timestamp, so lines get their global numbers and times their global origin;
-2. **shuffle by session**: every range sends its rows to the partition that owns their session (a
-   stable hash), where whole sessions get their elapsed times and are scored by the key model in
-   batches of distinct windows, exactly as one process does
+2. **shuffle by session**: every range sends its rows, less their text, to the partition that owns
+   their session (a stable hash), where whole sessions get their elapsed times and are scored by
+   the key model in batches of distinct windows, exactly as one process does
    (:func:`workbench.detect.scoring.score`);
-3. **back to line order**: the key verdicts return to the ranges; each range takes, from the ones
+3. **back to line order**: the key verdicts and key anomalies return to the ranges (where the
+   anomalies get their line's text back); each range takes, from the ones
    before it, only the last ``history`` parameter vectors of every key (a few rows per key: the
    parameter models read a key's previous vectors across sessions, in line order), scores its
    vectors and joins both verdicts;
