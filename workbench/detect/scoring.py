@@ -277,14 +277,17 @@ def _anomaly_table(
 ) -> pd.DataFrame:
     """The review table of ``out``, in line order; a session end marks its row anomalous."""
     rows = []
-    for r in np.flatnonzero(out["anomalous"].to_numpy()):
-        e = out.iloc[r]
+    flagged = np.flatnonzero(out["anomalous"].to_numpy())
+    records = out.iloc[flagged].to_dict("records")  # one frame slice, not a Series per row
+    for r, e in zip(flagged.tolist(), records, strict=True):
         kind = "key" if kv.bad[r] else "parameter"
         if kind == "key" and kv.reason[r] == "unknown key":
             kind = "unknown key"
-        rows.append(anomaly_row(e, kind, g, level, kv.cand.get(int(r), []), status_of))
-    for r, (rk, pr, cands) in kv.end_rows.items():
-        e = out.iloc[r]
+        rows.append(anomaly_row(e, kind, g, level, kv.cand.get(r, []), status_of))
+    ends = list(kv.end_rows)
+    records = out.iloc[ends].to_dict("records") if ends else []
+    for r, e in zip(ends, records, strict=True):
+        rk, pr, cands = kv.end_rows[r]
         row = anomaly_row(e, "session end", g, level, cands, status_of)
         row.update(rank=rk, probability=pr, id=-int(e["line"]))
         row["status"] = status_of.get(row["id"], "open")
