@@ -134,6 +134,34 @@ def parse_lines(
     return df
 
 
+def _session_diffs(names: np.ndarray, t: np.ndarray, last: dict[Any, float] | None) -> np.ndarray:
+    """Each entry's time since the previous entry of its session (``names``, in line order), the
+    first from ``last`` (the session's time before these rows; NaN when absent), and ``last``
+    updated in place. Sessions are grouped by integer codes: no frame of names is built.
+
+    >>> last = {"a": 1.0}
+    >>> names = np.array(["a", "b", "a"], dtype=object)
+    >>> _session_diffs(names, np.array([2.0, 3.0, 5.0]), last).tolist()
+    [1.0, nan, 3.0]
+    >>> last
+    {'a': 5.0, 'b': 3.0}
+    """
+    codes, uniques = pd.factorize(pd.Series(names, dtype=object), sort=False)
+    order = np.argsort(codes, kind="stable")
+    grouped = codes[order]
+    same = grouped[1:] == grouped[:-1]
+    prev = np.full(len(t), np.nan)
+    prev[order[1:][same]] = t[order[:-1][same]]
+    firsts = order[np.concatenate([[True], ~same])]  # each session's first row, by code
+    names_u = list(uniques)
+    if last:
+        prev[firsts] = [last.get(u, np.nan) for u in names_u]
+    if last is not None:
+        lasts = order[np.concatenate([~same, [True]])]
+        last.update(zip(names_u, t[lasts].tolist(), strict=True))
+    return t - prev
+
+
 class Scorer:
     """The fitted parser and models of a workbench, detached from it, with what chunked and
     distributed detection do with them (parse, elapsed times, key pass, parameter pass, verdicts).
@@ -252,23 +280,7 @@ class Scorer:
         sess = df["session"]
         has = ok & sess.notna().to_numpy()
         if has.any():
-            names = sess[has].to_numpy(dtype=object)
-            t = sec[has]
-            sub = pd.DataFrame({"s": names, "t": t})
-            if last:
-                carry = [(s, last[s]) for s in pd.unique(names) if s in last]
-                if carry:
-                    head = pd.DataFrame(carry, columns=["s", "t"])
-                    sub = pd.concat([head, sub], ignore_index=True)
-                    dt = sub.groupby("s", sort=False)["t"].diff().to_numpy()[len(head) :]
-                else:
-                    dt = sub.groupby("s", sort=False)["t"].diff().to_numpy()
-            else:
-                dt = sub.groupby("s", sort=False)["t"].diff().to_numpy()
-            dt_session[has] = dt
-            if last is not None:
-                tail = pd.DataFrame({"s": names, "t": t}).drop_duplicates("s", keep="last")
-                last.update(zip(tail["s"].tolist(), tail["t"].tolist(), strict=True))
+            dt_session[has] = _session_diffs(sess[has].to_numpy(dtype=object), sec[has], last)
         df["dt_session"] = dt_session
         return last_global
 

@@ -6,11 +6,12 @@ models' own state dicts), broadcast to every worker. Then, on futures of ``dask.
 1. **parse**: each worker reads byte ranges of the files (cut at line ends; a gzip file is one
    range) and matches them read-only; the client learns each range's line count and first
    timestamp, so lines get their global numbers and times their global origin;
-2. **shuffle by session**: every range sends its rows to the partition that owns their session (a
-   stable hash), where whole sessions get their elapsed times and are scored by the key model in
-   batches of distinct windows, exactly as one process does
+2. **shuffle by session**: every range sends its rows, less their text, to the partition that owns
+   their session (a stable hash), where whole sessions get their elapsed times and are scored by
+   the key model in batches of distinct windows, exactly as one process does
    (:func:`workbench.detect.scoring.score`);
-3. **back to line order**: the key verdicts return to the ranges; each range takes, from the ones
+3. **back to line order**: the key verdicts and key anomalies return to the ranges (where the
+   anomalies get their line's text back); each range takes, from the ones
    before it, only the last ``history`` parameter vectors of every key (a few rows per key: the
    parameter models read a key's previous vectors across sessions, in line order), scores its
    vectors and joins both verdicts;
@@ -35,6 +36,7 @@ from workbench.detect.shuffle import (
     SHUFFLED,
     back_to_ranges,
     byte_ranges,
+    fill_raw,
     read_range,
     shuffle,
 )
@@ -52,12 +54,16 @@ def _parse(sc: Scorer, path: str, start: int, end: int) -> pd.DataFrame:
 
 
 def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import torch
+
+    torch.set_num_threads(1)
     rows = pd.concat([p for p in pieces if len(p)] or [pieces[0]], ignore_index=True)
     rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
     if not len(rows):
         empty = pd.DataFrame(columns=["line", "dt_session", *KEY_COLUMNS, "_end", "_named"])
-        return empty, pd.DataFrame(), 0  # type: ignore[return-value]
+        return empty, pd.DataFrame(columns=["line"]), 0  # type: ignore[return-value]
     Scorer.elapsed(rows, rows["_sec"].to_numpy(), None, None)  # whole sessions: dt_session
+    rows["raw"] = None  # the text of anomaly rows is filled in their range (fill_raw)
     keycols, anomalies = sc.key_pass(rows, g)
     keycols.insert(0, "dt_session", rows["dt_session"].to_numpy())
     keycols.insert(0, "line", rows["line"].to_numpy())
@@ -66,12 +72,17 @@ def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFra
     return keycols, anomalies, sessions  # type: ignore[return-value]
 
 
-def _key_result(res: tuple[pd.DataFrame, pd.DataFrame, int]) -> tuple[pd.DataFrame, int]:
-    return res[1], res[2]
+def _key_result(res: tuple[pd.DataFrame, pd.DataFrame, int]) -> int:
+    return res[2]
 
 
-def _join_keys(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
-    keycols = pd.concat([b for b in back if len(b)] or [back[0]], ignore_index=True)
+def _join_keys(
+    df: pd.DataFrame, *back: tuple[pd.DataFrame, pd.DataFrame]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A range's rows joined with their key verdicts, and its key anomalies with their text."""
+    found = [a for _, a in back if len(a)]
+    anomalies = fill_raw(pd.concat(found, ignore_index=True), df) if found else pd.DataFrame()
+    keycols = pd.concat([k for k, _ in back if len(k)] or [back[0][0]], ignore_index=True)
     keycols = keycols.sort_values("line", kind="stable").reset_index(drop=True)
     assert len(keycols) == len(df), f"{len(keycols)} key verdicts for {len(df)} lines"
     assert (keycols["line"].to_numpy() == df["line"].to_numpy()).all(), "key verdicts misaligned"
@@ -80,20 +91,22 @@ def _join_keys(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
     dt = df["dt_session"].to_numpy().copy()
     dt[named] = keycols["dt_session"].to_numpy()[named]
     df["dt_session"] = dt
-    return pd.concat([df, keycols.drop(columns=["line", "dt_session", "_named"])], axis=1)
+    joined = pd.concat([df, keycols.drop(columns=["line", "dt_session", "_named"])], axis=1)
+    return joined, anomalies
 
 
-def _tail(sc: Scorer, df: pd.DataFrame) -> pd.DataFrame:
-    return sc.halo([df])
+def _tail(sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    return sc.halo([joined[0]])
 
 
 def _param_pass(
-    sc: Scorer, df: pd.DataFrame, halo: pd.DataFrame | None, g: int, out: str | None, me: int,
-    keep: bool,
+    sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame], halo: pd.DataFrame | None, g: int,
+    out: str | None, me: int, keep: bool,
 ) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame | None]:  # fmt: skip
     import torch
 
     torch.set_num_threads(1)
+    df, key_anomalies = joined
     if not len(df):
         return (
             pd.DataFrame(),
@@ -103,6 +116,8 @@ def _param_pass(
     ps = sc.param_pass(df, halo if halo is not None and len(halo) else None)
     rows = pd.concat([df, ps], axis=1)
     verdicts, anomalies = sc.verdicts(rows, g)
+    found = [a for a in (key_anomalies, anomalies) if len(a)]
+    anomalies = pd.concat(found, ignore_index=True) if found else anomalies
     counts = {
         "lines": len(df),
         "parsed": int(df["parsed"].sum()),
@@ -197,7 +212,7 @@ def _run(
     submit = client.submit
     sess = [submit(_session_pass, remote, g, *pieces[j], pure=False) for j in range(n_out)]
     del pieces
-    joined = back_to_ranges(client, sess, frames, offsets, _join_keys)
+    joined = back_to_ranges(client, sess, frames, offsets, _join_keys, n_frames=2)
     del frames
     halos = _halos(sc, client.gather([submit(_tail, remote, f) for f in joined]))
     mark("sessions_and_key_model")
@@ -236,10 +251,7 @@ def _collect(results: list[Any], key_results: list[Any]) -> tuple[dict[str, int]
             counts[k] += v
         if len(anomalies):
             found.append(anomalies)
-    for anomalies, n_sessions in key_results:
-        counts["sessions"] += n_sessions
-        if len(anomalies):
-            found.append(anomalies)
+    counts["sessions"] += sum(key_results)
     return counts, found
 
 
@@ -267,8 +279,8 @@ def _session_times(*pieces: pd.DataFrame) -> tuple[pd.DataFrame]:
     return (rows[["line", "dt_session"]].assign(_named=rows["session"].notna().to_numpy()),)
 
 
-def _join_times(df: pd.DataFrame, *back: pd.DataFrame) -> pd.DataFrame:
-    got = pd.concat([b for b in back if len(b)] or [back[0]], ignore_index=True)
+def _join_times(df: pd.DataFrame, *back: tuple[pd.DataFrame]) -> pd.DataFrame:
+    got = pd.concat([b for (b,) in back if len(b)] or [back[0][0]], ignore_index=True)
     got = got.sort_values("line", kind="stable").reset_index(drop=True)
     assert len(got) == len(df), f"{len(got)} elapsed times for {len(df)} lines"
     df = df.reset_index(drop=True).drop(columns=["_sec"])

@@ -90,12 +90,20 @@ def anomaly_row(
     }
 
 
-def candidates(parser: Any, pairs: list[tuple[int, float]], g: int) -> list[tuple[int, str, float]]:
-    """The key model's top predictions as ``(key, template, probability)``, at most ``g`` of them."""
+def candidates(
+    parser: Any, pairs: list[tuple[int, float]], g: int, memo: dict[int, str] | None = None
+) -> list[tuple[int, str, float]]:
+    """The key model's top predictions as ``(key, template, probability)``, at most ``g`` of them.
+    ``memo``: templates already looked up (key -> text), filled as it goes (one scoring pass)."""
     out = []
     for k, p in pairs[: max(g, 1)]:
-        tmpl = "<end of session>" if k == keyids.END else parser.template_of(int(k))
-        out.append((int(k), tmpl, round(float(p), 6)))
+        k = int(k)
+        tmpl = memo.get(k) if memo is not None else None
+        if tmpl is None:
+            tmpl = "<end of session>" if k == keyids.END else parser.template_of(k)
+            if memo is not None:
+                memo[k] = tmpl
+        out.append((k, tmpl, round(float(p), 6)))
     return out
 
 

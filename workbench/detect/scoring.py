@@ -171,27 +171,61 @@ def _score_sessions(
     """The key model's pass over the sessions of ``kv.groups``, filling ``kv`` in place."""
     key_model, parser = models.key_model, models.parser
     keys = entries["key"].to_numpy()
-    sessions = [tuple(int(k) for k in keys[grp]) for grp in kv.groups]
+    sessions = [tuple(keys[grp].tolist()) for grp in kv.groups]
     scores = key_model.score(sessions, top_k=max(g, 10))
     end_g = key_model.end_g_ if g == key_model.g_ else None
     verdict = detect(scores, g, float(key_model.min_probability_), end_g=end_g).entries
     bad = verdict["anomalous"].to_numpy(dtype=bool)
     why = verdict["reason"].astype(str).to_numpy()
+    if parser.session_rule is not None and parser.session_rule.kind == "sliding":
+        _sliding_sessions(parser, entries, names, kv, g, scores, bad, why)
+        return
+    # every entry is in one session: the scores' entries, less each session's END, are the
+    # groups' rows end to end
+    rows = np.concatenate(kv.groups)
+    inner = ~scores.is_end
+    kv.rank[rows] = scores.rank[inner]
+    kv.prob[rows] = scores.probability[inner]
+    kv.position[rows] = scores.position[inner]
+    flagged = np.flatnonzero(inner & bad)  # entries of the scores
+    at = rows[np.flatnonzero(bad[inner])]  # their rows, in the same order
+    kv.bad[at] = True
+    kv.reason[at] = why[flagged]
+    memo: dict[int, str] = {}
+    for row, j in zip(at.tolist(), flagged.tolist(), strict=True):
+        kv.cand[row] = candidates(parser, scores.candidates(j), g, memo)
+    ends = np.flatnonzero(scores.is_end & bad)
+    for j in ends.tolist():
+        last = int(kv.groups[int(scores.session[j])][-1])
+        if not kv.bad[last]:
+            kv.end_rows[last] = (
+                int(scores.rank[j]),
+                float(scores.probability[j]),
+                candidates(parser, scores.candidates(j), g, memo),
+            )
+
+
+def _sliding_sessions(
+    parser: LogParser,
+    entries: pd.DataFrame,
+    names: list[str],
+    kv: _KeyVerdicts,
+    g: int,
+    scores: Any,
+    bad: np.ndarray,
+    why: np.ndarray,
+) -> None:
+    """:func:`_score_sessions` for overlapping windows: an entry is anomalous when any window
+    covering it says so; its rank and position are those of its own window (its 'session'), or
+    of the window that flagged it."""
     starts = np.concatenate([[0], np.cumsum(scores.session_length + 1)[:-1]])
-    # sliding windows overlap: an entry is anomalous when any window covering it says so; its
-    # rank and position are those of its own window (its 'session'), or of the window that
-    # flagged it
-    sliding = parser.session_rule is not None and parser.session_rule.kind == "sliding"
-    own = entries["session"].to_numpy(dtype=object) if sliding else None
+    own = entries["session"].to_numpy(dtype=object)
     for s, grp in enumerate(kv.groups):
         base = starts[s]
         m = len(grp)
         sl = slice(base, base + m)
-        if sliding:
-            take = (own[grp] == names[s]) | (bad[sl] & ~kv.bad[grp])
-            take |= kv.position[grp] < 0
-        else:
-            take = np.ones(m, dtype=bool)
+        take = (own[grp] == names[s]) | (bad[sl] & ~kv.bad[grp])
+        take |= kv.position[grp] < 0
         kv.rank[grp[take]] = scores.rank[sl][take]
         kv.prob[grp[take]] = scores.probability[sl][take]
         kv.position[grp[take]] = np.arange(m)[take]
@@ -202,13 +236,6 @@ def _score_sessions(
             kv.reason[row] = why[base + j]
             kv.cand[row] = candidates(parser, scores.candidates(base + j), g)
         kv.bad[grp] |= bad[sl]
-        e_end = base + m
-        if not sliding and bad[e_end] and not kv.bad[grp[-1]]:
-            kv.end_rows[int(grp[-1])] = (
-                int(scores.rank[e_end]),
-                float(scores.probability[e_end]),
-                candidates(parser, scores.candidates(e_end), g),
-            )
 
 
 def _param_columns(
@@ -250,14 +277,17 @@ def _anomaly_table(
 ) -> pd.DataFrame:
     """The review table of ``out``, in line order; a session end marks its row anomalous."""
     rows = []
-    for r in np.flatnonzero(out["anomalous"].to_numpy()):
-        e = out.iloc[r]
+    flagged = np.flatnonzero(out["anomalous"].to_numpy())
+    records = out.iloc[flagged].to_dict("records")  # one frame slice, not a Series per row
+    for r, e in zip(flagged.tolist(), records, strict=True):
         kind = "key" if kv.bad[r] else "parameter"
         if kind == "key" and kv.reason[r] == "unknown key":
             kind = "unknown key"
-        rows.append(anomaly_row(e, kind, g, level, kv.cand.get(int(r), []), status_of))
-    for r, (rk, pr, cands) in kv.end_rows.items():
-        e = out.iloc[r]
+        rows.append(anomaly_row(e, kind, g, level, kv.cand.get(r, []), status_of))
+    ends = list(kv.end_rows)
+    records = out.iloc[ends].to_dict("records") if ends else []
+    for r, e in zip(ends, records, strict=True):
+        rk, pr, cands = kv.end_rows[r]
         row = anomaly_row(e, "session end", g, level, cands, status_of)
         row.update(rank=rk, probability=pr, id=-int(e["line"]))
         row["status"] = status_of.get(row["id"], "open")

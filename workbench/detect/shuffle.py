@@ -21,9 +21,19 @@ import pandas as pd
 from workbench.detect.chunked import Scorer
 from workbench.logs.reading import is_gzip, log_path
 
-__all__ = ["SHUFFLED", "back_to_ranges", "byte_ranges", "local_client", "read_range", "shuffle"]
+__all__ = [
+    "SHUFFLED",
+    "back_to_ranges",
+    "byte_ranges",
+    "fill_raw",
+    "local_client",
+    "read_range",
+    "shuffle",
+]
 
-SHUFFLED = ["line", "raw", "timestamp", "session", "key", "template", "parsed", "error", "_sec"]
+#: The columns a row takes to its session partition: not the line's text (the longest column by
+#: far), which only an anomaly row needs; it is added back in its range (:func:`fill_raw`).
+SHUFFLED = ["line", "timestamp", "session", "key", "template", "parsed", "error", "_sec"]
 
 
 def byte_ranges(paths: Sequence[str | Path], blocksize: int) -> list[tuple[str, int, int]]:
@@ -113,10 +123,30 @@ def _split(
     return (df, *(part[dest == j] for j in range(n_out)))
 
 
-def _route(res: tuple[pd.DataFrame, Any, int], bounds: np.ndarray) -> tuple[pd.DataFrame, ...]:
-    keycols = res[0]
-    where = np.searchsorted(bounds, keycols["line"].to_numpy(), side="right") - 1
-    return tuple(keycols[where == p] for p in range(len(bounds) - 1))
+def _route(res: tuple[Any, ...], bounds: np.ndarray, n_frames: int) -> tuple[Any, ...]:
+    """Per range, the rows of the first ``n_frames`` frames of ``res`` whose lines it owns."""
+    parts = []
+    for frame in res[:n_frames]:
+        if "line" not in frame:  # an empty result
+            assert not len(frame), "a routed frame needs its line numbers"
+            parts.append([frame] * (len(bounds) - 1))
+            continue
+        where = np.searchsorted(bounds, frame["line"].to_numpy(), side="right") - 1
+        parts.append([frame[where == p] for p in range(len(bounds) - 1)])
+    return tuple(tuple(frames) for frames in zip(*parts, strict=True))
+
+
+def fill_raw(anomalies: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """The ``raw`` text of anomaly rows from ``df`` (a range's rows, in line order, holding every
+    line of ``anomalies``)."""
+    if not len(anomalies):
+        return anomalies
+    lines = df["line"].to_numpy()
+    at = np.searchsorted(lines, anomalies["line"].to_numpy())
+    assert (lines[at] == anomalies["line"].to_numpy()).all(), "anomaly outside its range"
+    anomalies = anomalies.copy()
+    anomalies["raw"] = df["raw"].to_numpy(dtype=object)[at]
+    return anomalies
 
 
 def shuffle(
@@ -153,14 +183,32 @@ def shuffle(
 
 
 def back_to_ranges(
-    client: Any, results: list[Any], frames: list[Any], offsets: np.ndarray, join: Any
+    client: Any,
+    results: list[Any],
+    frames: list[Any],
+    offsets: np.ndarray,
+    join: Any,
+    n_frames: int = 1,
 ) -> list[Any]:
-    """Route the per-partition results back to the ranges their lines belong to, and join them."""
+    """Route the per-partition results (their first ``n_frames`` frames, by line) back to the
+    ranges their lines belong to, and join them: ``join(frame, *pieces)``, each piece a tuple of
+    ``n_frames`` frames."""
     submit = client.submit
     bounds = offsets + 1  # range p owns lines bounds[p] .. bounds[p + 1] - 1
-    routed = [submit(_route, s, bounds) for s in results]
+    routed = [submit(_route, s, bounds, n_frames) for s in results]
     back = [[submit(operator.getitem, r, p) for r in routed] for p in range(len(frames))]
     return [submit(join, frames[p], *back[p]) for p in range(len(frames))]
+
+
+def warm_worker() -> None:
+    """Run on each worker of a cluster once: import what detection runs (torch, pandas, the
+    models) so the first detection does not pay for it, and keep torch to one thread (a worker
+    process per core; more threads would compete with the other workers)."""
+    import torch
+
+    import workbench.detect.distributed  # noqa: F401
+
+    torch.set_num_threads(1)
 
 
 @contextmanager
@@ -168,24 +216,28 @@ def local_client(
     n_workers: int, *, memory_limit: str | int = "auto", **kwargs: Any
 ) -> Iterator[Any]:
     """``with local_client(n_workers) as client:`` a ``LocalCluster`` of ``n_workers`` worker
-    processes (one thread each) on 127.0.0.1, closed on exit. ``memory_limit`` is per worker
-    (Dask's syntax: ``"2GiB"``; ``"auto"``: the machine's memory shared out, beyond which a worker
-    spills to disk; 0 for none)."""
+    processes (one thread each) on 127.0.0.1, warmed (:func:`warm_worker`), closed on exit.
+    ``memory_limit`` is per worker (Dask's syntax: ``"2GiB"``; ``"auto"``: the machine's memory
+    shared out, beyond which a worker spills to disk; 0 for none)."""
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    import dask
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        memory_limit=memory_limit,
-        **kwargs,
-    )
+    # no dashboard, so no use for the workers' statistical profiler (a stack sample every 10 ms)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit=memory_limit,
+            **kwargs,
+        )
     try:
         with Client(cluster) as client:
+            client.run(warm_worker)
             yield client
     finally:
         cluster.close()

@@ -271,9 +271,9 @@ class _Stream:
             self.halo = sc.halo([self.halo, df] if self.halo is not None else [df])
         df = pd.concat([df, ps], axis=1)
         if named.any():
-            tail = pd.DataFrame({"s": sess[named], "l": df["line"].to_numpy()[named]})
-            tail = tail.drop_duplicates("s", keep="last")
-            self.last_line.update(zip(tail["s"].tolist(), tail["l"].tolist(), strict=True))
+            # later lines of a session overwrite earlier ones: each keeps its last line
+            lines = df["line"].to_numpy()[named].tolist()
+            self.last_line.update(zip(sess[named].tolist(), lines, strict=True))
         return df, sess, named
 
     def _ended(self, df: pd.DataFrame, sess: np.ndarray, named: np.ndarray) -> set[Any]:

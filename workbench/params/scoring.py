@@ -23,22 +23,52 @@ from workbench.train import torch_threads
 
 if TYPE_CHECKING:
     from workbench.params.model import ParamModel
+    from workbench.params.network import ParamLSTM
 
 __all__ = ["mse_of", "predict", "score_entries"]
 
 
 def predict(model: ParamModel, key: int, x: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """Normalised predictions ``[n, d_key]`` for a key's windows ``[n, T, 2*d_key]``."""
+    """Normalised predictions ``[n, d_key]`` for a key's windows ``[n, T, 2*d_key]``.
+
+    The key's LSTM runs as one fused ``torch.lstm`` call per batch with that key's slice of the
+    stacked weights (:func:`_key_weights`): the same network as
+    :class:`~workbench.params.network.ParamLSTM`'s step-by-step loop, several times faster; the
+    two agree to float rounding (about 1e-7). Thresholds are fitted on MSEs of this function, so
+    scores and thresholds stay consistent."""
     assert model.module_ is not None
     info = model.keys_[key]
     d = len(info["names"])
-    slot = torch.as_tensor([info["slot"]], device=model.device_)
     out = []
-    with torch.no_grad():
+    with torch.inference_mode():
+        weights, w_out, b_out = _key_weights(model.module_, int(info["slot"]), model.device_)
+        m = model.module_
         for i in range(0, len(x), batch):
-            xb = torch.from_numpy(to_global(x[i : i + batch], d, model.n_dims_))
-            out.append(model.module_(xb[None].to(model.device_), slot)[0, :, :d].cpu().numpy())
+            xb = torch.from_numpy(to_global(x[i : i + batch], d, model.n_dims_)).to(model.device_)
+            zeros = xb.new_zeros(m.num_layers, len(xb), m.hidden_size)
+            seq, _, _ = torch.lstm(xb, (zeros, zeros), weights, True, m.num_layers, 0.0, False,
+                                   False, True)  # fmt: skip
+            pred = torch.addmm(b_out, seq[:, -1], w_out)
+            out.append(pred[:, :d].cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, d), dtype=np.float32)
+
+
+def _key_weights(
+    module: ParamLSTM, slot: int, device: torch.device
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One key's LSTM weights in ``torch.lstm``'s layout (per layer ``w_ih`` ``[4H, in]``,
+    ``w_hh`` ``[4H, H]``, ``b_ih``, ``b_hh``; the gates in the same i, f, g, o order), and its
+    output layer."""
+    weights: list[torch.Tensor] = []
+    for layer in range(module.num_layers):
+        bias = module.bias[layer][slot, 0].to(device)
+        weights += [
+            module.w_ih[layer][slot].T.contiguous().to(device),
+            module.w_hh[layer][slot].T.contiguous().to(device),
+            bias.contiguous(),
+            torch.zeros_like(bias),
+        ]
+    return weights, module.w_out[slot].to(device), module.b_out[slot, 0].to(device)
 
 
 def mse_of(model: ParamModel, d: KeyData) -> np.ndarray:
