@@ -226,10 +226,10 @@ class Feedback:
     def _follow(self, report: DetectionReport, exs: list, fids: list[int], key_model: KeyModel,
                 into: tuple[list, list[int]]) -> list[int]:  # fmt: skip
         """Teach (``pending``) and journal what the false positives ``exs`` imply; their lines."""
-        (pending, learned), p = into, self.parser
-        learn = lambda raw: learned.append(self._learn_template(raw, report))  # noqa: E731
+        pending, learned = into
         found = implied(report, [row for row, _ in exs], window=key_model.config.window,
-                        learn=learn, masked=p.masked_content)  # fmt: skip
+                        learn=lambda raw: learned.append(self._learn_template(raw, report)),
+                        masked=self.parser.masked_content)  # fmt: skip
         for fid, (_, ex), more in zip(fids, exs, found, strict=True):
             if more:
                 ex["implied"] = more
@@ -382,14 +382,9 @@ class Feedback:
             row = report.anomaly(anomaly_id)
             t0 = time.perf_counter()
             if self._verdicts(report.entries).get(anomaly_id) != "confirmed":
+                ex = {"kind": row["kind"], "line": int(row["line"])}
                 self.journal.record(
-                    str(anomaly_id),
-                    "confirmed",
-                    {
-                        "kind": row["kind"],
-                        "line": int(row["line"]),
-                        "log": self._log_id(report.entries),
-                    },
+                    str(anomaly_id), "confirmed", {**ex, "log": self._log_id(report.entries)}
                 )
             report.anomalies.loc[report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
         result = UpdateResult(anomaly_id, "confirmed", None, time.perf_counter() - t0)

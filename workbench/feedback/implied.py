@@ -5,12 +5,15 @@ A reported entry that the user calls normal is often the first step of a behavio
 never saw (a new operation). Each later step of it comes in a context that holds the confirmed
 entry, a context the model never saw either, so each is reported in turn, and teaching the flagged
 entry alone leaves them to be flagged one by one. A flag therefore also teaches the entries that
-follow the flagged one in its session, up to one window after it (the entries whose context holds
-the entry the user confirmed), one step at a time, as long as each step (the previous key, then
+follow the flagged one in its session, up to :data:`HORIZON` key-model windows after it (the
+entries whose context holds the confirmed entry, or one taught with it), one step at a time, as
+long as each step (the previous key, then
 this one; the last key, then the session's end) occurs in at least :data:`MIN_SESSIONS` other
 sessions of the same log. A step that recurs is part of the behaviour; a step seen in no other
-session may be the anomaly, and the steps stop there. They stop too at an entry whose message is
-unknown (nobody said that message is normal) and at one the user confirmed as an anomaly.
+session may be the anomaly, and the steps stop there. They stop too at an entry the user confirmed
+as an anomaly. A message never seen before counts as a step when the same message (masked by the
+parser) follows the same key in at least as many other sessions: the parser then learns its
+template, as for a flagged one.
 
 The entries so taught are journaled with the flag (``implied`` in its example) and undone with it;
 ``Workbench.flag_false_positive(..., follow=False)`` (``flag --this-entry-only``) teaches the
@@ -64,12 +67,10 @@ def following(
     the caller learns its template and asks again."""
     if session is None or (isinstance(session, float) and np.isnan(session)):
         return []
-    parsed = entries["parsed"].to_numpy(dtype=bool)
-    sessions = entries["session"].to_numpy(dtype=object)
-    rows = np.flatnonzero(parsed & (sessions == session))
+    steps = Steps(entries) if steps is None else steps
+    rows = steps.rows_of(session)
     keys = entries["key"].to_numpy()[rows].astype(np.int64).tolist()
     lines = entries["line"].to_numpy()[rows].astype(np.int64).tolist()
-    steps = Steps(entries) if steps is None else steps
     stop = set(stop_lines)
     out: list[dict[str, Any]] = []
     for q in range(position + 1, min(len(keys), position + HORIZON * window) + 1):
@@ -105,11 +106,18 @@ class Steps:
             }
         )
         grouped = frame.groupby("session", sort=False)["key"]
+        self.rows = np.flatnonzero(has)  # positional rows of the entries counted
+        self.groups = grouped.indices  # session -> positions in self.rows, in order
         self.session = frame["session"].to_numpy(dtype=object)
-        self.raw = entries["raw"].to_numpy(dtype=object)[has]
+        raw = entries["raw"] if "raw" in entries.columns else pd.Series("", index=entries.index)
+        self.raw = raw.to_numpy(dtype=object)[has]
         self.key = frame["key"].to_numpy()
         self.prev = grouped.shift(1).fillna(keyids.PAD).to_numpy().astype(np.int64)
         self.last = grouped.cumcount().to_numpy() + 1 == grouped.transform("size").to_numpy()
+
+    def rows_of(self, session: Any) -> np.ndarray:
+        """The positional rows of a session's parsed entries, in order."""
+        return self.rows[self.groups.get(session, np.zeros(0, dtype=np.int64))]
 
     def sessions_with(self, key: int, nxt: int, *, other_than: Any = None) -> int:
         """How many sessions (``other_than`` one) hold ``key`` followed by ``nxt``."""
