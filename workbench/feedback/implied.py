@@ -31,6 +31,7 @@ flagged entries alone.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -42,6 +43,7 @@ from workbench import keyids
 __all__ = ["MIN_SESSIONS", "Steps", "following", "implied", "like"]
 
 MIN_SESSIONS = 2  # other sessions of the log that must hold a step for it to be taught
+_LAST: dict[str, tuple[pd.DataFrame, bytes, Steps]] = {}  # the last frame asked (Steps.of)
 HORIZON = 2  # how far the steps go after the flagged entry, in key-model windows
 
 
@@ -67,7 +69,7 @@ def following(
     the caller learns its template and asks again."""
     if session is None or (isinstance(session, float) and np.isnan(session)):
         return []
-    steps = Steps(entries) if steps is None else steps
+    steps = Steps.of(entries) if steps is None else steps
     rows = steps.rows_of(session)
     keys = entries["key"].to_numpy()[rows].astype(np.int64).tolist()
     lines = entries["line"].to_numpy()[rows].astype(np.int64).tolist()
@@ -114,6 +116,16 @@ class Steps:
         self.key = frame["key"].to_numpy()
         self.prev = grouped.shift(1).fillna(keyids.PAD).to_numpy().astype(np.int64)
         self.last = grouped.cumcount().to_numpy() + 1 == grouped.transform("size").to_numpy()
+
+    @classmethod
+    def of(cls, entries: pd.DataFrame) -> Steps:
+        """The steps of ``entries``, kept for the last frame asked while its keys stay the same
+        (flags on one report read it once; a template learned on the way changes the keys)."""
+        sig = hashlib.sha1(entries["key"].to_numpy().tobytes()).digest()
+        last = _LAST.get("steps")
+        if last is None or last[0] is not entries or last[1] != sig:
+            last = _LAST["steps"] = (entries, sig, cls(entries))
+        return last[2]
 
     def rows_of(self, session: Any) -> np.ndarray:
         """The positional rows of a session's parsed entries, in order."""
@@ -169,7 +181,7 @@ def implied(
     a = report.anomalies
     stop = set(a.loc[a["status"] == "confirmed", "line"].astype(int))
     taught = {int(row["line"]) for row in rows}
-    steps = Steps(report.entries)
+    steps = Steps.of(report.entries)
     tried: set[str] = set()
     out: list[list[dict[str, Any]]] = []
     for row in rows:
@@ -180,7 +192,7 @@ def implied(
             if found and found[-1]["next"] == keyids.UNKNOWN and found[-1]["raw"] not in tried:
                 tried.add(found[-1]["raw"])
                 learn(found[-1]["raw"])  # type: ignore[misc]  # entries matched again: ask again
-                steps = Steps(report.entries)
+                steps = Steps.of(report.entries)
                 continue
             found = [e for e in found if e["next"] != keyids.UNKNOWN]
             more = [e for e in found if e["line"] not in taught or e["next"] == keyids.END]
