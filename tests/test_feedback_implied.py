@@ -3,12 +3,14 @@ taught with it in one update, journaled with it and undone with it."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from workbench import keyids
-from workbench.feedback.implied import following
+from workbench.feedback.implied import following, implied
 from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
@@ -70,3 +72,24 @@ def test_a_flag_teaches_what_recurs_after_it_journals_it_and_undo_takes_it_back(
     alone = wb.flag_false_positive(int(first["id"]), follow=False)
     assert alone.implied == []
     wb.close()
+
+
+def test_an_unseen_message_that_recurs_is_learned_on_the_way_and_the_steps_go_on():
+    df = _frame({s: [1, 7, 0, 2] for s in "abc"})
+    df["raw"] = np.where(df["key"] == 0, "rebooted 42", "x")
+    report = SimpleNamespace(entries=df, anomalies=pd.DataFrame({"line": [2], "status": ["open"]}))
+    learned = []
+
+    def learn(raw: str) -> int:  # the parser learns the template: its entries are matched again
+        learned.append(raw)
+        df.loc[df["raw"] == raw, "key"] = 9
+        return 9
+
+    row = pd.Series({"line": 2, "kind": "unknown key", "session": "a", "position": 1})
+    [got] = implied(report, [row], window=10, learn=learn, masked=lambda r: r.rstrip("0123456789"))
+    assert learned == ["rebooted 42"]
+    assert [(e["line"], e["next"]) for e in got] == [(3, 9), (4, 2), (4, keyids.END)]
+    assert implied(report, [row], window=10) == [got]  # now known: nothing to learn
+    no_session = row.copy()
+    no_session["position"] = -1
+    assert implied(report, [no_session], window=10) == [[]]

@@ -186,7 +186,8 @@ def implied(
     out: list[list[dict[str, Any]]] = []
     for row in rows:
         more: list[dict[str, Any]] = []
-        while row["kind"] in ("key", "unknown key"):
+        in_session = pd.notna(row.get("position")) and int(row["position"]) >= 0
+        while in_session and row["kind"] in ("key", "unknown key"):
             found = following(report.entries, row["session"], int(row["position"]), window=window,
                               stop_lines=stop, steps=steps, masked=masked if learn else None)  # fmt: skip
             if found and found[-1]["next"] == keyids.UNKNOWN and found[-1]["raw"] not in tried:
