@@ -13,10 +13,13 @@ any operation; half way through the test log a new operation (reboot) begins in 
 and both halves hold planted execution anomalies. Without feedback its entries stay false
 positives; with feedback the investigator reviews the reports earliest first, confirms those of
 the planted anomalous VMs and flags the others, and we count the flags until the new operation's
-false positives stop, and whether the planted VMs are still caught. A harder variant brings chains
+false positives stop, and whether the planted VMs are still caught. A flag also teaches the steps
+after the flagged entry in its session that recur in other sessions
+(:mod:`workbench.feedback.implied`); ``implied_entries_taught`` counts them. A harder variant brings chains
 of up to six operations of every kind at once. ``update_ms`` times one ``KeyModel.partial_fit``
 call (the weight update); ``workbench_flag_ms`` times ``Workbench.flag_false_positive`` without
-re-scoring (journal writes, the model copy, the update, the validation loss before and after).
+re-scoring (journal writes, the model copy, the implied steps, the update, the validation loss
+before and after).
 
 Run: ``.venv/bin/python bench/bgl_online.py`` (about two minutes on 2 cores);
 ``--drift-only`` runs only the simulator scenarios.
@@ -183,7 +186,7 @@ def run_drift(
     before = flagged_lines(report)
     caught_before = caught(report)
     seen = np.full(len(test), -1, dtype=np.int8)  # verdict when the review reached the line
-    open_new, update_ms, steps = [], [], []
+    open_new, update_ms, steps, implied = [], [], [], 0
     flags = 0
     stop = None
     while flags < max_flags:
@@ -208,6 +211,7 @@ def run_drift(
             ids = [i for i in wb.similar(ids[0]) if not planted[line_of[i] - 1]]
         result = wb.flag_false_positive(ids if like_this else ids[0])
         update_ms.append(result.seconds * 1000)
+        implied += len(set(result.implied))
         steps.append(wb.key_model.last_update_["steps"] if row["kind"] != "parameter" else None)
         report = result.report
         flags += 1
@@ -218,9 +222,12 @@ def run_drift(
     wb.close()
     return {
         "operation": operation or "chains of up to 6 operations of every kind",
-        "flag": "false positive: all like this (one update per flag)"
-        if like_this
-        else "false positive: this entry",
+        "flag": (
+            "false positive: all like this (one update per flag)"
+            if like_this
+            else "false positive: this entry"
+        )
+        + ", with the steps it implies",
         "test_lines": len(test),
         "new_operation_from_line": half + 1,
         "planted_anomalous_vms": bad_total,
@@ -242,9 +249,11 @@ def run_drift(
                 int(((seen == 1) & ~planted & new_op)[t].sum()) for t in tenth
             ],
             "false_positives_other_open_at_end": int((final & ~planted & ~new_op).sum()),
+            "implied_entries_taught": implied,
             "planted_vms_caught": caught(report),
             "workbench_flag_timed": "Workbench.flag_false_positive without re-scoring: journal "
-            "writes, copy of the model, partial_fit, validation loss before and after",
+            "writes, copy of the model, the implied steps, partial_fit, validation loss before and "
+            "after",
             "workbench_flag_ms_mean": round(float(np.mean(update_ms)), 1) if update_ms else None,
             "workbench_flag_ms_p95": round(float(np.percentile(update_ms, 95)), 1)
             if update_ms

@@ -287,7 +287,7 @@ def test_a_batch_of_key_examples_is_taught_in_one_partial_fit(wb, monkeypatch):
         columns=report.anomalies.columns,
     )
     report.anomalies = fake
-    wb.flag_false_positive(fake["id"].tolist())
+    wb.flag_false_positive(fake["id"].tolist(), follow=False)
     assert calls == [len(rows)]
 
 

@@ -3,10 +3,9 @@ copy of the models, the new model version swapped in, and the report scored agai
 
 :class:`Feedback` is a base class of :class:`~workbench.workbench.Workbench`: its verbs
 :meth:`~Feedback.flag_false_positive`, :meth:`~Feedback.confirm_anomaly`, :meth:`~Feedback.undo`
-and :meth:`~Feedback.similar` are the workbench's. It sits beside the facade, above detection (it
-scores again) and the journal, and never imports the facade.
-Every update of the weights is committed to the journal as a new model version before the new
-weights are used; detection keeps using the weights it started with (updates swap in atomically).
+and :meth:`~Feedback.similar` are the workbench's; it never imports the facade. Each update of the
+weights is committed to the journal as a new model version before the new weights are used; what a
+flag implies beyond its entry is :mod:`workbench.feedback.implied`.
 """
 
 from __future__ import annotations
@@ -24,9 +23,11 @@ import pandas as pd
 from workbench import keyids
 from workbench.detect.report import DetectionReport
 from workbench.detect.scoring import ParamScoreCache, score
+from workbench.feedback.implied import implied, like
 from workbench.feedback.journal import StaleVersionError, log_fingerprint
 from workbench.keys.examples import distinct_examples
 from workbench.keys.model import KeyModel
+from workbench.keys.online import replay_sample
 from workbench.params.model import ParamModel
 from workbench.params.vectors import build_series
 
@@ -44,6 +45,7 @@ class UpdateResult:
     loss_before: float | None = None  # validation loss of the model that was updated
     loss_after: float | None = None
     changed: list[int] = field(default_factory=list)  # anomaly ids whose verdict changed
+    implied: list[int] = field(default_factory=list)  # lines taught as what the flag implies
     report: DetectionReport | None = None  # the re-scored report
 
 
@@ -67,15 +69,6 @@ def anomaly_ids(anomaly_id: Any) -> list[int]:
     return ids
 
 
-def replay_sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> list[tuple[int, ...]]:
-    """At most ``n`` training sessions, drawn once (seeded): replayed beside every online update
-    of the key model, and its fixed validation sample."""
-    if len(sessions) <= n:
-        return list(sessions)
-    idx = np.random.default_rng(seed).choice(len(sessions), size=n, replace=False)
-    return [sessions[i] for i in sorted(idx)]
-
-
 class Feedback:
     """The feedback half of :class:`~workbench.workbench.Workbench` (a base class of it): flagging,
     confirming, undoing, and what they need (the examples a verdict teaches, the online update on
@@ -88,7 +81,7 @@ class Feedback:
             )
 
     def flag_false_positive(
-        self, anomaly_id: int | Sequence[int], *, background: bool = False
+        self, anomaly_id: int | Sequence[int], *, background: bool = False, follow: bool = True
     ) -> UpdateResult | Future[UpdateResult]:
         """The user says this reported anomaly is normal: learn it now (``partial_fit``), journaled.
 
@@ -98,7 +91,10 @@ class Feedback:
         as a new model version, then swapped in. Updates run one at a time, each from the weights
         the previous one left. The report is scored again; ``changed`` lists the anomalies whose
         verdict changed. With ``background=True`` the update runs in a worker thread (a Future is
-        returned; detection keeps the current weights meanwhile) on the report it was made for."""
+        returned; detection keeps the current weights meanwhile) on the report it was made for.
+        With ``follow`` (the default) a key anomaly also teaches the entries that follow it in its
+        session where the same steps recur in other sessions (:mod:`workbench.feedback.implied`;
+        their lines are ``implied``); ``follow=False`` teaches the flagged entries alone."""
         self._writable()
         self._check_fitted()
         report = self.report
@@ -110,12 +106,12 @@ class Feedback:
             with self._lock:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="update")
-            return self._executor.submit(self._flag, ids, report)
-        return self._flag(ids, report)
+            return self._executor.submit(self._flag, ids, report, follow)
+        return self._flag(ids, report, follow)
 
-    def _flag(self, ids: list[int], report: DetectionReport) -> UpdateResult:
+    def _flag(self, ids: list[int], report: DetectionReport, follow: bool = True) -> UpdateResult:
         with self._update_lock:  # queued: one update at a time, each on the latest weights
-            return self._flag_locked(ids, report)
+            return self._flag_locked(ids, report, follow)
 
     def key_validation_loss(self, model: KeyModel | None = None) -> float:
         """Mean cross-entropy of the key model on a fixed sample of the training sessions (kept
@@ -183,7 +179,7 @@ class Feedback:
                     f"marking it {verdict!r}"
                 )
 
-    def _flag_locked(self, ids: list[int], report: DetectionReport) -> UpdateResult:
+    def _flag_locked(self, ids: list[int], report: DetectionReport, follow: bool) -> UpdateResult:
         """Teach the false positives ``ids`` of ``report`` (the caller holds the update lock): commit
         each verdict to the journal, update a copy of the models, commit it as a new model version,
         swap it in, and score the report again."""
@@ -196,7 +192,7 @@ class Feedback:
         parent_params = self.param_model
         key_model, param_model = self._copies(rows)
         loss_before = self.key_validation_loss()  # the copy's weights are the current ones
-        fids = []
+        fids, exs = [], []
         pending: list[tuple[list[int], int]] = []
         learned: list[int] = []
         for aid, row in zip(ids, rows, strict=True):
@@ -205,7 +201,9 @@ class Feedback:
             ex = self._example(row, entries)
             ex["log"] = log
             fids.append(self.journal.record(str(aid), "false_positive", ex))
+            exs.append((row, ex))
             self._apply(ex, key_model, param_model, pending, report=report, learned=learned)
+        implied = self._follow(report, exs, fids, key_model, (pending, learned)) if follow else []
         if not fids:  # every id was already a false positive: nothing to learn, no version
             result = UpdateResult(ids[0], "false_positive", parent, 0.0)
             result.report = report
@@ -220,10 +218,24 @@ class Feedback:
         new = self._rescore(report, ids, "false positive", (parent_params, taught))
         changed = sorted((set(report.anomalies["id"]) ^ set(new.anomalies["id"])) - set(ids))
         result = UpdateResult(ids[0], "false_positive", version, seconds, loss_before, loss_after)
-        result.changed = changed
+        result.changed, result.implied = changed, implied
         result.report = new
         self._emit("update", result)
         return result
+
+    def _follow(self, report: DetectionReport, exs: list, fids: list[int], key_model: KeyModel,
+                into: tuple[list, list[int]]) -> list[int]:  # fmt: skip
+        """Teach (``pending``) and journal what the false positives ``exs`` imply; their lines."""
+        pending, learned = into
+        found = implied(report, [row for row, _ in exs], window=key_model.config.window,
+                        learn=lambda raw: learned.append(self._learn_template(raw, report)),
+                        masked=self.parser.masked_content)  # fmt: skip
+        for fid, (_, ex), more in zip(fids, exs, found, strict=True):
+            if more:
+                ex["implied"] = more
+                self.journal.amend(fid, ex)
+                pending.extend((e["history"], e["next"]) for e in more)
+        return [e["line"] for more in found for e in more]
 
     def _parent_version(self) -> int:
         """The model version the update starts from; refused when another workbench moved on."""
@@ -370,14 +382,9 @@ class Feedback:
             row = report.anomaly(anomaly_id)
             t0 = time.perf_counter()
             if self._verdicts(report.entries).get(anomaly_id) != "confirmed":
+                ex = {"kind": row["kind"], "line": int(row["line"])}
                 self.journal.record(
-                    str(anomaly_id),
-                    "confirmed",
-                    {
-                        "kind": row["kind"],
-                        "line": int(row["line"]),
-                        "log": self._log_id(report.entries),
-                    },
+                    str(anomaly_id), "confirmed", {**ex, "log": self._log_id(report.entries)}
                 )
             report.anomalies.loc[report.anomalies["id"] == anomaly_id, "status"] = "confirmed"
         result = UpdateResult(anomaly_id, "confirmed", None, time.perf_counter() - t0)
@@ -438,13 +445,4 @@ class Feedback:
         if self.report is None:
             raise RuntimeError("nothing to compare with: call detect() first")
         [anomaly_id] = anomaly_ids(anomaly_id)
-        row = self.report.anomaly(anomaly_id)
-        a = self.report.anomalies
-        same = (a["kind"] == row["kind"]) & (a["status"] == "open")
-        if row["kind"] == "unknown key":
-            masked = self.parser.masked_content(row["raw"])
-            same &= a["raw"].map(self.parser.masked_content) == masked
-        else:
-            same &= a["template"] == row["template"]
-        others = [int(i) for i in a.loc[same, "id"] if int(i) != int(anomaly_id)]
-        return [int(anomaly_id), *others]
+        return like(self.report.anomalies, self.report.anomaly(anomaly_id), self.parser)

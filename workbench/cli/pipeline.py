@@ -5,7 +5,7 @@
     deeplog-workbench train LOG [--format auto] [--session RULE] [--year Y] --out RUN
     deeplog-workbench detect RUN LOG [--out REPORT.{csv,json,html}] [--follow] [--strict]
     deeplog-workbench diagnose RUN ANOMALY_ID
-    deeplog-workbench flag RUN ANOMALY_ID [--all-like-this]
+    deeplog-workbench flag RUN ANOMALY_ID [--all-like-this] [--this-entry-only]
     deeplog-workbench undo RUN
     deeplog-workbench show RUN
 
@@ -133,6 +133,11 @@ def _add_review(subparsers: Any) -> None:
     f.add_argument("anomaly_id", help="an id printed by detect")
     f.add_argument(
         "--all-like-this", action="store_true", help="also every open anomaly like this one"
+    )
+    f.add_argument(
+        "--this-entry-only",
+        action="store_true",
+        help="teach only the flagged entries, not the steps after them that recur in other sessions",
     )
     f.set_defaults(func=_command("review", "run_flag"))
 

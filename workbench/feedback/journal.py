@@ -179,6 +179,16 @@ class FeedbackJournal:
                 )
         return version
 
+    def amend(self, feedback_id: int, example: dict[str, Any]) -> None:
+        """Replace the example of a verdict still ``pending`` (what its update found it implies,
+        recorded before the update is committed); a verdict applied or undone is never changed."""
+        cur = self._tx(
+            "UPDATE feedback SET example = ? WHERE id = ? AND state = 'pending'",
+            (json.dumps(example), int(feedback_id)),
+        )
+        if cur.rowcount != 1:
+            raise ValueError(f"feedback {feedback_id} is not pending: its example stays as it is")
+
     def discard(self, feedback_ids: Sequence[int]) -> None:
         """Mark verdicts whose update was not committed as ``undone`` (one transaction)."""
         ids = [int(f) for f in feedback_ids]

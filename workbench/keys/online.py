@@ -7,13 +7,15 @@ are the ``update_*`` fields of :class:`~workbench.keys.config.KeyModelConfig`:
 - at least ``update_steps`` steps of size ``update_learning_rate`` (smaller than training's, so one
   update moves the other predictions little), then on, up to ``update_max_steps``, until every new
   example is accepted by the fitted rule (rank within ``g_``, or ``end_g_`` for END, and probability
-  at least ``min_probability_``): the same situation is then not reported again;
+  at least ``min_probability_``): the same situation is then not reported again (a batch of many
+  examples may take more steps, :func:`max_steps`);
 - each step teaches again up to ``update_memory_size`` examples of earlier updates (``feedback_``,
   saved with the model), so a later update does not undo an earlier one, and mixes in
   ``update_replay_size`` distinct examples of the ``replay`` sessions (normal ones), drawn in
   proportion to how often they occur and weighing together as much as the taught ones, so the
   update does not erase what training learned;
-- guards: the earlier feedback and the ``update_guard_size`` most frequent replay examples the
+- guards: all the earlier feedback (up to :data:`FEEDBACK_MEMORY` examples, not only those taught
+  again) and the ``update_guard_size`` most frequent replay examples the
   model accepted before the update, in other contexts than the taught ones (in its own context a
   confirmed example may take an old successor's place in the top ``g_``), must stay accepted; one
   that a step pushed out joins the taught examples until all are accepted again.
@@ -41,13 +43,22 @@ from workbench.train import CPU_THREADS, torch_threads
 if TYPE_CHECKING:
     from workbench.keys.model import KeyModel
 
-__all__ = ["FEEDBACK_MEMORY", "partial_fit"]
+__all__ = ["FEEDBACK_MEMORY", "partial_fit", "replay_sample"]
 
 logger = logging.getLogger(__name__)
 
 FEEDBACK_MEMORY = 1024  # distinct examples taught online that later updates keep teaching
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+def replay_sample(sessions: Sequence[tuple[int, ...]], n: int, seed: int) -> list[tuple[int, ...]]:
+    """At most ``n`` training sessions, drawn once (seeded): replayed beside every online update
+    of the key model, and its fixed validation sample."""
+    if len(sessions) <= n:
+        return list(sessions)
+    idx = np.random.default_rng(seed).choice(len(sessions), size=n, replace=False)
+    return [sessions[i] for i in sorted(idx)]
 
 
 def partial_fit(
@@ -79,8 +90,9 @@ def partial_fit(
     fresh = ~known[targets] & (targets != END_INDEX)  # keys that just took a spare slot
     rng = np.random.default_rng(seed)
     new = len(targets)  # the update goes on until these are accepted
+    fw, ft = feedback_memory(model)  # all earlier feedback must stay accepted
     x, y, w, n = _update_batch(model, windows, targets, replay, rng)
-    guards = _guards(model, x[new:n], y[new:n], windows, replay)
+    guards = _guards(model, torch.from_numpy(fw), torch.from_numpy(ft), windows, replay)
     if fresh.any():  # after the guards are taken: imprinting moves what they check
         # With the thread count of the steps below: switching it between calls rebuilds
         # torch's thread pool, which costs more than the update itself.
@@ -156,7 +168,7 @@ def _guards(
     replay: Sequence[Sequence[int]] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the model accepts now and must still accept after the update (a new branch must not
-    push an old successor out of the top g): the earlier feedback taught again (``gx``, ``gy``) and
+    push an old successor out of the top g): the earlier feedback (``gx``, ``gy``) and
     the most frequent replay examples, outside the taught contexts. Returns rows, targets and rank
     limits, on the model's device."""
     guard_size = model.config.update_guard_size
@@ -196,6 +208,7 @@ def _steps(
     model.module_.train()
     taken, ok = 0, False
     lost = torch.zeros(len(gy), dtype=torch.bool, device=model.device_)
+    most = max_steps(c.update_max_steps, new)
     with torch_threads(_threads(model)), _no_denormals():
         while True:
             logits = model.module_(torch.cat([x, gx]))  # (B, V); an ensemble: (M, B, V)
@@ -208,7 +221,7 @@ def _steps(
                     gj = glogits if glogits.dim() == 2 else mixture(glogits)
                     lost |= ~accepted(model, gj, gy, glimit, mask)  # taught from now on
                     ok &= bool(accepted(model, gj, gy, glimit, mask).all())
-            if taken >= max(c.update_steps, 0) and (ok or taken >= c.update_max_steps):
+            if taken >= max(c.update_steps, 0) and (ok or taken >= most):
                 break
             loss = (cross_entropy(logits, y) * w).sum()
             if lost.any():  # a pushed-out successor weighs as much as a taught example
@@ -220,6 +233,17 @@ def _steps(
             taken += 1
     model.module_.eval()
     return taken, ok
+
+
+def max_steps(per_example: int, new: int) -> int:
+    """The most steps an update of ``new`` examples takes: ``per_example`` for one, one more
+    ``per_example`` each time the batch doubles (many new contexts at once, e.g. a new operation's
+    steps taught together, need more steps than one; the steps stop once all are accepted).
+
+    >>> [max_steps(6, n) for n in (1, 2, 3, 4, 11, 66)]
+    [6, 12, 12, 18, 24, 42]
+    """
+    return per_example * (1 + int(np.log2(max(new, 1))))
 
 
 def imprint(model: KeyModel, windows: np.ndarray, targets: np.ndarray, known: np.ndarray) -> None:
