@@ -13,9 +13,10 @@ any operation; half way through the test log a new operation (reboot) begins in 
 and both halves hold planted execution anomalies. Without feedback its entries stay false
 positives; with feedback the investigator reviews the reports earliest first, confirms those of
 the planted anomalous VMs and flags the others, and we count the flags until the new operation's
-false positives stop, and whether the planted VMs are still caught. A flag also teaches the steps
-after the flagged entry in its session that recur in other sessions
-(:mod:`workbench.feedback.implied`); ``implied_entries_taught`` counts them. A harder variant brings chains
+false positives stop, and whether the planted VMs are still caught. Each scenario is run with a
+flag teaching its entries alone and, as ``*_and_following``, with the review's "and the steps after
+it" switch: the steps after the flagged entry in its session that recur in other sessions are
+confirmed with it (:mod:`workbench.feedback.implied`); ``implied_entries_taught`` counts them. A harder variant brings chains
 of up to six operations of every kind at once. ``update_ms`` times one ``KeyModel.partial_fit``
 call (the weight update); ``workbench_flag_ms`` times ``Workbench.flag_false_positive`` without
 re-scoring (journal writes, the model copy, the implied steps, the update, the validation loss
@@ -152,6 +153,7 @@ def _drift_logs(operation: str | None, seed: int):
 def run_drift(
     operation: str | None = "reboot", seed: int = 0, max_flags: int = 60,
     at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40), like_this: bool = False,
+    follow: bool = False,
 ) -> dict:  # fmt: skip
     """The drift scenario: an investigator reviews the reported anomalies earliest first, confirms
     those of the planted anomalous VMs (nothing is learned) and flags every other one as a false
@@ -162,7 +164,9 @@ def run_drift(
 
     With ``like_this`` each flag is "false positive: all like this" (``Workbench.similar``: the
     open anomalies of the same kind and template, taught in one update); the reviewer leaves out
-    those of planted anomalous VMs, which they confirm one by one when they reach them."""
+    those of planted anomalous VMs, which they confirm one by one when they reach them. With
+    ``follow`` each flag also confirms the steps after it that recur in other sessions (the
+    review's "and the steps after it" switch); without it a flag teaches its entries alone."""
     from workbench.workbench import Workbench
 
     train, test, lab, half = _drift_logs(operation, seed)
@@ -209,7 +213,7 @@ def run_drift(
         if like_this:
             line_of = dict(zip(a["id"].astype(int), a["line"].astype(int), strict=True))
             ids = [i for i in wb.similar(ids[0]) if not planted[line_of[i] - 1]]
-        result = wb.flag_false_positive(ids if like_this else ids[0])
+        result = wb.flag_false_positive(ids if like_this else ids[0], follow=follow)
         update_ms.append(result.seconds * 1000)
         implied += len(set(result.implied))
         steps.append(wb.key_model.last_update_["steps"] if row["kind"] != "parameter" else None)
@@ -227,7 +231,7 @@ def run_drift(
             if like_this
             else "false positive: this entry"
         )
-        + ", with the steps it implies",
+        + (", and the steps after it" if follow else ""),
         "test_lines": len(test),
         "new_operation_from_line": half + 1,
         "planted_anomalous_vms": bad_total,
@@ -276,10 +280,11 @@ def main() -> int:
         out["bgl_2k_10pct"] = run_bgl(DATA / "loghub_2k" / "BGL" / "BGL_2k.log", 0.10)
     else:
         out["bgl"] = f"skipped: no shared data at {DATA}"
-    out["simulator_drift"] = run_drift("reboot")
-    out["simulator_drift_like_this"] = run_drift("reboot", like_this=True)
-    out["simulator_drift_chains"] = run_drift(None)
-    out["simulator_drift_chains_like_this"] = run_drift(None, like_this=True)
+    for name, operation in (("simulator_drift", "reboot"), ("simulator_drift_chains", None)):
+        for suffix, like, follow in (("", False, False), ("_like_this", True, False),
+                                     ("_and_following", False, True),
+                                     ("_like_this_and_following", True, True)):  # fmt: skip
+            out[name + suffix] = run_drift(operation, like_this=like, follow=follow)
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

@@ -59,7 +59,7 @@ def test_a_flag_teaches_what_recurs_after_it_journals_it_and_undo_takes_it_back(
     a = report.anomalies
     first = a[a["kind"].isin(["key", "unknown key"])].iloc[0]
     before = set(a.loc[a["status"] == "open", "id"])
-    result = wb.flag_false_positive(int(first["id"]))
+    result = wb.flag_false_positive(int(first["id"]), follow=True)
     assert result.implied, "the new operation's later steps recur in other VMs"
     session = report.entries.loc[report.entries["line"].isin(result.implied), "session"]
     assert set(session) == {first["session"]}  # only the flagged entry's session is taught

@@ -376,6 +376,22 @@ def test_all_like_this_flags_the_row_and_its_like_in_one_update(review, trained)
     assert f"and {len(like) - 1} like it" in review.status.value
 
 
+def test_a_flag_confirms_the_steps_after_it_only_when_asked(review, trained):
+    key_rows = review.table[review.table["kind"].isin(["key", "unknown key"])]
+    if key_rows.empty:
+        pytest.skip("no key anomaly in this small log")
+    asked = []
+    flag = trained.flag_false_positive
+    trained.flag_false_positive = lambda *a, **k: asked.append(k.get("follow")) or flag(*a, **k)
+    assert not review.follow_check.value  # unconfirmed steps are never taught by default
+    review.row_buttons(int(key_rows["id"].iloc[0]))["false positive"].click()
+    review.undo_button.click()
+    review.follow_check.value = True
+    review.row_buttons(int(key_rows["id"].iloc[0]))["false positive"].click()
+    assert asked == [False, True]
+    assert "became normal" in review.status.value
+
+
 def test_confirm_shows(review, trained):
     review.page_size = 1000
     review.redraw()

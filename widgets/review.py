@@ -85,6 +85,7 @@ class ReviewView(FeedbackActions, View):
         self.timeline_slot = self.timeline_panel.slot  # shown with the view's tab
         self.children = [
             W.HBox([self.source_text, self.detect_button, self.undo_button]),
+            self.follow_check,
             self.status,
             self.counts,
             self.detail,
@@ -104,6 +105,11 @@ class ReviewView(FeedbackActions, View):
                                     tooltip="restore the model before the last false positive")  # fmt: skip
         self.source_text = W.Text(placeholder="log to check (empty: the loaded log)",
                                   description="Source", layout=W.Layout(width="420px"))  # fmt: skip
+        self.follow_check = W.Checkbox(
+            value=False, indent=False, layout=W.Layout(width="auto"),
+            description="a false positive also confirms the steps after it in its session that "
+            "recur in other sessions (a new operation's later steps)",
+        )  # fmt: skip
         self.kind_filter = W.Dropdown(options=["all", *KINDS], value="all", description="Kind")
         self.rule_filter = W.Dropdown(options=["all", *RULES], value="all", description="Rule",
                                       tooltip="the rule that flagged the row")  # fmt: skip

@@ -27,6 +27,7 @@ class FeedbackActions:
     became_normal: set[int]
     newly_anomalous: set[int]
     last_feedback_seconds: float | None
+    follow_check: Any
     _detecting: bool
 
     def flag(self, anomaly_id: int) -> bool:
@@ -96,7 +97,11 @@ class FeedbackActions:
             try:
                 if like:
                     acted[:] = [int(i) for i in wb.similar(anomaly_id)]
-                result = getattr(wb, method)(acted if like else anomaly_id)
+                target = acted if like else anomaly_id
+                if method == "flag_false_positive":  # the steps after it only when asked for
+                    result = wb.flag_false_positive(target, follow=bool(self.follow_check.value))
+                else:
+                    result = getattr(wb, method)(target)
                 report = getattr(result, "report", None)
                 if report is None:
                     report = getattr(wb, "report", None) or wb.detect(source)
@@ -125,6 +130,9 @@ class FeedbackActions:
         if others is not None:
             msg = f"anomaly {anomaly_id} and {others} like it: {label} done (one update)"
         if update is not None:
+            implied = len(set(getattr(update, "implied", None) or ()))
+            if implied:
+                msg += f"; {implied} entries after it confirmed with it"
             msg += f"; {self._change_text()}"
             lb = getattr(update, "loss_before", getattr(update, "val_loss_before", None))
             la = getattr(update, "loss_after", getattr(update, "val_loss_after", None))

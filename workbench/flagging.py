@@ -81,7 +81,7 @@ class Feedback:
             )
 
     def flag_false_positive(
-        self, anomaly_id: int | Sequence[int], *, background: bool = False, follow: bool = True
+        self, anomaly_id: int | Sequence[int], *, background: bool = False, follow: bool = False
     ) -> UpdateResult | Future[UpdateResult]:
         """The user says this reported anomaly is normal: learn it now (``partial_fit``), journaled.
 
@@ -92,9 +92,11 @@ class Feedback:
         the previous one left. The report is scored again; ``changed`` lists the anomalies whose
         verdict changed. With ``background=True`` the update runs in a worker thread (a Future is
         returned; detection keeps the current weights meanwhile) on the report it was made for.
-        With ``follow`` (the default) a key anomaly also teaches the entries that follow it in its
-        session where the same steps recur in other sessions (:mod:`workbench.feedback.implied`;
-        their lines are ``implied``); ``follow=False`` teaches the flagged entries alone."""
+        The flagged entries alone are taught (unconfirmed anomalies are never learned from, see
+        docs/METHOD.md). With ``follow=True`` the user also confirms the steps after each flagged
+        key anomaly in its session where the same steps recur in other sessions
+        (:mod:`workbench.feedback.implied`; their lines are ``implied``, journaled and undone
+        with the flag)."""
         self._writable()
         self._check_fitted()
         report = self.report
@@ -109,7 +111,7 @@ class Feedback:
             return self._executor.submit(self._flag, ids, report, follow)
         return self._flag(ids, report, follow)
 
-    def _flag(self, ids: list[int], report: DetectionReport, follow: bool = True) -> UpdateResult:
+    def _flag(self, ids: list[int], report: DetectionReport, follow: bool = False) -> UpdateResult:
         with self._update_lock:  # queued: one update at a time, each on the latest weights
             return self._flag_locked(ids, report, follow)
 

@@ -5,7 +5,7 @@
     deeplog-workbench train LOG [--format auto] [--session RULE] [--year Y] --out RUN
     deeplog-workbench detect RUN LOG [--out REPORT.{csv,json,html}] [--follow] [--strict]
     deeplog-workbench diagnose RUN ANOMALY_ID
-    deeplog-workbench flag RUN ANOMALY_ID [--all-like-this] [--this-entry-only]
+    deeplog-workbench flag RUN ANOMALY_ID [--all-like-this] [--and-following]
     deeplog-workbench undo RUN
     deeplog-workbench show RUN
 
@@ -135,9 +135,10 @@ def _add_review(subparsers: Any) -> None:
         "--all-like-this", action="store_true", help="also every open anomaly like this one"
     )
     f.add_argument(
-        "--this-entry-only",
+        "--and-following",
         action="store_true",
-        help="teach only the flagged entries, not the steps after them that recur in other sessions",
+        help="also confirm the steps after each flagged entry in its session that recur in other "
+        "sessions (a new operation's later steps)",
     )
     f.set_defaults(func=_command("review", "run_flag"))
 

@@ -62,7 +62,7 @@ def run_flag(args: Any) -> int:
     aid = _anomaly_id(args.anomaly_id)
     _check_id(report, aid)
     ids = wb.similar(aid) if args.all_like_this else [aid]
-    result = wb.flag_false_positive(ids, follow=not getattr(args, "this_entry_only", False))
+    result = wb.flag_false_positive(ids, follow=bool(getattr(args, "and_following", False)))
     wb.save(wb.run_dir)
     save_last_report(wb, getattr(wb, "report_source", "") or "")
     loss = ""
@@ -76,7 +76,7 @@ def run_flag(args: Any) -> int:
     if result.implied:
         print(
             f"also taught {len(set(result.implied))} entries that follow in the same sessions, "
-            "whose steps recur in other sessions (--this-entry-only teaches the flagged ones alone)"
+            "whose steps recur in other sessions (--and-following)"
         )
     still = result.report.anomalies
     open_ = still[still["status"] == "open"]

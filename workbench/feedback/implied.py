@@ -4,7 +4,8 @@ the same steps recur in other sessions of the log.
 A reported entry that the user calls normal is often the first step of a behaviour the key model
 never saw (a new operation). Each later step of it comes in a context that holds the confirmed
 entry, a context the model never saw either, so each is reported in turn, and teaching the flagged
-entry alone leaves them to be flagged one by one. A flag therefore also teaches the entries that
+entry alone leaves them to be flagged one by one. A flag may therefore, when the user asks for it
+(the user confirms them: unconfirmed anomalies are never learned from), also teach the entries that
 follow the flagged one in its session, up to :data:`HORIZON` key-model windows after it (the
 entries whose context holds the confirmed entry, or one taught with it), one step at a time, as
 long as each step (the previous key, then
@@ -16,8 +17,8 @@ parser) follows the same key in at least as many other sessions: the parser then
 template, as for a flagged one.
 
 The entries so taught are journaled with the flag (``implied`` in its example) and undone with it;
-``Workbench.flag_false_positive(..., follow=False)`` (``flag --this-entry-only``) teaches the
-flagged entries alone.
+``Workbench.flag_false_positive(..., follow=True)`` (``flag --and-following``, the review's "and
+the steps after it" switch) asks for them; by default a flag teaches the flagged entries alone.
 
 >>> df = pd.DataFrame({
 ...     "session": ["a"] * 4 + ["b"] * 4 + ["c"] * 4 + ["d"] * 3,
