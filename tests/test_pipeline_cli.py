@@ -157,3 +157,6 @@ def test_train_says_why_its_rule(logs, tmp_path, capsys):
     rule = [ln for ln in captured.err.splitlines() if ln.startswith("rule: ")]
     assert len(rule) == 1 and "held-out normal sessions" in rule[0], captured.err
     assert len(captured.out.strip().splitlines()) == 1  # still one summary line on stdout
+    assert main(["show", str(out)]) == 0
+    why = rule[0].removeprefix("rule: ")
+    assert f"  why: {why}" in capsys.readouterr().out  # show says the same as train did

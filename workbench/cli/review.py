@@ -128,6 +128,7 @@ def run_show(args: Any) -> int:
             f"{float(km.min_probability_):.3g}, session counts {c.session_counts}, ensemble "
             f"{c.ensemble}, validation folds {c.validation_folds}"
         )
+        _print_rule_choice(km)
     keys = wb.param_keys()
     print(f"parameter models: {len(keys)} keys, verdict level {wb.level:.1%}")
     pm = wb.param_model
@@ -146,3 +147,12 @@ def run_show(args: Any) -> int:
         print(f"  v{v.get('version')} {v.get('created', '')} {v.get('reason', '')}")
     wb.close()
     return 0
+
+
+def _print_rule_choice(km: Any) -> None:
+    """Why the key model's rule is what it is (the Train view's sentence), when it was chosen."""
+    from workbench.detect.rules import rule_choice
+
+    selection = getattr(km, "g_selection_", None)
+    if selection is not None:
+        print("  why: " + " ".join(rule_choice(selection)["sentence"].split()))
