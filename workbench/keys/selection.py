@@ -213,9 +213,8 @@ def select_rule(
     at most ``FPR(g = every candidate) + target_fpr``, the one flagging the most synthetic anomalies
     is kept; ties go to the smaller g, then the smaller END limit, then the larger floor.
 
-    The floor's budget is at least one validation session (:func:`one_session_floor`): on a small
-    validation set one flagged session is already more than ``target_fpr``, and no floor could be
-    chosen however well it separates the synthetic anomalies.
+    The floor's budget is at least one validation session (:func:`one_session_floor`), so a small
+    validation set can still choose a floor.
 
     A separate END limit matters: the last key of a session that stops early is often a plausible
     next key, and only the rank of END says that the session should not stop there; a g large
@@ -236,8 +235,7 @@ def select_rule(
         fl: float(w[(body > g) | (end > e) | (min_p < fl)].sum())
         for fl in sorted(set(floors) | {0.0})
     }
-    raised = one_session_floor(floor_table, f)
-    if raised != f:
+    if (raised := one_session_floor(floor_table, f)) != f:
         f, fpr = raised, floor_table[raised]
         recall = float(((a_body > g) | (a_end > e) | (a_min_p < f)).mean())
     rule = (
