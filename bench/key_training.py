@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sim-instances", type=int, default=0, help="also fit a simulated log of N VMs (0: no)"
     )
+    ap.add_argument(
+        "--changes",
+        type=json.loads,
+        default={},
+        help="JSON of key-model settings on top of the default, e.g. '{\"validation_folds\": 3}'",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -85,15 +91,15 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    out: dict[str, Any] = {"config": "KeyModelConfig.preset('recommended')"}
+    out: dict[str, Any] = {"config": f"KeyModelConfig.preset('recommended', **{args.changes})"}
     if HDFS_TRAIN.exists():
         train, _ = read_role([HDFS_TRAIN], "keys", 0)
-        out["hdfs"] = [timed_fit(train, seed) for seed in range(args.seeds)]
+        out["hdfs"] = [timed_fit(train, seed, **args.changes) for seed in range(args.seeds)]
     else:
         out["hdfs"] = f"skipped: {HDFS_TRAIN} not found"
     if args.sim_instances:
         sessions = simulated_sessions(args.sim_instances)
-        out["simulated"] = timed_fit(sessions, 0, spare_keys=64)
+        out["simulated"] = timed_fit(sessions, 0, **{"spare_keys": 64, **args.changes})
     print(json.dumps(out, indent=1))
     return 0
 
