@@ -70,22 +70,6 @@ def worst_entries(entries) -> dict[int, dict[str, float]]:
     }
 
 
-def one_session_floor(model, sessions, abnormal, normal) -> dict[str, Any]:
-    """A probe, not the default: the largest candidate floor whose validation FPR is at most one
-    flagged validation session (the smallest non-zero rate of the floor table), g and the END limit
-    as chosen; still read on validation only, the test figures are reported."""
-    table = model.g_selection_.floor_fpr
-    step = min((v for v in table.values() if v > 0), default=0.0)
-    floor = max(f for f, v in table.items() if v <= max(step, table[model.min_probability_]))
-    flagged = model.detect(sessions, min_probability=floor).anomalous
-    return {
-        "floor": floor,
-        "validation_fpr": round(table[floor], 4),
-        "caught": int(flagged[abnormal].sum()),
-        "fp": int(flagged[normal].sum()),
-    }
-
-
 def run_seed(
     seed: int, n_train: int, n_test: int, rate: float, changes: dict[str, Any]
 ) -> dict[str, Any]:
@@ -125,7 +109,6 @@ def run_seed(
     normal_worst = np.array([worst[i]["worst_rank"] for i in np.flatnonzero(normal)])
     normal_min_p = np.array([worst[i]["min_probability"] for i in np.flatnonzero(normal)])
     sel = model.g_selection_
-    probe = one_session_floor(model, [test[s] for s in names], abnormal, normal)
     reasons = det.reason[caught & abnormal]
     fp_reasons = det.reason[caught & normal]
     return {
@@ -160,7 +143,6 @@ def run_seed(
             q: round(float(np.quantile(normal_min_p, float(q))), 5)
             for q in ("0.0", "0.01", "0.1", "0.5")
         },
-        "probe_one_session_floor": probe,
     }
 
 
@@ -199,10 +181,6 @@ def main(argv: list[str] | None = None) -> int:
         "false_positives": f"{fp}/{normal}",
         "recall_min": min(r["recall"] for r in runs),
         "fpr_max": max(r["fpr"] for r in runs),
-        "probe_one_session_floor": {
-            "caught": f"{sum(r['probe_one_session_floor']['caught'] for r in runs)}/{anomalous}",
-            "false_positives": f"{sum(r['probe_one_session_floor']['fp'] for r in runs)}/{normal}",
-        },
         "met": all(r["recall"] >= 0.9 and r["fpr"] <= 0.01 for r in runs),
     }
     print(json.dumps(out, indent=1))

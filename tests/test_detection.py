@@ -137,6 +137,22 @@ def test_end_limit_and_select_rule():
     assert GSelection.from_dict(sel.to_dict()) == sel
 
 
+def test_a_small_validation_set_can_still_choose_a_floor():
+    # Ranks: key 1, key 2, END, key 4, key 3; key 3 is very unlikely wherever it comes.
+    def p(windows):
+        out = np.zeros((len(windows), VOCAB.size))
+        out[:, 3:7] = [0.5, 0.29, 1e-5, 1e-2]
+        out[:, END_INDEX] = 0.2
+        return out
+
+    normal = score_sessions([(1,)] * 19 + [(4, 3)], VOCAB, 2, p)  # one odd normal session
+    anomalies = score_sessions([(3,), (1, 3), (3, 1)], VOCAB, 2, p)
+    sel = select_rule(normal, anomalies, target_fpr=0.001)
+    # A budget of 0.1 % is below one of 20 sessions: the floor may still flag one of them.
+    assert sel.min_probability == 0.02 and sel.synthetic_recall == 1.0
+    assert sel.estimated_fpr == pytest.approx(0.05) and sel.floor_fpr[0.0] == 0.0
+
+
 def test_synthetic_anomalies_are_never_known_sessions():
     known = {(1, 2, 3, 4), (1, 2, 4)}
     planted = synthetic_anomalies([(1, 2, 3, 4)] * 20, known, seed=1)

@@ -3,7 +3,8 @@
 Never on test data. :func:`select_g` picks the most sensitive g (and optionally a probability floor)
 whose false-positive rate on normal validation sessions stays within a budget; :func:`select_rule`
 picks g, a separate END limit and a floor together, as the rule that flags the most synthetic
-anomalies (:func:`synthetic_anomalies`) within that budget. :class:`GSelection` records the choice
+anomalies (:func:`synthetic_anomalies`) within that budget, the floor's budget being at least one
+validation session. :class:`GSelection` records the choice
 and the validation tables behind it.
 """
 
@@ -27,6 +28,7 @@ from workbench.keys.vocabulary import Session
 __all__ = [
     "PROBABILITY_FLOORS",
     "GSelection",
+    "one_session_floor",
     "select_g",
     "select_rule",
     "synthetic_anomalies",
@@ -211,6 +213,9 @@ def select_rule(
     at most ``FPR(g = every candidate) + target_fpr``, the one flagging the most synthetic anomalies
     is kept; ties go to the smaller g, then the smaller END limit, then the larger floor.
 
+    The floor's budget is at least one validation session (:func:`one_session_floor`), so a small
+    validation set can still choose a floor.
+
     A separate END limit matters: the last key of a session that stops early is often a plausible
     next key, and only the rank of END says that the session should not stop there; a g large
     enough for the rare orderings of normal sessions lets almost every early stop through.
@@ -226,10 +231,16 @@ def select_rule(
         (body, end, min_p), w, (a_body, a_end, a_min_p), n, floors, base + target_fpr + 1e-12
     )
     table = validation_fpr_by_g(scores, weights)
-    floor_table = {fl: float(w[(body > g) | (end > e) | (min_p < fl)].sum()) for fl in floors}
+    floor_table = {
+        fl: float(w[(body > g) | (end > e) | (min_p < fl)].sum())
+        for fl in sorted(set(floors) | {0.0})
+    }
+    if (raised := one_session_floor(floor_table, f)) != f:
+        f, fpr = raised, floor_table[raised]
+        recall = float(((a_body > g) | (a_end > e) | (a_min_p < f)).mean())
     rule = (
         f"g, END limit and floor: most synthetic anomalies flagged with validation FPR <= "
-        f"FPR(g={n}) + {target_fpr:g}"
+        f"FPR(g={n}) + {target_fpr:g}; the floor may flag one validation session"
     )
     logger.info("g = %d, END limit = %d, floor = %g (%s)", g, e, f, rule)
     return GSelection(
@@ -245,6 +256,22 @@ def select_rule(
         estimated_fpr=fpr,
         synthetic_recall=recall,
     )
+
+
+def one_session_floor(floor_table: dict[float, float], floor: float) -> float:
+    """The largest floor whose validation FPR (at the chosen g and END limit) is at most one step
+    of the table, the smallest non-zero rate, or the rate of ``floor`` when that is larger: a
+    budget below one validation session's weight would forbid any floor on a small validation
+    set, where one flagged session already costs more than the target rate.
+
+    >>> one_session_floor({0.0: 0.0, 1e-4: 0.0, 1e-3: 0.02, 1e-2: 0.04}, 0.0)
+    0.001
+    >>> one_session_floor({0.0: 0.01, 1e-4: 0.01, 1e-3: 0.03}, 1e-4)
+    0.0001
+    """
+    step = min((v for v in floor_table.values() if v > 0), default=0.0)
+    limit = max(step, floor_table[floor]) + _TOLERANCE
+    return max(f for f, v in floor_table.items() if v <= limit)
 
 
 def select_g(
