@@ -211,22 +211,28 @@ def _steps(
     most = max_steps(c.update_max_steps, new)
     with torch_threads(_threads(model)), _no_denormals():
         while True:
-            logits = model.module_(torch.cat([x, gx]))  # (B, V); an ensemble: (M, B, V)
+            # The guards are judged without gradients; only those a step pushed out are taught,
+            # so a long feedback memory costs one forward pass per step, not a backward one.
+            with torch.no_grad():
+                if len(gy):
+                    glogits = model.module_(gx)  # (G, V); an ensemble: (M, G, V)
+                    gj = glogits if glogits.dim() == 2 else mixture(glogits)
+                    kept = accepted(model, gj, gy, glimit, mask)
+                    lost |= ~kept  # taught from now on
+            rows = lost.nonzero().flatten()
+            logits = model.module_(torch.cat([x, gx[rows]]))  # (B, V); an ensemble: (M, B, V)
             glogits = logits[..., len(y) :, :]
             logits = logits[..., : len(y), :]
             with torch.no_grad():
                 judged_now = logits if logits.dim() == 2 else mixture(logits)
                 ok = bool(accepted(model, judged_now[:new], y[:new], limit, mask).all())
-                if len(gy):
-                    gj = glogits if glogits.dim() == 2 else mixture(glogits)
-                    lost |= ~accepted(model, gj, gy, glimit, mask)  # taught from now on
-                    ok &= bool(accepted(model, gj, gy, glimit, mask).all())
+                ok &= not len(gy) or bool(kept.all())
             if taken >= max(c.update_steps, 0) and (ok or taken >= most):
                 break
             loss = (cross_entropy(logits, y) * w).sum()
-            if lost.any():  # a pushed-out successor weighs as much as a taught example
-                loss = loss + cross_entropy(glogits, gy)[..., lost].sum()
-            loss = loss / (w.sum() + lost.sum())
+            if len(rows):  # a pushed-out successor weighs as much as a taught example
+                loss = loss + cross_entropy(glogits, gy[rows]).sum()
+            loss = loss / (w.sum() + len(rows))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
