@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["REPORT_DIR", "closing", "err", "load_last_report", "load_run", "read_source",
+__all__ = ["REPORT_DIR", "closing", "err", "load_last_report", "load_run", "read_source", "rule_sentence",
            "save_last_report"]  # fmt: skip
 
 REPORT_DIR = "last_report"
@@ -96,3 +96,14 @@ def load_last_report(wb: Any) -> Any:
     wb.report = wb._score(entries, g=int(meta["g"]))
     wb.report_source = meta.get("source")
     return wb.report
+
+
+def rule_sentence(key_model: Any) -> str | None:
+    """Why the key model's rule is what it is, on one line (the Train view's sentence); None when
+    the rule was not chosen on validation data."""
+    from workbench.detect.rules import rule_choice
+
+    selection = getattr(key_model, "g_selection_", None)
+    if selection is None:
+        return None
+    return " ".join(rule_choice(selection)["sentence"].split())

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.cli.common import REPORT_DIR, load_last_report, load_run, save_last_report
+from workbench.cli.common import (
+    REPORT_DIR,
+    load_last_report,
+    load_run,
+    rule_sentence,
+    save_last_report,
+)
 from workbench.cli.detect import anomaly_line
 
 __all__ = ["run_diagnose", "run_flag", "run_show", "run_undo"]
@@ -128,7 +134,8 @@ def run_show(args: Any) -> int:
             f"{float(km.min_probability_):.3g}, session counts {c.session_counts}, ensemble "
             f"{c.ensemble}, validation folds {c.validation_folds}"
         )
-        _print_rule_choice(km)
+        if (why := rule_sentence(km)) is not None:
+            print(f"  why: {why}")
     keys = wb.param_keys()
     print(f"parameter models: {len(keys)} keys, verdict level {wb.level:.1%}")
     pm = wb.param_model
@@ -147,12 +154,3 @@ def run_show(args: Any) -> int:
         print(f"  v{v.get('version')} {v.get('created', '')} {v.get('reason', '')}")
     wb.close()
     return 0
-
-
-def _print_rule_choice(km: Any) -> None:
-    """Why the key model's rule is what it is (the Train view's sentence), when it was chosen."""
-    from workbench.detect.rules import rule_choice
-
-    selection = getattr(km, "g_selection_", None)
-    if selection is not None:
-        print("  why: " + " ".join(rule_choice(selection)["sentence"].split()))

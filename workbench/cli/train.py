@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.common import err, read_source
+from workbench.cli.common import err, read_source, rule_sentence
 
 __all__ = ["run_train"]
 
@@ -40,7 +40,8 @@ def run_train(args: Any) -> int:
     err(f"trained on {wb.fit_report_.summary()}")
     wb.save(run)
     km = wb.key_model
-    _say_rule_choice(km)
+    if (why := rule_sentence(km)) is not None:
+        err(f"rule: {why}")
     n_param = len(wb.param_keys())
     print(
         f"trained on {summary.lines} lines ({summary.parsed} parsed, {summary.sessions} sessions, "
@@ -49,15 +50,6 @@ def run_train(args: Any) -> int:
     )
     wb.close()
     return 0
-
-
-def _say_rule_choice(km: Any) -> None:
-    """Why the key model's rule is what it is, on standard error (the Train view's sentence)."""
-    from workbench.detect.rules import rule_choice
-
-    selection = getattr(km, "g_selection_", None)
-    if selection is not None:
-        err("rule: " + " ".join(rule_choice(selection)["sentence"].split()))
 
 
 def _configs(args: Any) -> tuple[Any, Any]:
