@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["REPORT_DIR", "closing", "err", "load_last_report", "load_run", "read_source", "rule_sentence",
-           "save_last_report"]  # fmt: skip
+__all__ = ["REPORT_DIR", "closing", "err", "load_last_report", "load_run", "read_source",
+           "rule_sentence", "save_last_report"]  # fmt: skip
 
 REPORT_DIR = "last_report"
 _OPENED: list[Any] = []  # workbenches a command loaded: closed when it ends, whatever happens
