@@ -12,8 +12,9 @@ import pytest
 
 from workbench.detect.chunked import Scorer, end_keys
 from workbench.detect.distributed import detect_dask, parse_dask
+from workbench.detect.follow import OnlineDetector
 from workbench.detect.shuffle import byte_ranges, local_client, read_range
-from workbench.detect.streaming import OnlineDetector, detect_streaming, read_chunks
+from workbench.detect.streaming import detect_streaming, read_chunks
 from workbench.simulate.engine import simulate
 from workbench.workbench import Workbench
 
@@ -116,6 +117,30 @@ def test_detection_reads_detached_models_not_the_workbench(fitted, reference, lo
     live = OnlineDetector(models, idle_lines=10**9)  # everything closes at the end
     rows = live.feed(log_file.read_text().splitlines()) + live.close()
     assert live.coverage.lines == len(reference.entries) and live.anomalies == len(rows)
+    cols = ["id", "kind", "line", "session", "key", "position", "rank"]
+    got = pd.DataFrame(rows).sort_values(["line", "id"], kind="stable")[cols]
+    assert _plain(got) == _plain(reference.anomalies[cols])  # in the order sessions closed
+
+
+def test_follow_closes_sessions_as_chunked_detection_does(fitted, reference, log_file):
+    """Lines arriving a few at a time: sessions close on their end key or when idle, as in chunked
+    detection, and the anomalies are those of one process (none was closed too early)."""
+    lines = log_file.read_text().splitlines()
+    live = OnlineDetector(fitted, idle_lines=1500)
+    rows, first_seen = [], {}
+    for i in range(0, len(lines), 37):
+        for r in live.feed(lines[i : i + 37]):
+            rows.append(r)
+            first_seen[int(r["id"])] = i + 37
+    rows += live.close()
+    assert live.sessions_reopened == 0
+    cols = ["id", "kind", "line", "session", "key", "position", "rank"]
+    got = pd.DataFrame(rows).sort_values(["line", "id"], kind="stable")[cols]
+    assert _plain(got) == _plain(reference.anomalies[cols])
+    assert live.peak_rows < len(lines) / 2  # ended sessions are not held
+    assert len(first_seen) >= len(rows) / 3  # many reported before the end of the input
+    c = live.coverage
+    assert (c.lines, c.sessions) == (len(lines), reference.entries["session"].nunique())
 
 
 def test_streaming_memory_is_bounded_by_open_sessions(fitted, reference, log_file):

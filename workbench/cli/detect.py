@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 
 from workbench.cli.common import err, load_run, read_source, save_last_report
+from workbench.detect.follow import OnlineDetector
 from workbench.detect.report import why
 from workbench.detect.rules import report_rules, rule_of_row
-from workbench.detect.streaming import OnlineDetector
 
 __all__ = ["anomaly_line", "run_detect", "write_report"]
 
@@ -150,7 +150,7 @@ def _chunks(fd: int, follow_file: bool, poll: float, stop_after: float | None):
 def _follow(wb: Any, args: Any) -> int:
     if args.out:
         raise ValueError("--follow prints anomalies as they come; --out is not available with it")
-    det = OnlineDetector(wb.scorer(), idle_lines=args.idle_lines)
+    det = OnlineDetector(wb.scorer(end_keys=True), idle_lines=args.idle_lines)
     if args.log == "-":
         fd, follow_file = sys.stdin.fileno(), False
     else:

@@ -19,9 +19,8 @@ A session that receives a line after it was closed for inactivity is scored agai
 from that line on; the report counts such sessions (``sessions_reopened``): its verdicts equal the
 one-process ones exactly when that count is 0.
 
-:class:`OnlineDetector` is the live variant for lines as they arrive (``detect --follow``): it
-takes any session rule, holds the rows of open sessions and scores a session when it has been
-quiet for a number of lines; both score with :func:`workbench.detect.scoring.score`.
+:class:`~workbench.detect.follow.OnlineDetector` (``detect --follow``) feeds lines as they arrive
+to the same :class:`SessionStream`, so it closes sessions the same way and gives the same verdicts.
 
 The pieces (:class:`~workbench.detect.chunked.Scorer`: parse, elapsed times, key pass, parameter
 pass, verdicts) are those of :mod:`workbench.detect.distributed` on a Dask cluster.
@@ -40,13 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.detect.chunked import Scorer, StreamReport, fitted_models, stream_report
-from workbench.detect.coverage import Coverage
-from workbench.detect.scoring import score
+from workbench.detect.chunked import Scorer, StreamReport, stream_report
 from workbench.logs.reading import raw_lines
-from workbench.logs.sessions import SessionRule, add_elapsed_times, assign_sessions
+from workbench.logs.sessions import SessionRule
 
-__all__ = ["OnlineDetector", "detect_streaming", "read_chunks"]
+__all__ = ["SessionStream", "VerdictWriter", "detect_streaming", "read_chunks"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +81,7 @@ def read_chunks(source: Any, chunk_lines: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-class _Writer:
+class VerdictWriter:
     """Verdicts written as they are decided: parquet parts of the entries, a CSV of anomalies."""
 
     def __init__(self, out: str | Path | None) -> None:
@@ -155,7 +152,7 @@ def detect_streaming(
     t_start = time.perf_counter()
     sc = Scorer(models, session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
-    stream = _Stream(sc, g, _Writer(out), idle_seconds, idle_lines, keep_entries)
+    stream = SessionStream(sc, g, VerdictWriter(out), idle_seconds, idle_lines, keep_entries)
     for chunk in read_chunks(source, chunk_lines):
         stream.feed(chunk)
         if progress is not None:
@@ -173,19 +170,21 @@ def detect_streaming(
                          t_start, keep_entries)  # fmt: skip
 
 
-class _Stream:
+class SessionStream:
     """The state of one chunked detection: open sessions, their rows, the halo, the counts."""
 
     def __init__(
         self,
         sc: Scorer,
         g: int,
-        writer: _Writer,
+        writer: VerdictWriter,
         idle_seconds: float,
         idle_lines: int,
         keep_entries: bool,
+        max_open: int | None = None,
     ) -> None:
         self.sc, self.g, self.writer = sc, g, writer
+        self.max_open = max_open  # at most this many open sessions: the quietest close first
         self.idle_seconds, self.idle_lines, self.keep_entries = (
             idle_seconds,
             idle_lines,
@@ -287,106 +286,8 @@ class _Stream:
         if self.last_global is not None:
             self.now = max(self.now, self.last_global)
             ends |= {s for s, t in self.last_sec.items() if self.now - t > self.idle_seconds}
+        over = len(self.last_line) - len(ends) - (self.max_open or len(self.last_line))
+        if over > 0:
+            still = [(ln, s) for s, ln in self.last_line.items() if s not in ends]
+            ends |= {s for _, s in sorted(still, key=lambda t: t[0])[:over]}
         return ends
-
-
-class OnlineDetector:
-    """Detection as lines arrive, with bounded memory (the paper's online setting).
-
-    Lines are parsed read-only in batches. An entry outside every session is scored at once; a
-    session is scored when it closes: ``idle_lines`` lines without a new entry of it (or when more
-    than ``max_open`` sessions are open, the oldest), and every open session at :meth:`close`.
-    Only the rows of open sessions are kept. Any session rule works (windows too), since the
-    rows of a session are scored together once it closed; ``deeplog-workbench detect --follow``
-    reads with it. ``models``: ``wb.scorer()`` of a fitted workbench, or the workbench.
-    """
-
-    def __init__(self, models: Any, *, idle_lines: int = 2000, max_open: int = 5000) -> None:
-        models = fitted_models(models)
-        self.models = models
-        self.idle_lines = idle_lines
-        self.max_open = max_open
-        self.next_line = 1
-        self.origin: Any = None
-        self.pending: pd.DataFrame | None = None
-        self.last_seen: dict[str, int] = {}
-        rule = models.parser.effective_session_rule
-        self.coverage = Coverage(
-            format=models.parser.format.name,
-            session_rule=None if rule is None else str(rule),
-        )
-        self.anomalies = 0
-        self.peak_rows = 0
-
-    def feed(self, lines: list[str]) -> list[pd.Series]:
-        """Parse ``lines`` (the next ones of the stream); the anomalies found in what closed."""
-        if not lines:
-            return []
-        p = self.models.parser
-        df = p.transform(lines, first_line=self.next_line, sessions=False)
-        self.next_line += len(lines)
-        if self.origin is None and df["timestamp"].notna().any():
-            self.origin = df["timestamp"].dropna().iloc[0]
-        try:
-            assign_sessions(df, p.format, p.session_rule, origin=self.origin)
-        except ValueError as exc:
-            note = f"session rule {p.effective_session_rule}: {exc}"
-            if note not in self.coverage.problems:
-                self.coverage.problems.append(note)
-        sess = df["session"].to_numpy(dtype=object)
-        for name, line in zip(sess, df["line"].to_numpy(), strict=True):
-            if name is not None:
-                self.last_seen[name] = int(line)
-        self.pending = df if self.pending is None else pd.concat([self.pending, df])
-        self.peak_rows = max(self.peak_rows, len(self.pending))
-        now = self.next_line - 1
-        closed = {s for s, last in self.last_seen.items() if now - last >= self.idle_lines}
-        if len(self.last_seen) - len(closed) > self.max_open:
-            by_age = sorted(self.last_seen, key=self.last_seen.__getitem__)
-            closed |= set(by_age[: len(self.last_seen) - len(closed) - self.max_open])
-        return self._score(closed)
-
-    def close(self) -> list[pd.Series]:
-        """Score everything still open."""
-        return self._score(set(self.last_seen), everything=True)
-
-    def _score(self, closed: set[str], everything: bool = False) -> list[pd.Series]:
-        if self.pending is None or not len(self.pending):
-            return []
-        sess = self.pending["session"].to_numpy(dtype=object)
-        done = pd.isna(sess) | np.isin(sess.astype(str), list(closed)) if closed else pd.isna(sess)
-        if everything:
-            done = np.ones(len(sess), dtype=bool)
-        if not done.any():
-            return []
-        batch = self.pending[done].reset_index(drop=True)
-        self.pending = self.pending[~done].reset_index(drop=True)
-        for s in closed:
-            self.last_seen.pop(s, None)
-        add_elapsed_times(batch)
-        report = score(self.models, batch)
-        self._add(report.coverage)
-        self.anomalies += len(report.anomalies)
-        return [row for _, row in report.anomalies.iterrows()]
-
-    def _add(self, c: Any) -> None:
-        t = self.coverage
-        for name in [
-            "lines",
-            "parsed",
-            "sessions",
-            "key_entries",
-            "param_entries",
-            "loose_entries",
-            "unknown_rule_entries",
-            "unknown_keys",
-            "timestamps",
-        ]:
-            setattr(t, name, getattr(t, name) + getattr(c, name))
-        for r, n in c.unparsed_reasons.items():
-            t.unparsed_reasons[r] = t.unparsed_reasons.get(r, 0) + n
-        t.rule_needs_timestamps |= c.rule_needs_timestamps
-        t.params_need_timestamps |= c.params_need_timestamps
-        for p in c.problems:
-            if p not in t.problems:
-                t.problems.append(p)
