@@ -83,6 +83,33 @@ def test_detect_diagnose_flag_undo(run, logs, tmp_path, capsys):
     assert "nothing to undo" in _one_line_error(capsys, rc)
 
 
+def test_a_large_log_is_streamed_and_says_so(run, logs, tmp_path, capsys, monkeypatch):
+    """Above the size limit (lowered here) detect reads in chunks: the same anomalies as in
+    memory, progress and the mode on standard error; flag then says why it has nothing to review
+    instead of acting on an older report."""
+    import workbench.cli.detect as cli_detect
+
+    log = str(logs / "test.log")
+    assert main(["detect", str(run), log, "--in-memory"]) == 0
+    whole = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("#")]
+    monkeypatch.setattr(cli_detect, "STREAM_ABOVE_BYTES", 1000)
+    rc = main(["detect", str(run), log, "--chunk-lines", "500", "--out", str(tmp_path / "s.csv")])
+    assert rc == 0
+    cap = capsys.readouterr()
+    assert "in chunks of 500 lines" in cap.err
+    streamed = [ln for ln in cap.out.splitlines() if ln.startswith("#")]
+    assert sorted(streamed) == sorted(whole) and "lines read" in cap.out
+    assert len(pd.read_csv(tmp_path / "s.csv")) == len(whole)
+    first = whole[0].split()[0].lstrip("#")
+    rc = main(["flag", str(run), first])
+    assert "kept no entries to review" in _one_line_error(capsys, rc)
+    assert main(["detect", str(run), log, "--in-memory"]) == 0  # reviewable again
+    capsys.readouterr()
+    assert main(["diagnose", str(run), first]) == 0
+    rc = main(["detect", str(run), "-", "--stream"])
+    assert "use --follow for standard input" in _one_line_error(capsys, rc)
+
+
 def test_gz_stdin_csv_html_and_strict(run, logs, tmp_path, capsys, monkeypatch):
     rc = main(["detect", str(run), str(logs / "test.log.gz"), "--out", str(tmp_path / "r.csv")])
     assert rc == 0

@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["REPORT_DIR", "closing", "err", "load_last_report", "load_run", "read_source",
+__all__ = ["REPORT_DIR", "closing", "err", "forget_last_report", "has_kept_report",
+           "load_last_report", "load_run", "read_source",
            "rule_sentence", "save_last_report"]  # fmt: skip
 
 REPORT_DIR = "last_report"
@@ -82,6 +83,25 @@ def save_last_report(wb: Any, source: str) -> None:
     write_json(folder / "report.json", meta)
 
 
+def forget_last_report(wb: Any, source: str, how: str) -> None:
+    """The last detect read ``source`` ``how`` (streamed, on a cluster) and kept no entries: an
+    earlier report must not stand in for it, so ``diagnose`` and ``flag`` say so instead."""
+    from workbench.store.files import write_json
+
+    folder = Path(wb.run_dir) / REPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "report.json", {"source": source, "kept": False, "how": how})
+    (folder / "entries.parquet").unlink(missing_ok=True)
+
+
+def has_kept_report(wb: Any) -> bool:
+    """Whether the last detect kept its report in the run (see :func:`forget_last_report`)."""
+    from workbench.store.files import read_json
+
+    path = Path(wb.run_dir) / REPORT_DIR / "report.json"
+    return path.is_file() and read_json(path).get("kept", True) is not False
+
+
 def load_last_report(wb: Any) -> Any:
     """Rebuild the last detect's report (scored again with the current weights)."""
     from workbench.store.files import read_json
@@ -90,6 +110,12 @@ def load_last_report(wb: Any) -> Any:
     if not (folder / "report.json").is_file():
         raise ValueError(f"{wb.run_dir}: no report yet; run 'deeplog-workbench detect' first")
     meta = read_json(folder / "report.json")
+    if meta.get("kept", True) is False:
+        raise ValueError(
+            f"the last detect read {meta.get('source')} {meta.get('how', 'streamed')} and kept "
+            "no entries to review; run 'deeplog-workbench detect RUN LOG --in-memory' on the part "
+            "of the log to review"
+        )
     entries = pd.read_parquet(folder / "entries.parquet")
     entries["params"] = entries["params"].map(lambda p: tuple(float(v) for v in p))
     entries.attrs.update(meta.get("attrs", {}))

@@ -1,6 +1,7 @@
 """``deeplog-workbench detect RUN LOG``: a trained run on another log, as printed lines and a
-CSV, JSON or self-contained HTML report; on a Dask cluster with ``--workers``/``--scheduler``;
-as lines arrive with ``--follow``."""
+CSV, JSON or self-contained HTML report; in chunks with bounded memory for a large log (or with
+``--stream``); on a Dask cluster with ``--workers``/``--scheduler``; as lines arrive with
+``--follow``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.cli.common import err, load_run, read_source, save_last_report
+from workbench.cli.common import err, forget_last_report, load_run, read_source, save_last_report
 from workbench.detect.follow import OnlineDetector
 from workbench.detect.report import why
 from workbench.detect.rules import report_rules, rule_of_row
 
-__all__ = ["anomaly_line", "run_detect", "write_report"]
+__all__ = ["STREAM_ABOVE_BYTES", "anomaly_line", "run_detect", "write_report"]
+
+#: a plain log file larger than this is detected in chunks unless ``--in-memory`` is given (one
+#: frame of parsed entries takes about 20 times the file's size); a gzip file, an eighth of it
+STREAM_ABOVE_BYTES = 256 * 1024**2
 
 
 def anomaly_line(row: pd.Series) -> str:
@@ -79,6 +84,10 @@ def run_detect(args: Any) -> int:
         return _follow(wb, args)
     if args.workers is not None or args.scheduler is not None:
         report = _detect_on_cluster(wb, args)
+        forget_last_report(wb, args.log, "on a Dask cluster")
+    elif _streamed(wb, args):
+        report = _detect_streamed(wb, args)
+        forget_last_report(wb, args.log, "in chunks")
     else:
         report = wb.detect(read_source(args.log), level=args.level)
         save_last_report(wb, args.log)
@@ -90,6 +99,55 @@ def run_detect(args: Any) -> int:
     if args.strict and (len(report.anomalies) or report.coverage.warnings):
         return 1
     return 0
+
+
+def _streamed(wb: Any, args: Any) -> bool:
+    """Whether to read the log in chunks: asked for, or a file too large for one frame (and a
+    session rule that chunked detection takes)."""
+    if args.stream or args.log == "-":
+        return bool(args.stream)
+    if args.in_memory:
+        return False
+    from workbench.logs.reading import is_gzip, log_path
+
+    path = log_path(args.log)
+    size = path.stat().st_size * (8 if is_gzip(path) else 1)
+    if size <= STREAM_ABOVE_BYTES:
+        return False
+    rule = wb.parser.effective_session_rule
+    if rule is not None and getattr(rule, "kind", "regex") not in ("regex", "field"):
+        err(f"warning: {path.name} is {size / 1024**3:.1f} GB but the session rule {rule} needs "
+            "the whole log's time range: detecting in memory")  # fmt: skip
+        return False
+    return True
+
+
+def _detect_streamed(wb: Any, args: Any) -> Any:
+    """``detect`` in chunks (:func:`workbench.detect.streaming.detect_streaming`): memory follows
+    the open sessions, progress goes to standard error."""
+    from workbench.detect.streaming import detect_streaming
+
+    if args.log == "-":
+        raise ValueError("--stream reads a log file; use --follow for standard input")
+    err(f"reading {args.log} in chunks of {args.chunk_lines:,} lines (sessions are scored as they "
+        "close; --in-memory reads it whole)")  # fmt: skip
+    last = [time.monotonic()]
+
+    def progress(p: dict[str, Any]) -> None:
+        if time.monotonic() - last[0] >= 5.0:
+            last[0] = time.monotonic()
+            err(f"  {p['lines']:,} lines read, {p['open_sessions']:,} sessions open, "
+                f"{p['anomalies']:,} anomalies so far")  # fmt: skip
+
+    report = detect_streaming(
+        wb.scorer(end_keys=True), read_source(args.log), chunk_lines=args.chunk_lines,
+        level=args.level, progress=progress,
+    )  # fmt: skip
+    reopened = report.counts.get("sessions_reopened", 0)
+    if reopened:
+        err(f"warning: {reopened} sessions received lines after they had been idle for an hour "
+            "of log time or a million lines; they were scored again from there")  # fmt: skip
+    return report
 
 
 def _detect_on_cluster(wb: Any, args: Any) -> Any:

@@ -113,6 +113,20 @@ def _add_detect(subparsers: Any) -> None:
     )
     where = d.add_mutually_exclusive_group()
     where.add_argument(
+        "--stream",
+        action="store_true",
+        help="read the log in chunks, scoring sessions as they close (memory bounded by the open "
+        "sessions; the default for a file over 256 MB); the report is not kept for diagnose/flag",
+    )
+    where.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="read the log whole, whatever its size (keeps the report for diagnose/flag)",
+    )
+    d.add_argument(
+        "--chunk-lines", type=int, default=100_000, help="--stream: lines read at a time"
+    )
+    where.add_argument(
         "--workers", type=int, metavar="N", help="detect on N local Dask worker processes"
     )
     where.add_argument(

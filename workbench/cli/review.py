@@ -3,14 +3,13 @@ anomaly, teach a false positive, undo the last feedback) and say what a run hold
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.cli.common import (
-    REPORT_DIR,
+    has_kept_report,
     load_last_report,
     load_run,
     rule_sentence,
@@ -93,7 +92,7 @@ def run_flag(args: Any) -> int:
 
 def run_undo(args: Any) -> int:
     wb = load_run(args.run)
-    has_report = (Path(wb.run_dir) / REPORT_DIR / "report.json").is_file()
+    has_report = has_kept_report(wb)
     if has_report:
         load_last_report(wb)
     before = wb.journal.current_version()
