@@ -99,6 +99,7 @@ def test_a_large_log_is_streamed_and_says_so(run, logs, tmp_path, capsys, monkey
     assert "in chunks of 500 lines" in cap.err
     streamed = [ln for ln in cap.out.splitlines() if ln.startswith("#")]
     assert sorted(streamed) == sorted(whole) and "lines read" in cap.out
+    assert "format openstack, session rule regex:" in cap.out
     assert len(pd.read_csv(tmp_path / "s.csv")) == len(whole)
     first = whole[0].split()[0].lstrip("#")
     rc = main(["flag", str(run), first])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from workbench.detect.follow import OnlineDetector
 from workbench.keys.model import KeyModelConfig
 from workbench.params.config import ParamModelConfig
 from workbench.workbench import Workbench
@@ -48,4 +49,10 @@ def test_raw_log_head_to_tail(system, shared_data, tmp_path):
     assert c.lines == len(tail) and c.parsed > 0.9 * c.lines, c
     assert c.sessions > 0 and c.key_entries > 0, c
     assert c.checked > 0 and not report.verdict.startswith("nothing")
+    live = OnlineDetector(wb, idle_lines=200)  # --follow on the same lines, a few at a time
+    rows = [r for i in range(0, len(tail), 50) for r in live.feed(tail[i : i + 50])]
+    rows += live.close()
+    assert live.coverage.lines == len(tail) and live.anomalies == len(rows)
+    if rule is None and not live.sessions_reopened:  # id sessions: the verdicts of one process
+        assert sorted(int(r["line"]) for r in rows) == sorted(report.anomalies["line"].tolist())
     wb.close()

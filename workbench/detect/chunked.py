@@ -383,6 +383,7 @@ def stream_report(
     out: Path | None,
     t_start: float,
     keep_entries: bool,
+    scorer: Scorer | None = None,
 ) -> StreamReport:
     """The report of a chunked or distributed detection from its pieces (anomaly tables and,
     with ``keep_entries``, verdict frames); ``anomalies.csv`` is rewritten in line order."""
@@ -396,6 +397,10 @@ def stream_report(
         for c in ("session", "dimension"):  # missing is None, as in one process
             entries[c] = entries[c].astype(object).where(entries[c].notna(), None)
     report = StreamReport(entries, anomalies, g, level, counts=counts, out=out)
+    if scorer is not None:  # what the report read with, as a one-process report says
+        rule = scorer.rule if scorer.rule is not None else scorer.parser.effective_session_rule
+        report.coverage.format = scorer.parser.format.name
+        report.coverage.session_rule = None if rule is None else str(rule)
     report.seconds = time.perf_counter() - t_start
     if out is not None:
         anomalies.to_csv(Path(out) / "anomalies.csv", index=False)

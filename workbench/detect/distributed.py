@@ -186,7 +186,7 @@ def detect_dask(
     counts.update(sessions_reopened=0, partitions=len(ranges), session_partitions=n_out)
     keep = [v for _, _, v in results if v is not None]
     report = stream_report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
-                           keep_entries)  # fmt: skip
+                           keep_entries, scorer=sc)  # fmt: skip
     report.stages = {k: round(v, 3) for k, v in stages.items()}
     report.coverage.format = sc.parser.format.name
     rule = sc.parser.effective_session_rule

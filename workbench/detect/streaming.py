@@ -167,7 +167,7 @@ def detect_streaming(
             counts["sessions_reopened"],
         )
     return stream_report(stream.found, stream.keep, g, sc.level, counts, stream.writer.dir,
-                         t_start, keep_entries)  # fmt: skip
+                         t_start, keep_entries, scorer=sc)  # fmt: skip
 
 
 class SessionStream:
