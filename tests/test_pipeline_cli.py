@@ -87,12 +87,12 @@ def test_a_large_log_is_streamed_and_says_so(run, logs, tmp_path, capsys, monkey
     """Above the size limit (lowered here) detect reads in chunks: the same anomalies as in
     memory, progress and the mode on standard error; flag then says why it has nothing to review
     instead of acting on an older report."""
-    import workbench.cli.detect as cli_detect
+    import workbench.detect.streaming as streaming
 
     log = str(logs / "test.log")
     assert main(["detect", str(run), log, "--in-memory"]) == 0
     whole = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("#")]
-    monkeypatch.setattr(cli_detect, "STREAM_ABOVE_BYTES", 1000)
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 1000)
     rc = main(["detect", str(run), log, "--chunk-lines", "500", "--out", str(tmp_path / "s.csv")])
     assert rc == 0
     cap = capsys.readouterr()

@@ -342,7 +342,7 @@ class ReviewView(FeedbackActions, View):
         def work() -> Any:
             self._detecting = True
             try:
-                return wb.detect(source)
+                return wb.detect(source, stream=False)  # the review needs every entry
             finally:
                 self._detecting = False
 

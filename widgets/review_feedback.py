@@ -104,7 +104,7 @@ class FeedbackActions:
                     result = getattr(wb, method)(target)
                 report = getattr(result, "report", None)
                 if report is None:
-                    report = getattr(wb, "report", None) or wb.detect(source)
+                    report = getattr(wb, "report", None) or wb.detect(source, stream=False)
                 return result, report
             finally:
                 self._detecting = False

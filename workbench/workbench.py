@@ -36,6 +36,7 @@ import pandas as pd
 from workbench.detect.chunked import end_keys as training_end_keys
 from workbench.detect.report import DetectionReport
 from workbench.detect.scoring import FittedModels, score
+from workbench.detect.streaming import detect_streaming, too_large_for_memory
 from workbench.detect.views import Views
 from workbench.events import Events
 from workbench.feedback.journal import FeedbackJournal
@@ -328,6 +329,8 @@ class Workbench(Stored, Feedback, Views, Events):
         level: float | None = None,
         g: int | None = None,
         client: Any = None,
+        stream: bool | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> DetectionReport:
         """Detect anomalies in ``source`` (path, bytes or lines; default: the test log, or the
         training log when there is none) with the key model first, then the parameter models.
@@ -335,16 +338,26 @@ class Workbench(Stored, Feedback, Views, Events):
         With ``client`` (a ``dask.distributed.Client``), ``source`` is one log file or a list of
         them, read as one log on that cluster (:func:`workbench.detect.distributed.detect_dask`): the
         verdicts are those of one process, row for row, and the report keeps the verdict columns.
+        With ``stream`` (default: for a log file over
+        :data:`~workbench.detect.streaming.STREAM_ABOVE_BYTES`) the log is read in chunks with
+        bounded memory (:func:`~workbench.detect.streaming.detect_streaming`, ``progress`` called
+        after each chunk): the same verdicts, and the report keeps the anomalies only.
         """
         self._check_fitted()
         if level is not None:
             self.level = float(level)
-        if client is not None:
+        if stream is None:
+            stream = client is None and too_large_for_memory(source, self.parser.session_rule)
+        if client is not None or stream:
             from workbench.detect.distributed import detect_dask
 
             if source is None:
-                raise ValueError("detection on a cluster needs the log files to read")
-            report = detect_dask(self.scorer(end_keys=True), source, client, level=level, g=g)
+                raise ValueError("detection on a cluster or in chunks needs the log to read")
+            models = self.scorer(end_keys=True)
+            if client is not None:
+                report = detect_dask(models, source, client, level=level, g=g)
+            else:
+                report = detect_streaming(models, source, level=level, g=g, progress=progress)
             self.report = report
             self._emit("detect", report)
             return report

@@ -19,12 +19,9 @@ from workbench.cli.common import err, forget_last_report, load_run, read_source,
 from workbench.detect.follow import OnlineDetector
 from workbench.detect.report import why
 from workbench.detect.rules import report_rules, rule_of_row
+from workbench.detect.streaming import detect_streaming, too_large_for_memory
 
-__all__ = ["STREAM_ABOVE_BYTES", "anomaly_line", "run_detect", "write_report"]
-
-#: a plain log file larger than this is detected in chunks unless ``--in-memory`` is given (one
-#: frame of parsed entries takes about 20 times the file's size); a gzip file, an eighth of it
-STREAM_ABOVE_BYTES = 256 * 1024**2
+__all__ = ["anomaly_line", "run_detect", "write_report"]
 
 
 def anomaly_line(row: pd.Series) -> str:
@@ -89,7 +86,7 @@ def run_detect(args: Any) -> int:
         report = _detect_streamed(wb, args)
         forget_last_report(wb, args.log, "in chunks")
     else:
-        report = wb.detect(read_source(args.log), level=args.level)
+        report = wb.detect(read_source(args.log), level=args.level, stream=False)
         save_last_report(wb, args.log)
     _print_report(report)
     if args.out:
@@ -108,25 +105,20 @@ def _streamed(wb: Any, args: Any) -> bool:
         return bool(args.stream)
     if args.in_memory:
         return False
-    from workbench.logs.reading import is_gzip, log_path
+    from workbench.logs.reading import log_path
 
-    path = log_path(args.log)
-    size = path.stat().st_size * (8 if is_gzip(path) else 1)
-    if size <= STREAM_ABOVE_BYTES:
-        return False
-    rule = wb.parser.effective_session_rule
-    if rule is not None and getattr(rule, "kind", "regex") not in ("regex", "field"):
-        err(f"warning: {path.name} is {size / 1024**3:.1f} GB but the session rule {rule} needs "
-            "the whole log's time range: detecting in memory")  # fmt: skip
-        return False
-    return True
+    path, rule = log_path(args.log), wb.parser.session_rule
+    if too_large_for_memory(path, rule):
+        return True
+    if too_large_for_memory(path):
+        err(f"warning: {path.name} is large but the session rule {rule} needs the whole log's "
+            "time range: detecting in memory")  # fmt: skip
+    return False
 
 
 def _detect_streamed(wb: Any, args: Any) -> Any:
     """``detect`` in chunks (:func:`workbench.detect.streaming.detect_streaming`): memory follows
     the open sessions, progress goes to standard error."""
-    from workbench.detect.streaming import detect_streaming
-
     if args.log == "-":
         raise ValueError("--stream reads a log file; use --follow for standard input")
     err(f"reading {args.log} in chunks of {args.chunk_lines:,} lines (sessions are scored as they "

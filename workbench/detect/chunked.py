@@ -34,12 +34,13 @@ from workbench.params.levels import level_name
 from workbench.params.model import ParamModel
 
 __all__ = [
-    "KEY_COLUMNS", "VERDICT_COLUMNS", "Scorer", "StreamReport", "end_keys", "fitted_models",
-    "parse_lines", "stream_report",
+    "CHUNKABLE", "KEY_COLUMNS", "VERDICT_COLUMNS", "Scorer", "StreamReport", "end_keys",
+    "fitted_models", "parse_lines", "stream_report",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
+CHUNKABLE = ("regex", "field")  # session rules that chunked and distributed detection take
 KEY_COLUMNS = ["position", "key_rank", "key_probability", "key_anomalous", "key_reason"]
 PARAM_COLUMNS = ["mse", "param_status", "threshold", "param_anomalous", "dimension"]
 PARAM_COLUMNS += ["observed", "predicted"]
@@ -193,7 +194,7 @@ class Scorer:
         if session is None:  # the rule the workbench was trained with travels with its parser
             session = models.parser.session_rule
         self.rule = SessionRule.parse(session) if isinstance(session, str) else session
-        if self.rule is not None and self.rule.kind not in ("regex", "field"):
+        if self.rule is not None and self.rule.kind not in CHUNKABLE:
             raise ValueError(
                 f"a '{self.rule.kind}' session rule needs the whole log's time range; chunked and "
                 "distributed detection take 'regex:' or 'field:' rules"

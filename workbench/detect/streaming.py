@@ -39,13 +39,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.detect.chunked import Scorer, StreamReport, stream_report
+from workbench.detect.chunked import CHUNKABLE, Scorer, StreamReport, stream_report
 from workbench.logs.reading import raw_lines
 from workbench.logs.sessions import SessionRule
 
-__all__ = ["SessionStream", "VerdictWriter", "detect_streaming", "read_chunks"]
+__all__ = [
+    "STREAM_ABOVE_BYTES", "SessionStream", "VerdictWriter", "detect_streaming", "read_chunks",
+    "too_large_for_memory",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
+
+#: a plain log file larger than this is read in chunks unless asked otherwise (one frame of parsed
+#: entries takes about 15 times the file's size); a gzip file counts eight times its size
+STREAM_ABOVE_BYTES = 256 * 1024**2
 
 _COUNTS = ("lines", "parsed", "sessions", "key_entries", "param_checked", "sessions_reopened")
 
@@ -59,6 +66,20 @@ def _paths(items: list | tuple) -> bool:
     return len(items) <= 64 and all(
         isinstance(s, str) and "\n" not in s and len(s) < 4096 and Path(s).is_file() for s in items
     )
+
+
+def too_large_for_memory(source: Any, rule: SessionRule | None = None) -> bool:
+    """Whether ``source`` is a log file too large to parse into one frame (see
+    :data:`STREAM_ABOVE_BYTES`) and ``rule`` lets chunked detection close its sessions (a time
+    window needs the whole log's time range)."""
+    if not isinstance(source, str | Path) or (rule is not None and rule.kind not in CHUNKABLE):
+        return False
+    from workbench.logs.reading import is_gzip
+
+    path = Path(source)
+    if not path.is_file():
+        return False
+    return path.stat().st_size * (8 if is_gzip(path) else 1) > STREAM_ABOVE_BYTES
 
 
 def read_chunks(source: Any, chunk_lines: int) -> Iterator[list[Any]]:
