@@ -143,6 +143,23 @@ def test_follow_closes_sessions_as_chunked_detection_does(fitted, reference, log
     assert (c.lines, c.sessions) == (len(lines), reference.entries["session"].nunique())
 
 
+def test_workbench_detect_streams_a_large_log(fitted, reference, log_file, monkeypatch):
+    """``wb.detect`` reads a log file over the size limit (lowered here) in chunks: the anomalies
+    of one process, progress after each chunk, and the report says what it checked."""
+    import workbench.detect.streaming as streaming
+
+    seen: list[dict] = []
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 1000)
+    rep = fitted.detect(str(log_file), progress=seen.append)
+    assert rep.counts["chunks"] >= 1 and seen and seen[-1]["lines"] == len(reference.entries)
+    cols = ["id", "kind", "line", "session", "key", "position", "rank"]
+    assert _plain(rep.anomalies[cols]) == _plain(reference.anomalies[cols])
+    assert rep.coverage.sessions == reference.coverage.sessions
+    assert fitted.detect(str(log_file), stream=False).entries is not None  # asked: in memory
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 10**12)
+    assert type(fitted.detect(str(log_file))) is type(reference)  # small: in memory
+
+
 def test_streaming_memory_is_bounded_by_open_sessions(fitted, reference, log_file):
     """Closing idle sessions keeps few open; a session that comes back is counted, never silent."""
     rep = detect_streaming(fitted, str(log_file), chunk_lines=300, idle_lines=300)
@@ -285,20 +302,3 @@ def test_detect_command_on_local_workers(fitted, reference, log_file, tmp_path, 
     assert f"lines read {len(reference.entries)}" in out and "key model:" in out
     assert main(["detect", str(run), "-", "--workers", "1"]) == 2
     assert "need a file, not stdin" in capsys.readouterr().err
-
-
-def test_workbench_detect_streams_a_large_log(fitted, reference, log_file, monkeypatch):
-    """``wb.detect`` reads a log file over the size limit (lowered here) in chunks: the anomalies
-    of one process, progress after each chunk, and the report says what it checked."""
-    import workbench.detect.streaming as streaming
-
-    seen: list[dict] = []
-    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 1000)
-    rep = fitted.detect(str(log_file), progress=seen.append)
-    assert rep.counts["chunks"] >= 1 and seen and seen[-1]["lines"] == len(reference.entries)
-    cols = ["id", "kind", "line", "session", "key", "position", "rank"]
-    assert _plain(rep.anomalies[cols]) == _plain(reference.anomalies[cols])
-    assert rep.coverage.sessions == reference.coverage.sessions
-    assert fitted.detect(str(log_file), stream=False).entries is not None  # asked: in memory
-    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 10**12)
-    assert type(fitted.detect(str(log_file))) is type(reference)  # small: in memory
