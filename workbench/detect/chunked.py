@@ -85,8 +85,10 @@ class StreamReport(DetectionReport):
                 sessions=int(c.get("sessions", 0)),
                 key_entries=int(c.get("key_entries", 0)),
                 param_entries=int(c.get("param_checked", 0)),
-                unknown_keys=None,
-                timestamps=None,
+                loose_entries=int(c.get("loose_entries", 0)),
+                unknown_rule_entries=int(c.get("unknown_rule_entries", 0)),
+                unknown_keys=c.get("unknown_keys"),  # None where not counted
+                timestamps=c.get("timestamps"),
             )
 
     def summary(self) -> str:

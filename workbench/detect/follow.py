@@ -69,7 +69,6 @@ class OnlineDetector:
             self.stream = SessionStream(
                 sc, g, VerdictWriter(None), idle_seconds, idle_lines, False, max_open=max_open
             )
-            self.coverage.unknown_keys = self.coverage.timestamps = None  # not counted here
 
     @property
     def sessions_reopened(self) -> int:
@@ -104,6 +103,9 @@ class OnlineDetector:
         c, t = self.stream.counts, self.coverage  # type: ignore[union-attr]
         t.lines, t.parsed, t.sessions = c["lines"], c["parsed"], c["sessions"]
         t.key_entries, t.param_entries = c["key_entries"], c["param_checked"]
+        t.loose_entries, t.unknown_rule_entries = c["loose_entries"], c["unknown_rule_entries"]
+        t.unknown_keys, t.timestamps = c["unknown_keys"], c["timestamps"]
+        t.unparsed_reasons = dict(self.stream.reasons)  # type: ignore[union-attr]
         if not frames:
             return []
         new = pd.concat(frames, ignore_index=True).reindex(columns=ANOMALY_COLUMNS)

@@ -27,6 +27,10 @@ from workbench.detect.rules import rule_of_row
 __all__ = ["plotly_js", "render_report"]
 
 MAX_DETAILED = 40  #: anomalies with a diagnosis, context and a figure (the table lists all)
+_NOT_KEPT = (
+    "(the log was read in chunks, so the lines around this one were not kept: detect with "
+    "--in-memory, or on the part of the log around it, for a diagnosis and its context)"
+)
 MAX_POINTS = 1500  #: points per MSE plot (a log's worth of a key is thinned evenly)
 
 
@@ -296,11 +300,14 @@ def _details(wb: Any, report: Any) -> tuple[list[str], list[tuple[str, dict[str,
         parts.append(
             f"<div class='anom' id='a{aid}'><h2>#{aid}: line {r['line']}, {r['kind']}</h2>"
         )
-        try:
-            d = wb.diagnose(aid)
-            sentence, path, task = d.sentence, tuple(d.path or ()), d.task
-        except Exception as exc:  # a diagnosis must not break the report
-            sentence, path, task = f"(no diagnosis: {exc})", (), None
+        if not len(report.entries):  # read in chunks: the entries around it were not kept
+            sentence, path, task = _NOT_KEPT, (), None
+        else:
+            try:
+                d = wb.diagnose(aid)
+                sentence, path, task = d.sentence, tuple(d.path or ()), d.task
+            except Exception as exc:  # a diagnosis must not break the report
+                sentence, path, task = f"(no diagnosis: {exc})", (), None
         parts.append(f"<p>{esc(sentence)}</p>")
         parts.append("<pre>")
         for line, raw in _context(report.entries, int(r["line"])):

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.detect.chunked import CHUNKABLE, Scorer, StreamReport, stream_report
+from workbench.keyids import UNKNOWN
 from workbench.logs.reading import raw_lines
 from workbench.logs.sessions import SessionRule
 
@@ -54,7 +55,8 @@ logger = logging.getLogger(__name__)
 #: entries takes about 15 times the file's size); a gzip file counts eight times its size
 STREAM_ABOVE_BYTES = 256 * 1024**2
 
-_COUNTS = ("lines", "parsed", "sessions", "key_entries", "param_checked", "sessions_reopened")
+_COUNTS = ("lines", "parsed", "sessions", "key_entries", "param_checked", "sessions_reopened",
+           "loose_entries", "unknown_rule_entries", "unknown_keys", "timestamps")  # fmt: skip
 
 
 def _paths(items: list | tuple) -> bool:
@@ -187,8 +189,10 @@ def detect_streaming(
             "again from there (raise idle_seconds or idle_lines to keep them whole)",
             counts["sessions_reopened"],
         )
-    return stream_report(stream.found, stream.keep, g, sc.level, counts, stream.writer.dir,
-                         t_start, keep_entries, scorer=sc)  # fmt: skip
+    report = stream_report(stream.found, stream.keep, g, sc.level, counts, stream.writer.dir,
+                           t_start, keep_entries, scorer=sc)  # fmt: skip
+    report.coverage.unparsed_reasons = dict(stream.reasons)
+    return report
 
 
 class SessionStream:
@@ -214,6 +218,7 @@ class SessionStream:
         self.keep: list[pd.DataFrame] = []
         self.found: list[pd.DataFrame] = []
         self.counts = dict.fromkeys(_COUNTS, 0)
+        self.reasons: dict[str, int] = {}  # unparsed lines by reason
         self.counts.update(peak_open_sessions=0, chunks=0)
         self.t0: pd.Timestamp | None = None
         self.last_global: float | None = None
@@ -235,9 +240,18 @@ class SessionStream:
         rows = pd.concat([rows, keycols], axis=1)
         verdicts, param_anoms = sc.verdicts(rows, g)
         anoms = pd.concat([a for a in (key_anoms, param_anoms) if len(a)] or [key_anoms])
+        parsed = rows["parsed"].to_numpy(dtype=bool)
+        in_session = verdicts["position"].to_numpy() >= 0
+        param = (verdicts["param_status"] == "scored").to_numpy(dtype=bool)
         counts["sessions"] += int(rows["session"].dropna().nunique())
-        counts["key_entries"] += int((verdicts["position"].to_numpy() >= 0).sum())
-        counts["param_checked"] += int((verdicts["param_status"] == "scored").sum())
+        counts["key_entries"] += int(in_session.sum())
+        counts["param_checked"] += int(param.sum())
+        counts["loose_entries"] += int((parsed & ~in_session).sum())
+        counts["unknown_rule_entries"] += int((parsed & ~in_session & ~param).sum())
+        counts["unknown_keys"] += int((parsed & (rows["key"].to_numpy() == UNKNOWN)).sum())
+        counts["timestamps"] += int((parsed & rows["timestamp"].notna().to_numpy()).sum())
+        for reason, n in rows["error"][~parsed].astype(str).value_counts().items():
+            self.reasons[str(reason)] = self.reasons.get(str(reason), 0) + int(n)
         self.writer.write(verdicts, anoms)
         if len(anoms):
             self.found.append(anoms)
