@@ -197,6 +197,9 @@ def test_local_cluster_gives_the_one_process_verdicts(
             assert _plain(via.anomalies[cols]) == _plain(reference.anomalies[cols])
             assert via.coverage.lines == len(reference.entries) and via.coverage.sessions > 0
             assert via.coverage.session_rule == reference.coverage.session_rule
+            for name in ("key_entries", "param_entries", "loose_entries", "unknown_rule_entries",
+                         "unknown_keys", "timestamps"):  # fmt: skip
+                assert getattr(via.coverage, name) == getattr(reference.coverage, name), name
         if n_workers == 2:  # parsing alone: the frame of one process, elapsed times included
             parsed = parse_dask(fitted.parser, log_file, client, blocksize=60_000)
             whole = fitted.parser.transform(str(log_file))

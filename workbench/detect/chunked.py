@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench import keyids
 from workbench.detect.report import (
     ANOMALY_COLUMNS,
     DetectionReport,
@@ -34,8 +35,16 @@ from workbench.params.levels import level_name
 from workbench.params.model import ParamModel
 
 __all__ = [
-    "CHUNKABLE", "KEY_COLUMNS", "VERDICT_COLUMNS", "Scorer", "StreamReport", "end_keys",
-    "fitted_models", "parse_lines", "stream_report",
+    "CHUNKABLE",
+    "KEY_COLUMNS",
+    "VERDICT_COLUMNS",
+    "Scorer",
+    "StreamReport",
+    "checked_counts",
+    "end_keys",
+    "fitted_models",
+    "parse_lines",
+    "stream_report",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -375,6 +384,26 @@ class Scorer:
             for e in recs:
                 rows.append(anomaly_row(e, "parameter", g, self.level, [], {}))
         return out, pd.DataFrame(rows)
+
+
+def checked_counts(rows: pd.DataFrame, verdicts: pd.DataFrame) -> dict[str, int]:
+    """What a piece of detection checked (the counts of a one-process
+    :class:`~workbench.detect.coverage.Coverage`), from its parsed rows and their verdicts."""
+    parsed = rows["parsed"].to_numpy(dtype=bool)
+    in_session = verdicts["position"].to_numpy() >= 0
+    param = (verdicts["param_status"] == "scored").to_numpy(dtype=bool)
+    out = {
+        "lines": len(rows),
+        "parsed": int(parsed.sum()),
+        "key_entries": int(in_session.sum()),
+        "param_checked": int(param.sum()),
+        "loose_entries": int((parsed & ~in_session).sum()),
+        "unknown_rule_entries": int((parsed & ~in_session & ~param).sum()),
+        "unknown_keys": int((parsed & (rows["key"].to_numpy() == keyids.UNKNOWN)).sum()),
+    }
+    if "timestamp" in rows.columns:
+        out["timestamps"] = int((parsed & rows["timestamp"].notna().to_numpy()).sum())
+    return out
 
 
 def stream_report(

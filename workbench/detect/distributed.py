@@ -31,7 +31,14 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.detect.chunked import KEY_COLUMNS, Scorer, StreamReport, parse_lines, stream_report
+from workbench.detect.chunked import (
+    KEY_COLUMNS,
+    Scorer,
+    StreamReport,
+    checked_counts,
+    parse_lines,
+    stream_report,
+)
 from workbench.detect.shuffle import (
     SHUFFLED,
     back_to_ranges,
@@ -118,12 +125,7 @@ def _param_pass(
     verdicts, anomalies = sc.verdicts(rows, g)
     found = [a for a in (key_anomalies, anomalies) if len(a)]
     anomalies = pd.concat(found, ignore_index=True) if found else anomalies
-    counts = {
-        "lines": len(df),
-        "parsed": int(df["parsed"].sum()),
-        "key_entries": int((verdicts["position"].to_numpy() >= 0).sum()),
-        "param_checked": int((verdicts["param_status"] == "scored").sum()),
-    }
+    counts = checked_counts(df, verdicts)
     if out is not None and len(verdicts):
         e = verdicts.copy()
         for c in ("session", "dimension"):
@@ -248,7 +250,7 @@ def _collect(results: list[Any], key_results: list[Any]) -> tuple[dict[str, int]
     found = []
     for anomalies, c, _ in results:
         for k, v in c.items():
-            counts[k] += v
+            counts[k] = counts.get(k, 0) + v
         if len(anomalies):
             found.append(anomalies)
     counts["sessions"] += sum(key_results)

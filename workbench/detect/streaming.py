@@ -39,8 +39,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.detect.chunked import CHUNKABLE, Scorer, StreamReport, stream_report
-from workbench.keyids import UNKNOWN
+from workbench.detect.chunked import (
+    CHUNKABLE,
+    Scorer,
+    StreamReport,
+    checked_counts,
+    stream_report,
+)
 from workbench.logs.reading import raw_lines
 from workbench.logs.sessions import SessionRule
 
@@ -240,16 +245,11 @@ class SessionStream:
         rows = pd.concat([rows, keycols], axis=1)
         verdicts, param_anoms = sc.verdicts(rows, g)
         anoms = pd.concat([a for a in (key_anoms, param_anoms) if len(a)] or [key_anoms])
-        parsed = rows["parsed"].to_numpy(dtype=bool)
-        in_session = verdicts["position"].to_numpy() >= 0
-        param = (verdicts["param_status"] == "scored").to_numpy(dtype=bool)
         counts["sessions"] += int(rows["session"].dropna().nunique())
-        counts["key_entries"] += int(in_session.sum())
-        counts["param_checked"] += int(param.sum())
-        counts["loose_entries"] += int((parsed & ~in_session).sum())
-        counts["unknown_rule_entries"] += int((parsed & ~in_session & ~param).sum())
-        counts["unknown_keys"] += int((parsed & (rows["key"].to_numpy() == UNKNOWN)).sum())
-        counts["timestamps"] += int((parsed & rows["timestamp"].notna().to_numpy()).sum())
+        for name, n in checked_counts(rows, verdicts).items():
+            if name not in ("lines", "parsed"):  # counted as read
+                counts[name] += n
+        parsed = rows["parsed"].to_numpy(dtype=bool)
         for reason, n in rows["error"][~parsed].astype(str).value_counts().items():
             self.reasons[str(reason)] = self.reasons.get(str(reason), 0) + int(n)
         self.writer.write(verdicts, anoms)
