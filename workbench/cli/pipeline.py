@@ -116,7 +116,8 @@ def _add_detect(subparsers: Any) -> None:
         "--stream",
         action="store_true",
         help="read the log in chunks, scoring sessions as they close (memory bounded by the open "
-        "sessions; the default for a file over 256 MB); the report is not kept for diagnose/flag",
+        "sessions; the default for a file too large to parse whole: over 256 MB, or a fifteenth of "
+        "a third of the free memory if more); the report is not kept for diagnose/flag",
     )
     where.add_argument(
         "--in-memory",

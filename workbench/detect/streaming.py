@@ -51,14 +51,30 @@ from workbench.logs.sessions import SessionRule
 
 __all__ = [
     "STREAM_ABOVE_BYTES", "SessionStream", "VerdictWriter", "detect_streaming", "read_chunks",
-    "too_large_for_memory",
+    "stream_above_bytes", "too_large_for_memory",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
-#: a plain log file larger than this is read in chunks unless asked otherwise (one frame of parsed
-#: entries takes about 15 times the file's size); a gzip file counts eight times its size
-STREAM_ABOVE_BYTES = 256 * 1024**2
+#: a plain log file larger than this is read in chunks unless asked otherwise; ``None``: the larger
+#: of 256 MB and what one frame of parsed entries (about 15 times the file's size) holds in a third
+#: of the memory available now. A gzip file counts eight times its size.
+STREAM_ABOVE_BYTES: int | None = None
+
+
+def stream_above_bytes() -> int:
+    """The size over which a log file is read in chunks (see :data:`STREAM_ABOVE_BYTES`)."""
+    if STREAM_ABOVE_BYTES is not None:
+        return STREAM_ABOVE_BYTES
+    available = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(256 * 1024**2, available // 45)
 
 _COUNTS = ("lines", "parsed", "sessions", "key_entries", "param_checked", "sessions_reopened",
            "loose_entries", "unknown_rule_entries", "unknown_keys", "timestamps")  # fmt: skip
@@ -86,7 +102,7 @@ def too_large_for_memory(source: Any, rule: SessionRule | None = None) -> bool:
     path = Path(source)
     if not path.is_file():
         return False
-    return path.stat().st_size * (8 if is_gzip(path) else 1) > STREAM_ABOVE_BYTES
+    return path.stat().st_size * (8 if is_gzip(path) else 1) > stream_above_bytes()
 
 
 def read_chunks(source: Any, chunk_lines: int) -> Iterator[list[Any]]:
