@@ -67,7 +67,8 @@ from workbench.config import Config, require
 from workbench.logs.sessions import session_groups
 from workbench.workflow.automaton import build_fsa, templates_of
 from workbench.workflow.growing import drop_contained, grow_from_pairs, in_typical_order
-from workbench.workflow.lag_cooccurrence import lag_cooccurrence
+from workbench.workflow.lag_cooccurrence import LagCooccurrence, lag_cooccurrence
+from workbench.workflow.lag_order import by_lag_order, entry_seconds
 from workbench.workflow.presence import Presence, flatten, typical_rank
 
 __all__ = [
@@ -249,7 +250,9 @@ def _strongest_first(links: np.ndarray, strength: np.ndarray) -> np.ndarray:
     return pairs[order]
 
 
-def grow_tasks_by_lag(entries: pd.DataFrame, config: WorkflowConfig) -> list[Task]:
+def grow_tasks_by_lag(
+    entries: pd.DataFrame, config: WorkflowConfig, lag: LagCooccurrence | None = None
+) -> list[Task]:
     """Method 2 over time lags: separate the tasks of an interleaved log with timestamps.
 
     The co-occurrence of two keys is a consistent time lag within ``config.window`` seconds
@@ -257,16 +260,17 @@ def grow_tasks_by_lag(entries: pd.DataFrame, config: WorkflowConfig) -> list[Tas
     positions; the growing, ownership and containment rules are those of :func:`grow_tasks` at
     one distance. Sessions are ignored: this is for logs without them. Entries without a
     timestamp are left out; with none at all, this is :func:`grow_tasks` on the interleaved key
-    sequence.
+    sequence. ``lag``: the co-occurrence of these entries with these settings, when already
+    computed.
     """
     if config.window is None:
         raise ValueError("grow_tasks_by_lag needs config.window (seconds)")
     keys = entries["key"].to_numpy(dtype=np.int64)
-    ts = entries["timestamp"] if "timestamp" in entries.columns else None
-    if ts is None or not ts.notna().any():
+    sec = entry_seconds(entries)
+    if sec is None:
         return grow_tasks(key_sequences(entries, per_session=False), config)
-    sec = (ts - ts[ts.notna()].iloc[0]).dt.total_seconds().to_numpy(dtype=float)
-    lag = lag_cooccurrence(keys, sec, config.window, config.min_count, config.min_lift)
+    if lag is None:
+        lag = lag_cooccurrence(keys, sec, config.window, config.min_count, config.min_lift)
     m = len(lag.keys)
     if m < 2:
         return []
@@ -327,20 +331,27 @@ def build_workflows(
         entries["session"].notna().to_numpy() if has_sessions else np.zeros(len(keys), bool)
     )
     graphs = []
+    order = None  # over the interleaved log with timestamps: transitions by consistent-lag order
     for n, t in enumerate(tasks, start=1):
         mine = np.isin(keys, list(t))
         # a task whose entries mostly carry a session is built per session, else interleaved
         per_session = bool(mine.any()) and in_session[mine].mean() >= 0.5
+        if not per_session and cfg.window is not None and order is None:
+            order = by_lag_order(mined, cfg.window, cfg.min_count, cfg.min_lift, tasks)
+        states, trans, background = (
+            order.task(t) if order is not None and not per_session else (t, None, [])
+        )
         g = build_fsa(
             mined,
-            t,
+            states,
             other_keys=all_keys - set(t),
             per_session=per_session,
             min_edge_prob=cfg.min_edge_prob,
             templates=templates,
             task_id=n,
+            transitions=trans,
         )
-        g.graph.update(sessions_used=used, sessions=total)
+        g.graph.update(sessions_used=used, sessions=total, background=background)
         graphs.append(g)
     return graphs
 
