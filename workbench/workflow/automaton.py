@@ -157,15 +157,9 @@ def build_fsa(
     if templates is None:
         templates = templates_of(entries)
     runs = list(_runs(entries, tk, ok, per_session))
-    counts = _RunCounts.of(runs)
-    n_runs = len(runs)
+    counts, edge_times, n_runs = _counts(runs, transitions)
     if transitions is not None:
-        counts = _RunCounts.given(counts.nodes, transitions)
-        n_runs = max(counts.starts.values(), default=0)
-        edge_times = {e: list(v) for e, v in transitions.items()}
-        min_edge_prob = 0.0
-    else:
-        edge_times = _edge_times(runs, counts.edges)
+        min_edge_prob = 0.0  # given transitions are kept
     g = nx.DiGraph()
     ordered = [k for k in _ordered_keys(tk, counts.edges, counts.starts) if counts.nodes[k]]
     _add_states(g, ordered, counts, templates, entries, runs)
@@ -178,6 +172,19 @@ def build_fsa(
         runs=int(n_runs),
     )
     return g
+
+
+def _counts(
+    runs: Sequence[Run], transitions: Mapping[tuple[int, int], Sequence[float]] | None
+) -> tuple[_RunCounts, dict[tuple[int, int], list[float]], int]:
+    """The counts, elapsed times and number of runs of an automaton: from adjacency in the
+    runs, or for the given transitions."""
+    counts = _RunCounts.of(runs)
+    if transitions is None:
+        return counts, _edge_times(runs, counts.edges), len(runs)
+    counts = _RunCounts.given(counts.nodes, transitions)
+    times = {e: list(v) for e, v in transitions.items()}
+    return counts, times, max(counts.starts.values(), default=0)
 
 
 @dataclass

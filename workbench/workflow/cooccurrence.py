@@ -303,8 +303,11 @@ def build_workflows(
     Co-occurrence is counted over sessions when ``config.per_session`` is True (or None and the
     entries have sessions), else over the interleaved log (by time lag when ``config.window`` is
     set); a task's automaton is built from sessions when most of its entries carry one (its
-    elapsed times then never span two instances), else from the interleaved log. Pass ``tasks``
-    (key sets, e.g. from method 1) to build only the automata.
+    elapsed times then never span two instances), else from the interleaved log: with
+    ``config.window`` and timestamps, its transitions are the consistent-lag order of its keys
+    and keys mostly logged outside the tasks are left out (:mod:`workbench.workflow.lag_order`;
+    graph attribute ``background``), else adjacency in the log. Pass ``tasks`` (key sets, e.g.
+    from method 1) to build only the automata.
 
     A log with more than ``config.max_sessions`` sessions is mined on a sample (:func:`sample`,
     seeded by ``seed``): every graph says in ``sessions_used`` and ``sessions`` how many of the
@@ -326,21 +329,12 @@ def build_workflows(
         tasks = _separate(mined, cfg, has_sessions)
     templates = templates_of(entries)
     all_keys = {int(k) for t in tasks for k in t}
-    keys = entries["key"].to_numpy()
-    in_session = (
-        entries["session"].notna().to_numpy() if has_sessions else np.zeros(len(keys), bool)
-    )
     graphs = []
     order = None  # over the interleaved log with timestamps: transitions by consistent-lag order
-    for n, t in enumerate(tasks, start=1):
-        mine = np.isin(keys, list(t))
-        # a task whose entries mostly carry a session is built per session, else interleaved
-        per_session = bool(mine.any()) and in_session[mine].mean() >= 0.5
-        if not per_session and cfg.window is not None and order is None:
-            order = by_lag_order(mined, cfg.window, cfg.min_count, cfg.min_lift, tasks)
-        states, trans, background = (
-            order.task(t) if order is not None and not per_session else (t, None, [])
-        )
+    for n, (t, per_session) in enumerate(_by_session(entries, tasks, has_sessions), start=1):
+        if not per_session and cfg.window is not None:
+            order = order or by_lag_order(mined, cfg.window, cfg.min_count, cfg.min_lift, tasks)
+        states, trans, background = order.task(t) if order and not per_session else (t, None, [])
         g = build_fsa(
             mined,
             states,
@@ -354,6 +348,22 @@ def build_workflows(
         g.graph.update(sessions_used=used, sessions=total, background=background)
         graphs.append(g)
     return graphs
+
+
+def _by_session(
+    entries: pd.DataFrame, tasks: Sequence[Sequence[int]], has_sessions: bool
+) -> list[tuple[Sequence[int], bool]]:
+    """Every task, and whether its automaton is built per session: when most of its entries
+    carry one, else over the interleaved log."""
+    keys = entries["key"].to_numpy()
+    if not has_sessions:
+        return [(t, False) for t in tasks]
+    in_session = entries["session"].notna().to_numpy()
+    out = []
+    for t in tasks:
+        mine = np.isin(keys, list(t))
+        out.append((t, bool(mine.any()) and bool(in_session[mine].mean() >= 0.5)))
+    return out
 
 
 def sample(
