@@ -68,7 +68,7 @@ from workbench.logs.sessions import session_groups
 from workbench.workflow.automaton import build_fsa, templates_of
 from workbench.workflow.growing import drop_contained, grow_from_pairs, in_typical_order
 from workbench.workflow.lag_cooccurrence import LagCooccurrence, lag_cooccurrence
-from workbench.workflow.lag_order import by_lag_order, entry_seconds
+from workbench.workflow.lag_order import by_lag_order, entry_seconds, lag_of
 from workbench.workflow.presence import Presence, flatten, typical_rank
 
 __all__ = [
@@ -326,14 +326,16 @@ def build_workflows(
         sample(entries, cfg.max_sessions, seed) if has_sessions else (entries, 0, 0)
     )
     if tasks is None:
-        tasks = _separate(mined, cfg, has_sessions)
+        tasks, lag = _separate(mined, cfg, has_sessions)
     templates = templates_of(entries)
     all_keys = {int(k) for t in tasks for k in t}
     graphs = []
     order = None  # over the interleaved log with timestamps: transitions by consistent-lag order
     for n, (t, per_session) in enumerate(_by_session(entries, tasks, has_sessions), start=1):
         if not per_session and cfg.window is not None:
-            order = order or by_lag_order(mined, cfg.window, cfg.min_count, cfg.min_lift, tasks)
+            order = order or by_lag_order(
+                mined, cfg.window, cfg.min_count, cfg.min_lift, tasks, lag
+            )
         states, trans, background = order.task(t) if order and not per_session else (t, None, [])
         g = build_fsa(
             mined,
@@ -396,11 +398,12 @@ def sample(
 
 def _separate(
     entries: pd.DataFrame, cfg: WorkflowConfig, has_sessions: bool
-) -> list[tuple[int, ...]]:
+) -> tuple[list[tuple[int, ...]], LagCooccurrence | None]:
     """The tasks' key tuples: by time lag over an interleaved log when ``cfg.window`` is set,
-    else by position over sessions or the interleaved log."""
+    else by position over sessions or the interleaved log; and the lag co-occurrence read."""
     by_lag = cfg.per_session is not True and not (cfg.per_session is None and has_sessions)
     if cfg.window is not None and by_lag:
-        return [t.keys for t in grow_tasks_by_lag(entries, cfg)]
+        lag = lag_of(entries, cfg.window, cfg.min_count, cfg.min_lift)
+        return [t.keys for t in grow_tasks_by_lag(entries, cfg, lag)], lag
     seqs = key_sequences(entries, cfg.per_session)
-    return [t.keys for t in grow_tasks(seqs, cfg)]
+    return [t.keys for t in grow_tasks(seqs, cfg)], None

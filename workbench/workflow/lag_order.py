@@ -63,6 +63,7 @@ __all__ = [
     "background_keys",
     "by_lag_order",
     "entry_seconds",
+    "lag_of",
     "order_edges",
     "transitions",
 ]
@@ -91,7 +92,8 @@ def entry_seconds(entries: pd.DataFrame) -> np.ndarray | None:
 
 def _rows(lag: LagCooccurrence, keys: Iterable[int]) -> tuple[list[int], list[int]]:
     """The keys the matrices know, and their rows."""
-    known = [int(k) for k in keys if int(k) in set(lag.keys.tolist())]
+    have = set(lag.keys.tolist())
+    known = [int(k) for k in keys if int(k) in have]
     return known, [lag.index(k) for k in known]
 
 
@@ -200,11 +202,24 @@ def by_lag_order(
     min_count: int,
     min_lift: float,
     tasks: Sequence[Iterable[int]],
+    lag: LagCooccurrence | None = None,
 ) -> LagOrder:
-    """The :class:`LagOrder` of a parsed log's entries for these tasks."""
+    """The :class:`LagOrder` of a parsed log's entries for these tasks (``lag``: their
+    co-occurrence with these settings, when already read)."""
     keys = entries["key"].to_numpy(dtype=np.int64)
     sec = entry_seconds(entries)
     if sec is None:
         return LagOrder(None, keys, None, frozenset())
-    lag = lag_cooccurrence(keys, sec, window, min_count, min_lift)
+    lag = lag if lag is not None else lag_cooccurrence(keys, sec, window, min_count, min_lift)
     return LagOrder(lag, keys, sec, frozenset(background_keys(lag, tasks)))
+
+
+def lag_of(
+    entries: pd.DataFrame, window: float, min_count: int, min_lift: float
+) -> LagCooccurrence | None:
+    """The consistent-lag co-occurrence of a parsed log's keys; None without timestamps."""
+    sec = entry_seconds(entries)
+    if sec is None:
+        return None
+    keys = entries["key"].to_numpy(dtype=np.int64)
+    return lag_cooccurrence(keys, sec, window, min_count, min_lift)
