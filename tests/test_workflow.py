@@ -374,3 +374,25 @@ def test_time_lag_separates_hand_made_interleaved_tasks_without_sessions():
     assert sorted(sorted(g.graph["keys"]) for g in graphs) == [[1, 2, 3], [4, 5]]
     with pytest.raises(ValueError):
         WorkflowConfig(window=0.0)
+
+
+def test_lag_order_of_runs_that_follow_one_another_is_a_chain():
+    """One task run after run (1 -> 2 after 1 s -> 3 after 1 s, a new run every 10 s), no
+    sessions: each key also follows the others from the next run, at longer lags; the automaton
+    is the chain, not every pair both ways."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for start in np.arange(0, 1200, 10.0) + rng.uniform(0, 2, 120):
+        t2 = start + rng.lognormal(0, 0.1)
+        rows += [(start, 1), (t2, 2), (t2 + rng.lognormal(0, 0.1), 3)]
+    rows += [(t, 9) for t in rng.uniform(0, 1200, 300)]
+    rows.sort()
+    df = pd.DataFrame(rows, columns=["t", "key"])
+    df["timestamp"] = pd.to_datetime(df["t"], unit="s")
+    df["template"] = "t"
+    df["line"] = np.arange(1, len(df) + 1)
+    cfg = WorkflowConfig(tau=0.7, min_lift=2.0, window=30.0, per_session=False)
+    graphs = [g for g in build_workflows(df, cfg) if 1 in g]
+    assert len(graphs) == 1 and sorted(graphs[0].edges) == [(1, 2), (2, 3)]
+    assert graphs[0].edges[1, 2]["median"] == pytest.approx(1.0, abs=0.2)
+    assert graphs[0].graph["runs"] == 120
