@@ -4,7 +4,8 @@ DeepLog's diagnosis needs the *workflow* of each task (VM creation, deletion, an
 as a finite state automaton (FSA), although the log interleaves many tasks and many executions of
 each. This module is the paper's **method 2**, density-based clustering over key co-occurrence
 (docs/METHOD.md, section 5), end to end: :func:`build_workflows` separates the tasks and builds
-one FSA per task (:mod:`workbench.workflow.automaton`). Method 1 (from a key model's predictions)
+one FSA per task (:mod:`workbench.workflow.automaton`; over a log without sessions, from the
+consistent-lag order of the task's keys, :mod:`workbench.workflow.lag_order`). Method 1 (from a key model's predictions)
 is in :mod:`workbench.workflow.from_keymodel`; the layout, exports and scores of an automaton in
 :mod:`~workbench.workflow.layout`, :mod:`~workbench.workflow.export` and
 :mod:`~workbench.workflow.scores`; diagnosis of a detected anomaly in
