@@ -121,6 +121,7 @@ def build_fsa(
     min_edge_prob: float = 0.0,
     templates: Mapping[int, str] | None = None,
     task_id: int = 0,
+    transitions: Mapping[tuple[int, int], Sequence[float]] | None = None,
 ) -> nx.DiGraph:
     """The finite state automaton of one task from the parsed entries.
 
@@ -138,6 +139,11 @@ def build_fsa(
     (seconds across the edge, raw values; see :func:`run_transitions`), ``median``, ``p05``,
     ``p10``, ``p90``, ``p95``. Graph attributes: ``task``, ``keys``, ``name``, ``runs``.
 
+    ``transitions`` (``(a, b) -> elapsed seconds``, e.g. from the consistent-lag order of
+    :mod:`workbench.workflow.lag_order` over a log without sessions) replaces the adjacent
+    transitions of the runs: each is an edge, counted by its elapsed values; runs then start at
+    the states without a transition in and end at those without one out.
+
     >>> df = pd.DataFrame({"key": [1, 2, 3, 1, 3, 2], "session": list("aaabbb"),
     ...     "timestamp": pd.to_datetime([0, 1, 3, 10, 12, 13], unit="s"), "template": list("xyzxzy")})
     >>> g = build_fsa(df, [1, 2, 3])
@@ -151,19 +157,34 @@ def build_fsa(
     if templates is None:
         templates = templates_of(entries)
     runs = list(_runs(entries, tk, ok, per_session))
-    counts = _RunCounts.of(runs)
+    counts, edge_times, n_runs = _counts(runs, transitions)
+    if transitions is not None:
+        min_edge_prob = 0.0  # given transitions are kept
     g = nx.DiGraph()
     ordered = [k for k in _ordered_keys(tk, counts.edges, counts.starts) if counts.nodes[k]]
     _add_states(g, ordered, counts, templates, entries, runs)
-    _add_transitions(g, counts.edges, _edge_times(runs, counts.edges), min_edge_prob)
+    _add_transitions(g, counts.edges, edge_times, min_edge_prob)
     first = templates.get(ordered[0], "") if ordered else ""
     g.graph.update(
         task=int(task_id),
         keys=[int(k) for k in ordered],
         name=f"task {task_id}: {short_label(first, 28)}" if ordered else f"task {task_id}",
-        runs=len(runs),
+        runs=int(n_runs),
     )
     return g
+
+
+def _counts(
+    runs: Sequence[Run], transitions: Mapping[tuple[int, int], Sequence[float]] | None
+) -> tuple[_RunCounts, dict[tuple[int, int], list[float]], int]:
+    """The counts, elapsed times and number of runs of an automaton: from adjacency in the
+    runs, or for the given transitions."""
+    counts = _RunCounts.of(runs)
+    if transitions is None:
+        return counts, _edge_times(runs, counts.edges), len(runs)
+    counts = _RunCounts.given(counts.nodes, transitions)
+    times = {e: list(v) for e, v in transitions.items()}
+    return counts, times, max(counts.starts.values(), default=0)
 
 
 @dataclass
@@ -184,6 +205,25 @@ class _RunCounts:
             for (_, a, _), (_, b, _) in itertools.pairwise(run):
                 c.edges[a, b] += 1
             c.nodes.update(k for _, k, _ in run)
+        return c
+
+    @classmethod
+    def given(
+        cls, nodes: Counter[int], transitions: Mapping[tuple[int, int], Sequence[float]]
+    ) -> _RunCounts:
+        """Counts for given transitions: runs start (end) at every occurrence of a state
+        without a transition in (out)."""
+        c = cls(nodes=Counter(nodes))
+        live = {k for k, n in nodes.items() if n}
+        c.edges = Counter(
+            {(a, b): max(len(t), 1) for (a, b), t in transitions.items() if {a, b} <= live}
+        )
+        has_in, has_out = {b for _, b in c.edges}, {a for a, _ in c.edges}
+        for k in live:
+            if k not in has_in:
+                c.starts[k] = nodes[k]
+            if k not in has_out:
+                c.ends[k] = nodes[k]
         return c
 
 

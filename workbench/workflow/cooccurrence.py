@@ -4,7 +4,8 @@ DeepLog's diagnosis needs the *workflow* of each task (VM creation, deletion, an
 as a finite state automaton (FSA), although the log interleaves many tasks and many executions of
 each. This module is the paper's **method 2**, density-based clustering over key co-occurrence
 (docs/METHOD.md, section 5), end to end: :func:`build_workflows` separates the tasks and builds
-one FSA per task (:mod:`workbench.workflow.automaton`). Method 1 (from a key model's predictions)
+one FSA per task (:mod:`workbench.workflow.automaton`; over a log without sessions, from the
+consistent-lag order of the task's keys, :mod:`workbench.workflow.lag_order`). Method 1 (from a key model's predictions)
 is in :mod:`workbench.workflow.from_keymodel`; the layout, exports and scores of an automaton in
 :mod:`~workbench.workflow.layout`, :mod:`~workbench.workflow.export` and
 :mod:`~workbench.workflow.scores`; diagnosis of a detected anomaly in
@@ -67,7 +68,8 @@ from workbench.config import Config, require
 from workbench.logs.sessions import session_groups
 from workbench.workflow.automaton import build_fsa, templates_of
 from workbench.workflow.growing import drop_contained, grow_from_pairs, in_typical_order
-from workbench.workflow.lag_cooccurrence import lag_cooccurrence
+from workbench.workflow.lag_cooccurrence import LagCooccurrence, lag_cooccurrence
+from workbench.workflow.lag_order import by_lag_order, entry_seconds, lag_of
 from workbench.workflow.presence import Presence, flatten, typical_rank
 
 __all__ = [
@@ -249,7 +251,9 @@ def _strongest_first(links: np.ndarray, strength: np.ndarray) -> np.ndarray:
     return pairs[order]
 
 
-def grow_tasks_by_lag(entries: pd.DataFrame, config: WorkflowConfig) -> list[Task]:
+def grow_tasks_by_lag(
+    entries: pd.DataFrame, config: WorkflowConfig, lag: LagCooccurrence | None = None
+) -> list[Task]:
     """Method 2 over time lags: separate the tasks of an interleaved log with timestamps.
 
     The co-occurrence of two keys is a consistent time lag within ``config.window`` seconds
@@ -257,16 +261,17 @@ def grow_tasks_by_lag(entries: pd.DataFrame, config: WorkflowConfig) -> list[Tas
     positions; the growing, ownership and containment rules are those of :func:`grow_tasks` at
     one distance. Sessions are ignored: this is for logs without them. Entries without a
     timestamp are left out; with none at all, this is :func:`grow_tasks` on the interleaved key
-    sequence.
+    sequence. ``lag``: the co-occurrence of these entries with these settings, when already
+    computed.
     """
     if config.window is None:
         raise ValueError("grow_tasks_by_lag needs config.window (seconds)")
     keys = entries["key"].to_numpy(dtype=np.int64)
-    ts = entries["timestamp"] if "timestamp" in entries.columns else None
-    if ts is None or not ts.notna().any():
+    sec = entry_seconds(entries)
+    if sec is None:
         return grow_tasks(key_sequences(entries, per_session=False), config)
-    sec = (ts - ts[ts.notna()].iloc[0]).dt.total_seconds().to_numpy(dtype=float)
-    lag = lag_cooccurrence(keys, sec, config.window, config.min_count, config.min_lift)
+    if lag is None:
+        lag = lag_cooccurrence(keys, sec, config.window, config.min_count, config.min_lift)
     m = len(lag.keys)
     if m < 2:
         return []
@@ -299,8 +304,11 @@ def build_workflows(
     Co-occurrence is counted over sessions when ``config.per_session`` is True (or None and the
     entries have sessions), else over the interleaved log (by time lag when ``config.window`` is
     set); a task's automaton is built from sessions when most of its entries carry one (its
-    elapsed times then never span two instances), else from the interleaved log. Pass ``tasks``
-    (key sets, e.g. from method 1) to build only the automata.
+    elapsed times then never span two instances), else from the interleaved log: with
+    ``config.window`` and timestamps, its transitions are the consistent-lag order of its keys
+    and keys mostly logged outside the tasks are left out (:mod:`workbench.workflow.lag_order`;
+    graph attribute ``background``), else adjacency in the log. Pass ``tasks`` (key sets, e.g.
+    from method 1) to build only the automata.
 
     A log with more than ``config.max_sessions`` sessions is mined on a sample (:func:`sample`,
     seeded by ``seed``): every graph says in ``sessions_used`` and ``sessions`` how many of the
@@ -319,30 +327,46 @@ def build_workflows(
         sample(entries, cfg.max_sessions, seed) if has_sessions else (entries, 0, 0)
     )
     if tasks is None:
-        tasks = _separate(mined, cfg, has_sessions)
+        tasks, lag = _separate(mined, cfg, has_sessions)
     templates = templates_of(entries)
     all_keys = {int(k) for t in tasks for k in t}
-    keys = entries["key"].to_numpy()
-    in_session = (
-        entries["session"].notna().to_numpy() if has_sessions else np.zeros(len(keys), bool)
-    )
     graphs = []
-    for n, t in enumerate(tasks, start=1):
-        mine = np.isin(keys, list(t))
-        # a task whose entries mostly carry a session is built per session, else interleaved
-        per_session = bool(mine.any()) and in_session[mine].mean() >= 0.5
+    order = None  # over the interleaved log with timestamps: transitions by consistent-lag order
+    for n, (t, per_session) in enumerate(_by_session(entries, tasks, has_sessions), start=1):
+        if not per_session and cfg.window is not None:
+            order = order or by_lag_order(
+                mined, cfg.window, cfg.min_count, cfg.min_lift, tasks, lag
+            )
+        states, trans, background = order.task(t) if order and not per_session else (t, None, [])
         g = build_fsa(
             mined,
-            t,
+            states,
             other_keys=all_keys - set(t),
             per_session=per_session,
             min_edge_prob=cfg.min_edge_prob,
             templates=templates,
             task_id=n,
+            transitions=trans,
         )
-        g.graph.update(sessions_used=used, sessions=total)
+        g.graph.update(sessions_used=used, sessions=total, background=background)
         graphs.append(g)
     return graphs
+
+
+def _by_session(
+    entries: pd.DataFrame, tasks: Sequence[Sequence[int]], has_sessions: bool
+) -> list[tuple[Sequence[int], bool]]:
+    """Every task, and whether its automaton is built per session: when most of its entries
+    carry one, else over the interleaved log."""
+    keys = entries["key"].to_numpy()
+    if not has_sessions:
+        return [(t, False) for t in tasks]
+    in_session = entries["session"].notna().to_numpy()
+    out = []
+    for t in tasks:
+        mine = np.isin(keys, list(t))
+        out.append((t, bool(mine.any()) and bool(in_session[mine].mean() >= 0.5)))
+    return out
 
 
 def sample(
@@ -375,11 +399,12 @@ def sample(
 
 def _separate(
     entries: pd.DataFrame, cfg: WorkflowConfig, has_sessions: bool
-) -> list[tuple[int, ...]]:
+) -> tuple[list[tuple[int, ...]], LagCooccurrence | None]:
     """The tasks' key tuples: by time lag over an interleaved log when ``cfg.window`` is set,
-    else by position over sessions or the interleaved log."""
+    else by position over sessions or the interleaved log; and the lag co-occurrence read."""
     by_lag = cfg.per_session is not True and not (cfg.per_session is None and has_sessions)
     if cfg.window is not None and by_lag:
-        return [t.keys for t in grow_tasks_by_lag(entries, cfg)]
+        lag = lag_of(entries, cfg.window, cfg.min_count, cfg.min_lift)
+        return [t.keys for t in grow_tasks_by_lag(entries, cfg, lag)], lag
     seqs = key_sequences(entries, cfg.per_session)
-    return [t.keys for t in grow_tasks(seqs, cfg)]
+    return [t.keys for t in grow_tasks(seqs, cfg)], None

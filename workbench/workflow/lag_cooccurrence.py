@@ -23,13 +23,15 @@ unrelated ``k_j`` give. For every ordered pair:
   background, capped by the number of ``k_i`` (and of ``k_j``) that have a partner in the run;
 * ``after[i, j]`` is that excess over ``f(k_i)`` (the share of ``k_i`` followed by ``k_j`` at
   the usual lag), ``before[i, j]`` the same excess over ``f(k_j)``, ``lift[i, j]`` observed over
-  background in the run and ``lag[i, j]`` its centre.
+  background in the run, ``lag[i, j]`` its centre and ``low[i, j]``, ``high[i, j]`` its bounds.
 
 These matrices replace the positional ones in method 2's task growing
 (:func:`workbench.workflow.cooccurrence.grow_tasks_by_lag`: seeds, growth from owned keys only,
 shared keys joining without growing from them, contained tasks dropped), with one distance:
 ``links = (after > tau) & (lift >= min_lift)``. ``window``, ``tau`` and ``min_lift`` are the
-settings; ``bench/workflow.py`` chooses them on simulator seeds it does not report.
+settings; ``bench/workflow.py`` chooses them on simulator seeds it does not report. Without
+sessions at all, the automata of the separated tasks are read off the same matrices
+(:mod:`workbench.workflow.lag_order`).
 
 >>> rng = np.random.default_rng(0)
 >>> t1, t2 = rng.uniform(0, 500, 100), rng.uniform(0, 500, 100)  # two unrelated streams
@@ -68,6 +70,8 @@ class LagCooccurrence:
     lift: np.ndarray  # observed / background at that lag
     lag: np.ndarray  # the usual lag (geometric centre of the best run of bins), seconds
     window: float  # the horizon actually used, seconds
+    low: np.ndarray  # where that run of bins starts, seconds (0 where no run qualifies)
+    high: np.ndarray  # where it ends, seconds (0 where no run qualifies)
 
     def index(self, key: int) -> int:
         return int(np.searchsorted(self.keys, key))
@@ -110,7 +114,7 @@ def lag_cooccurrence(
     span = float(sec[-1] - sec[0]) if len(sec) > 1 else 0.0
     if m < 2 or span <= 0:
         z = np.zeros((m, m))
-        return LagCooccurrence(kept, np.zeros(m), z, z, z, z, window)
+        return LagCooccurrence(kept, np.zeros(m), z, z, z, z, window, z, z)
     pos = np.searchsorted(kept, keys)
     known = (pos < m) & (kept[np.minimum(pos, m - 1)] == keys)
     idx = np.where(known, pos, -1)
@@ -132,7 +136,9 @@ def lag_cooccurrence(
     lift = np.where(np.isfinite(best.e), best.o / np.maximum(best.e, 1e-12), 0.0)
     for mat in (after, before, lift):
         np.fill_diagonal(mat, 0.0)
-    return LagCooccurrence(kept, f, after, before, lift, best.lag, window)
+    low = np.where(best.hi > best.lo, edges[best.lo], 0.0)
+    high = np.where(best.hi > best.lo, edges[np.minimum(best.hi, nb)], 0.0)
+    return LagCooccurrence(kept, f, after, before, lift, best.lag, window, low, high)
 
 
 def _pairs_within(sec: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray, float]:
