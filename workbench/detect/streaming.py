@@ -76,6 +76,7 @@ def stream_above_bytes() -> int:
         pass
     return max(256 * 1024**2, available // 45)
 
+
 _COUNTS = ("lines", "parsed", "sessions", "key_entries", "param_checked", "sessions_reopened",
            "loose_entries", "unknown_rule_entries", "unknown_keys", "timestamps")  # fmt: skip
 
