@@ -204,14 +204,11 @@ def detect_streaming(
             progress({"lines": stream.counts["lines"], "open_sessions": len(stream.last_line),
                       "anomalies": sum(len(a) for a in stream.found)})  # fmt: skip
     stream.finish(stream.pending)
-    counts = stream.counts
-    if counts["sessions_reopened"]:
-        logger.warning(
-            "%d sessions received lines after they were closed for inactivity; they were scored "
-            "again from there (raise idle_seconds or idle_lines to keep them whole)",
-            counts["sessions_reopened"],
-        )
-    report = stream_report(stream.found, stream.keep, g, sc.level, counts, stream.writer.dir,
+    if stream.counts["sessions_reopened"]:
+        logger.warning("%d sessions received lines after they were closed for inactivity; they "
+                       "were scored again from there (raise idle_seconds or idle_lines to keep "
+                       "them whole)", stream.counts["sessions_reopened"])  # fmt: skip
+    report = stream_report(stream.found, stream.keep, g, sc.level, stream.counts, stream.writer.dir,
                            t_start, keep_entries, scorer=sc)  # fmt: skip
     report.coverage.unparsed_reasons = dict(stream.reasons)
     return report
