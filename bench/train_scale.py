@@ -4,18 +4,22 @@ Prints one JSON object. Run from the repository root::
 
     python bench/train_scale.py --lines 1000000     # the size (default)
     python bench/train_scale.py --lines 100000
+    python bench/train_scale.py --key-config '{"max_distinct_sessions": null}'   # no key-model cap
 
 Protocol: a normal training log of about ``--lines`` lines (simulated, no anomalies, seed
 ``--seed``) and a test log of ``--test-instances`` VM instances with the simulator's default
 anomaly rates (seed ``--seed + 1000``, never seen in training) are written once to ``--workdir``.
 A fresh subprocess then runs what ``deeplog-workbench train`` runs, with the default settings:
 ``Workbench.from_logs(path, "openstack")`` (read, mine the templates, parse, sessions) and
-``fit()`` (key model, parameter models, workflows), and detects the test log with the fitted
-models. Reported:
+``fit()`` (key model, parameter models, workflows; ``--key-config`` changes key-model settings
+from the default), and detects the test log with the fitted models. Reported:
 
 * ``stages``: wall and CPU seconds (user + system of the process) of parsing/mining and of each
-  stage of ``fit``, with what each stage used (lines, sessions, windows, vectors; from
-  ``Workbench.fit_report_``);
+  stage of ``fit``, with what each stage used (lines, sessions, distinct sessions, windows,
+  vectors, and of how many where a stage read a sample; from ``Workbench.fit_report_``, whose
+  one-sentence ``summary`` is printed too);
+* ``key_rule``: the key model's rule chosen on validation (g, END limit, floor) with its
+  estimated FPR, synthetic recall and the epochs early stopping kept;
 * ``peak_rss_mb``: the fitting process's peak resident memory (training and the test detection);
 * ``quality``: on the test log, the anomalous VM instances caught (an anomaly reported in their
   session), per kind and in all, and the false-positive rate over the normal instances; the key
