@@ -105,3 +105,14 @@ def test_workbench_fit_report_says_the_key_model_sample():
         assert f"20 of {rec['distinct_sessions']} distinct sessions" in wb.fit_report_.summary()
     finally:
         wb.close()
+
+
+@pytest.mark.data
+def test_hdfs_training_file_is_under_the_default_cap(shared_data):
+    """The README's HDFS figures are fitted on every session: the cap never samples them."""
+    from workbench.eval.protocol import read_role
+
+    sessions, _ = read_role([shared_data / "deeplog_hdfs" / "hdfs_train"], "keys", 0)
+    sessions = [tuple(s) for s in sessions]
+    cap = KeyModelConfig.preset("recommended").max_distinct_sessions
+    assert len(set(sessions)) < cap and sample_sessions(sessions, cap) is None
