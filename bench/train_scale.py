@@ -4,18 +4,22 @@ Prints one JSON object. Run from the repository root::
 
     python bench/train_scale.py --lines 1000000     # the issue's size (default)
     python bench/train_scale.py --lines 100000
+    python bench/train_scale.py --key-config '{"max_distinct_sessions": null}'   # no key-model cap
 
 Protocol: a normal training log of about ``--lines`` lines (simulated, no anomalies, seed
 ``--seed``) and a test log of ``--test-instances`` VM instances with the simulator's default
 anomaly rates (seed ``--seed + 1000``, never seen in training) are written once to ``--workdir``.
 A fresh subprocess then runs what ``deeplog-workbench train`` runs, with the default settings:
 ``Workbench.from_logs(path, "openstack")`` (read, mine the templates, parse, sessions) and
-``fit()`` (key model, parameter models, workflows), and detects the test log with the fitted
-models. Reported:
+``fit()`` (key model, parameter models, workflows; ``--key-config`` changes key-model settings
+from the default), and detects the test log with the fitted models. Reported:
 
 * ``stages``: wall and CPU seconds (user + system of the process) of parsing/mining and of each
-  stage of ``fit``, with what each stage used (lines, sessions, windows, vectors; from
-  ``Workbench.fit_report_``);
+  stage of ``fit``, with what each stage used (lines, sessions, distinct sessions, windows,
+  vectors, and of how many where a stage read a sample; from ``Workbench.fit_report_``, whose
+  one-sentence ``summary`` is printed too);
+* ``key_rule``: the key model's rule chosen on validation (g, END limit, floor) with its
+  estimated FPR, synthetic recall and the epochs early stopping kept;
 * ``peak_rss_mb``: the fitting process's peak resident memory (training and the test detection);
 * ``quality``: on the test log, the anomalous VM instances caught (an anomaly reported in their
   session), per kind and in all, and the false-positive rate over the normal instances; the key
@@ -88,7 +92,21 @@ def _quality(wb, test: Path) -> dict:
     }
 
 
-def _fit(train: Path, test: Path, seed: int) -> None:
+def _rule(km) -> dict:
+    """The key model's validation-chosen rule and what it rests on."""
+    sel, info = km.g_selection_, km.fit_info_
+    return {
+        "g": km.g_,
+        "end_g": km.end_g_,
+        "min_probability": km.min_probability_,
+        "estimated_fpr": sel.estimated_fpr,
+        "synthetic_recall": sel.synthetic_recall,
+        "fold_epochs": info.get("fold_epochs"),
+        "refit_epochs": info.get("refit_epochs"),
+    }
+
+
+def _fit(train: Path, test: Path, seed: int, key_config: dict) -> None:
     """In this (fresh) process: parse, fit and evaluate; prints a JSON line."""
     from workbench.workbench import Workbench
 
@@ -97,7 +115,7 @@ def _fit(train: Path, test: Path, seed: int) -> None:
     parse = {"seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(_cpu() - c0, 2)}
     parse["lines"] = len(wb.entries)
     t1, c1 = time.perf_counter(), _cpu()
-    wb.fit()
+    wb.fit(key_config or None)
     fit = {"seconds": round(time.perf_counter() - t1, 2), "cpu_seconds": round(_cpu() - c1, 2)}
     stages = {"parse": parse}
     report = getattr(wb, "fit_report_", None)
@@ -111,6 +129,8 @@ def _fit(train: Path, test: Path, seed: int) -> None:
         "stages": stages,
         "peak_rss_mb_after_fit": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+    res["summary"] = report.summary() if report is not None else None
+    res["key_rule"] = _rule(wb.key_model)
     res["quality"] = _quality(wb, test)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(res))
@@ -123,14 +143,18 @@ def main() -> None:
     p.add_argument("--test-instances", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "train-scale")
+    p.add_argument(
+        "--key-config", type=json.loads, default={},
+        help='key-model settings changed from the default, as JSON (e.g. \'{"max_distinct_sessions": null}\')',
+    )  # fmt: skip
     p.add_argument("--fit", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.fit:
-        _fit(*args.fit, args.seed)
+        _fit(*args.fit, args.seed, args.key_config)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     out: dict = {"bench": "train_scale", "lines_asked": args.lines, "seed": args.seed,
-                 "cpus": os.cpu_count(),
+                 "key_config": args.key_config, "cpus": os.cpu_count(),
                  "load_average_before": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     n_inst = max(10, round(args.lines / LINES_PER_INSTANCE))
     train = args.workdir / f"train-{n_inst}-{args.seed}.log"
@@ -143,7 +167,8 @@ def main() -> None:
     out["simulate_seconds"] = round(time.perf_counter() - t, 1)
     env = dict(os.environ)
     env.setdefault("PYTHONPATH", str(Path.cwd()))
-    cmd = [sys.executable, __file__, "--fit", str(train), str(test), "--seed", str(args.seed)]
+    cmd = [sys.executable, __file__, "--fit", str(train), str(test), "--seed", str(args.seed),
+           "--key-config", json.dumps(args.key_config)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode:
         out["error"] = done.stderr.strip().splitlines()[-3:]

@@ -4,6 +4,7 @@
 Each stage of a fit (the key model, the parameter models, the workflows) records its wall-clock
 and CPU seconds (user + system of the whole process) and what it used: how many sessions,
 windows, vectors, and of how many, where a model reads a sample of a long log (the defaults of
+:class:`~workbench.keys.config.KeyModelConfig` (``max_distinct_sessions``),
 :class:`~workbench.params.config.ParamModelConfig` and
 :class:`~workbench.workflow.cooccurrence.WorkflowConfig` say the caps). :meth:`FitReport.summary`
 says it in one sentence, so nothing sampled goes unsaid.
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FitReport", "cpu_seconds"]
+__all__ = ["FitReport", "cpu_seconds", "key_model_used"]
 
 
 def cpu_seconds() -> float:
@@ -74,8 +75,30 @@ class FitReport:
         return "; ".join(parts)
 
 
+def key_model_used(key_model: Any) -> dict[str, Any]:
+    """What a fitted key model read, from its ``fit_info_``: sessions and distinct sessions (of
+    the log, and of the sample it was fitted on) and distinct windows.
+
+    >>> class M:
+    ...     fit_info_ = {"n_sessions": 9, "n_sessions_used": 6, "n_distinct_sessions": 5,
+    ...                  "n_distinct_sessions_used": 2, "n_distinct_examples": 40}
+    >>> FitReport(stages={"key model": key_model_used(M())}).summary()
+    '0 lines; key model: 6 of 9 sessions (a seeded sample), 2 of 5 distinct sessions (a seeded \
+sample), 40 distinct windows'
+    """
+    info = getattr(key_model, "fit_info_", {})
+    used = {
+        "sessions": info.get("n_sessions"),
+        "sessions_used": info.get("n_sessions_used"),
+        "distinct_sessions": info.get("n_distinct_sessions"),
+        "distinct_sessions_used": info.get("n_distinct_sessions_used"),
+        "distinct_windows": info.get("n_distinct_examples"),
+    }
+    return {k: v for k, v in used.items() if v is not None}
+
+
 _SAID = {
-    "key model": ("sessions", "distinct_windows"),
+    "key model": ("sessions", "distinct_sessions", "distinct_windows"),
     "parameter models": ("keys", "training_vectors", "validation_vectors"),
     "workflows": ("sessions",),
 }

@@ -40,7 +40,7 @@ from workbench.detect.streaming import detect_streaming, too_large_for_memory
 from workbench.detect.views import Views
 from workbench.events import Events
 from workbench.feedback.journal import FeedbackJournal
-from workbench.fit_report import FitReport
+from workbench.fit_report import FitReport, key_model_used
 from workbench.flagging import Feedback, UpdateResult, replay_sample
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.parser import LogParser
@@ -288,7 +288,7 @@ class Workbench(Stored, Feedback, Views, Events):
             key_model = KeyModel(self.key_config).fit(
                 sessions, seed=self.seed, callbacks=[self._progress("key", user)]
             )
-            rec["distinct_windows"] = getattr(key_model, "fit_info_", {}).get("n_distinct_examples")
+            rec.update(key_model_used(key_model))
         param_model = None
         if not self._stop.is_set():
             with report.stage("parameter models") as rec:

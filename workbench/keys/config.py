@@ -57,6 +57,9 @@ class KeyModelConfig(Config):
     end_limit: bool = True  # with auto g and floor: a separate END rank limit (select_rule)
     refit: bool = True  # then fine-tune on all training sessions (validation ones included)
     refit_fraction: float = 0.25  # refit epochs = ceil(this * epochs chosen by early stopping)
+    # a long log is fitted on a seeded uniform sample of its sessions holding at most this many
+    # distinct sequences (the cost follows them, not the lines); None: every session
+    max_distinct_sessions: int | None = 1000
     # The online update (KeyModel.partial_fit), see workbench.keys.online:
     update_steps: int = 1  # Adam steps every update takes at least
     update_max_steps: int = 6  # at most, while a taught example is not yet accepted
@@ -88,6 +91,11 @@ class KeyModelConfig(Config):
             0.0 <= self.target_fpr < 1.0, f"target_fpr must be in [0, 1), got {self.target_fpr}"
         )
         require(0.0 < self.refit_fraction <= 1.0, f"bad refit_fraction {self.refit_fraction}")
+        require(
+            self.max_distinct_sessions is None
+            or (_is_int(self.max_distinct_sessions) and self.max_distinct_sessions >= 2),
+            f"max_distinct_sessions must be an int >= 2 or None, got {self.max_distinct_sessions!r}",
+        )
         require(
             self.validation_folds >= 1,
             f"validation_folds must be >= 1, got {self.validation_folds}",

@@ -1,5 +1,7 @@
 """The steps of fitting the log-key model (:meth:`workbench.keys.model.KeyModel.fit`).
 
+0. :func:`training_sample`: a long log's sessions are sampled down to a bounded number of distinct
+   sequences (:func:`workbench.keys.splits.sample_sessions`), so every later step's cost is bounded;
 1. :func:`validation_folds`: which normal training sessions are held out (whole rare sequences by
    default, :mod:`workbench.keys.splits`; a random share of the sessions otherwise);
 2. :func:`train_folds`: a network trained on the rest of each fold (early stopping on the held-out
@@ -29,7 +31,7 @@ from workbench.keys.examples import distinct_examples
 from workbench.keys.networks import build_network, cross_entropy
 from workbench.keys.scores import KeyScores, concat_scores
 from workbench.keys.selection import GSelection, select_g, select_rule, synthetic_anomalies
-from workbench.keys.splits import split_novel, split_novel_folds
+from workbench.keys.splits import sample_sessions, split_novel, split_novel_folds
 from workbench.keys.vocabulary import KeyVocabulary, Session
 from workbench.keys.windows import unique_sessions
 from workbench.train import Callback, History, seed_everything, train_module
@@ -46,6 +48,7 @@ __all__ = [
     "fit_weighting",
     "refit",
     "train_folds",
+    "training_sample",
     "validation_folds",
 ]
 
@@ -75,6 +78,27 @@ class FoldResults:
     weights: list[np.ndarray] = field(default_factory=list)  # their weights (estimated FPR)
     planted: list[KeyScores] = field(default_factory=list)  # synthetic anomalies
     epochs: list[int] = field(default_factory=list)  # epochs early stopping kept, per fold
+
+
+def training_sample(
+    sessions: list[Session], config: KeyModelConfig, seed: int
+) -> tuple[list[Session], dict[str, int]]:
+    """Step 0: the sessions the model is fitted on (all of them when they hold at most
+    ``max_distinct_sessions`` distinct sequences, else a seeded uniform sample holding that many),
+    and what ``fit_info_`` says of it: ``n_sessions`` and ``n_distinct_sessions`` of the log, and
+    ``..._used`` of the sample."""
+    kept = sample_sessions(sessions, config.max_distinct_sessions, seed)
+    n_distinct = len(set(sessions))
+    used = {"n_sessions": len(sessions), "n_distinct_sessions": n_distinct}
+    if kept is not None:
+        sessions = [sessions[i] for i in kept]
+        logger.info(
+            "key model: a sample of %d of %d sessions (%d of %d distinct sequences)",
+            len(sessions), used["n_sessions"], config.max_distinct_sessions, n_distinct,
+        )  # fmt: skip
+    used["n_sessions_used"] = len(sessions)
+    used["n_distinct_sessions_used"] = n_distinct if kept is None else len(set(sessions))
+    return sessions, used
 
 
 def validation_folds(

@@ -16,6 +16,10 @@ Choices made where the paper is silent (see docs/METHOD.md section 2):
   unexpectedly").
 - Training uses each *distinct* (window -> next key) example once, weighted by how often it occurs
   in the normal training sessions; the loss is the same weighted cross-entropy as over all windows.
+- A long log is fitted on a seeded uniform sample of its sessions holding at most
+  ``max_distinct_sessions`` distinct sequences (:func:`workbench.keys.splits.sample_sessions`;
+  ``fit_info_`` says how many of how many), so the fit's cost follows the distinct sequences and
+  windows, not the lines; a log under the cap is fitted on every session.
 - ``fit`` holds out part of the normal training sessions: early stopping watches their loss, and g
   (plus an optional probability floor) is chosen on them (:func:`workbench.keys.selection.select_g`).
   The default split (``validation_split="novel"``) holds out whole *sequences* among those seen
@@ -157,13 +161,14 @@ class KeyModel:
         if not sessions:
             raise ValueError("no training sessions")
         c, dev, t0 = self.config, pick_device(device), time.perf_counter()
+        sessions, used = fitting.training_sample(sessions, c, seed)
         folds = fitting.validation_folds(sessions, c, validation_fraction, seed)
         history = History()
         run = {"callbacks": list(callbacks), "seed": seed, "device": dev, "history": history}
         results = fitting.train_folds(self, sessions, folds, **run)
         vocab, module, result, _, _ = results.kept
         self.vocab_, self.module_ = vocab, module
-        info = fitting.fit_info(sessions, folds, results, device=dev, seed=seed)
+        info = {**fitting.fit_info(sessions, folds, results, device=dev, seed=seed), **used}
         self._use_rule(fitting.choose_rule(c, results, folds, info))
         if c.refit and folds.n_validation and result.stopped != "interrupted" and result.best_epoch:
             info.update(fitting.refit(self, sessions, results.kept, **run))

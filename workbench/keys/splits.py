@@ -1,8 +1,12 @@
-"""Validation splits of normal training sessions that hold out whole rare sequences.
+"""Which normal training sessions the log-key model is fitted on, and validation splits of them
+that hold out whole rare sequences.
 
-Normal training files repeat a few sequences many times; a random share of the sessions is mostly
-made of copies of sequences that stay in training and says little about new normal sessions. These
-splits hold out sequences seen rarely instead (see :func:`split_novel`).
+A long log is fitted on a seeded uniform sample of its sessions holding a bounded number of
+distinct sequences (:func:`sample_sessions`): every step of the fit works on distinct sequences,
+so its cost follows them and not the lines. Normal training files repeat a few sequences many
+times; a random share of the sessions is mostly made of copies of sequences that stay in training
+and says little about new normal sessions. The validation splits hold out sequences seen rarely
+instead (see :func:`split_novel`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 from workbench.keys.vocabulary import Session
 from workbench.keys.windows import unique_sessions
 
-__all__ = ["NovelSplit", "split_novel", "split_novel_folds"]
+__all__ = ["NovelSplit", "sample_sessions", "split_novel", "split_novel_folds"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,39 @@ class NovelSplit:
     fit: np.ndarray  # (n_fit,) indices of the sessions kept for training
     validation: np.ndarray  # (n_val,) indices of the held-out sessions (all copies of a sequence)
     novel_share: float  # Good-Turing estimate of the share of new sessions never seen before
+
+
+def sample_sessions(
+    sessions: Sequence[Session], max_distinct: int | None, seed: int = 0
+) -> np.ndarray | None:
+    """Indices (in log order) of a seeded uniform sample of the sessions, as large as holds at most
+    ``max_distinct`` distinct sequences; None when every session fits (nothing is sampled, so a log
+    under the cap is fitted exactly as without it).
+
+    The sample is the longest prefix of a seeded random order of the sessions that stays within the
+    cap: a uniform sample of them, so each sequence keeps its expected share, frequent sequences are
+    all in it with their counts scaled alike, and the rare ones a log holds many of are thinned.
+
+    >>> s = [(1, 2)] * 6 + [(1, 3), (1, 4), (1, 5), (2, 2)]
+    >>> sample_sessions(s, 5) is None
+    True
+    >>> kept = sample_sessions(s, 3, seed=0)
+    >>> len({s[i] for i in kept}), bool((kept[1:] > kept[:-1]).all())
+    (3, True)
+    """
+    if max_distinct is None:
+        return None
+    _, inverse, counts = unique_sessions(sessions)
+    if len(counts) <= max_distinct:
+        return None
+    order = np.random.default_rng([seed, len(inverse), _SAMPLE_STREAM]).permutation(len(inverse))
+    first = np.full(len(counts), len(order))
+    np.minimum.at(first, inverse[order], np.arange(len(order)))  # where each sequence first comes
+    n_kept = int(np.sort(first)[max_distinct])  # the order's prefix before the next new sequence
+    return np.sort(order[:n_kept])
+
+
+_SAMPLE_STREAM = 0x5E55  # keeps the sample's random stream apart from the splits' (same seed)
 
 
 def split_novel(
