@@ -87,7 +87,7 @@ class NextKeyLSTM(nn.Module):
         else:
             e = self.embed(windows)  # (U, h, E)
         out, _ = self.lstm(e)  # (U, h, H)
-        logits = self.head(out[:, -1])[rows]  # (B, V) logits over the next key
+        logits = self.head(out[:, -1][rows])  # (B, V) logits over the next key (head per row)
         if self.counts is not None:
             assert counts is not None
             logits = logits + self.counts(torch.log1p(counts.float()))
