@@ -4,7 +4,8 @@ Fits :class:`workbench.keys.model.KeyModel` in ``KeyModelConfig.preset("recommen
 ``deeplog_hdfs/hdfs_train`` (4,855 normal sessions, the README configuration) for each of
 ``--seeds`` seeds, and on the key sequences of a normal simulated log (``--sim-instances`` VM
 instances; 0 skips it), and reports per fit the wall and CPU seconds (user + system of this
-process), the load average before and after, the distinct examples trained on and the epochs run.
+process), the load average before and after, the distinct examples trained on, the epochs run and
+the wall seconds of each training phase.
 Wall time depends on what else runs on the machine; compare CPU seconds, and quote the load.
 
 Run from the repository root: ``PYTHONPATH=. python bench/key_training.py``.
@@ -51,11 +52,20 @@ def timed_fit(sessions: list, seed: int, **changes: Any) -> dict[str, Any]:
         "entries": sum(map(len, sessions)),
         "distinct_examples": info["n_distinct_examples"],
         "fold_epochs": info["fold_epochs"],
+        "phase_seconds": phase_seconds(model.history_),
         "refit_epochs": info.get("refit_epochs"),
         "g": model.g_,
         "end_g": model.end_g_,
         "min_probability": model.min_probability_,
     }
+
+
+def phase_seconds(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Wall seconds of each training phase (fold networks, refit), from the epoch records."""
+    out: dict[str, float] = {}
+    for record in history:
+        out[record["phase"]] = round(record["seconds"], 2)  # since the phase began
+    return out
 
 
 def simulated_sessions(instances: int) -> list[tuple[int, ...]]:

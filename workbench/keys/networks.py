@@ -16,7 +16,14 @@ from torch.nn import functional as F
 
 from workbench.keys.config import KeyModelConfig
 
-__all__ = ["KeyEnsemble", "NextKeyLSTM", "build_network", "cross_entropy", "mixture"]
+__all__ = [
+    "KeyEnsemble",
+    "NextKeyLSTM",
+    "build_network",
+    "cross_entropy",
+    "distinct_rows",
+    "mixture",
+]
 
 
 class NextKeyLSTM(nn.Module):
@@ -59,17 +66,51 @@ class NextKeyLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.dim() == 2, f"expected (batch, window) key indices, got shape {tuple(x.shape)}"
+        return self.logits(*self.split(x))
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Input rows -> (distinct windows ``(U, h)``, each row's window ``(B,)``, counts or
+        None). The LSTM then runs once per distinct window: a batch of distinct examples repeats
+        windows (the same keys before, other session counts or next keys)."""
+        counts = None
         if self.counts is not None:
             x, counts = x[:, : -self.n_keys], x[:, -self.n_keys :]  # (B, h), (B, V)
+        windows, rows = distinct_rows(x, self.n_keys)
+        return windows, rows, counts
+
+    def logits(
+        self, windows: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Logits ``(B, V)`` of :meth:`split`'s parts."""
         if self.embed is None:  # noqa: SIM108 (one shape comment per branch)
-            e = F.one_hot(x, self.n_keys).float()  # (B, h, V)
+            e = F.one_hot(windows, self.n_keys).float()  # (U, h, V)
         else:
-            e = self.embed(x)  # (B, h, E)
-        out, _ = self.lstm(e)  # (B, h, H)
-        logits = self.head(out[:, -1])  # (B, V) logits over the next key
+            e = self.embed(windows)  # (U, h, E)
+        out, _ = self.lstm(e)  # (U, h, H)
+        logits = self.head(out[:, -1][rows])  # (B, V) logits over the next key (head per row)
         if self.counts is not None:
+            assert counts is not None
             logits = logits + self.counts(torch.log1p(counts.float()))
         return logits
+
+
+def distinct_rows(x: torch.Tensor, n_values: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, h)`` rows of values in ``[0, n_values)`` -> (distinct rows ``(U, h)``, index of each
+    row's ``(B,)``), so that ``distinct[index]`` is ``x``. Rows are coded as one int64 when they fit
+    (a sort of B numbers), else compared whole.
+
+    >>> u, i = distinct_rows(torch.tensor([[1, 2], [0, 1], [1, 2]]), 3)
+    >>> u.tolist(), i.tolist()
+    ([[0, 1], [1, 2]], [1, 0, 1])
+    """
+    if len(x) < 2 or x.shape[1] == 0:
+        return x, torch.arange(len(x), device=x.device)
+    if x.shape[1] * math.log2(max(n_values, 2)) >= 62:
+        distinct, index = torch.unique(x, dim=0, return_inverse=True)
+        return distinct, index
+    base = n_values ** torch.arange(x.shape[1] - 1, -1, -1, device=x.device)  # (h,)
+    codes, index = torch.unique((x.long() * base).sum(dim=1), return_inverse=True)  # sorted
+    return (codes[:, None] // base % n_values).to(x.dtype), index
 
 
 class KeyEnsemble(nn.Module):
@@ -95,7 +136,8 @@ class KeyEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = torch.stack([m(x) for m in self.members])  # (M, B, V)
+        parts = self.members[0].split(x)  # the members share the input (and its windows)
+        logits = torch.stack([m.logits(*parts) for m in self.members])  # (M, B, V)
         return logits if self.training else mixture(logits)
 
 

@@ -1,0 +1,61 @@
+"""The key networks run their LSTM once per distinct window: the same logits and gradients as
+running it on every row."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from workbench.keys.config import KeyModelConfig
+from workbench.keys.networks import NextKeyLSTM, build_network, cross_entropy, distinct_rows
+
+
+def every_row(net: NextKeyLSTM, x: torch.Tensor) -> torch.Tensor:
+    """The logits as before distinct windows: the LSTM on every row."""
+    x, counts = x[:, : -net.n_keys], x[:, -net.n_keys :]
+    out, _ = net.lstm(F.one_hot(x, net.n_keys).float())
+    return net.head(out[:, -1]) + net.counts(torch.log1p(counts.float()))
+
+
+def rows_with_repeated_windows(n_keys: int, window: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    windows = torch.randint(0, n_keys, (6, window), generator=g)[torch.randint(0, 6, (40,))]
+    counts = torch.randint(0, 4, (40, n_keys), generator=g)
+    return torch.cat([windows, counts], dim=1)
+
+
+def test_distinct_rows_rebuild_the_input_also_when_codes_would_overflow() -> None:
+    g = torch.Generator().manual_seed(1)
+    for n_values, width in ((7, 3), (1000, 10)):  # 1000^10 does not fit in an int64: rows compared
+        x = torch.randint(0, n_values, (5, width), generator=g)[torch.tensor([0, 1, 0, 2, 1, 4])]
+        distinct, index = distinct_rows(x, n_values)
+        assert len(distinct) == 4
+        assert torch.equal(distinct[index], x)
+
+
+def test_logits_and_gradients_equal_the_lstm_on_every_row() -> None:
+    torch.manual_seed(0)
+    net = NextKeyLSTM(9, hidden_size=8, num_layers=2, session_counts=True)
+    x = rows_with_repeated_windows(9, 5)
+    y = torch.randint(0, 9, (40,), generator=torch.Generator().manual_seed(2))
+    grads = []
+    for forward in (net, lambda rows: every_row(net, rows)):
+        net.zero_grad()
+        logits = forward(x)
+        cross_entropy(logits, y).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+        if forward is net:
+            reference = every_row(net, x).detach()
+            assert torch.allclose(logits, reference, atol=1e-6)
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_ensemble_members_share_the_distinct_windows() -> None:
+    torch.manual_seed(0)
+    config = KeyModelConfig(window=5, hidden_size=8, session_counts=True, ensemble=3)
+    net = build_network(config, 9).train()
+    x = rows_with_repeated_windows(9, 5)
+    logits = net(x)
+    for member, got in zip(net.members, logits, strict=True):
+        assert torch.allclose(got, every_row(member, x), atol=1e-6)
