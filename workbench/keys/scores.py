@@ -74,6 +74,7 @@ class KeyScores:
     top_keys: np.ndarray  # (n_windows, k) external ids of the k most likely next keys
     top_probs: np.ndarray  # (n_windows, k) their probabilities
     n_candidates: int  # number of keys that can be predicted (known keys + END)
+    confirmed: np.ndarray | None = None  # (n_entries,) bool, a pair a person confirmed normal
 
     @property
     def is_end(self) -> np.ndarray:
@@ -150,6 +151,7 @@ def score_sessions(
     *,
     top_k: int = 10,
     count_columns: int = 0,
+    accept: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> KeyScores:
     """Score every entry of ``sessions`` with a next-key probability function.
 
@@ -169,6 +171,9 @@ def score_sessions(
     count_columns
         With ``c > 0`` every row handed to ``predict_proba`` also carries the session's key counts
         so far (``(n, h + c)``, see :func:`workbench.keys.windows.frame_sessions`).
+    accept
+        ``(input rows, internal keys) -> (n,) bool``: the entries a person confirmed normal
+        (``KeyScores.confirmed``; the top-g rule accepts them whatever their rank). None: none.
 
     Notes
     -----
@@ -188,6 +193,7 @@ def score_sessions(
     unknown_d = framed.targets == UNKNOWN_INDEX
     keys_d = _entry_keys(distinct, framed, vocab, unknown_d)
     session, position, gather = _every_session(distinct, inverse)
+    confirmed = None if accept is None else accept(framed.windows, framed.targets)[gather]
     return KeyScores(
         n_sessions=len(sessions),
         session_length=np.fromiter(map(len, distinct), np.int64, len(distinct))[inverse],
@@ -201,6 +207,7 @@ def score_sessions(
         top_keys=vocab.decode(order),
         top_probs=np.maximum(top_probs, 0.0),
         n_candidates=n_candidates,
+        confirmed=confirmed,
     )
 
 
@@ -281,6 +288,9 @@ def concat_scores(parts: Sequence[KeyScores]) -> KeyScores:
         top_keys=np.concatenate([p.top_keys[:, :k] for p in parts]),
         top_probs=np.concatenate([p.top_probs[:, :k] for p in parts]),
         n_candidates=max(p.n_candidates for p in parts),
+        confirmed=None
+        if any(p.confirmed is None for p in parts)
+        else np.concatenate([p.confirmed for p in parts]),
     )
 
 

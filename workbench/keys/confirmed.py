@@ -1,0 +1,109 @@
+"""The (history -> key) pairs a person confirmed normal, accepted by scoring (docs/METHOD.md
+section 4).
+
+An online update teaches the network a confirmed false positive (:mod:`workbench.keys.online`),
+but the network alone cannot promise that the pair stays accepted: where more keys may follow a
+history than the top ``g`` holds (right after a VM is created, any operation may come), teaching
+one successor pushes another out, and a later update may move the pair back out of the top ``g``.
+So the key model also keeps the pairs themselves (``confirmed_``, saved with it) and its verdict
+accepts an entry whose (window, key) is one of them, whatever its rank or probability. Only pairs
+a person confirmed are kept (a flag, "all like this", "and the steps after it"); undo goes back to
+the model version before the flag, and with it to the pairs it held.
+
+A pair is the network's input row (the key window, and with ``session_counts`` the session's key
+counts so far) and the internal index of the key. ``match`` says what must be equal for an entry
+to be accepted: ``"window"`` (default) the last ``h`` keys and the key, whatever the counts, as a
+person reading the report sees the situation; ``"row"`` the whole input row, counts included
+(the exact situation only).
+
+>>> from workbench.keys.model import KeyModel, KeyModelConfig
+>>> m = KeyModel(KeyModelConfig(window=2, hidden_size=4, max_epochs=1))
+>>> m = m.fit([(5, 6)] * 4, validation_fraction=0.0, device="cpu")
+>>> confirm(m, m.input_rows([[5]]), np.array([4]))
+>>> confirmed_mask(m, m.input_rows([[5], [6], [5]]), np.array([4, 4, 3])).tolist()
+[True, False, False]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from workbench.keys.model import KeyModel
+
+__all__ = ["MATCHES", "confirm", "confirmed_mask", "confirmed_state", "empty", "from_state"]
+
+MATCHES = ("window", "row")
+DEFAULT_MATCH = "window"
+
+
+def empty(match: str = DEFAULT_MATCH) -> dict[str, Any]:
+    """No confirmed pair yet."""
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {MATCHES}, got {match!r}")
+    return {"windows": [], "targets": [], "match": match}
+
+
+def _pairs(model: KeyModel) -> dict[str, Any]:
+    pairs = getattr(model, "confirmed_", None)
+    if pairs is None:
+        pairs = model.confirmed_ = empty()
+    return pairs
+
+
+def confirm(model: KeyModel, windows: np.ndarray, targets: np.ndarray) -> None:
+    """Add the pairs (input rows ``(n, h [+ counts])``, internal key indices ``(n,)``) to the
+    model's confirmed ones (each kept once)."""
+    pairs = _pairs(model)
+    seen = {(*w, t) for w, t in zip(pairs["windows"], pairs["targets"], strict=True)}
+    for row, t in zip(np.asarray(windows).tolist(), np.asarray(targets).tolist(), strict=True):
+        if (*row, t) not in seen:
+            seen.add((*row, t))
+            pairs["windows"].append([int(k) for k in row])
+            pairs["targets"].append(int(t))
+
+
+def confirmed_mask(model: KeyModel, windows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: the entry (input row, internal key index) is a confirmed pair."""
+    out = np.zeros(len(targets), dtype=bool)
+    pairs = getattr(model, "confirmed_", None)
+    if not pairs or not pairs["targets"] or not len(targets):
+        return out
+    ct = np.asarray(pairs["targets"], dtype=np.int64)
+    cand = np.flatnonzero(np.isin(targets, ct))  # most entries have another key: no row compared
+    if not len(cand):
+        return out
+    width = model.config.window if pairs["match"] == "window" else np.shape(windows)[1]
+    known = {(*w[:width], t) for w, t in zip(pairs["windows"], pairs["targets"], strict=True)}
+    rows = np.concatenate(
+        [np.asarray(windows)[cand, :width], np.asarray(targets)[cand, None]], axis=1
+    )
+    uniq, inv = np.unique(rows, axis=0, return_inverse=True)
+    hit = np.fromiter((tuple(r) in known for r in uniq.tolist()), dtype=bool, count=len(uniq))
+    out[cand] = hit[inv.reshape(-1)]
+    return out
+
+
+def confirmed_state(model: KeyModel) -> dict[str, Any]:
+    """The confirmed pairs as plain values (lists of ints and the match rule)."""
+    pairs = _pairs(model)
+    return {
+        "windows": [list(w) for w in pairs["windows"]],
+        "targets": list(pairs["targets"]),
+        "match": pairs["match"],
+    }
+
+
+def from_state(state: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The confirmed pairs of a saved state (none in a model saved before they were kept)."""
+    if not state:
+        return empty()
+    out = empty(str(state.get("match", DEFAULT_MATCH)))
+    out["windows"] = [[int(k) for k in w] for w in state["windows"]]
+    out["targets"] = [int(t) for t in state["targets"]]
+    if len(out["windows"]) != len(out["targets"]):
+        raise ValueError("confirmed pairs: as many windows as targets expected")
+    return out
