@@ -264,6 +264,9 @@ def run_drift(
             "confirmed_pairs": len(wb.key_model.confirmed_["targets"]),
             "confirmed_match": wb.key_model.confirmed_["match"],
             "planted_vm_entries_accepted_only_as_confirmed_pairs": int(hidden.sum()),
+            "planted_anomaly_lines_accepted_only_as_confirmed_pairs": int(
+                (hidden & lab["anomaly"].notna().to_numpy()).sum()
+            ),
             "planted_vms_with_such_entries": len(set(instance[hidden])),
             "planted_vms_caught": caught(report),
             "workbench_flag_timed": "Workbench.flag_false_positive without re-scoring: journal "

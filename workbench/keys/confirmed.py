@@ -14,7 +14,8 @@ A pair is the network's input row (the key window, and with ``session_counts`` t
 counts so far) and the internal index of the key. ``match`` says what must be equal for an entry
 to be accepted: ``"window"`` (default) the last ``h`` keys and the key, whatever the counts, as a
 person reading the report sees the situation; ``"row"`` the whole input row, counts included
-(the exact situation only).
+(the exact situation only); ``"last:K"`` the last K keys of the window and the key (a coarser
+situation: what follows those K keys).
 
 >>> from workbench.keys.model import KeyModel, KeyModelConfig
 >>> m = KeyModel(KeyModelConfig(window=2, hidden_size=4, max_epochs=1))
@@ -36,15 +37,27 @@ if TYPE_CHECKING:
 
 __all__ = ["MATCHES", "confirm", "confirmed_mask", "confirmed_state", "empty", "from_state"]
 
-MATCHES = ("window", "row")
+MATCHES = ("window", "row", "last:K")
 DEFAULT_MATCH = "window"
 
 
 def empty(match: str = DEFAULT_MATCH) -> dict[str, Any]:
     """No confirmed pair yet."""
-    if match not in MATCHES:
-        raise ValueError(f"match must be one of {MATCHES}, got {match!r}")
+    _columns(match, 1, 1)
     return {"windows": [], "targets": [], "match": match}
+
+
+def _columns(match: str, window: int, width: int) -> slice:
+    """The columns of an input row (``window`` keys, then counts: ``width`` in all) that a match
+    compares."""
+    if match == "window":
+        return slice(0, window)
+    if match == "row":
+        return slice(0, width)
+    k = match.removeprefix("last:")
+    if match.startswith("last:") and k.isdigit() and int(k) >= 1:
+        return slice(max(0, window - int(k)), window)
+    raise ValueError(f"match must be 'window', 'row' or 'last:K' (K >= 1), got {match!r}")
 
 
 def _pairs(model: KeyModel) -> dict[str, Any]:
@@ -76,10 +89,10 @@ def confirmed_mask(model: KeyModel, windows: np.ndarray, targets: np.ndarray) ->
     cand = np.flatnonzero(np.isin(targets, ct))  # most entries have another key: no row compared
     if not len(cand):
         return out
-    width = model.config.window if pairs["match"] == "window" else np.shape(windows)[1]
-    known = {(*w[:width], t) for w, t in zip(pairs["windows"], pairs["targets"], strict=True)}
+    cols = _columns(pairs["match"], model.config.window, np.shape(windows)[1])
+    known = {(*w[cols], t) for w, t in zip(pairs["windows"], pairs["targets"], strict=True)}
     rows = np.concatenate(
-        [np.asarray(windows)[cand, :width], np.asarray(targets)[cand, None]], axis=1
+        [np.asarray(windows)[cand, cols], np.asarray(targets)[cand, None]], axis=1
     )
     uniq, inv = np.unique(rows, axis=0, return_inverse=True)
     hit = np.fromiter((tuple(r) in known for r in uniq.tolist()), dtype=bool, count=len(uniq))

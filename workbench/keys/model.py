@@ -151,6 +151,7 @@ class KeyModel:
         if validation_fraction is not None and not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         kw = {"callbacks": callbacks, "seed": seed, "device": device}
+        self.confirmed_ = confirmed.empty()  # pairs confirmed under earlier weights go with them
         if self.config.weighting == "auto":
             return fitting.fit_weighting(self, sessions, validation_fraction, **kw)
         sessions = check_sessions(sessions)
@@ -170,7 +171,6 @@ class KeyModel:
         self.history_ = history
         self.updates_ = 0
         self.feedback_ = {"windows": [], "targets": []}
-        self.confirmed_ = confirmed.empty()
         info["seconds"] = time.perf_counter() - t0
         self.fit_info_ = info
         return self

@@ -153,7 +153,8 @@ def score_sessions(
     count_columns: int = 0,
     accept: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> KeyScores:
-    """Score every entry of ``sessions`` with a next-key probability function.
+    """Score every entry of ``sessions`` with a next-key probability function (the rank is
+    :func:`rank_of_actual`'s; each distinct session and each distinct window is evaluated once).
 
     Parameters
     ----------
@@ -172,13 +173,7 @@ def score_sessions(
         With ``c > 0`` every row handed to ``predict_proba`` also carries the session's key counts
         so far (``(n, h + c)``, see :func:`workbench.keys.windows.frame_sessions`).
     accept
-        ``(input rows, internal keys) -> (n,) bool``: the entries a person confirmed normal
-        (``KeyScores.confirmed``; the top-g rule accepts them whatever their rank). None: none.
-
-    Notes
-    -----
-    The rank is :func:`rank_of_actual`'s. Each distinct session and each distinct window is
-    evaluated once.
+        ``(input rows, internal keys) -> (n,) bool``: entries a person confirmed normal (None: none).
     """
     distinct, inverse, _ = unique_sessions(sessions)
     encoded = [vocab.encode(s) for s in distinct]
@@ -187,9 +182,7 @@ def score_sessions(
     n_candidates = int(mask.sum())
     win_index, probs = _window_probabilities(framed.windows, vocab, predict_proba)
     rank_d, p_actual = rank_of_actual(probs, win_index, framed.targets, mask)
-    probs = np.where(mask[None, :], probs, -1.0)  # non-candidates after every candidate
-    order = np.argsort(-probs, axis=1, kind="stable")[:, : max(1, min(top_k, n_candidates))]
-    top_probs = np.take_along_axis(probs, order, axis=1).astype(np.float32)
+    order, top_probs = _top_candidates(probs, mask, max(1, min(top_k, n_candidates)))
     unknown_d = framed.targets == UNKNOWN_INDEX
     keys_d = _entry_keys(distinct, framed, vocab, unknown_d)
     session, position, gather = _every_session(distinct, inverse)
@@ -205,10 +198,18 @@ def score_sessions(
         unknown=unknown_d[gather],
         window=win_index[gather],
         top_keys=vocab.decode(order),
-        top_probs=np.maximum(top_probs, 0.0),
+        top_probs=top_probs,
         n_candidates=n_candidates,
         confirmed=confirmed,
     )
+
+
+def _top_candidates(probs: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most probable candidates of each window (internal indices) and their
+    probabilities; non-candidates come after every candidate."""
+    probs = np.where(mask[None, :], probs, -1.0)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return order, np.maximum(np.take_along_axis(probs, order, axis=1).astype(np.float32), 0.0)
 
 
 def _window_probabilities(
