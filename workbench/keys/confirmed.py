@@ -90,13 +90,16 @@ def confirmed_mask(model: KeyModel, windows: np.ndarray, targets: np.ndarray) ->
     if not len(cand):
         return out
     cols = _columns(pairs["match"], model.config.window, np.shape(windows)[1])
-    known = {(*w[cols], t) for w, t in zip(pairs["windows"], pairs["targets"], strict=True)}
-    rows = np.concatenate(
-        [np.asarray(windows)[cand, cols], np.asarray(targets)[cand, None]], axis=1
+    known = np.concatenate(
+        [np.asarray(pairs["windows"], dtype=np.int64)[:, cols], ct[:, None]], axis=1
     )
-    uniq, inv = np.unique(rows, axis=0, return_inverse=True)
-    hit = np.fromiter((tuple(r) in known for r in uniq.tolist()), dtype=bool, count=len(uniq))
-    out[cand] = hit[inv.reshape(-1)]
+    rows = np.concatenate(
+        [np.asarray(windows, dtype=np.int64)[cand, cols], np.asarray(targets)[cand, None]], axis=1
+    )
+    # One id per distinct row of both tables: an entry is confirmed when its id is a pair's.
+    _, ids = np.unique(np.concatenate([known, rows]), axis=0, return_inverse=True)
+    ids = ids.reshape(-1)
+    out[cand] = np.isin(ids[len(known) :], ids[: len(known)])
     return out
 
 
