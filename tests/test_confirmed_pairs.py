@@ -135,3 +135,19 @@ def test_the_command_line_flag_and_undo(tmp_path, capsys):
     assert wb.key_model.confirmed_["targets"] == []
     wb.close()
     assert first["line"] in {a["line"] for a in detect() if a["kind"] == "key"}
+
+
+def test_the_key_stream_accepts_a_flagged_pair_the_weights_did_not_learn():
+    from workbench.feedback.stream import stream_detect
+    from workbench.keys.config import KeyModelConfig
+
+    train = [1, 2, 3] * 40
+    config = KeyModelConfig(window=2, hidden_size=8, max_epochs=40, top_g=1, spare_keys=2,
+                            update_steps=0, update_max_steps=0)  # fmt: skip
+    model = KeyModel(config).fit([train], seed=0, device="cpu", validation_fraction=0.0)
+    stream = np.array([1, 2, 3, 1, 3, 2, 1, 2, 3, 1, 3, 2])
+    plain = stream_detect(model, stream, context=train)
+    assert plain.flagged[[4, 10]].all()  # 3 after (3, 1): a situation training never showed
+    learned = stream_detect(model, stream, context=train, oracle=lambda i: False)
+    assert learned.flagged[4] and not learned.flagged[10]
+    assert learned.rank[10] > 1  # the weights did not move: the pair is accepted as confirmed
