@@ -23,7 +23,7 @@ re-scoring (journal writes, the model copy, the implied steps, the update, the v
 before and after).
 
 Run: ``.venv/bin/python bench/bgl_online.py`` (about two minutes on 2 cores);
-``--drift-only`` runs only the simulator scenarios, ``--only=NAME`` only that one of them,
+``--drift-only`` runs only the simulator scenarios, ``--only=NAME,...`` only those of them,
 ``--match=window|row`` says what an entry must share with a confirmed pair to be accepted (the
 key window, or the whole input row with the session's key counts; default: the model's).
 """
@@ -310,7 +310,7 @@ def main() -> int:
         for suffix, like, follow in (("", False, False), ("_like_this", True, False),
                                      ("_and_following", False, True),
                                      ("_like_this_and_following", True, True)):  # fmt: skip
-            if only is None or only == name + suffix:
+            if only is None or name + suffix in only.split(","):
                 out[name + suffix] = run_drift(operation, like_this=like, follow=follow,
                                                match=match)  # fmt: skip
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
