@@ -42,6 +42,7 @@ import torch
 
 from workbench.eval.metrics import confusion
 from workbench.feedback.stream import learn_unknown_with, split_stream, stream_detect
+from workbench.keys.confirmed import set_match
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.reading import read_lines
 
@@ -177,7 +178,7 @@ def run_drift(
     wb = Workbench.from_logs(train, "openstack", seed=seed)
     wb.fit(workflows=False)
     if match is not None:
-        wb.key_model.confirmed_["match"] = match
+        set_match(wb.key_model, match)
     new_op = lab["new_operation"].to_numpy()
     planted = lab["planted"].to_numpy()
     instance = lab["instance"].to_numpy()

@@ -93,13 +93,15 @@ def test_a_pair_matches_on_the_key_window_or_on_the_whole_row():
     rows = m.input_rows([[5, 6], [6, 6]])  # the same window of 1 key, other session counts
     confirmed.confirm(m, rows[:1], np.array([3]))
     assert confirmed.confirmed_mask(m, rows, np.array([3, 3])).tolist() == [True, True]
-    m.confirmed_["match"] = "row"
+    confirmed.set_match(m, "row")
     assert confirmed.confirmed_mask(m, rows, np.array([3, 3])).tolist() == [True, False]
     back = KeyModel.from_state(json.loads(json.dumps({**m.to_state(), "module": {}}))
                                | {"module": m.to_state()["module"]})  # fmt: skip
     assert back.confirmed_ == m.confirmed_
+    confirmed.set_match(m, "last:1")
+    assert confirmed.confirmed_mask(m, rows, np.array([3, 3])).tolist() == [True, True]
     with pytest.raises(ValueError):
-        confirmed.empty("exact")
+        confirmed.set_match(m, "exact")
 
 
 def _small_state():

@@ -35,7 +35,15 @@ import numpy as np
 if TYPE_CHECKING:
     from workbench.keys.model import KeyModel
 
-__all__ = ["MATCHES", "confirm", "confirmed_mask", "confirmed_state", "empty", "from_state"]
+__all__ = [
+    "MATCHES",
+    "confirm",
+    "confirmed_mask",
+    "confirmed_state",
+    "empty",
+    "from_state",
+    "set_match",
+]
 
 MATCHES = ("window", "row", "last:K")
 DEFAULT_MATCH = "window"
@@ -45,6 +53,13 @@ def empty(match: str = DEFAULT_MATCH) -> dict[str, Any]:
     """No confirmed pair yet."""
     _columns(match, 1, 1)
     return {"windows": [], "targets": [], "match": match}
+
+
+def set_match(model: KeyModel, match: str) -> None:
+    """Say what an entry must share with a confirmed pair to be accepted (see the module
+    docstring); it holds for the pairs kept so far and later ones, and is saved with them."""
+    _columns(match, 1, 1)
+    _pairs(model)["match"] = match
 
 
 def _columns(match: str, window: int, width: int) -> slice:
