@@ -17,7 +17,10 @@ false positives stop, and whether the planted VMs are still caught. Each scenari
 flag teaching its entries alone and, as ``*_and_following``, with the review's "and the steps after
 it" switch: the steps after the flagged entry in its session that recur in other sessions are
 confirmed with it (:mod:`workbench.feedback.implied`); ``implied_entries_taught`` counts them. A harder variant brings chains
-of up to six operations of every kind at once. ``update_ms`` times one ``KeyModel.partial_fit``
+of up to six operations of every kind at once. Every flagged (window, key) pair is kept and
+accepted by scoring (:mod:`workbench.keys.confirmed`): ``confirmed_pairs`` counts them, and
+``planted_*_accepted_only_as_confirmed_pairs`` the entries of planted anomalous VMs (and the lines
+of the planted anomalies themselves) that fail the top-g rule and are accepted only as such a pair. ``update_ms`` times one ``KeyModel.partial_fit``
 call (the weight update); ``workbench_flag_ms`` times ``Workbench.flag_false_positive`` without
 re-scoring (journal writes, the model copy, the implied steps, the update, the validation loss
 before and after).
