@@ -17,13 +17,18 @@ false positives stop, and whether the planted VMs are still caught. Each scenari
 flag teaching its entries alone and, as ``*_and_following``, with the review's "and the steps after
 it" switch: the steps after the flagged entry in its session that recur in other sessions are
 confirmed with it (:mod:`workbench.feedback.implied`); ``implied_entries_taught`` counts them. A harder variant brings chains
-of up to six operations of every kind at once. ``update_ms`` times one ``KeyModel.partial_fit``
+of up to six operations of every kind at once. Every flagged (window, key) pair is kept and
+accepted by scoring (:mod:`workbench.keys.confirmed`): ``confirmed_pairs`` counts them, and
+``planted_*_accepted_only_as_confirmed_pairs`` the entries of planted anomalous VMs (and the lines
+of the planted anomalies themselves) that fail the top-g rule and are accepted only as such a pair. ``update_ms`` times one ``KeyModel.partial_fit``
 call (the weight update); ``workbench_flag_ms`` times ``Workbench.flag_false_positive`` without
 re-scoring (journal writes, the model copy, the implied steps, the update, the validation loss
 before and after).
 
 Run: ``.venv/bin/python bench/bgl_online.py`` (about two minutes on 2 cores);
-``--drift-only`` runs only the simulator scenarios.
+``--drift-only`` runs only the simulator scenarios, ``--only=NAME,...`` only those of them,
+``--match=window|row`` says what an entry must share with a confirmed pair to be accepted (the
+key window, or the whole input row with the session's key counts; default: the model's).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import torch
 
 from workbench.eval.metrics import confusion
 from workbench.feedback.stream import learn_unknown_with, split_stream, stream_detect
+from workbench.keys.confirmed import set_match
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.reading import read_lines
 
@@ -153,7 +159,7 @@ def _drift_logs(operation: str | None, seed: int):
 def run_drift(
     operation: str | None = "reboot", seed: int = 0, max_flags: int = 60,
     at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40), like_this: bool = False,
-    follow: bool = False,
+    follow: bool = False, match: str | None = None,
 ) -> dict:  # fmt: skip
     """The drift scenario: an investigator reviews the reported anomalies earliest first, confirms
     those of the planted anomalous VMs (nothing is learned) and flags every other one as a false
@@ -166,12 +172,16 @@ def run_drift(
     open anomalies of the same kind and template, taught in one update); the reviewer leaves out
     those of planted anomalous VMs, which they confirm one by one when they reach them. With
     ``follow`` each flag also confirms the steps after it that recur in other sessions (the
-    review's "and the steps after it" switch); without it a flag teaches its entries alone."""
+    review's "and the steps after it" switch); without it a flag teaches its entries alone.
+    ``match``: what of a confirmed pair an entry must share to be accepted
+    (:mod:`workbench.keys.confirmed`; None: the default)."""
     from workbench.workbench import Workbench
 
     train, test, lab, half = _drift_logs(operation, seed)
     wb = Workbench.from_logs(train, "openstack", seed=seed)
     wb.fit(workflows=False)
+    if match is not None:
+        set_match(wb.key_model, match)
     new_op = lab["new_operation"].to_numpy()
     planted = lab["planted"].to_numpy()
     instance = lab["instance"].to_numpy()
@@ -221,6 +231,7 @@ def run_drift(
         flags += 1
     final = flagged_lines(report)
     seen[seen < 0] = final[seen < 0]
+    hidden = _hidden_by_confirmed(report, wb.key_model) & planted
     tenth = np.array_split(np.arange(len(test)), 10)
     bad_total = len(set(instance[planted]))
     wb.close()
@@ -254,6 +265,13 @@ def run_drift(
             ],
             "false_positives_other_open_at_end": int((final & ~planted & ~new_op).sum()),
             "implied_entries_taught": implied,
+            "confirmed_pairs": len(wb.key_model.confirmed_["targets"]),
+            "confirmed_match": wb.key_model.confirmed_["match"],
+            "planted_vm_entries_accepted_only_as_confirmed_pairs": int(hidden.sum()),
+            "planted_anomaly_lines_accepted_only_as_confirmed_pairs": int(
+                (hidden & lab["anomaly"].notna().to_numpy()).sum()
+            ),
+            "planted_vms_with_such_entries": len(set(instance[hidden])),
             "planted_vms_caught": caught(report),
             "workbench_flag_timed": "Workbench.flag_false_positive without re-scoring: journal "
             "writes, copy of the model, the implied steps, partial_fit, validation loss before and "
@@ -267,11 +285,23 @@ def run_drift(
     }
 
 
+def _hidden_by_confirmed(report, key_model) -> np.ndarray:
+    """(lines,) bool: the entry's key fails the top-g rule (rank over g, or under the floor) and
+    is accepted only because its (window, key) is a pair a person confirmed normal."""
+    e = report.entries
+    fails = (e["key_rank"].to_numpy() > report.g) | (
+        e["key_probability"].to_numpy() < key_model.min_probability_
+    )
+    return fails & ~e["key_anomalous"].to_numpy(dtype=bool) & (e["position"].to_numpy() >= 0)
+
+
 def main() -> int:
     torch.set_num_threads(1)  # the same reductions in the same order on every run
     torch.use_deterministic_algorithms(True, warn_only=True)
     out: dict = {"load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     only_drift = "--drift-only" in sys.argv[1:]
+    match = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--match=")), None)
+    only = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")), None)
     if only_drift:
         out["bgl"] = "skipped: --drift-only"
     elif DATA.is_dir():
@@ -284,7 +314,9 @@ def main() -> int:
         for suffix, like, follow in (("", False, False), ("_like_this", True, False),
                                      ("_and_following", False, True),
                                      ("_like_this_and_following", True, True)):  # fmt: skip
-            out[name + suffix] = run_drift(operation, like_this=like, follow=follow)
+            if only is None or name + suffix in only.split(","):
+                out[name + suffix] = run_drift(operation, like_this=like, follow=follow,
+                                               match=match)  # fmt: skip
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import keyids
+from workbench.keys.confirmed import confirmed_mask
 from workbench.keys.scores import rank_of_actual
 
 __all__ = ["StreamResult", "StreamSplit", "learn_unknown_with", "split_stream", "stream_detect"]
@@ -177,7 +178,8 @@ def _judge_chunk(
     mask = model.vocab_.candidate_mask()
     r, p_actual = rank_of_actual(model.predict_proba(uniq), inv.reshape(-1), actual, mask)
     is_unknown = ~mask[actual]
-    bad = is_unknown | (r > g) | (p_actual < floor)
+    confirmed = confirmed_mask(model, win, actual)  # pairs a person confirmed normal
+    bad = is_unknown | (((r > g) | (p_actual < floor)) & ~confirmed)
     out.rank[pos:stop] = r
     out.unknown[pos:stop] = is_unknown
     out.flagged[pos:stop] = bad

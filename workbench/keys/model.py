@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.keys import fitting, online
+from workbench.keys import confirmed, fitting, online
 from workbench.keys.config import KeyModelConfig
 from workbench.keys.examples import check_sessions, history_rows
 from workbench.keys.networks import KeyEnsemble, NextKeyLSTM, build_network
@@ -155,6 +155,7 @@ class KeyModel:
         if validation_fraction is not None and not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         kw = {"callbacks": callbacks, "seed": seed, "device": device}
+        self.confirmed_ = confirmed.empty()  # pairs confirmed under earlier weights go with them
         if self.config.weighting == "auto":
             return fitting.fit_weighting(self, sessions, validation_fraction, **kw)
         sessions = check_sessions(sessions)
@@ -231,7 +232,8 @@ class KeyModel:
         """Per-entry scores: rank of the actual key and the top candidates with probabilities.
 
         Every session yields ``len(session) + 1`` entries (the last predicts END). ``top_k``
-        defaults to ``max(g_, 10)``.
+        defaults to ``max(g_, 10)``. Entries that are pairs a person confirmed normal are marked
+        (``confirmed``, :mod:`workbench.keys.confirmed`): the top-g rule accepts them.
         """
         self._check_fitted()
         k = max(self.g_, 10) if top_k is None else top_k
@@ -242,6 +244,7 @@ class KeyModel:
             self.predict_proba,
             top_k=k,
             count_columns=self.count_columns,
+            accept=lambda w, t: confirmed.confirmed_mask(self, w, t),
         )
 
     def detect(
@@ -311,6 +314,7 @@ class KeyModel:
             "fit_info": dict(self.fit_info_),
             "updates": self.updates_,
             "feedback": dict(getattr(self, "feedback_", None) or {"windows": [], "targets": []}),
+            "confirmed": confirmed.confirmed_state(self),
         }
 
     @classmethod
@@ -341,6 +345,7 @@ class KeyModel:
             "windows": [[int(k) for k in w] for w in feedback["windows"]],
             "targets": [int(t) for t in feedback["targets"]],
         }
+        model.confirmed_ = confirmed.from_state(state.get("confirmed"))
         return model
 
     def __repr__(self) -> str:

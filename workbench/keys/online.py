@@ -20,6 +20,9 @@ are the ``update_*`` fields of :class:`~workbench.keys.config.KeyModelConfig`:
   confirmed example may take an old successor's place in the top ``g_``), must stay accepted; one
   that a step pushed out joins the taught examples until all are accepted again.
 
+The taught pairs are also kept as they are (:mod:`workbench.keys.confirmed`): scoring accepts them
+whatever a later update does to their rank.
+
 A key new to the vocabulary takes a spare slot, and its output row is imprinted from the taught
 context (:func:`imprint`); with no slot left it stays unknown and its example is skipped.
 """
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 
 from workbench import keyids
+from workbench.keys.confirmed import confirm
 from workbench.keys.examples import check_sessions, distinct_examples
 from workbench.keys.networks import cross_entropy, mixture
 from workbench.keys.vocabulary import END_INDEX, UNKNOWN_INDEX
@@ -84,6 +88,7 @@ def partial_fit(
     known = model.vocab_.candidate_mask()
     windows, targets = _taught_examples(model, histories, next_keys)
     model.updates_ += len(next_keys)
+    confirm(model, windows, targets)  # accepted by scoring from now on, whatever the weights do
     if not len(targets):
         model.last_update_ = {"steps": 0, "accepted": False, "taught": 0}
         return

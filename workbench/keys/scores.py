@@ -74,6 +74,7 @@ class KeyScores:
     top_keys: np.ndarray  # (n_windows, k) external ids of the k most likely next keys
     top_probs: np.ndarray  # (n_windows, k) their probabilities
     n_candidates: int  # number of keys that can be predicted (known keys + END)
+    confirmed: np.ndarray | None = None  # (n_entries,) bool, a pair a person confirmed normal
 
     @property
     def is_end(self) -> np.ndarray:
@@ -150,8 +151,10 @@ def score_sessions(
     *,
     top_k: int = 10,
     count_columns: int = 0,
+    accept: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> KeyScores:
-    """Score every entry of ``sessions`` with a next-key probability function.
+    """Score every entry of ``sessions`` with a next-key probability function (the rank is
+    :func:`rank_of_actual`'s; each distinct session and each distinct window is evaluated once).
 
     Parameters
     ----------
@@ -169,11 +172,8 @@ def score_sessions(
     count_columns
         With ``c > 0`` every row handed to ``predict_proba`` also carries the session's key counts
         so far (``(n, h + c)``, see :func:`workbench.keys.windows.frame_sessions`).
-
-    Notes
-    -----
-    The rank is :func:`rank_of_actual`'s. Each distinct session and each distinct window is
-    evaluated once.
+    accept
+        ``(input rows, internal keys) -> (n,) bool``: entries a person confirmed normal (None: none).
     """
     distinct, inverse, _ = unique_sessions(sessions)
     encoded = [vocab.encode(s) for s in distinct]
@@ -182,12 +182,11 @@ def score_sessions(
     n_candidates = int(mask.sum())
     win_index, probs = _window_probabilities(framed.windows, vocab, predict_proba)
     rank_d, p_actual = rank_of_actual(probs, win_index, framed.targets, mask)
-    probs = np.where(mask[None, :], probs, -1.0)  # non-candidates after every candidate
-    order = np.argsort(-probs, axis=1, kind="stable")[:, : max(1, min(top_k, n_candidates))]
-    top_probs = np.take_along_axis(probs, order, axis=1).astype(np.float32)
+    order, top_probs = _top_candidates(probs, mask, max(1, min(top_k, n_candidates)))
     unknown_d = framed.targets == UNKNOWN_INDEX
     keys_d = _entry_keys(distinct, framed, vocab, unknown_d)
     session, position, gather = _every_session(distinct, inverse)
+    confirmed = None if accept is None else accept(framed.windows, framed.targets)[gather]
     return KeyScores(
         n_sessions=len(sessions),
         session_length=np.fromiter(map(len, distinct), np.int64, len(distinct))[inverse],
@@ -199,9 +198,18 @@ def score_sessions(
         unknown=unknown_d[gather],
         window=win_index[gather],
         top_keys=vocab.decode(order),
-        top_probs=np.maximum(top_probs, 0.0),
+        top_probs=top_probs,
         n_candidates=n_candidates,
+        confirmed=confirmed,
     )
+
+
+def _top_candidates(probs: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most probable candidates of each window (internal indices) and their
+    probabilities; non-candidates come after every candidate."""
+    probs = np.where(mask[None, :], probs, -1.0)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return order, np.maximum(np.take_along_axis(probs, order, axis=1).astype(np.float32), 0.0)
 
 
 def _window_probabilities(
@@ -281,6 +289,9 @@ def concat_scores(parts: Sequence[KeyScores]) -> KeyScores:
         top_keys=np.concatenate([p.top_keys[:, :k] for p in parts]),
         top_probs=np.concatenate([p.top_probs[:, :k] for p in parts]),
         n_candidates=max(p.n_candidates for p in parts),
+        confirmed=None
+        if any(p.confirmed is None for p in parts)
+        else np.concatenate([p.confirmed for p in parts]),
     )
 
 

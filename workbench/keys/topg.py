@@ -14,6 +14,9 @@ Reasons given for anomalous entries, in order of precedence:
 - ``"key not in top-g"``: any other entry whose key ranks below g;
 - ``"key below probability floor"``: in the top g, but less probable than the optional floor.
 
+An entry whose (window, key) a person confirmed normal (``KeyScores.confirmed``,
+:mod:`workbench.keys.confirmed`) is normal whatever its rank and probability.
+
 >>> from workbench.keys.scores import score_sessions
 >>> from workbench.keys.vocabulary import KeyVocabulary
 >>> vocab = KeyVocabulary([1, 2])
@@ -151,6 +154,9 @@ def _entry_codes(
     is_end = scores.is_end
     not_top = scores.rank > (g if end_g is None else np.where(is_end, end_g, g))
     improbable = scores.probability < min_probability
+    if scores.confirmed is not None:  # a pair a person confirmed normal stays accepted
+        not_top &= ~scores.confirmed
+        improbable &= ~scores.confirmed
     entry_anomalous = scores.unknown | not_top | improbable
     code = np.full(len(scores.rank), _NORMAL, dtype=np.int8)
     code[improbable] = _IMPROBABLE
