@@ -59,3 +59,18 @@ def test_ensemble_members_share_the_distinct_windows() -> None:
     logits = net(x)
     for member, got in zip(net.members, logits, strict=True):
         assert torch.allclose(got, every_row(member, x), atol=1e-6)
+
+
+def test_distinct_rows_of_long_windows_group_as_torch_unique_does():
+    """Rows too long for one int64 code (a large vocabulary, as BGL's with spare keys) are grouped
+    chunk by chunk: the same groups as ``torch.unique(dim=0)``, and each row rebuilt exactly."""
+
+    gen = torch.Generator().manual_seed(3)
+    for n, h, b in [(900, 10, 700), (70_000, 20, 300), (3, 45, 200)]:
+        x = torch.randint(0, n, (b, h), generator=gen)
+        x = torch.cat([x, x[: b // 3], x[:5]])
+        u, i = distinct_rows(x, n)
+        ref_u, ref_i = torch.unique(x, dim=0, return_inverse=True)
+        assert torch.equal(u[i], x) and len(u) == len(ref_u)
+        pairs = torch.unique(torch.stack([i, ref_i], dim=1), dim=0)
+        assert len(pairs) == len(u)  # one of ours for each of theirs

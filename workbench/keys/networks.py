@@ -105,12 +105,42 @@ def distinct_rows(x: torch.Tensor, n_values: int) -> tuple[torch.Tensor, torch.T
     """
     if len(x) < 2 or x.shape[1] == 0:
         return x, torch.arange(len(x), device=x.device)
-    if x.shape[1] * math.log2(max(n_values, 2)) >= 62:
-        distinct, index = torch.unique(x, dim=0, return_inverse=True)
-        return distinct, index
+    bits = math.log2(max(n_values, 2))
+    if x.shape[1] * bits >= 62:  # too long for one code: refine a row id chunk by chunk
+        return _distinct_by_chunks(x, n_values, bits)
     base = n_values ** torch.arange(x.shape[1] - 1, -1, -1, device=x.device)  # (h,)
     codes, index = torch.unique((x.long() * base).sum(dim=1), return_inverse=True)  # sorted
     return (codes[:, None] // base % n_values).to(x.dtype), index
+
+
+def _distinct_by_chunks(
+    x: torch.Tensor, n_values: int, bits: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`distinct_rows` for rows too long to code as one int64: the id of each row's prefix
+    (below ``len(x)``) is refined by the code of the next columns, as many as still fit beside it,
+    with one sort of ``len(x)`` numbers per chunk (``torch.unique(dim=0)`` is far slower on CPU).
+    The distinct rows come in the order of their codes, not sorted row-wise.
+
+    >>> x = torch.tensor([[7, 1, 9, 9], [7, 1, 9, 8], [7, 1, 9, 9]])
+    >>> u, i = _distinct_by_chunks(x, 10, 62 / 2.5)
+    >>> bool((u[i] == x).all()), len(u)
+    (True, 2)
+    """
+    index = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    id_bits = math.log2(len(x) + 1)
+    col = 0
+    while col < x.shape[1]:
+        width = max(1, int((62 - (id_bits if col else 0)) // bits))
+        part = x[:, col : col + width].long()
+        base = n_values ** torch.arange(part.shape[1] - 1, -1, -1, device=x.device)
+        code = (part * base).sum(dim=1)
+        if col:
+            code = index * n_values ** part.shape[1] + code
+        _, index = torch.unique(code, return_inverse=True)
+        col += width
+    first = torch.full((int(index.max()) + 1,), len(x), dtype=torch.long, device=x.device)
+    first.scatter_reduce_(0, index, torch.arange(len(x), device=x.device), reduce="amin")
+    return x[first], index
 
 
 class KeyEnsemble(nn.Module):
