@@ -163,6 +163,12 @@ def _manifest_case(trained, tmp_path, name, change) -> Path:
         ("jv", lambda m: m.update(journal_version="1"), "'journal_version' must be an int"),
         ("level", lambda m: m.update(level=3), "'level' must be a number in"),
         ("cfg", lambda m: m.update(key_config={"nope": 1}), "run.json: "),
+        (
+            "fitrep",
+            lambda m: m.update(fit_report={"lines": 1, "stages": {"k": {"x": [1]}}}),
+            "'fit_report' must be null",
+        ),
+        ("fitrep2", lambda m: m.update(fit_report={"py/object": "os.system"}), "'fit_report'"),
         ("list", lambda m: m.clear(), "not a DeepLog Workbench run manifest"),
     ],
 )
@@ -171,6 +177,29 @@ def test_manifest_refusals_name_the_file(trained, tmp_path, name, change, messag
     with pytest.raises(RunFormatError, match=message) as err:
         Workbench.load(d)
     assert str(d / "run.json") in str(err.value)
+
+
+def test_the_fit_report_is_saved_with_the_run(trained, tmp_path):
+    """What the fit read and cost stays with the run: ``fit_report_`` after loading, ``show``
+    prints it, and a run written before it was saved (no ``fit_report``) still loads."""
+    wb = Workbench.load(copy_run(trained, tmp_path / "a"), read_only=True)
+    report = wb.fit_report_
+    wb.close()
+    assert report is not None and report.lines > 0
+    assert {"key model", "parameter models", "workflows"} <= set(report.stages)
+    assert report.stages["key model"]["cpu_seconds"] >= 0
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "show", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert f"trained on {report.summary()}" in out
+    d = _manifest_case(trained, tmp_path, "older", lambda m: m.pop("fit_report"))
+    wb = Workbench.load(d, read_only=True)
+    assert wb.fit_report_ is None
+    wb.close()
 
 
 def test_journal_refusals(trained, tmp_path):

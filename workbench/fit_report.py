@@ -61,8 +61,15 @@ class FitReport:
         self.stages.setdefault(name, {}).update(used)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data: ``lines`` and ``stages``."""
-        return {"lines": self.lines, "stages": {k: dict(v) for k, v in self.stages.items()}}
+        """Plain JSON-able data: ``lines`` and ``stages`` (numpy numbers as Python numbers)."""
+        stages = {k: {f: _plain(x) for f, x in v.items()} for k, v in self.stages.items()}
+        return {"lines": int(self.lines), "stages": stages}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitReport:
+        """The inverse of :meth:`to_dict` (a saved run's ``fit_report``)."""
+        stages = {str(k): dict(v) for k, v in data.get("stages", {}).items()}
+        return cls(lines=int(data.get("lines", 0)), stages=stages)
 
     def summary(self) -> str:
         """One sentence: what each stage read, with the share a sample kept."""
@@ -73,6 +80,12 @@ class FitReport:
             if said:
                 parts.append(f"{name}: " + ", ".join(said))
         return "; ".join(parts)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy number as a Python one; anything else unchanged."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", None) == 0 else value
 
 
 def key_model_used(key_model: Any) -> dict[str, Any]:

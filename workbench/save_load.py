@@ -20,6 +20,7 @@ import networkx as nx
 
 from workbench.feedback.journal import FeedbackJournal
 from workbench.feedback.journal_db import FeedbackEntry
+from workbench.fit_report import FitReport
 from workbench.flagging import replay_sample
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.parser import LogParser
@@ -69,6 +70,7 @@ def run_state(wb: Any) -> RunState:
         workflow_config=wb.workflow_config.to_dict(),
         journal=Path(wb.journal.path).name,
         journal_version=wb.journal.current_version(),
+        fit_report=None if wb.fit_report_ is None else wb.fit_report_.to_dict(),
     )
 
 
@@ -323,6 +325,8 @@ class Stored:
         undo after the last save) or else the key ids ever given."""
         self.key_model, self.param_model = stored.key_model, stored.param_model
         self.workflows_, self.level = stored.workflows, stored.state.level
+        if stored.state.fit_report is not None:
+            self.fit_report_ = FitReport.from_dict(stored.state.fit_report)
         if stored.state.format_version < FORMAT_VERSION:
             self.journal.translate_legacy_end()
         if self._run_lock is not None and self._run_lock.first:

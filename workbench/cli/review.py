@@ -121,6 +121,8 @@ def run_show(args: Any) -> int:
     print(f"session rule: {rule if rule is not None else 'none'}")
     s = wb.summary()
     print(f"training log: {s}")
+    if wb.fit_report_ is not None:
+        print(f"trained on {wb.fit_report_.summary()}")
     print(f"keys: {p.n_keys}")
     for _, t in p.templates_.head(args.keys).iterrows():
         print(f"  {t['key']:>4} {t['count']:>7}  {t['template']}")

@@ -72,7 +72,8 @@ class RunState:
     ``parser``, ``key_model`` and ``param_model`` are the objects' ``to_state()`` (plain values,
     numpy arrays, tensors); ``workflows`` the automata as node-link dicts; the configs are their
     ``to_dict()``. ``journal`` names the journal file in the directory and ``journal_version``
-    the model version the saved files hold. Read back, ``format_version`` is the format the run
+    the model version the saved files hold; ``fit_report`` what the fit read and cost (a
+    :class:`~workbench.fit_report.FitReport` as plain data, None when unknown). Read back, ``format_version`` is the format the run
     was written in (older formats are translated by whoever reads their ids) and ``generation``
     the folder the manifest names.
     """
@@ -89,6 +90,7 @@ class RunState:
     workflow_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     journal: str = JOURNAL
     journal_version: int | None = None
+    fit_report: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
     generation: str = ""
 
@@ -177,6 +179,7 @@ def _manifest(run: RunState, gen: str, journal: str, tmp: Path, files: list[str]
         "param_config": run.param_config,
         "workflow_config": run.workflow_config,
         "journal_version": run.journal_version,
+        "fit_report": run.fit_report,
         "files": {name: file_digest(tmp / name) for name in files},
     }
 
@@ -251,6 +254,7 @@ def read_run(folder: Path) -> RunState:
         workflow_config=manifest.get("workflow_config"),  # type: ignore[arg-type]
         journal=manifest["journal"],
         journal_version=manifest["journal_version"],
+        fit_report=manifest.get("fit_report"),
         format_version=manifest["format_version"],
         generation=manifest["generation"],
     )
@@ -323,6 +327,27 @@ def _check_settings(path: Path, manifest: dict[str, Any]) -> None:
         raise RunFormatError(f"{path}: 'seed' must be an integer, got {seed!r}")
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
         raise RunFormatError(f"{path}: 'level' must be a number in (0, 1), got {level!r}")
+    if not _plain_fit_report(manifest.get("fit_report")):
+        raise RunFormatError(
+            f"{path}: 'fit_report' must be null or {{'lines': N, 'stages': {{name: {{...}}}}}} "
+            "of plain numbers and strings"
+        )
+
+
+def _plain_fit_report(report: Any) -> bool:
+    """None, or ``{"lines": int, "stages": {name: {field: number or string}}}``."""
+    if report is None:
+        return True
+    if not isinstance(report, dict) or set(report) != {"lines", "stages"}:
+        return False
+    lines, stages = report["lines"], report["stages"]
+    if isinstance(lines, bool) or not isinstance(lines, int) or not isinstance(stages, dict):
+        return False
+    return all(
+        isinstance(rec, dict)
+        and all(v is None or isinstance(v, int | float | str) for v in rec.values())
+        for rec in stages.values()
+    )
 
 
 def _verify(gen: Path, files: dict[str, str]) -> None:
