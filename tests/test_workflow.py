@@ -512,3 +512,24 @@ def test_cli_train_on_a_raw_log_without_ids_mines_by_time_lag(system, rule, shar
         assert all(g.number_of_edges() > 0 for g in graphs)
     finally:
         wb.close()
+
+
+def test_keys_logged_right_after_one_another_either_way_are_concurrent():
+    """A lifecycle event racing the driver's report of one change (the event first in about two
+    runs of three, both within milliseconds): concurrent, edges both ways, not an order 1 -> 2
+    -> 3 whose reduction would drop 1 -> 3."""
+    from workbench.workflow.lag_cooccurrence import lag_cooccurrence
+    from workbench.workflow.lag_order import immediate, order_edges
+
+    rng = np.random.default_rng(3)
+    n = 200
+    t1 = np.sort(rng.uniform(0, 2000, n))
+    done = t1 + rng.lognormal(0, 0.3, n)
+    t2 = done + 0.010 * rng.lognormal(0, 0.6, n)
+    t3 = done + 0.016 * rng.lognormal(0, 0.6, n)
+    assert 0.65 < np.mean(t2 < t3) < 0.7
+    keys = np.concatenate([np.repeat([1, 2, 3], n), np.full(300, 9)])
+    sec = np.round(np.concatenate([t1, t2, t3, rng.uniform(0, 2000, 300)]), 3)  # milliseconds
+    lag = lag_cooccurrence(keys, sec, window=20.0, min_lift=2.0)
+    assert immediate(lag)[lag.index(2), lag.index(3)] and not immediate(lag)[0, 1]
+    assert sorted(order_edges(lag, [1, 2, 3])) == [(1, 2), (1, 3), (2, 3), (3, 2)]
