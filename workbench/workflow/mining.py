@@ -63,16 +63,20 @@ def session_ids_problem(entries: pd.DataFrame, rule: Any = None) -> str | None:
     >>> session_ids_problem(pd.DataFrame({"key": [1, 2], "session": ["a", "a"]}))
     "every entry is in one session ('a')"
     """
+    return _problem(entries, rule)[0]
+
+
+def _problem(entries: pd.DataFrame, rule: Any) -> tuple[str | None, int]:
+    """:func:`session_ids_problem`, and the number of sessions."""
     sess = entries["session"] if "session" in entries.columns else None
-    if sess is None or not bool(sess.notna().any()):
-        return "no entry carries a session id"
-    kind = getattr(rule, "kind", None)
-    if kind in ("window", "sliding"):
-        return f"the sessions are time windows ({rule}), each holding every run logged in it"
-    names = sess[sess.notna()].unique()
-    if len(names) == 1:
-        return f"every entry is in one session ({str(names[0])!r})"
-    return None
+    n = int(sess.nunique()) if sess is not None else 0
+    if n == 0:
+        return "no entry carries a session id", 0
+    if getattr(rule, "kind", None) in ("window", "sliding"):
+        return f"the sessions are time windows ({rule}), each holding every run logged in it", n
+    if n == 1:
+        return f"every entry is in one session ({str(sess.dropna().iloc[0])!r})", n
+    return None, n
 
 
 def choose_mining(
@@ -84,12 +88,11 @@ def choose_mining(
 ) -> Mining:
     """The :class:`Mining` of these entries under a configuration's ``per_session`` and
     ``window`` (``rule``: the session rule that made the sessions, when known)."""
-    problem = session_ids_problem(entries, rule)
+    problem, n = _problem(entries, rule)
     has_time = "timestamp" in entries.columns and bool(entries["timestamp"].notna().any())
     if per_session is True:
         return Mining("per session", problem is None, window, "asked for (per_session=True)")
     if per_session is None and problem is None:
-        n = int(entries["session"].nunique())
         by = f" by the rule {rule}" if rule is not None else ""
         return Mining("per session", True, window, f"{n:,} sessions{by}, one run each")
     why = "asked for (per_session=False)" if per_session is False else problem
