@@ -55,6 +55,7 @@ from workbench.save_load import (
 from workbench.store.files import RunLock
 from workbench.train import TrainEvent
 from workbench.workflow.cooccurrence import WorkflowConfig, build_workflows
+from workbench.workflow.mining import choose_mining
 
 __all__ = ["DetectionReport", "UpdateResult", "Workbench"]
 
@@ -303,11 +304,7 @@ class Workbench(Stored, Feedback, Views, Events):
         self._method1 = None
         if workflows:
             with report.stage("workflows") as rec:
-                self.workflows_ = build_workflows(
-                    self.entries, self.workflow_config, seed=self.seed
-                )
-                first = self.workflows_[0].graph if self.workflows_ else {}
-                rec.update(sessions=first.get("sessions"), sessions_used=first.get("sessions_used"))
+                self._fit_workflows(rec)
         self.fit_report_ = report
         logger.info("trained on %s", report.summary())
         self.journal.commit_version(self._weights(), reason="trained")
@@ -316,6 +313,17 @@ class Workbench(Stored, Feedback, Views, Events):
         self._emit("fit", self)
         self._stop.clear()
         return self
+
+    def _fit_workflows(self, rec: dict[str, Any]) -> None:
+        """Build the workflows, and say in the fit report's record ``rec`` how they were mined
+        (per session, or by time lag where the sessions are not run ids) and why."""
+        cfg, rule = self.workflow_config, self.session_rule
+        self.workflows_ = build_workflows(self.entries, cfg, seed=self.seed, session_rule=rule)
+        how = choose_mining(self.entries, per_session=cfg.per_session, window=cfg.window, rule=rule)
+        rec.update(mining=how.method, mining_reason=how.reason)
+        first = self.workflows_[0].graph if self.workflows_ else {}
+        if how.ids:
+            rec.update(sessions=first.get("sessions"), sessions_used=first.get("sessions_used"))
 
     def _check_fitted(self) -> None:
         if self.key_model is None:

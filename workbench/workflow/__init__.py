@@ -7,6 +7,8 @@
 - :mod:`~workbench.workflow.from_keymodel`: method 1, tasks read off a next-key model;
 - :mod:`~workbench.workflow.automaton`: the automaton (FSA) of one task;
   :mod:`~workbench.workflow.lag_order`: its transitions from consistent-lag order, without sessions;
+- :mod:`~workbench.workflow.mining`: which way a log's workflows are mined (per session, or by
+  time lag where the log has no usable session ids), and why;
 - :mod:`~workbench.workflow.layout`, :mod:`~workbench.workflow.export`,
   :mod:`~workbench.workflow.scores`: drawing, exporting and scoring an automaton;
 - :mod:`~workbench.workflow.diagnosis`: an anomaly explained along its workflow, with

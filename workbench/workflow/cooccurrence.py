@@ -59,6 +59,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -70,6 +71,7 @@ from workbench.workflow.automaton import build_fsa, templates_of
 from workbench.workflow.growing import drop_contained, grow_from_pairs, in_typical_order
 from workbench.workflow.lag_cooccurrence import LagCooccurrence, lag_cooccurrence
 from workbench.workflow.lag_order import by_lag_order, entry_seconds, lag_of
+from workbench.workflow.mining import Mining, choose_mining
 from workbench.workflow.presence import Presence, flatten, typical_rank
 
 __all__ = [
@@ -101,11 +103,17 @@ class WorkflowConfig(Config):
     d_max: int = 5  # largest co-occurrence distance tried when a task cannot be extended
     tau: float = 0.8  # a key joins a task when it follows (precedes) a member with prob. > tau
     min_lift: float = 3.0  # ... and that probability is this many times what chance gives
+    # by time lag: the observed pairs at the usual lag this many times the background (2.0 chosen
+    # with window 30 s and tau 0.8 on bench/workflow.py's selection seeds; 3.0 there: recall 0.57)
+    lag_min_lift: float = 2.0
     min_count: int = 3  # keys seen fewer times are left out of every task (too rare to place)
     min_edge_prob: float = 0.02  # automaton edges rarer than this share of their source are dropped
-    per_session: bool | None = None  # co-occurrence per session; None = when sessions exist
+    # co-occurrence per session; None = when the entries carry usable session ids, else over the
+    # interleaved log by time lag (:mod:`workbench.workflow.mining`)
+    per_session: bool | None = None
     # seconds: over an interleaved log with timestamps, link keys by a consistent time lag within
-    # this horizon instead of by position (:mod:`workbench.workflow.task_separation`); None = by position
+    # this horizon (:mod:`workbench.workflow.lag_cooccurrence`); None = by position, or with
+    # per_session None and no usable session ids, mining.SESSIONLESS_WINDOW
     window: float | None = None
     # a log with more sessions is mined on a seeded sample of this many sessions (and a stretch of
     # the lines outside every session, in the same proportion); None: every session
@@ -118,6 +126,7 @@ class WorkflowConfig(Config):
         )
         require(0.0 < self.tau < 1.0, f"tau must be in (0, 1), got {self.tau!r}")
         require(self.min_lift >= 1.0, f"min_lift must be >= 1, got {self.min_lift!r}")
+        require(self.lag_min_lift >= 1.0, f"lag_min_lift must be >= 1, got {self.lag_min_lift!r}")
         require(
             isinstance(self.min_count, int) and self.min_count >= 1,
             f"min_count must be an int >= 1, got {self.min_count!r}",
@@ -271,11 +280,11 @@ def grow_tasks_by_lag(
     if sec is None:
         return grow_tasks(key_sequences(entries, per_session=False), config)
     if lag is None:
-        lag = lag_cooccurrence(keys, sec, config.window, config.min_count, config.min_lift)
+        lag = lag_cooccurrence(keys, sec, config.window, config.min_count, config.lag_min_lift)
     m = len(lag.keys)
     if m < 2:
         return []
-    links = {1: (lag.after > config.tau) & (lag.lift >= config.min_lift)}
+    links = {1: (lag.after > config.tau) & (lag.lift >= config.lag_min_lift)}
     near = np.maximum(lag.after, lag.before.T)  # P[u at its usual lag after or before t | t]
     near_both = np.maximum(near, near.T)
     seeds = [(1, _strongest_first(links[1], lag.after))]
@@ -298,17 +307,22 @@ def build_workflows(
     *,
     tasks: Sequence[Sequence[int]] | None = None,
     seed: int = 0,
+    session_rule: Any = None,
 ) -> list[nx.DiGraph]:
     """Method 2 end to end: separate the tasks of a parsed log and build one FSA per task.
 
-    Co-occurrence is counted over sessions when ``config.per_session`` is True (or None and the
-    entries have sessions), else over the interleaved log (by time lag when ``config.window`` is
-    set); a task's automaton is built from sessions when most of its entries carry one (its
-    elapsed times then never span two instances), else from the interleaved log: with
-    ``config.window`` and timestamps, its transitions are the consistent-lag order of its keys
-    and keys mostly logged outside the tasks are left out (:mod:`workbench.workflow.lag_order`;
-    graph attribute ``background``), else adjacency in the log. Pass ``tasks`` (key sets, e.g.
-    from method 1) to build only the automata.
+    Co-occurrence is counted over sessions when ``config.per_session`` is True, or None and the
+    entries carry usable session ids, else over the interleaved log: by time lag when
+    ``config.window`` is set, or when ``per_session`` is None (the default) and the log has no
+    usable ids (no session, time-window sessions made by ``session_rule``, or one session:
+    :func:`~workbench.workflow.mining.choose_mining`, whose choice and reason every graph keeps
+    as ``mining`` and ``mining_reason``), else by position. A task's automaton is built from
+    sessions when the ids are usable and most of its entries carry one (its elapsed times then
+    never span two instances), else from the interleaved log: with a time-lag window and
+    timestamps, its transitions are the consistent-lag order of its keys and keys mostly logged
+    outside the tasks are left out (:mod:`workbench.workflow.lag_order`; graph attribute
+    ``background``), else adjacency in the log. Pass ``tasks`` (key sets, e.g. from method 1)
+    to build only the automata.
 
     A log with more than ``config.max_sessions`` sessions is mined on a sample (:func:`sample`,
     seeded by ``seed``): every graph says in ``sessions_used`` and ``sessions`` how many of the
@@ -322,20 +336,36 @@ def build_workflows(
     [[1, 2, 3]]
     """
     cfg = config or WorkflowConfig()
-    has_sessions = "session" in entries.columns and bool(entries["session"].notna().any())
-    mined, used, total = (
-        sample(entries, cfg.max_sessions, seed) if has_sessions else (entries, 0, 0)
-    )
+    how = choose_mining(entries, per_session=cfg.per_session, window=cfg.window, rule=session_rule)
+    mined, used, total = sample(entries, cfg.max_sessions, seed) if how.ids else (entries, 0, 0)
+    lag = None
     if tasks is None:
-        tasks, lag = _separate(mined, cfg, has_sessions)
+        tasks, lag = _separate(mined, cfg, how)
+    graphs = _automata(entries, mined, tasks, cfg, how, lag, (used, total))
+    logger.info("workflows mined %s: %s", how.method, how.reason)
+    return graphs
+
+
+def _automata(
+    entries: pd.DataFrame,
+    mined: pd.DataFrame,
+    tasks: Sequence[Sequence[int]],
+    cfg: WorkflowConfig,
+    how: Mining,
+    lag: LagCooccurrence | None,
+    sessions: tuple[int, int],
+) -> list[nx.DiGraph]:
+    """One automaton per task, built on ``mined`` (the rows mined, of ``entries``; ``sessions``:
+    how many sessions they keep, of how many) per session or over the interleaved log (see
+    :func:`build_workflows`)."""
     templates = templates_of(entries)
     all_keys = {int(k) for t in tasks for k in t}
     graphs = []
     order = None  # over the interleaved log with timestamps: transitions by consistent-lag order
-    for n, (t, per_session) in enumerate(_by_session(entries, tasks, has_sessions), start=1):
-        if not per_session and cfg.window is not None:
+    for n, (t, per_session) in enumerate(_by_session(entries, tasks, how.ids), start=1):
+        if not per_session and how.window is not None:
             order = order or by_lag_order(
-                mined, cfg.window, cfg.min_count, cfg.min_lift, tasks, lag
+                mined, how.window, cfg.min_count, cfg.lag_min_lift, tasks, lag
             )
         states, trans, background = order.task(t) if order and not per_session else (t, None, [])
         g = build_fsa(
@@ -348,7 +378,8 @@ def build_workflows(
             task_id=n,
             transitions=trans,
         )
-        g.graph.update(sessions_used=used, sessions=total, background=background)
+        g.graph.update(sessions_used=sessions[0], sessions=sessions[1], background=background)
+        g.graph.update(mining=how.method, mining_reason=how.reason)
         graphs.append(g)
     return graphs
 
@@ -398,13 +429,13 @@ def sample(
 
 
 def _separate(
-    entries: pd.DataFrame, cfg: WorkflowConfig, has_sessions: bool
+    entries: pd.DataFrame, cfg: WorkflowConfig, how: Mining
 ) -> tuple[list[tuple[int, ...]], LagCooccurrence | None]:
-    """The tasks' key tuples: by time lag over an interleaved log when ``cfg.window`` is set,
-    else by position over sessions or the interleaved log; and the lag co-occurrence read."""
-    by_lag = cfg.per_session is not True and not (cfg.per_session is None and has_sessions)
-    if cfg.window is not None and by_lag:
-        lag = lag_of(entries, cfg.window, cfg.min_count, cfg.min_lift)
+    """The tasks' key tuples, separated as ``how`` says (by time lag over the interleaved log,
+    by position over sessions or over the interleaved log), and the lag co-occurrence read."""
+    if how.method == "time lag":
+        cfg = cfg.replace(window=how.window)
+        lag = lag_of(entries, cfg.window, cfg.min_count, cfg.lag_min_lift)
         return [t.keys for t in grow_tasks_by_lag(entries, cfg, lag)], lag
-    seqs = key_sequences(entries, cfg.per_session)
+    seqs = key_sequences(entries, how.method == "per session")
     return [t.keys for t in grow_tasks(seqs, cfg)], None
