@@ -480,12 +480,18 @@ def test_workbench_on_a_log_without_ids_mines_by_time_lag_and_the_view_shows_it(
         assert rec["mining"] == "time lag", rec
         assert rec["mining_reason"].startswith("the sessions are time windows (window:60)")
         assert "sessions" not in rec  # the windows are not what the workflows were mined on
+        assert (
+            "workflows: mined time lag (the sessions are time windows" in wb.fit_report_.summary()
+        )
         keys, edges = _truth(log, wb.entries)
         j, precision, recall = _scores(wb.workflows(), keys, edges)
         assert min(j, precision, recall) >= 0.9, (j, precision, recall)
         view = WorkflowView(wb, runner=TaskRunner(sync=True))
         assert view.graphs == wb.workflows() and view.graph is wb.workflows()[0]
         assert view.graph.graph["mining"] == "time lag"
+        assert "the sessions are time windows (window:60)" in view.status.value
+        # method 1's tasks (none from this two-epoch model) are built by time lag too
+        assert all(g.graph["mining"] == "time lag" for g in wb.workflows(method=1))
         assert sorted(map(str, view.graph.nodes)) == sorted(
             str(n) for t in view.plot.data if t.name == "nodes" for n in t.customdata
         )

@@ -144,7 +144,11 @@ class WorkflowView(View):
             names = [self._name(g, i) for i, g in enumerate(self.graphs)]
             current = self.task_select.value
             self.task_select.options = [(n, i) for i, n in enumerate(names)]
-            self.say(f"{len(self.graphs)} workflows (method {method})" + _sample_note(self.graphs))
+            how = next(
+                (g.graph["mining_reason"] for g in self.graphs if g.graph.get("mining_reason")), ""
+            )
+            self.say(f"{len(self.graphs)} workflows (method {method})" + _sample_note(self.graphs)
+                     + (f"; {how}" if how else ""))  # fmt: skip
             if self.graphs:
                 self.show_task(current if current is not None and current < len(self.graphs) else 0)
 

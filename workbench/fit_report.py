@@ -77,6 +77,8 @@ class FitReport:
         for name, rec in self.stages.items():
             said = [_used(rec, what) for what in _SAID.get(name, ("sessions",))]
             said = [s for s in said if s]
+            if rec.get("mining_reason"):  # how the workflows were mined, and why
+                said.append(f"mined {rec.get('mining', '')} ({rec['mining_reason']})")
             if said:
                 parts.append(f"{name}: " + ", ".join(said))
         return "; ".join(parts)

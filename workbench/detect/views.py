@@ -80,12 +80,13 @@ def diagnose_anomaly(report: DetectionReport, workflows: list[nx.DiGraph], anoma
 
 
 def method1_workflows(
-    key_model: Any, entries: pd.DataFrame, config: WorkflowConfig
+    key_model: Any, entries: pd.DataFrame, config: WorkflowConfig, session_rule: Any = None
 ) -> list[nx.DiGraph]:
     """Workflow automata of method 1: tasks read off the key model's predictions, then built on
-    ``entries`` as method 2 builds its own."""
+    ``entries`` as method 2 builds its own (by time lag where the sessions are not run ids)."""
     found = model_tasks(keymodel_distribution(key_model), key_sequences(entries))
-    return build_workflows(entries, config, tasks=[list(t) for t in found.tasks])
+    tasks = [list(t) for t in found.tasks]
+    return build_workflows(entries, config, tasks=tasks, session_rule=session_rule)
 
 
 class Views:
@@ -125,7 +126,7 @@ class Views:
             self._check_fitted()
             if self._method1 is None:
                 self._method1 = method1_workflows(
-                    self.key_model, self.entries, self.workflow_config
+                    self.key_model, self.entries, self.workflow_config, self.session_rule
                 )
             return self._method1
         raise ValueError(f"method must be 1 or 2, got {method!r}")
