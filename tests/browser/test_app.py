@@ -225,9 +225,12 @@ def test_train_stop_train_detect_flag(lab, lab_server):
         f"app_cell_s={app_cell:.2f}\nflag_median_s={flag:.2f}\nflag_max_s={flag_max:.2f}\n"
         f"flags_s={' '.join(f'{f:.2f}' for f in flags)}\nload_average={load:.1f}\n"
     )
-    assert flag < 1.0, (
+    # one second on a machine with a CPU free; the suite's other worker, or other work, shares
+    # the CPUs, and the limit grows with the load per CPU (bench/flag_latency.py gives the figures)
+    limit = max(1.0, load / (os.cpu_count() or 1))
+    assert flag < limit, (
         f"a flag takes {flag:.2f} s (median of {flags}) from the click to the table, "
-        f"load average {load:.1f} on {os.cpu_count()} CPUs"
+        f"load average {load:.1f} on {os.cpu_count()} CPUs (limit {limit:.1f} s)"
     )
 
 
