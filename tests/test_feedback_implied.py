@@ -74,6 +74,34 @@ def test_a_flag_teaches_what_recurs_after_it_journals_it_and_undo_takes_it_back(
     wb.close()
 
 
+def test_the_review_lists_the_lines_a_flag_confirmed_with_it_and_undo_takes_them_back(
+    drift, tmp_path
+):
+    from widgets import ReviewView, TaskRunner
+    from widgets.anomaly_table import anomalous_ids
+
+    train, test = drift
+    wb = Workbench.from_logs(train, "openstack", seed=0, run_dir=tmp_path / "run")
+    wb.fit(workflows=False)
+    view = ReviewView(wb, runner=TaskRunner(sync=True))
+    view.detect(test)
+    a = view.table
+    before = anomalous_ids(a)
+    first = int(a.loc[a["kind"].isin(["key", "unknown key"]), "id"].iloc[0])
+    view.follow_check.value = True
+    view.row_buttons(first)["false positive"].click()
+    [entry] = [e for e in wb.journal.entries() if e.anomaly == str(first)]
+    lines = sorted({e["line"] for e in entry.example["implied"]})
+    assert lines, "the new operation's later steps recur in other VMs"
+    shown = ", ".join(map(str, lines[:12]))
+    assert f"{len(lines)} later entries confirmed with it (lines {shown}" in view.status.value
+    view.undo_button.click()
+    assert "undone" in view.status.value
+    assert anomalous_ids(view.table) == before  # the lines taught with it are anomalous again
+    assert set(wb.report.anomalies.query("status == 'open'")["id"]) == before
+    wb.close()
+
+
 def test_an_unseen_message_that_recurs_is_learned_on_the_way_and_the_steps_go_on():
     df = _frame({s: [1, 7, 0, 2] for s in "abc"})
     df["raw"] = np.where(df["key"] == 0, "rebooted 42", "x")
