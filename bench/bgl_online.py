@@ -6,7 +6,12 @@ with a label per line (first token ``-`` = normal). The parser and the key model
 feedback and once reporting every false positive as it happens (a user with the ground truth). A
 false positive on a message never seen in training teaches the parser its template first. g and
 the probability floor are chosen on held-out pieces of the training part only. Keys are embedded
-(not one-hot), so the cost of an update does not grow with the templates learned online.
+(not one-hot), so the cost of an update does not grow with the templates learned online. Each BGL
+scenario also runs as ``*_and_following``: a false positive also teaches the steps after it in
+its session (BGL's own rule: the node) that recur in other sessions, as the review's "and the
+steps after it" switch does (:class:`workbench.feedback.stream.StreamFollow`);
+``implied_entries_taught`` counts the entries so taught, ``implied_abnormal_entries_taught``
+those of them labelled anomalous (BGL's anomalies recur across nodes: a recurring step can be one).
 
 The second section is the simulator's drift scenario: the model is trained on VM lifecycles without
 any operation; half way through the test log a new operation (reboot) begins in part of the VMs,
@@ -25,8 +30,9 @@ call (the weight update); ``workbench_flag_ms`` times ``Workbench.flag_false_pos
 re-scoring (journal writes, the model copy, the implied steps, the update, the validation loss
 before and after).
 
-Run: ``.venv/bin/python bench/bgl_online.py`` (about two minutes on 2 cores);
-``--drift-only`` runs only the simulator scenarios, ``--only=NAME,...`` only those of them,
+Run: ``.venv/bin/python bench/bgl_online.py`` (about 25 CPU minutes, one thread: each BGL 20k
+scenario takes 4-9); ``--drift-only`` runs only the simulator scenarios, ``--only=NAME,...``
+only the scenarios named (BGL's and the simulator's),
 ``--match=window|row`` says what an entry must share with a confirmed pair to be accepted (the
 key window, or the whole input row with the session's key counts; default: the model's).
 """
