@@ -123,10 +123,7 @@ def stream_detect(
     chunk
         Most entries scored ahead in one batch.
     follow
-        The sessions of the entries (:class:`StreamFollow`): a false positive then also teaches the
-        steps after it in its session that recur in other sessions
-        (:func:`workbench.feedback.implied.following`, as ``flag_false_positive(follow=True)``),
-        in the same update; their entries are listed in ``implied``. None: the entry alone.
+        A :class:`StreamFollow`: a flag also teaches the steps after it (``implied``); None: not.
     """
     g, floor = _stream_rule(model, g, min_probability)
     keys = np.asarray(stream, dtype=np.int64).copy()
@@ -134,16 +131,7 @@ def stream_detect(
     out = StreamResult(*(np.zeros(n, dtype=t) for t in (bool, np.int64, bool, bool)), g=g)
     ctx = np.asarray(list(context)[-model.config.window :], dtype=np.int64)
     replay_sessions = [tuple(int(k) for k in context)] if replay is None else replay
-
-    confirmed: set[int] = set()  # lines (1-based) the oracle confirmed as anomalies
-
-    def learn(i: int) -> bool:  # a confirmed anomaly is never learned from
-        if oracle(i):
-            confirmed.add(i + 1)
-            return False
-        more = None if follow is None else (follow, confirmed)
-        return _learn(model, ctx, keys, i, resolve_unknown, replay_sessions, out, more)
-
+    learn = _learner(model, ctx, keys, oracle, (resolve_unknown, replay_sessions, follow), out)
     pos, size = 0, min(64, chunk)  # scored ahead: small after an update, doubling while none comes
     while pos < n:
         stop = min(n, pos + size)
@@ -153,6 +141,26 @@ def stream_detect(
         size = min(chunk, size * 2) if next_pos == stop else min(64, chunk)
         pos = next_pos
     return out
+
+
+def _learner(
+    model, ctx: np.ndarray, keys: np.ndarray, oracle: Callable[[int], bool] | None,
+    how: tuple[Any, Sequence[Sequence[int]], StreamFollow | None], out: StreamResult,
+) -> Callable[[int], bool]:  # fmt: skip
+    """``learn(i)``: ask the oracle about flagged entry ``i`` and teach it when it is normal;
+    True when the model learned. A confirmed anomaly is never learned from, and stops the steps
+    a later flag teaches (``how``: resolve_unknown, replay, follow)."""
+    resolve_unknown, replay, follow = how
+    confirmed: set[int] = set()  # lines (1-based) the oracle confirmed as anomalies
+
+    def learn(i: int) -> bool:
+        if oracle(i):  # type: ignore[misc]  # only called with an oracle
+            confirmed.add(i + 1)
+            return False
+        more = None if follow is None else (follow, confirmed)
+        return _learn(model, ctx, keys, i, resolve_unknown, replay, out, more)
+
+    return learn
 
 
 def _stream_rule(model, g: int | None, min_probability: float | None) -> tuple[int, float]:
@@ -243,8 +251,9 @@ def _learn(
 class StreamFollow:
     """What "and the steps after it" means in a stream: the entries' sessions (BGL: the node),
     their raw lines and the parser's masked message. The steps after a flagged entry are the next
-    entries of its session (:func:`~workbench.feedback.implied.following` on the stream read as
-    sessions); each is taught with its stream window, as the flagged entry is."""
+    entries of its session that recur in other sessions (:func:`~workbench.feedback.implied.
+    following` on the stream read as sessions, as ``flag_false_positive(follow=True)``); each is
+    taught with its stream window, in the flagged entry's update."""
 
     def __init__(
         self, sessions: Sequence[Any], raw: Sequence[str], masked: Callable[[str], str] | None
