@@ -32,7 +32,7 @@ before and after).
 
 Run: ``.venv/bin/python bench/bgl_online.py`` (about 25 CPU minutes, one thread: each BGL 20k
 scenario takes 4-9); ``--drift-only`` runs only the simulator scenarios, ``--only=NAME,...``
-only the scenarios named (BGL's and the simulator's),
+only the scenarios named (BGL's and the simulator's), ``--seed=N`` the seed (default 0),
 ``--match=window|row`` says what an entry must share with a confirmed pair to be accepted (the
 key window, or the whole input row with the session's key counts; default: the model's).
 """
@@ -324,6 +324,8 @@ def main() -> int:
     only_drift = "--drift-only" in sys.argv[1:]
     match = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--match=")), None)
     only = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")), None)
+    seed = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--seed=")), 0))
+    out["seed"] = seed
     wanted = None if only is None else set(only.split(","))
     if only_drift:
         out["bgl"] = "skipped: --drift-only"
@@ -335,7 +337,7 @@ def main() -> int:
         ):
             for suffix, follow in (("", False), ("_and_following", True)):
                 if wanted is None or name + suffix in wanted:
-                    out[name + suffix] = run_bgl(path, fraction, follow=follow)
+                    out[name + suffix] = run_bgl(path, fraction, seed=seed, follow=follow)
     else:
         out["bgl"] = f"skipped: no shared data at {DATA}"
     for name, operation in (("simulator_drift", "reboot"), ("simulator_drift_chains", None)):
@@ -343,8 +345,8 @@ def main() -> int:
                                      ("_and_following", False, True),
                                      ("_like_this_and_following", True, True)):  # fmt: skip
             if wanted is None or name + suffix in wanted:
-                out[name + suffix] = run_drift(operation, like_this=like, follow=follow,
-                                               match=match)  # fmt: skip
+                out[name + suffix] = run_drift(operation, seed=seed, like_this=like,
+                                               follow=follow, match=match)  # fmt: skip
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0
