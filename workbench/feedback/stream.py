@@ -251,9 +251,10 @@ def _learn(
 class StreamFollow:
     """What "and the steps after it" means in a stream: the entries' sessions (BGL: the node),
     their raw lines and the parser's masked message. The steps after a flagged entry are the next
-    entries of its session that recur in other sessions (:func:`~workbench.feedback.implied.
-    following` on the stream read as sessions, as ``flag_false_positive(follow=True)``); each is
-    taught with its stream window, in the flagged entry's update."""
+    entries of its session whose steps recur in other sessions
+    (:func:`workbench.feedback.implied.following` on the stream read as sessions, as
+    ``flag_false_positive(follow=True)``); each is taught with its stream window, in the flagged
+    entry's update."""
 
     def __init__(
         self, sessions: Sequence[Any], raw: Sequence[str], masked: Callable[[str], str] | None
