@@ -74,6 +74,65 @@ def test_a_flag_teaches_what_recurs_after_it_journals_it_and_undo_takes_it_back(
     wb.close()
 
 
+def test_the_review_lists_the_lines_a_flag_confirmed_with_it_and_undo_takes_them_back(
+    drift, tmp_path
+):
+    from widgets import ReviewView, TaskRunner
+    from widgets.anomaly_table import anomalous_ids
+
+    train, test = drift
+    wb = Workbench.from_logs(train, "openstack", seed=0, run_dir=tmp_path / "run")
+    wb.fit(workflows=False)
+    view = ReviewView(wb, runner=TaskRunner(sync=True))
+    view.detect(test)
+    a = view.table
+    before = anomalous_ids(a)
+    first = int(a.loc[a["kind"].isin(["key", "unknown key"]), "id"].iloc[0])
+    view.follow_check.value = True
+    view.row_buttons(first)["false positive"].click()
+    [entry] = [e for e in wb.journal.entries() if e.anomaly == str(first)]
+    lines = sorted({e["line"] for e in entry.example["implied"]})
+    assert lines, "the new operation's later steps recur in other VMs"
+    shown = ", ".join(map(str, lines[:12]))
+    assert f"{len(lines)} later entries confirmed with it (lines {shown}" in view.status.value
+    view.undo_button.click()
+    assert "undone" in view.status.value
+    assert anomalous_ids(view.table) == before  # the lines taught with it are anomalous again
+    assert set(wb.report.anomalies.query("status == 'open'")["id"]) == before
+    wb.close()
+
+
+def test_the_flag_command_teaches_the_steps_after_when_asked_and_says_which(
+    drift, tmp_path, capsys
+):
+    from workbench.cli import main
+
+    train, test = drift
+    run = tmp_path / "run"
+    wb = Workbench.from_logs(train, "openstack", seed=0, run_dir=run)
+    wb.fit(workflows=False)
+    wb.save(run)
+    wb.close()
+    log = tmp_path / "test.log"
+    log.write_text("\n".join(test) + "\n")
+    assert main(["detect", str(run), str(log)]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("#")]
+    key = [ln for ln in rows if "[top-g]" in ln or "[probability floor]" in ln]
+    first = key[0].split()[0].lstrip("#")
+    assert main(["flag", str(run), first]) == 0  # the entry alone by default
+    assert "also taught" not in capsys.readouterr().out
+    assert main(["undo", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["flag", str(run), first, "--and-following"]) == 0
+    out = capsys.readouterr().out
+    assert "also taught" in out and "(lines " in out, out
+    wb = Workbench.load(run)
+    [entry] = [e for e in wb.journal.entries() if e.anomaly == first and "implied" in e.example]
+    lines = sorted({e["line"] for e in entry.example["implied"]})
+    assert f"also taught {len(lines)} entries" in out and f"(lines {lines[0]}" in out
+    wb.close()
+
+
 def test_an_unseen_message_that_recurs_is_learned_on_the_way_and_the_steps_go_on():
     df = _frame({s: [1, 7, 0, 2] for s in "abc"})
     df["raw"] = np.where(df["key"] == 0, "rebooted 42", "x")

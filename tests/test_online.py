@@ -49,3 +49,30 @@ def test_a_stream_ranks_keys_as_session_scoring_does():
     assert streamed.rank.tolist() == scored.rank[:-1].tolist()  # the last session entry is END
     assert streamed.unknown.tolist() == scored.unknown[:-1].tolist()
     assert streamed.unknown[6] and streamed.rank[6] == model.vocab_.n_candidates + 1
+
+
+def test_a_stream_flag_can_teach_the_steps_after_it_in_its_session():
+    # A new behaviour (1 2 4 5 3) in four sessions one after another: a flag on 4 teaches 4 alone,
+    # and its later steps are flagged in turn; with the sessions given, the steps after it that
+    # recur in other sessions (4 -> 5, 5 -> 3) are taught with it, so fewer flags are needed, and
+    # the entries so taught are listed.
+    from workbench.feedback.stream import StreamFollow, stream_detect
+    from workbench.keys.model import KeyModel, KeyModelConfig
+
+    cfg = KeyModelConfig(window=2, hidden_size=8, max_epochs=40, top_g=1, spare_keys=2)
+    train = [1, 2, 3] * 40
+    stream = np.array([1, 2, 4, 5, 3] * 4)
+    sessions = np.repeat(list("abcd"), 5)
+    raw = [f"event {k}" for k in stream]
+
+    def run(follow):
+        model = KeyModel(cfg).fit([train], seed=0, device="cpu", validation_fraction=0.0)
+        return stream_detect(model, stream, context=train, oracle=lambda i: False,
+                             resolve_unknown=lambda i, keys: int(keys[i]), follow=follow)  # fmt: skip
+
+    alone = run(None)
+    steps = run(StreamFollow(sessions, raw, None))
+    assert alone.implied == [] and steps.implied, "the later steps recur in three other sessions"
+    assert steps.implied[:2] == [3, 4]  # the flag on entry 2 (session a) teaches a's next steps
+    assert set(sessions[steps.implied]) <= set(sessions[np.flatnonzero(steps.updated)])
+    assert steps.updates < alone.updates

@@ -14,7 +14,18 @@ import pandas as pd
 
 from widgets.anomaly_table import anomalous_ids
 
-__all__ = ["FeedbackActions"]
+__all__ = ["FeedbackActions", "implied_text"]
+
+
+def implied_text(lines: Any, shown: int = 12) -> str:
+    """'; 3 later entries confirmed with it (lines 12, 13, 15)': what a flag taught beyond the
+    flagged entries (``UpdateResult.implied``), so the user sees the lines they confirmed."""
+    lines = sorted({int(x) for x in lines})
+    if not lines:
+        return ""
+    listed = ", ".join(map(str, lines[:shown])) + (" ..." if len(lines) > shown else "")
+    word = "entry" if len(lines) == 1 else "entries"
+    return f"; {len(lines)} later {word} confirmed with it (line{'s' * (len(lines) > 1)} {listed})"
 
 
 class FeedbackActions:
@@ -130,9 +141,7 @@ class FeedbackActions:
         if others is not None:
             msg = f"anomaly {anomaly_id} and {others} like it: {label} done (one update)"
         if update is not None:
-            implied = len(set(getattr(update, "implied", None) or ()))
-            if implied:
-                msg += f"; {implied} entries after it confirmed with it"
+            msg += implied_text(getattr(update, "implied", None) or ())
             msg += f"; {self._change_text()}"
             lb = getattr(update, "loss_before", getattr(update, "val_loss_before", None))
             la = getattr(update, "loss_after", getattr(update, "val_loss_after", None))

@@ -79,9 +79,11 @@ def run_flag(args: Any) -> int:
         f"{result.seconds * 1000:.0f} ms{loss}"
     )
     if result.implied:
+        lines = sorted(set(result.implied))
+        shown = ", ".join(map(str, lines[:20])) + (" ..." if len(lines) > 20 else "")
         print(
-            f"also taught {len(set(result.implied))} entries that follow in the same sessions, "
-            "whose steps recur in other sessions (--and-following)"
+            f"also taught {len(lines)} entries that follow in the same sessions, whose steps recur "
+            f"in other sessions (lines {shown}; --and-following)"
         )
     still = result.report.anomalies
     open_ = still[still["status"] == "open"]

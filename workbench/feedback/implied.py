@@ -18,7 +18,10 @@ template, as for a flagged one.
 
 The entries so taught are journaled with the flag (``implied`` in its example) and undone with it;
 ``Workbench.flag_false_positive(..., follow=True)`` (``flag --and-following``, the review's "and
-the steps after it" switch) asks for them; by default a flag teaches the flagged entries alone.
+the steps after it" switch) asks for them; by default a flag teaches the flagged entries alone,
+since the steps are taught unseen and where anomalies recur across sessions (BGL) a recurring step
+can be one (docs/METHOD.md section 4). A stream's flags take the same steps through
+:class:`workbench.feedback.stream.StreamFollow`.
 
 >>> df = pd.DataFrame({
 ...     "session": ["a"] * 4 + ["b"] * 4 + ["c"] * 4 + ["d"] * 3,

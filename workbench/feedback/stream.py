@@ -40,7 +40,14 @@ from workbench import keyids
 from workbench.keys.confirmed import confirmed_mask
 from workbench.keys.scores import rank_of_actual
 
-__all__ = ["StreamResult", "StreamSplit", "learn_unknown_with", "split_stream", "stream_detect"]
+__all__ = [
+    "StreamFollow",
+    "StreamResult",
+    "StreamSplit",
+    "learn_unknown_with",
+    "split_stream",
+    "stream_detect",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,7 @@ class StreamResult:
     update_seconds: list[float] = field(default_factory=list)  # each weight update (partial_fit)
     resolve_seconds: list[float] = field(default_factory=list)  # learning a new template, re-keying
     g: int = 0
+    implied: list[int] = field(default_factory=list)  # entries taught with a flag (``follow``)
 
     @property
     def updates(self) -> int:
@@ -84,6 +92,7 @@ def stream_detect(
     resolve_unknown: Callable[[int, np.ndarray], int | None] | None = None,
     replay: Sequence[Sequence[int]] | None = None,
     chunk: int = 2048,
+    follow: StreamFollow | None = None,
 ) -> StreamResult:
     """Top-g detection over ``stream`` with an update after every reported false positive.
 
@@ -113,6 +122,8 @@ def stream_detect(
         Normal sessions mixed into each update so the model does not forget (default: ``[context]``).
     chunk
         Most entries scored ahead in one batch.
+    follow
+        A :class:`StreamFollow`: a flag also teaches the steps after it (``implied``); None: not.
     """
     g, floor = _stream_rule(model, g, min_probability)
     keys = np.asarray(stream, dtype=np.int64).copy()
@@ -120,10 +131,7 @@ def stream_detect(
     out = StreamResult(*(np.zeros(n, dtype=t) for t in (bool, np.int64, bool, bool)), g=g)
     ctx = np.asarray(list(context)[-model.config.window :], dtype=np.int64)
     replay_sessions = [tuple(int(k) for k in context)] if replay is None else replay
-
-    def learn(i: int) -> bool:  # a confirmed anomaly is never learned from
-        return not oracle(i) and _learn(model, ctx, keys, i, resolve_unknown, replay_sessions, out)
-
+    learn = _learner(model, ctx, keys, oracle, (resolve_unknown, replay_sessions, follow), out)
     pos, size = 0, min(64, chunk)  # scored ahead: small after an update, doubling while none comes
     while pos < n:
         stop = min(n, pos + size)
@@ -133,6 +141,26 @@ def stream_detect(
         size = min(chunk, size * 2) if next_pos == stop else min(64, chunk)
         pos = next_pos
     return out
+
+
+def _learner(
+    model, ctx: np.ndarray, keys: np.ndarray, oracle: Callable[[int], bool] | None,
+    how: tuple[Any, Sequence[Sequence[int]], StreamFollow | None], out: StreamResult,
+) -> Callable[[int], bool]:  # fmt: skip
+    """``learn(i)``: ask the oracle about flagged entry ``i`` and teach it when it is normal;
+    True when the model learned. A confirmed anomaly is never learned from, and stops the steps
+    a later flag teaches (``how``: resolve_unknown, replay, follow)."""
+    resolve_unknown, replay, follow = how
+    confirmed: set[int] = set()  # lines (1-based) the oracle confirmed as anomalies
+
+    def learn(i: int) -> bool:
+        if oracle(i):  # type: ignore[misc]  # only called with an oracle
+            confirmed.add(i + 1)
+            return False
+        more = None if follow is None else (follow, confirmed)
+        return _learn(model, ctx, keys, i, resolve_unknown, replay, out, more)
+
+    return learn
 
 
 def _stream_rule(model, g: int | None, min_probability: float | None) -> tuple[int, float]:
@@ -194,9 +222,10 @@ def _learn(
     resolve_unknown: Callable[[int, np.ndarray], int | None] | None,
     replay: Sequence[Sequence[int]],
     out: StreamResult,
+    follow: tuple[StreamFollow, set[int]] | None = None,
 ) -> bool:
-    """Teach the model that entry ``i`` is normal; False when it could not (an unknown key that
-    ``resolve_unknown`` did not turn into one)."""
+    """Teach the model that entry ``i`` is normal (with ``follow``, the steps after it too);
+    False when it could not (an unknown key that ``resolve_unknown`` did not turn into one)."""
     if out.unknown[i]:
         t0 = time.perf_counter()
         new = resolve_unknown(i, keys) if resolve_unknown is not None else None
@@ -205,12 +234,65 @@ def _learn(
             return False
         keys[i] = new
     h = model.config.window
-    history = np.concatenate([ctx, keys])[max(0, i + len(ctx) - h) : i + len(ctx)]
+    taught = [i]
+    if follow is not None:
+        more = follow[0].after(i, keys, h, follow[1], resolve_unknown)
+        out.implied.extend(more)
+        taught += more
+    whole = np.concatenate([ctx, keys])
+    histories = [whole[max(0, j + len(ctx) - h) : j + len(ctx)].tolist() for j in taught]
     t0 = time.perf_counter()
-    model.partial_fit([history.tolist()], [int(keys[i])], replay=replay)
+    model.partial_fit(histories, [int(keys[j]) for j in taught], replay=replay)
     out.update_seconds.append(time.perf_counter() - t0)
     out.updated[i] = True
     return True
+
+
+class StreamFollow:
+    """What "and the steps after it" means in a stream: the entries' sessions (BGL: the node),
+    their raw lines and the parser's masked message. The steps after a flagged entry are the next
+    entries of its session whose steps recur in other sessions
+    (:func:`workbench.feedback.implied.following` on the stream read as sessions, as
+    ``flag_false_positive(follow=True)``); each is taught with its stream window, in the flagged
+    entry's update."""
+
+    def __init__(
+        self, sessions: Sequence[Any], raw: Sequence[str], masked: Callable[[str], str] | None
+    ) -> None:
+        self.frame = pd.DataFrame(
+            {"session": list(sessions), "key": 0, "line": np.arange(1, len(raw) + 1),
+             "parsed": True, "raw": list(raw)}
+        )  # fmt: skip
+        self.position = self.frame.groupby("session", sort=False).cumcount().to_numpy()
+        self.masked = masked
+
+    def after(
+        self,
+        i: int,
+        keys: np.ndarray,
+        window: int,
+        stop_lines: set[int],
+        resolve_unknown: Callable[[int, np.ndarray], int | None] | None,
+    ) -> list[int]:
+        """The entries (0-based) implied by calling entry ``i`` normal; a message never seen
+        whose step recurs is learned (``resolve_unknown``) on the way, as in a workbench."""
+        from workbench.feedback.implied import Steps, following
+
+        tried: set[int] = set()
+        while True:
+            self.frame["key"] = keys
+            masked = self.masked if resolve_unknown is not None else None
+            found = following(self.frame, self.frame["session"].iat[i], int(self.position[i]),
+                              window=window, stop_lines=stop_lines,
+                              steps=Steps.of(self.frame), masked=masked)  # fmt: skip
+            last = found[-1] if found else None
+            if last is not None and last["next"] == keyids.UNKNOWN and last["line"] not in tried:
+                tried.add(last["line"])
+                new = resolve_unknown(last["line"] - 1, keys)  # type: ignore[misc]
+                if new is not None:
+                    keys[last["line"] - 1] = new
+                    continue
+            return [e["line"] - 1 for e in found if e["next"] not in (keyids.UNKNOWN, keyids.END)]
 
 
 def learn_unknown_with(parser, raw_lines: Sequence[str]) -> Callable[[int, np.ndarray], int | None]:
