@@ -330,12 +330,8 @@ class _ModuleTask:
         self.n_batches = max(-(-n // self.batch_size), config.min_batches)
         self.n_passes = -(-(self.n_batches * self.batch_size) // max(n, 1))
         self.generator = torch.Generator().manual_seed(seed)
-        fused = self.y.device.type in ("cpu", "cuda")  # one kernel for all the parameters
         self.optimizer = torch.optim.Adam(
-            module.parameters(),
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-            fused=fused or None,
+            module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
         self.best_loss, self.best_epoch, self.best_state, self.waited = np.inf, 0, None, 0
         self.order = torch.empty(0, dtype=torch.long)
