@@ -9,8 +9,9 @@ cross-fitted folds trained side by side in worker processes (``parallel_folds``;
 ``--folds-in-sequence`` forbids it), the distinct examples trained on, the epochs run and the wall
 seconds of each training phase. Training folds side by side lowers the wall time on a free
 multi-core machine, not the CPU time. The optimiser's first use in a process imports
-``torch._dynamo`` (about 1 s of CPU); it is imported before the fits and its cost reported apart
-(``import_cpu_seconds``), so every fit is timed alike.
+``torch._dynamo`` (about 1 s of CPU, also imported by ``torch.use_deterministic_algorithms``); it
+is imported before the fits and its cost reported apart (``import_cpu_seconds``), so every fit is
+timed alike. A fit trains its folds side by side only when the load average leaves a CPU free.
 Wall time depends on what else runs on the machine; compare CPU seconds, and quote the load.
 
 Run from the repository root: ``PYTHONPATH=. python bench/key_training.py``.
@@ -115,12 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.eval.protocol import read_role
     from workbench.keys import parallel
 
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     if args.folds_in_sequence:
         parallel.MIN_WORK = 2**62
     cpu = _cpu()
-    import torch._dynamo  # what the optimiser's first use imports
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # imports torch._dynamo
+    import torch._dynamo  # what the optimiser's first use imports (already there)
 
     out: dict[str, Any] = {
         "config": f"KeyModelConfig.preset('recommended', **{args.changes})",

@@ -360,18 +360,26 @@ def _two_fold_fit(monkeypatch, workers: bool, callbacks=()) -> KeyModel:
     from workbench.keys import parallel
 
     monkeypatch.setattr(parallel, "MIN_WORK", 0 if workers else 10**12)
+    monkeypatch.setattr(parallel, "free_cpus", lambda: 2.0)  # whatever else runs here
     rng = np.random.default_rng(2)
     train = workflow_sessions(rng, 200) + [(1, 2, 3, *[4, 5] * k, 6) for k in range(4, 10)]
     cfg = KeyModelConfig(window=3, hidden_size=16, max_epochs=6, top_g="auto", validation_folds=2)
     return KeyModel(cfg).fit(train, seed=0, device="cpu", callbacks=callbacks)
 
 
+def _can_fork_two() -> bool:
+    import multiprocessing
+    import os
+    import sys
+
+    fork = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+    return fork and len(os.sched_getaffinity(0)) >= 2
+
+
 def test_folds_trained_in_worker_processes_give_the_sequential_model(monkeypatch):
     import multiprocessing
 
-    from workbench.keys.parallel import use_workers
-
-    if not use_workers(2, 10**6, 1, torch.device("cpu")):
+    if not _can_fork_two():
         pytest.skip("no fork or fewer than 2 CPUs: the folds always train in sequence here")
     seen = {}
     for workers in (True, False):
@@ -394,9 +402,7 @@ def test_folds_trained_in_worker_processes_give_the_sequential_model(monkeypatch
 def test_a_stop_during_a_worker_fold_stops_it_and_leaves_no_process(monkeypatch):
     import multiprocessing
 
-    from workbench.keys.parallel import use_workers
-
-    if not use_workers(2, 10**6, 1, torch.device("cpu")):
+    if not _can_fork_two():
         pytest.skip("no fork or fewer than 2 CPUs: the folds always train in sequence here")
     after = []
 
@@ -411,3 +417,17 @@ def test_a_stop_during_a_worker_fold_stops_it_and_leaves_no_process(monkeypatch)
     assert model.fit_info_["parallel_folds"] and len(model.fit_info_["fold_epochs"]) == 2
     assert len(model.detect([(1, 2, 3, 4, 5, 6)]).anomalous) == 1
     assert not multiprocessing.active_children()
+
+
+def test_folds_train_side_by_side_only_where_it_pays(monkeypatch):
+    from workbench.keys import parallel
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(parallel, "free_cpus", lambda: 2.0)
+    if _can_fork_two():
+        assert parallel.use_workers(2, 2000, 40, cpu)
+    assert not parallel.use_workers(2, 100, 40, cpu)  # a short fold: not worth a process
+    assert not parallel.use_workers(1, 2000, 40, cpu)
+    assert not parallel.use_workers(2, 2000, 40, torch.device("cuda"))  # no fork with CUDA
+    monkeypatch.setattr(parallel, "free_cpus", lambda: 0.2)  # the other CPU is busy
+    assert not parallel.use_workers(2, 2000, 40, cpu)

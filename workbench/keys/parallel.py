@@ -15,8 +15,9 @@ weights so far, as a sequential fit would. Workers are joined (terminated if the
 the fit returns or raises, so none is left behind.
 
 Used only where it pays (:func:`use_workers`): on the CPU (a CUDA context does not survive a fork),
-where ``fork`` exists (Linux), with at least as many CPUs as folds, and when a fold is long enough
-(``MIN_WORK`` examples times epochs) for the start of a process to be small beside it.
+where ``fork`` exists (Linux), with at least as many CPUs as folds and a free one by the load
+average, and when a fold is long enough (``MIN_WORK`` examples times epochs) for the start of a
+process to be small beside it. Otherwise the folds train one after the other, to the same model.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import multiprocessing as mp
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ import torch
 
 from workbench.train import Callback, History, TrainEvent, TrainResult
 
-__all__ = ["MIN_WORK", "FoldWorkers", "use_workers"]
+__all__ = ["MIN_WORK", "FoldWorkers", "free_cpus", "use_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,14 @@ def use_workers(n_folds: int, n_examples: int, max_epochs: int, device: torch.de
         return False
     if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
         return False
-    return len(os.sched_getaffinity(0)) >= n_folds
+    cpus = len(os.sched_getaffinity(0))
+    return cpus >= n_folds and free_cpus() >= n_folds - 1.5
+
+
+def free_cpus() -> float:
+    """CPUs this process may use less the 1-minute load average (which counts this process): a
+    worker only pays where a CPU is free; on a busy machine it would only add CPU time."""
+    return len(os.sched_getaffinity(0)) - os.getloadavg()[0]
 
 
 @dataclass
@@ -146,8 +155,11 @@ class FoldWorkers:
         for w in self.workers:
             if w.process.is_alive():
                 w.stop.set()
+        deadline = time.monotonic() + 30
         for w in self.workers:
-            w.process.join(timeout=30)
+            while w.process.is_alive() and time.monotonic() < deadline:
+                self._read(w, block=False)  # keep its pipe flowing, so that it can end
+                w.process.join(timeout=0.05)
             if w.process.is_alive():
                 logger.warning("fold worker %d did not stop: terminating it", w.process.pid)
                 w.process.terminate()
