@@ -431,3 +431,24 @@ def test_folds_train_side_by_side_only_where_it_pays(monkeypatch):
     assert not parallel.use_workers(2, 2000, 40, torch.device("cuda"))  # no fork with CUDA
     monkeypatch.setattr(parallel, "free_cpus", lambda: 0.2)  # the other CPU is busy
     assert not parallel.use_workers(2, 2000, 40, cpu)
+
+
+def test_folds_train_in_sequence_when_no_worker_can_start(monkeypatch):
+    import multiprocessing
+
+    from workbench.keys import parallel
+
+    if not _can_fork_two():
+        pytest.skip("no fork or fewer than 2 CPUs: the folds always train in sequence here")
+
+    class NoProcesses:  # as where the system refuses a new process
+        Pipe, Event = staticmethod(multiprocessing.Pipe), staticmethod(multiprocessing.Event)
+
+        def Process(self, **kw):  # multiprocessing's name
+            raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(parallel.mp, "get_context", lambda method: NoProcesses())
+    model = _two_fold_fit(monkeypatch, True)
+    assert model.fit_info_["parallel_folds"] is False
+    reference = _two_fold_fit(monkeypatch, False).to_state()["module"]
+    assert all(torch.equal(v, reference[k]) for k, v in model.to_state()["module"].items())

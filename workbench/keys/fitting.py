@@ -166,6 +166,7 @@ def train_folds(
     parallel = use_workers(len(data), len(data[0][2][1]), c.max_epochs, device)
     results: FoldResults | None = None
     with FoldWorkers(jobs[1:] if parallel else []) as workers:
+        parallel = bool(workers.workers)
         for i, (vocab, fold_fit, examples, fold_val, val_examples) in enumerate(data):
             if parallel and i:
                 seed_everything(seed + i)

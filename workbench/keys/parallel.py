@@ -56,6 +56,8 @@ def use_workers(n_folds: int, n_examples: int, max_epochs: int, device: torch.de
         return False
     if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
         return False
+    if mp.current_process().daemon:  # e.g. a Dask or pool worker: it may not start processes
+        return False
     cpus = len(os.sched_getaffinity(0))
     return cpus >= n_folds and free_cpus() >= n_folds - 1.5
 
@@ -78,23 +80,29 @@ class _Worker:
 class FoldWorkers:
     """Worker processes training folds ``1..k-1`` (0-based) while this process trains fold 0.
 
-    ``jobs[i]`` trains fold ``i + 1``. Use as a context manager: leaving it stops and joins every
+    ``jobs[i]`` trains fold ``i + 1``; ``workers`` is empty when none could be started (the caller
+    then trains the folds itself). Use as a context manager: leaving it stops and joins every
     worker. :meth:`drain` (a callback) keeps the pipes flowing during the first fold;
     :meth:`collect` delivers a worker's events to the callbacks and returns its network."""
 
     def __init__(self, jobs: list[FoldJob]) -> None:
         ctx = mp.get_context("fork")
-        # What every fold's optimiser imports (about 1 s of CPU): once here, not in each worker.
-        import torch._dynamo  # noqa: F401
+        if jobs:  # what every fold's optimiser imports (about 1 s of CPU): here, not in each worker
+            import torch._dynamo  # noqa: F401
 
         self.workers: list[_Worker] = []
-        for job in jobs:
-            here, there = ctx.Pipe(duplex=False)
-            stop = ctx.Event()
-            process = ctx.Process(target=_run, args=(job, there, stop), daemon=True)
-            process.start()
-            there.close()  # the worker's end: only the worker holds it now
-            self.workers.append(_Worker(process, here, stop))
+        try:
+            for job in jobs:
+                here, there = ctx.Pipe(duplex=False)
+                stop = ctx.Event()
+                process = ctx.Process(target=_run, args=(job, there, stop), daemon=True)
+                process.start()
+                there.close()  # the worker's end: only the worker holds it now
+                self.workers.append(_Worker(process, here, stop))
+        except (OSError, AssertionError, ValueError) as e:  # no process could be started
+            logger.warning("fold workers not started (%s): the folds train in sequence", e)
+            self.close()
+            self.workers = []
 
     def __enter__(self) -> FoldWorkers:
         return self
