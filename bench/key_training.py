@@ -3,15 +3,15 @@
 Fits :class:`workbench.keys.model.KeyModel` in ``KeyModelConfig.preset("recommended")`` on
 ``deeplog_hdfs/hdfs_train`` (4,855 normal sessions, the README configuration) for each of
 ``--seeds`` seeds, and on the key sequences of a normal simulated log (``--sim-instances`` VM
-instances; 0 skips it), and reports per fit the wall and CPU seconds (user + system of this
-process and of the fold workers it started), the load average before and after, whether the
-cross-fitted folds trained side by side in worker processes (``parallel_folds``;
-``--folds-in-sequence`` forbids it), the distinct examples trained on, the epochs run and the wall
-seconds of each training phase. Training folds side by side lowers the wall time on a free
-multi-core machine, not the CPU time. The optimiser's first use in a process imports
-``torch._dynamo`` (about 1 s of CPU, also imported by ``torch.use_deterministic_algorithms``); it
-is imported before the fits and its cost reported apart (``import_cpu_seconds``), so every fit is
-timed alike. A fit trains its folds side by side only when the load average leaves a CPU free.
+instances; 0 skips it), and reports per fit the wall and CPU seconds (user + system of this process and of the fold workers
+it started), the load average before and after, whether the cross-fitted folds trained side by side
+in worker processes (``parallel_folds``: by default when the load average leaves a CPU free;
+``--folds-in-sequence`` forbids it, ``--folds-side-by-side`` asks for it whatever the load), the
+distinct examples trained on, the epochs run and the wall seconds of each training phase. Folds side
+by side lower the wall time on a free multi-core machine, not the CPU time. The optimiser's first
+use in a process imports ``torch._dynamo`` (about 1 s of CPU; ``torch.use_deterministic_algorithms``
+imports it too): it is imported before the fits and its cost reported apart
+(``import_cpu_seconds``), so every fit is timed alike.
 Wall time depends on what else runs on the machine; compare CPU seconds, and quote the load.
 
 Run from the repository root: ``PYTHONPATH=. python bench/key_training.py``.
@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train the cross-fitted folds one after the other (default: side by side where it pays)",
     )
+    ap.add_argument(
+        "--folds-side-by-side",
+        action="store_true",
+        help="train the folds in worker processes whatever the load (default: when a CPU is free)",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -118,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.folds_in_sequence:
         parallel.MIN_WORK = 2**62
+    if args.folds_side_by_side:
+        parallel.free_cpus = lambda: float(len(os.sched_getaffinity(0)))
     cpu = _cpu()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)  # imports torch._dynamo
