@@ -354,3 +354,101 @@ def test_new_branches_do_not_push_old_successors_out_of_the_top_g_elsewhere(fitt
     guarded = KeyModel.from_state(model.to_state(), device="cpu")
     tuned(guarded, update_max_steps=20).partial_fit(flagged, nxt, replay=train[:50])
     assert not guarded.detect(elsewhere).anomalous.any()
+
+
+def _two_fold_fit(monkeypatch, workers: bool, callbacks=()) -> KeyModel:
+    from workbench.keys import parallel
+
+    monkeypatch.setattr(parallel, "MIN_WORK", 0 if workers else 10**12)
+    monkeypatch.setattr(parallel, "free_cpus", lambda: 2.0)  # whatever else runs here
+    rng = np.random.default_rng(2)
+    train = workflow_sessions(rng, 200) + [(1, 2, 3, *[4, 5] * k, 6) for k in range(4, 10)]
+    cfg = KeyModelConfig(window=3, hidden_size=16, max_epochs=6, top_g="auto", validation_folds=2)
+    return KeyModel(cfg).fit(train, seed=0, device="cpu", callbacks=callbacks)
+
+
+def _can_fork_two() -> bool:
+    import multiprocessing
+    import os
+    import sys
+
+    fork = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+    return fork and len(os.sched_getaffinity(0)) >= 2
+
+
+def test_folds_trained_in_worker_processes_give_the_sequential_model(monkeypatch):
+    import multiprocessing
+
+    if not _can_fork_two():
+        pytest.skip("no fork or fewer than 2 CPUs: the folds always train in sequence here")
+    seen = {}
+    for workers in (True, False):
+        rec = EventRecorder()
+        model = _two_fold_fit(monkeypatch, workers, [rec])
+        assert model.fit_info_["parallel_folds"] is workers
+        seen[workers] = (
+            model.to_state(),
+            [(e.kind, e.phase, e.epoch, e.batch) for e in rec.events],
+        )
+    (a, ev_a), (b, ev_b) = seen[True], seen[False]
+    assert all(torch.equal(a["module"][k], b["module"][k]) for k in a["module"])
+    assert a["g_selection"] == b["g_selection"] and ev_a == ev_b  # the same events, in order
+    assert [(r["phase"], r["val_loss"]) for r in a["history"]] == [
+        (r["phase"], r["val_loss"]) for r in b["history"]
+    ]
+    assert not multiprocessing.active_children()
+
+
+def test_a_stop_during_a_worker_fold_stops_it_and_leaves_no_process(monkeypatch):
+    import multiprocessing
+
+    if not _can_fork_two():
+        pytest.skip("no fork or fewer than 2 CPUs: the folds always train in sequence here")
+    after = []
+
+    def stop_in_fold_2(event):
+        if event.phase == "fold 2":
+            after.append(event.kind)
+            if event.kind == "batch_end":
+                raise KeyboardInterrupt
+
+    model = _two_fold_fit(monkeypatch, True, [stop_in_fold_2])
+    assert after == ["train_begin", "batch_end"]  # nothing of fold 2 after the stop
+    assert model.fit_info_["parallel_folds"] and len(model.fit_info_["fold_epochs"]) == 2
+    assert len(model.detect([(1, 2, 3, 4, 5, 6)]).anomalous) == 1
+    assert not multiprocessing.active_children()
+
+
+def test_folds_train_side_by_side_only_where_it_pays(monkeypatch):
+    from workbench.keys import parallel
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(parallel, "free_cpus", lambda: 2.0)
+    if _can_fork_two():
+        assert parallel.use_workers(2, 2000, 40, cpu)
+    assert not parallel.use_workers(2, 100, 40, cpu)  # a short fold: not worth a process
+    assert not parallel.use_workers(1, 2000, 40, cpu)
+    assert not parallel.use_workers(2, 2000, 40, torch.device("cuda"))  # no fork with CUDA
+    monkeypatch.setattr(parallel, "free_cpus", lambda: 0.2)  # the other CPU is busy
+    assert not parallel.use_workers(2, 2000, 40, cpu)
+
+
+def test_folds_train_in_sequence_when_no_worker_can_start(monkeypatch):
+    import multiprocessing
+
+    from workbench.keys import parallel
+
+    if not _can_fork_two():
+        pytest.skip("no fork or fewer than 2 CPUs: the folds always train in sequence here")
+
+    class NoProcesses:  # as where the system refuses a new process
+        Pipe, Event = staticmethod(multiprocessing.Pipe), staticmethod(multiprocessing.Event)
+
+        def Process(self, **kw):  # multiprocessing's name
+            raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(parallel.mp, "get_context", lambda method: NoProcesses())
+    model = _two_fold_fit(monkeypatch, True)
+    assert model.fit_info_["parallel_folds"] is False
+    reference = _two_fold_fit(monkeypatch, False).to_state()["module"]
+    assert all(torch.equal(v, reference[k]) for k, v in model.to_state()["module"].items())

@@ -1,4 +1,4 @@
-"""The key networks run their LSTM once per distinct window: the same logits and gradients as
+"""The key networks run their LSTM once per distinct window prefix: the same logits and gradients as
 running it on every row."""
 
 from __future__ import annotations
@@ -74,3 +74,14 @@ def test_distinct_rows_of_long_windows_group_as_torch_unique_does():
         assert torch.equal(u[i], x) and len(u) == len(ref_u)
         pairs = torch.unique(torch.stack([i, ref_i], dim=1), dim=0)
         assert len(pairs) == len(u)  # one of ours for each of theirs
+
+
+def test_embedded_keys_and_one_layer_give_the_lstm_on_every_row() -> None:
+    """The prefix tree's first layer reads a key's input projection from a table (its one-hot row
+    or embedding times the input weights): the same as ``nn.LSTM`` on the embedded rows."""
+    torch.manual_seed(0)
+    for layers in (1, 3):
+        net = NextKeyLSTM(9, hidden_size=8, num_layers=layers, embedding_dim=5)
+        x = rows_with_repeated_windows(9, 4)[:, :4]
+        out, _ = net.lstm(net.embed(x))
+        assert torch.allclose(net(x), net.head(out[:, -1]), atol=1e-6)

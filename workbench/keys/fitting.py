@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,7 @@ import torch
 from workbench.keys.config import KeyModelConfig
 from workbench.keys.examples import distinct_examples
 from workbench.keys.networks import build_network, cross_entropy
+from workbench.keys.parallel import FoldWorkers, use_workers
 from workbench.keys.scores import KeyScores, concat_scores
 from workbench.keys.selection import GSelection, select_g, select_rule, synthetic_anomalies
 from workbench.keys.splits import sample_sessions, split_novel, split_novel_folds
@@ -74,6 +76,7 @@ class FoldResults:
     """What :func:`train_folds` leaves for choosing the rule and refitting."""
 
     kept: tuple  # the first fold's (vocabulary, network, training result, held-out, n examples)
+    parallel: bool = False  # the later folds trained in worker processes meanwhile
     chosen: list[KeyScores] = field(default_factory=list)  # normal sessions the rule is chosen on
     weights: list[np.ndarray] = field(default_factory=list)  # their weights (estimated FPR)
     planted: list[KeyScores] = field(default_factory=list)  # synthetic anomalies
@@ -152,41 +155,79 @@ def train_folds(
     device: torch.device,
     history: History,
 ) -> FoldResults:
-    """Step 2: train a network without each fold's held-out sessions, and score those with it."""
+    """Step 2: train a network without each fold's held-out sessions, and score those with it.
+    The folds after the first train in worker processes meanwhile where that pays
+    (:mod:`workbench.keys.parallel`); the networks are the same either way."""
     c = model.config
     use_rule = c.end_limit and c.top_g == "auto" and c.min_probability == "auto"
+    data = [_fold_data(c, sessions, fit_idx, val_idx) for fit_idx, val_idx in folds.folds]
+    run = {"seed": seed, "device": device}
+    jobs = [partial(_train_fold, c, data[i], i, **run) for i in range(len(data))]
+    parallel = use_workers(len(data), len(data[0][2][1]), c.max_epochs, device)
     results: FoldResults | None = None
-    for i, (fit_idx, val_idx) in enumerate(folds.folds):
-        fold_val = [sessions[j] for j in val_idx]
-        fold_fit = [sessions[j] for j in fit_idx] if len(val_idx) else sessions
-        vocab = KeyVocabulary.from_sessions(fold_fit, spare=c.spare_keys)
-        seed_everything(seed + i)
-        module = build_network(c, vocab.size)
-        x, y, w = example_tensors(c, fold_fit, vocab)
-        result = train_module(
-            module,
-            x,
-            y,
-            cross_entropy,
-            weights=w,
-            validation=example_tensors(c, fold_val, vocab) if len(val_idx) else None,
-            config=c.train_config(),
-            callbacks=callbacks,
-            seed=seed + i,
-            device=device,
-            phase="train" if not len(val_idx) else "split" if i == 0 else f"fold {i + 1}",
-            history=history,
-        )
-        model.vocab_, model.module_, model.device_ = vocab, module, device
-        if results is None:
-            results = FoldResults(kept=(vocab, module, result, fold_val, len(y)))
-        results.epochs.append(result.best_epoch)
-        if len(val_idx) and result.stopped != "interrupted":
-            _score_fold(model, sessions, folds, fold_fit, fold_val, seed + i, use_rule, results)
-        if result.stopped == "interrupted":
-            break
+    with FoldWorkers(jobs[1:] if parallel else []) as workers:
+        parallel = bool(workers.workers)
+        for i, (vocab, fold_fit, examples, fold_val, val_examples) in enumerate(data):
+            if parallel and i:
+                seed_everything(seed + i)
+                module = build_network(c, vocab.size)
+                result = workers.collect(i - 1, module, callbacks, history)
+            else:
+                extra = [workers.drain] if parallel else []
+                module, result = jobs[i]([*callbacks, *extra], history)
+            model.vocab_, model.module_, model.device_ = vocab, module.to(device), device
+            if results is None:
+                results = FoldResults((vocab, module, result, fold_val, len(examples[1])), parallel)
+            results.epochs.append(result.best_epoch)
+            if val_examples is not None and result.stopped != "interrupted":
+                _score_fold(model, sessions, folds, fold_fit, fold_val, seed + i, use_rule, results)
+            if result.stopped == "interrupted":
+                break
     assert results is not None
     return results
+
+
+def _fold_data(
+    config: KeyModelConfig, sessions: list[Session], fit_idx: np.ndarray, val_idx: np.ndarray
+) -> tuple:
+    """A fold's vocabulary, training sessions and examples, held-out sessions and examples."""
+    fold_val = [sessions[j] for j in val_idx]
+    fold_fit = [sessions[j] for j in fit_idx] if len(val_idx) else sessions
+    vocab = KeyVocabulary.from_sessions(fold_fit, spare=config.spare_keys)
+    examples = example_tensors(config, fold_fit, vocab)
+    val_examples = example_tensors(config, fold_val, vocab) if len(val_idx) else None
+    return vocab, fold_fit, examples, fold_val, val_examples
+
+
+def _train_fold(
+    config: KeyModelConfig,
+    data: tuple,
+    i: int,
+    callbacks: list[Callback],
+    history: History,
+    *,
+    seed: int,
+    device: torch.device,
+) -> tuple[torch.nn.Module, Any]:
+    """Train fold ``i``'s network from its own seed (here or in a worker: the same network)."""
+    vocab, _, (x, y, w), _, val_examples = data
+    seed_everything(seed + i)
+    module = build_network(config, vocab.size)
+    result = train_module(
+        module,
+        x,
+        y,
+        cross_entropy,
+        weights=w,
+        validation=val_examples,
+        config=config.train_config(),
+        callbacks=callbacks,
+        seed=seed + i,
+        device=device,
+        phase="train" if val_examples is None else "split" if i == 0 else f"fold {i + 1}",
+        history=history,
+    )
+    return module, result
 
 
 def _score_fold(
@@ -236,6 +277,7 @@ def fit_info(
         "epochs": result.best_epoch,
         "stopped": result.stopped,
         "fold_epochs": results.epochs,
+        "parallel_folds": results.parallel,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,9 +20,11 @@ from workbench.keys.config import KeyModelConfig
 __all__ = [
     "KeyEnsemble",
     "NextKeyLSTM",
+    "PrefixTree",
     "build_network",
     "cross_entropy",
     "distinct_rows",
+    "lstm_over_prefixes",
     "mixture",
 ]
 
@@ -66,32 +69,100 @@ class NextKeyLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.dim() == 2, f"expected (batch, window) key indices, got shape {tuple(x.shape)}"
-        return self.logits(*self.split(x))
+        tree, counts = self.split(x)
+        return self.logits(lstm_over_prefixes([self], tree)[0], tree.rows, counts)
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Input rows -> (distinct windows ``(U, h)``, each row's window ``(B,)``, counts or
-        None). The LSTM then runs once per distinct window: a batch of distinct examples repeats
-        windows (the same keys before, other session counts or next keys)."""
+    def split(self, x: torch.Tensor) -> tuple[PrefixTree, torch.Tensor | None]:
+        """Input rows -> (the prefix tree of their windows, counts or None). The LSTM then runs
+        once per distinct window prefix (:func:`lstm_over_prefixes`): a batch of distinct
+        examples repeats windows (the same keys before, other session counts or next keys), and
+        windows share their first keys (the padding at a session's start above all)."""
         counts = None
         if self.counts is not None:
             x, counts = x[:, : -self.n_keys], x[:, -self.n_keys :]  # (B, h), (B, V)
-        windows, rows = distinct_rows(x, self.n_keys)
-        return windows, rows, counts
+        return PrefixTree.of(x, self.n_keys), counts
+
+    def input_table(self) -> torch.Tensor:
+        """``(V, 4H)``: the first LSTM layer's input projection of every key, biases included
+        (a key's one-hot row or embedding times the input weights)."""
+        lstm = self.lstm
+        w = lstm.weight_ih_l0.t()  # (in, 4H)
+        table = w if self.embed is None else self.embed.weight @ w
+        return table + lstm.bias_ih_l0 + lstm.bias_hh_l0
 
     def logits(
-        self, windows: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor | None
+        self, last: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor | None
     ) -> torch.Tensor:
-        """Logits ``(B, V)`` of :meth:`split`'s parts."""
-        if self.embed is None:  # noqa: SIM108 (one shape comment per branch)
-            e = F.one_hot(windows, self.n_keys).float()  # (U, h, V)
-        else:
-            e = self.embed(windows)  # (U, h, E)
-        out, _ = self.lstm(e)  # (U, h, H)
-        logits = self.head(out[:, -1][rows])  # (B, V) logits over the next key (head per row)
+        """Logits ``(B, V)`` from the LSTM's last states ``(N, H)`` of the distinct windows and
+        each row's window ``(B,)``: the output layer runs per row (a hook on it sees one row per
+        example)."""
+        logits = self.head(last[rows])  # (B, V) logits over the next key
         if self.counts is not None:
             assert counts is not None
             logits = logits + self.counts(torch.log1p(counts.float()))
         return logits
+
+
+@dataclass(frozen=True)
+class PrefixTree:
+    """The distinct prefixes of a batch of windows, level by level: ``levels[t]`` holds, for each
+    distinct prefix of length ``t + 1``, the index of its parent prefix (of length ``t``; the one
+    empty prefix for ``t = 0``) and its last key; ``rows`` maps each input row to its window (a
+    prefix of full length)."""
+
+    levels: list[tuple[torch.Tensor, torch.Tensor]]
+    rows: torch.Tensor
+
+    @classmethod
+    def of(cls, x: torch.Tensor, n_keys: int) -> PrefixTree:
+        """The tree of ``(B, h)`` windows of key indices below ``n_keys``: one sort of ``B``
+        numbers per column (a prefix's id and its next key coded as one int64).
+
+        >>> tree = PrefixTree.of(torch.tensor([[0, 1], [0, 2], [0, 1]]), 3)
+        >>> [(p.tolist(), k.tolist()) for p, k in tree.levels], tree.rows.tolist()
+        ([([0], [0]), ([0, 0], [1, 2])], [0, 1, 0])
+        """
+        ids = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        levels = []
+        for t in range(x.shape[1]):
+            nodes, ids = torch.unique(ids * n_keys + x[:, t].long(), return_inverse=True)
+            levels.append((nodes // n_keys, nodes % n_keys))
+        return cls(levels, ids)
+
+
+def lstm_over_prefixes(members: Sequence[NextKeyLSTM], tree: PrefixTree) -> torch.Tensor:
+    """The last layer's state ``(M, N, H)`` after each distinct window of ``tree``, for each of
+    the ``M`` networks (of one shape): the networks' stacked LSTMs run together (batched matrix
+    products), one step per prefix length over the distinct prefixes of that length, each prefix's
+    state carried on from its parent's. The same maths as ``nn.LSTM`` over every window from a
+    zero state, with less work: a prefix shared by many windows is computed once."""
+    lstm = members[0].lstm
+    n_layers, hidden = lstm.num_layers, lstm.hidden_size
+
+    def stacked(name: str) -> torch.Tensor:
+        return torch.stack([getattr(m.lstm, name) for m in members])
+
+    table = torch.stack([m.input_table() for m in members])  # (M, V, 4H)
+    w_ih = [stacked(f"weight_ih_l{i}").transpose(1, 2) for i in range(1, n_layers)]  # (M, H, 4H)
+    w_hh = [stacked(f"weight_hh_l{i}").transpose(1, 2) for i in range(n_layers)]  # (M, H, 4H)
+    bias = [
+        (stacked(f"bias_ih_l{i}") + stacked(f"bias_hh_l{i}"))[:, None] for i in range(1, n_layers)
+    ]
+    zeros = table.new_zeros(len(members), 1, hidden)
+    h, c = [zeros] * n_layers, [zeros] * n_layers  # the empty prefix's state
+    out = zeros
+    for parent, key in tree.levels:
+        for i in range(n_layers):
+            recurrent = h[i][:, parent]  # (M, N, H)
+            if i == 0:
+                gates = torch.baddbmm(table[:, key], recurrent, w_hh[0])  # (M, N, 4H)
+            else:
+                gates = torch.baddbmm(bias[i - 1], out, w_ih[i - 1])
+                gates = torch.baddbmm(gates, recurrent, w_hh[i])
+            in_gate, forget, cell, out_gate = gates.chunk(4, dim=-1)  # nn.LSTM's order
+            c[i] = forget.sigmoid() * c[i][:, parent] + in_gate.sigmoid() * cell.tanh()
+            h[i] = out = out_gate.sigmoid() * c[i].tanh()
+    return out
 
 
 def distinct_rows(x: torch.Tensor, n_values: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,8 +237,11 @@ class KeyEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = self.members[0].split(x)  # the members share the input (and its windows)
-        logits = torch.stack([m.logits(*parts) for m in self.members])  # (M, B, V)
+        tree, counts = self.members[0].split(x)  # the members share the input (and its windows)
+        last = lstm_over_prefixes(self.members, tree)  # (M, N, H), the LSTMs run together
+        logits = torch.stack(
+            [m.logits(last[i], tree.rows, counts) for i, m in enumerate(self.members)]
+        )  # (M, B, V)
         return logits if self.training else mixture(logits)
 
 
