@@ -8,6 +8,14 @@ entry without feedback and with an update after every false positive) for severa
 model (weight initialisation, validation split, shuffling) and reports, per scenario, every seed's
 figures and their mean, min and max.
 
+Why one run is no figure: a sequence of online updates amplifies any rounding difference. From the
+same trained weights, one weight moved by one float step grows to a difference of 1e-2 in the
+weights within a dozen updates (the same updates, the same step counts; no tie in the top-g rule
+is involved), and after that the runs take different updates. At 1 % the recall then hangs on one
+abnormal template that comes in a burst of about 700 lines: its rank in the window of its own
+repeats sits next to g, and whether the updates before the burst leave it just inside or just
+outside the top g decides about 600 of the 1,451 abnormal lines.
+
 Each run is deterministic (one torch thread, deterministic algorithms): the same command gives the
 same JSON on the same machine and torch build.
 
