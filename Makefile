@@ -6,10 +6,6 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
-# the suite runs on two worker processes where there are two CPUs (one test file per worker at a
-# time, so a file's fixtures are built once); PYTEST_ARGS= runs it in one process
-NPROC  := $(shell nproc 2>/dev/null || echo 1)
-PYTEST_ARGS ?= $(if $(filter 0 1,$(NPROC)),,-n 2 --dist loadfile)
 DEMO   := data/demo/openstack_sim.log
 PORT   ?= 8888
 APP_PORT ?= 8866
