@@ -30,12 +30,12 @@ every automaton (graph attributes ``mining`` and ``mining_reason``) and into the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["SESSIONLESS_WINDOW", "Mining", "choose_mining", "session_ids_problem"]
+__all__ = ["SESSIONLESS_WINDOW", "Mining", "choose_mining"]
 
 #: seconds: the horizon of time lags when a log without usable session ids is mined by time lag
 #: and the configuration sets none; the setting ``bench/workflow.py`` chose on its selection seeds
@@ -51,23 +51,15 @@ class Mining:
     window: float | None  # seconds of the time lags read (separation, automata); None: none
     reason: str  # one sentence: why
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def session_ids_problem(entries: pd.DataFrame, rule: Any = None) -> str | None:
-    """Why the entries' sessions are not ids of one run each (None when they are): no entry in a
-    session, sessions that are time windows (``rule``: the session rule that made them), or one
-    session holding every entry.
-
-    >>> session_ids_problem(pd.DataFrame({"key": [1, 2], "session": ["a", "a"]}))
-    "every entry is in one session ('a')"
-    """
-    return _problem(entries, rule)[0]
-
 
 def _problem(entries: pd.DataFrame, rule: Any) -> tuple[str | None, int]:
-    """:func:`session_ids_problem`, and the number of sessions."""
+    """Why the entries' sessions are not ids of one run each (None when they are): no entry in a
+    session, sessions that are time windows (``rule``: the session rule that made them), or one
+    session holding every entry; and the number of sessions.
+
+    >>> _problem(pd.DataFrame({"key": [1, 2], "session": ["a", "a"]}), None)
+    ("every entry is in one session ('a')", 1)
+    """
     sess = entries["session"] if "session" in entries.columns else None
     n = int(sess.nunique()) if sess is not None else 0
     if n == 0:
