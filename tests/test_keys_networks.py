@@ -1,13 +1,23 @@
-"""The key networks run their LSTM once per distinct window prefix: the same logits and gradients as
-running it on every row."""
+"""The key networks run their LSTM once per distinct window prefix (a prefix tree) or once per
+distinct window (fused ``nn.LSTM``): either way the same logits and gradients as running it on every
+row."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.nn import functional as F
 
+from workbench.keys import networks
 from workbench.keys.config import KeyModelConfig
 from workbench.keys.networks import NextKeyLSTM, build_network, cross_entropy, distinct_rows
+
+
+@pytest.fixture(params=["tree", "fused"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test below runs once with the prefix tree and once with the fused LSTM."""
+    monkeypatch.setattr(networks, "PATH", request.param)
+    return request.param
 
 
 def every_row(net: NextKeyLSTM, x: torch.Tensor) -> torch.Tensor:
@@ -33,7 +43,7 @@ def test_distinct_rows_rebuild_the_input_also_when_codes_would_overflow() -> Non
         assert torch.equal(distinct[index], x)
 
 
-def test_logits_and_gradients_equal_the_lstm_on_every_row() -> None:
+def test_logits_and_gradients_equal_the_lstm_on_every_row(path: str) -> None:
     torch.manual_seed(0)
     net = NextKeyLSTM(9, hidden_size=8, num_layers=2, session_counts=True)
     x = rows_with_repeated_windows(9, 5)
@@ -51,7 +61,7 @@ def test_logits_and_gradients_equal_the_lstm_on_every_row() -> None:
         assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_ensemble_members_share_the_distinct_windows() -> None:
+def test_ensemble_members_share_the_distinct_windows(path: str) -> None:
     torch.manual_seed(0)
     config = KeyModelConfig(window=5, hidden_size=8, session_counts=True, ensemble=3)
     net = build_network(config, 9).train()
@@ -76,7 +86,7 @@ def test_distinct_rows_of_long_windows_group_as_torch_unique_does():
         assert len(pairs) == len(u)  # one of ours for each of theirs
 
 
-def test_embedded_keys_and_one_layer_give_the_lstm_on_every_row() -> None:
+def test_embedded_keys_and_one_layer_give_the_lstm_on_every_row(path: str) -> None:
     """The prefix tree's first layer reads a key's input projection from a table (its one-hot row
     or embedding times the input weights): the same as ``nn.LSTM`` on the embedded rows."""
     torch.manual_seed(0)
@@ -85,3 +95,23 @@ def test_embedded_keys_and_one_layer_give_the_lstm_on_every_row() -> None:
         x = rows_with_repeated_windows(9, 4)[:, :4]
         out, _ = net.lstm(net.embed(x))
         assert torch.allclose(net(x), net.head(out[:, -1]), atol=1e-6)
+
+
+def test_the_tree_runs_where_it_pays_and_the_fused_lstm_elsewhere(monkeypatch) -> None:
+    """Training batches of an ensemble go through the prefix tree; an online update's few rows and
+    small scoring chunks through one fused LSTM call per network."""
+    trees = []
+    real = networks.PrefixTree.of.__func__
+    monkeypatch.setattr(
+        networks.PrefixTree,
+        "of",
+        classmethod(lambda cls, x, n: trees.append(len(x)) or real(cls, x, n)),
+    )
+    ensemble = build_network(KeyModelConfig(window=5, hidden_size=8, ensemble=3), 9).train()
+    single = build_network(KeyModelConfig(window=5, hidden_size=8), 9).train()
+    x = torch.randint(0, 9, (256, 5), generator=torch.Generator().manual_seed(4))
+    ensemble(x).sum().backward()  # 256 rows x 3 networks, gradients on: the tree
+    single(x[:64]).sum().backward()  # an update's rows: fused
+    with torch.no_grad():
+        ensemble.eval()(x)  # a scoring chunk of 256 rows: fused
+    assert trees == [256]
