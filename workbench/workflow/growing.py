@@ -30,17 +30,20 @@ def grow_from_pairs(
     near_both: np.ndarray,
     tau: float,
     d_max: int,
+    around: np.ndarray | None = None,
 ) -> list[Grown]:
     """Grow a task from every seed pair, in the order given, unless one task holds both keys.
 
     ``pairs_by_distance`` lists ``(d, pairs)``: the linked index pairs at distance ``d``,
-    strongest first."""
+    strongest first; ``around``: see :func:`grow`."""
     grown: list[Grown] = []
     for d, pairs in pairs_by_distance:
         for i, j in pairs:
             if any(i in s and j in s for s, _, _ in grown):
                 continue
-            members, d_used = grow((int(i), int(j)), links, near, near_both, tau, d_max)
+            members, d_used = grow(
+                (int(i), int(j)), links, near, near_both, tau, d_max, around=around
+            )
             grown.append((members, (int(i), int(j)), max(d, d_used)))
     return grown
 
@@ -69,6 +72,7 @@ def grow(
     near_both: np.ndarray,
     tau: float,
     d_max: int,
+    around: np.ndarray | None = None,
 ) -> tuple[set[int], int]:
     """Extend a seed pair at distance 1 first, increasing d only while nothing can be absorbed,
     back to 1 after each extension.
@@ -91,6 +95,8 @@ def grow(
         leads = links[d]
         owned = _owned(seed, members, near, (1.0 + tau) / 2)
         tail = leads[owned].any(axis=0)
+        if around is not None:  # judged on an owned member's occurrences, either side of it
+            tail |= (around[owned] > tau).any(axis=0)
         coherent = (near_both[:, owned] > tau).sum(axis=1) >= min(2, len(owned))
         head = leads[:, owned].any(axis=1) & coherent
         new = set((tail | head).nonzero()[0].tolist()) - members
