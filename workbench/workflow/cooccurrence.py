@@ -299,7 +299,9 @@ def grow_tasks_by_lag(
     seq = keys[ok][np.argsort(sec[ok], kind="stable")] if ok.any() else keys[:0]
     first = {int(k): i for i, k in reversed(list(enumerate(seq.tolist())))}
     tasks = []
-    for s, seed, _ in drop_contained(grown):
+    # a task grown from a stronger link is kept even where a weaker seed's task swallowed it
+    strength = [float(lag.after[seed]) for _, seed, _ in grown]
+    for s, seed, _ in drop_contained(grown, strength):
         ks = in_typical_order([seq], [int(lag.keys[i]) for i in s])
         tasks.append(Task(ks, (int(lag.keys[seed[0]]), int(lag.keys[seed[1]])), 1))
     tasks.sort(key=lambda t: min(first.get(k, len(seq)) for k in t.keys))

@@ -48,17 +48,27 @@ def grow_from_pairs(
     return grown
 
 
-def drop_contained(grown: Sequence[Grown]) -> list[Grown]:
+def drop_contained(grown: Sequence[Grown], strength: Sequence[float] | None = None) -> list[Grown]:
     """The tasks whose members no other task contains (of equal ones, the first).
+
+    With ``strength`` (of each task's seed link), a task is dropped only for one that contains
+    it and grew from a link at least as strong: a task grown from two keys other tasks log too
+    (a "VM Paused" that a boot follows with "VM Resumed" most of the time) can swallow a small
+    task whose own first key leads into the shared one (pause), and the small one stays.
 
     >>> [s for s, _, _ in drop_contained([({1, 2}, (1, 2), 1), ({1, 2, 3}, (1, 3), 1),
     ...                                   ({4, 5}, (4, 5), 1), ({4, 5}, (5, 4), 2)])]
     [{1, 2, 3}, {4, 5}]
+    >>> [s for s, _, _ in drop_contained([({1, 2}, (1, 2), 1), ({1, 2, 3}, (3, 2), 1)], [1.0, 0.8])]
+    [{1, 2}, {1, 2, 3}]
     """
     kept: list[Grown] = []
+    st = strength if strength is not None else [0.0] * len(grown)
     for n, (s, seed, d_used) in enumerate(grown):
         if any(
-            (s < other) or (s == other and k < n) for k, (other, _, _) in enumerate(grown) if k != n
+            (s < other and st[k] >= st[n] - 1e-9) or (s == other and k < n)
+            for k, (other, _, _) in enumerate(grown)
+            if k != n
         ):
             continue
         kept.append((s, seed, d_used))
