@@ -76,6 +76,7 @@ class LagCooccurrence:
     window: float  # the horizon actually used, seconds
     low: np.ndarray  # where that run of bins starts, seconds (0 where no run qualifies)
     high: np.ndarray  # where it ends, seconds (0 where no run qualifies)
+    resolution: float = 0.0  # the timestamps' step, seconds (the width of the first lag bins)
 
     def index(self, key: int) -> int:
         return int(np.searchsorted(self.keys, key))
@@ -142,7 +143,7 @@ def lag_cooccurrence(
         np.fill_diagonal(mat, 0.0)
     low = np.where(best.hi > best.lo, edges[best.lo], 0.0)
     high = np.where(best.hi > best.lo, edges[np.minimum(best.hi, nb)], 0.0)
-    return LagCooccurrence(kept, f, after, before, lift, best.lag, window, low, high)
+    return LagCooccurrence(kept, f, after, before, lift, best.lag, window, low, high, resolution)
 
 
 def _pairs_within(sec: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray, float]:
