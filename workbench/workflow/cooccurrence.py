@@ -70,7 +70,7 @@ from workbench.logs.sessions import session_groups
 from workbench.workflow.automaton import build_fsa, templates_of
 from workbench.workflow.growing import drop_contained, grow_from_pairs, in_typical_order
 from workbench.workflow.lag_cooccurrence import LagCooccurrence, lag_cooccurrence
-from workbench.workflow.lag_order import by_lag_order, entry_seconds, lag_of
+from workbench.workflow.lag_order import by_lag_order, entry_seconds, immediate, lag_of
 from workbench.workflow.mining import Mining, choose_mining
 from workbench.workflow.presence import Presence, flatten, typical_rank
 
@@ -286,14 +286,22 @@ def grow_tasks_by_lag(
         return []
     links = {1: (lag.after > config.tau) & (lag.lift >= config.lag_min_lift)}
     near = np.maximum(lag.after, lag.before.T)  # P[u at its usual lag after or before t | t]
+    # keys logged right after one another either way (a step racing another): u comes just
+    # before t in some runs and just after it in the others, so the two shares add up; a task
+    # also grows at its tail with a key that so surrounds an owned member in most of its runs
+    race = immediate(lag)
+    near = np.where(race, np.minimum(lag.after + lag.before.T, 1.0), near)
     near_both = np.maximum(near, near.T)
     seeds = [(1, _strongest_first(links[1], lag.after))]
-    grown = grow_from_pairs(seeds, links, near, near_both, config.tau, 1)
+    around = np.where(race, near, 0.0)
+    grown = grow_from_pairs(seeds, links, near, near_both, config.tau, 1, around=around)
     ok = keys > 0
     seq = keys[ok][np.argsort(sec[ok], kind="stable")] if ok.any() else keys[:0]
     first = {int(k): i for i, k in reversed(list(enumerate(seq.tolist())))}
     tasks = []
-    for s, seed, _ in drop_contained(grown):
+    # a task grown from a stronger link is kept even where a weaker seed's task swallowed it
+    strength = [float(lag.after[seed]) for _, seed, _ in grown]
+    for s, seed, _ in drop_contained(grown, strength):
         ks = in_typical_order([seq], [int(lag.keys[i]) for i in s])
         tasks.append(Task(ks, (int(lag.keys[seed[0]]), int(lag.keys[seed[1]])), 1))
     tasks.sort(key=lambda t: min(first.get(k, len(seq)) for k in t.keys))

@@ -30,32 +30,45 @@ def grow_from_pairs(
     near_both: np.ndarray,
     tau: float,
     d_max: int,
+    around: np.ndarray | None = None,
 ) -> list[Grown]:
     """Grow a task from every seed pair, in the order given, unless one task holds both keys.
 
     ``pairs_by_distance`` lists ``(d, pairs)``: the linked index pairs at distance ``d``,
-    strongest first."""
+    strongest first; ``around``: see :func:`grow`."""
     grown: list[Grown] = []
     for d, pairs in pairs_by_distance:
         for i, j in pairs:
             if any(i in s and j in s for s, _, _ in grown):
                 continue
-            members, d_used = grow((int(i), int(j)), links, near, near_both, tau, d_max)
+            members, d_used = grow(
+                (int(i), int(j)), links, near, near_both, tau, d_max, around=around
+            )
             grown.append((members, (int(i), int(j)), max(d, d_used)))
     return grown
 
 
-def drop_contained(grown: Sequence[Grown]) -> list[Grown]:
+def drop_contained(grown: Sequence[Grown], strength: Sequence[float] | None = None) -> list[Grown]:
     """The tasks whose members no other task contains (of equal ones, the first).
+
+    With ``strength`` (of each task's seed link), a task is dropped only for one that contains
+    it and grew from a link at least as strong: a task grown from two keys other tasks log too
+    (a "VM Paused" that a boot follows with "VM Resumed" most of the time) can swallow a small
+    task whose own first key leads into the shared one (pause), and the small one stays.
 
     >>> [s for s, _, _ in drop_contained([({1, 2}, (1, 2), 1), ({1, 2, 3}, (1, 3), 1),
     ...                                   ({4, 5}, (4, 5), 1), ({4, 5}, (5, 4), 2)])]
     [{1, 2, 3}, {4, 5}]
+    >>> [s for s, _, _ in drop_contained([({1, 2}, (1, 2), 1), ({1, 2, 3}, (3, 2), 1)], [1.0, 0.8])]
+    [{1, 2}, {1, 2, 3}]
     """
     kept: list[Grown] = []
+    st = strength if strength is not None else [0.0] * len(grown)
     for n, (s, seed, d_used) in enumerate(grown):
         if any(
-            (s < other) or (s == other and k < n) for k, (other, _, _) in enumerate(grown) if k != n
+            (s < other and st[k] >= st[n] - 1e-9) or (s == other and k < n)
+            for k, (other, _, _) in enumerate(grown)
+            if k != n
         ):
             continue
         kept.append((s, seed, d_used))
@@ -69,6 +82,7 @@ def grow(
     near_both: np.ndarray,
     tau: float,
     d_max: int,
+    around: np.ndarray | None = None,
 ) -> tuple[set[int], int]:
     """Extend a seed pair at distance 1 first, increasing d only while nothing can be absorbed,
     back to 1 after each extension.
@@ -91,6 +105,8 @@ def grow(
         leads = links[d]
         owned = _owned(seed, members, near, (1.0 + tau) / 2)
         tail = leads[owned].any(axis=0)
+        if around is not None:  # judged on an owned member's occurrences, either side of it
+            tail |= (around[owned] > tau).any(axis=0)
         coherent = (near_both[:, owned] > tau).sum(axis=1) >= min(2, len(owned))
         head = leads[:, owned].any(axis=1) & coherent
         new = set((tail | head).nonzero()[0].tolist()) - members

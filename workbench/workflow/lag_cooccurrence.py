@@ -18,9 +18,13 @@ unrelated ``k_j`` give. For every ordered pair:
   resolution while those are wider; the first bin ``[0, 1 ms]``), so a lognormal delay of any
   median lands in a few bins;
 * the *excess* at lag is, over the run of neighbouring bins (1 to 32 of them) where it is
-  largest while the observed pairs are at least ``min_lift`` times those a Poisson background
-  at the mean rate gives (``f(k_i) * rate(k_j) * width``), the observed pairs minus that
-  background, capped by the number of ``k_i`` (and of ``k_j``) that have a partner in the run;
+  largest while the observed pairs are at least ``min_lift`` times the background, the observed
+  pairs minus that background, capped by the number of ``k_i`` (and of ``k_j``) that have a
+  partner in the run. The background is what a Poisson stream at the mean rate gives
+  (``f(k_i) * rate(k_j) * width``), or, where higher, the pair's own density over the rest of
+  the window times the width: a key that is merely more frequent near ``k_i`` (a busy stretch,
+  another task that often comes within the window, such as a resume some seconds after a
+  suspend) raises every lag alike, and only a peak above that is a consistent lag;
 * ``after[i, j]`` is that excess over ``f(k_i)`` (the share of ``k_i`` followed by ``k_j`` at
   the usual lag), ``before[i, j]`` the same excess over ``f(k_j)``, ``lift[i, j]`` observed over
   background in the run, ``lag[i, j]`` its centre and ``low[i, j]``, ``high[i, j]`` its bounds.
@@ -72,6 +76,7 @@ class LagCooccurrence:
     window: float  # the horizon actually used, seconds
     low: np.ndarray  # where that run of bins starts, seconds (0 where no run qualifies)
     high: np.ndarray  # where it ends, seconds (0 where no run qualifies)
+    resolution: float = 0.0  # the timestamps' step, seconds (the width of the first lag bins)
 
     def index(self, key: int) -> int:
         return int(np.searchsorted(self.keys, key))
@@ -138,7 +143,7 @@ def lag_cooccurrence(
         np.fill_diagonal(mat, 0.0)
     low = np.where(best.hi > best.lo, edges[best.lo], 0.0)
     high = np.where(best.hi > best.lo, edges[np.minimum(best.hi, nb)], 0.0)
-    return LagCooccurrence(kept, f, after, before, lift, best.lag, window, low, high)
+    return LagCooccurrence(kept, f, after, before, lift, best.lag, window, low, high, resolution)
 
 
 def _pairs_within(sec: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -188,7 +193,8 @@ def _best_runs(
     resolution: float,
 ) -> _BestRuns:
     """Over runs of 1 to 32 neighbouring bins, the one with the largest excess among those
-    where the observed pairs are at least ``min_lift`` times the Poisson background."""
+    where the observed pairs are at least ``min_lift`` times the background (the Poisson one at
+    the mean rate, or the pair's density over the rest of the window where that is higher)."""
     m, nb = obs.shape[0], obs.shape[2]
     c_obs = np.concatenate([np.zeros((m, m, 1)), np.cumsum(obs, axis=2)], axis=2)
     best_ex = np.zeros((m, m))
@@ -203,6 +209,9 @@ def _best_runs(
         o = c_obs[:, :, run:] - c_obs[:, :, :-run]  # pairs in bins [s, s + run)
         w = edges[run:] - edges[:-run]  # width of each run of bins
         e = f[:, None, None] * rate[None, :, None] * w[None, None, :]
+        # ... or the pair's own density over the rest of the window, where that is higher
+        rest = np.maximum(edges[-1] - w, 1e-9)
+        e = np.maximum(e, (c_obs[:, :, -1:] - o) * (w / rest)[None, None, :])
         ex = np.where(o >= min_lift * e, o - e, -np.inf)
         at = ex.argmax(axis=2)
         top = np.take_along_axis(ex, at[:, :, None], axis=2)[:, :, 0]

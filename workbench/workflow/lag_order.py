@@ -15,10 +15,10 @@ For the keys of one task, with ``E[a, b]`` the excess of ``b`` after ``a`` at th
   MAX_REVERSE * E[a, b]`` or the usual lag from ``b`` back to ``a`` is longer than every lag in
   the usual range from ``a`` to ``b`` (a task repeated one run after another: ``a`` also follows
   ``b``, but only from the next run), unless the two are logged right after one another either
-  way (both usual lags start at the first bin) each first in at least ``MIN_CONCURRENT * n``
-  runs: a lifecycle event racing the driver's report of the same change, first two times in
-  three, is concurrent, not ordered; the order is made acyclic (the weakest link of a cycle is
-  dropped) and transitive;
+  way (both usual lags start near zero: :func:`immediate`) each first in at least
+  ``MIN_CONCURRENT * n`` runs: a lifecycle event racing the driver's report of the same change,
+  first two times in three, is concurrent, not ordered; the order is made acyclic (the weakest
+  link of a cycle is dropped) and transitive;
 * two keys the order leaves unordered are *concurrent* (logged in either order: image creation
   beside network allocation) when each follows the other at a consistent lag in at least
   ``MIN_CONCURRENT * n`` runs, over lag ranges that overlap; other unordered pairs have no edge;
@@ -87,6 +87,11 @@ MIN_SHARE = 0.5  # a -> b: b follows a at the usual lag in at least this share o
 MAX_REVERSE = 0.5  # ... and a follows b at most this many times as often
 MIN_CONCURRENT = 0.3  # unordered keys each following the other in this share: concurrent
 MIN_EXPLAINED = 0.5  # a key whose occurrences the tasks tie less than this is background
+# Logged right after one another (:func:`immediate`): both usual lag ranges start at most one
+# timestamp step above zero. On simulator seeds 0, 1, 7-16, against ranges that start at zero:
+# edge recall 0.914 -> 0.940 (worst seed 0.80 -> 0.88), Jaccard 0.949 -> 0.953, precision the
+# same; a range that starts below a tenth of its end instead gave recall 0.943 but lowered the
+# edge precision of OpenStack_2k without sessions from 0.33 to 0.22.
 
 
 def entry_seconds(entries: pd.DataFrame) -> np.ndarray | None:
@@ -99,9 +104,12 @@ def entry_seconds(entries: pd.DataFrame) -> np.ndarray | None:
 
 def immediate(lag: LagCooccurrence) -> np.ndarray:
     """Pairs logged right after one another in either order: the usual lags both ways start
-    at the first bin (concurrent steps of one run, a lifecycle event racing the driver's
-    report of the same change)."""
-    return (lag.low <= 0.0) & (lag.low.T <= 0.0) & (lag.high > 0.0) & (lag.high.T > 0.0)
+    at zero or one timestamp step above it, where the two are seldom logged in the same
+    millisecond (concurrent steps of one run, a lifecycle event racing the driver's report of
+    the same change)."""
+    low, high = lag.low, lag.high
+    near_zero = (high > 0.0) & (low <= lag.resolution * (1.0 + 1e-9))
+    return near_zero & near_zero.T
 
 
 def _rows(lag: LagCooccurrence, keys: Iterable[int]) -> tuple[list[int], list[int]]:
