@@ -4,7 +4,9 @@ released when it ends, and the last report kept in the run directory (``last_rep
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["REPORT_DIR", "closing", "err", "forget_last_report", "has_kept_report",
+__all__ = ["REPORT_DIR", "closing", "err", "forget_last_report", "has_kept_report", "held_warnings",
            "load_last_report", "load_run", "read_source",
            "rule_sentence", "save_last_report"]  # fmt: skip
 
@@ -31,6 +33,44 @@ def read_source(log: str) -> Any:
     from workbench.logs.reading import log_path
 
     return log_path(log)
+
+
+class _Held(logging.Handler):
+    """Keeps the warnings (and worse) the package logs; lets the rest through at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.records.append(record)
+        else:
+            _to_root(record)
+
+
+def _to_root(record: logging.LogRecord) -> None:
+    for handler in logging.getLogger().handlers:
+        if record.levelno >= handler.level:
+            handler.handle(record)
+
+
+@contextlib.contextmanager
+def held_warnings() -> Any:
+    """The package's logged warnings are held while the block runs and shown when it ends well:
+    a command that stops on bad input says so in its one error line, without the warnings that
+    led there before it."""
+    package = logging.getLogger("workbench")
+    held, propagate = _Held(), package.propagate
+    package.addHandler(held)
+    package.propagate = False
+    try:
+        yield
+    finally:
+        package.removeHandler(held)
+        package.propagate = propagate
+    for record in held.records:  # reached only when the block ended well
+        _to_root(record)
 
 
 def load_run(run: str) -> Any:

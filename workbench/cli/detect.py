@@ -15,7 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.cli.common import err, forget_last_report, load_run, read_source, save_last_report
+from workbench.cli.common import (
+    err,
+    forget_last_report,
+    held_warnings,
+    load_run,
+    read_source,
+    save_last_report,
+)
 from workbench.detect.follow import OnlineDetector
 from workbench.detect.report import why
 from workbench.detect.rules import report_rules, rule_of_row
@@ -79,15 +86,18 @@ def run_detect(args: Any) -> int:
         wb.parser.year = int(args.year)
     if args.follow:
         return _follow(wb, args)
-    if args.workers is not None or args.scheduler is not None:
-        report = _detect_on_cluster(wb, args)
-        forget_last_report(wb, args.log, "on a Dask cluster")
-    elif _streamed(wb, args):
-        report = _detect_streamed(wb, args)
-        forget_last_report(wb, args.log, "in chunks")
-    else:
-        report = wb.detect(read_source(args.log), level=args.level, stream=False)
-        save_last_report(wb, args.log)
+    with held_warnings():  # a log with nothing to check is one error line, not warnings too
+        if args.workers is not None or args.scheduler is not None:
+            report = _detect_on_cluster(wb, args)
+            forget_last_report(wb, args.log, "on a Dask cluster")
+        elif _streamed(wb, args):
+            report = _detect_streamed(wb, args)
+            forget_last_report(wb, args.log, "in chunks")
+        else:
+            report = wb.detect(read_source(args.log), level=args.level, stream=False)
+            _refuse_nothing_checked(report, args.log)
+            save_last_report(wb, args.log)
+        _refuse_nothing_checked(report, args.log)
     _print_report(report)
     if args.out:
         path = write_report(wb, report, args.out, args.log)
@@ -96,6 +106,23 @@ def run_detect(args: Any) -> int:
     if args.strict and (len(report.anomalies) or report.coverage.warnings):
         return 1
     return 0
+
+
+def _refuse_nothing_checked(report: Any, source: str) -> None:
+    """A log of which no entry could be checked (empty, binary, no line in the run's format) is
+    bad input: a ValueError that says why, never a verdict over nothing."""
+    cov = report.coverage
+    if cov is None or cov.checked:
+        return
+    name = "standard input" if source == "-" else source
+    if cov.lines == 0:
+        raise ValueError(f"nothing was checked: {name} is empty")
+    reasons = ", ".join(f"{n} {r}" for r, n in cov.unparsed_reasons.items()) or "none"
+    cause = next(iter(cov.warnings), "")
+    raise ValueError(
+        f"nothing was checked in {name}: {cov.parsed} of {cov.lines} lines parsed "
+        f"(unparsed: {reasons}); {cause}"
+    )
 
 
 def _streamed(wb: Any, args: Any) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ def read_texts(
     [None, 'binary data (NUL byte)']
     """
     if isinstance(source, bytes | str | Path):
-        with _open(source) as fh:
+        with _open(source) as fh, _corrupt_gzip_is_value_error(source):
             for block in _blocks(fh):
                 yield from _decode_block(block, max_bytes)
         return
@@ -183,10 +184,21 @@ def raw_lines(source: Any) -> Iterator[Any]:
     """The lines of a path (plain or gzip) or a bytes buffer as bytes without their newline,
     lazily; any other iterable of lines is passed through as it is."""
     if isinstance(source, bytes | str | Path):
-        with _open(source) as fh:
+        with _open(source) as fh, _corrupt_gzip_is_value_error(source):
             yield from _split_bytes(fh)
         return
     yield from source
+
+
+@contextlib.contextmanager
+def _corrupt_gzip_is_value_error(source: Any) -> Iterator[None]:
+    """A gzip file cut short or damaged is a ValueError that names the file (one line for the
+    command line), not the decompressor's EOFError halfway through a parse."""
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        name = "the input" if isinstance(source, bytes) else str(source)
+        raise ValueError(f"{name}: truncated or corrupt gzip file ({exc})") from None
 
 
 def _split_bytes(fh: Any) -> Iterator[bytes]:

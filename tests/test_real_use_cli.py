@@ -1,0 +1,76 @@
+"""The command line as an investigator meets it with their own files: a gzip cut short, a log of
+which no line fits the run's format, an empty file. Each is one clear line and exit 2 on standard
+error, never a traceback and never a verdict over nothing."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.simulate.engine import simulate
+
+TRAIN = ["--preset", "paper", "--epochs", "2"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("realuse")
+    log = d / "train.log"
+    log.write_text("\n".join(simulate(n_instances=40, anomalies={}, seed=5).lines) + "\n")
+    out = d / "run"
+    assert main(["train", str(log), "--out", str(out), *TRAIN]) == 0
+    return out
+
+
+@pytest.fixture
+def sim_log(tmp_path) -> Path:
+    log = tmp_path / "test.log"
+    log.write_text("\n".join(simulate(n_instances=8, anomalies={}, seed=6).lines) + "\n")
+    return log
+
+
+def _one_line_error(capsys, rc: int, *needles: str) -> str:
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    err = captured.err
+    lines = err.strip().splitlines()  # a progress notice may come first ("reading ... in chunks")
+    assert [ln for ln in lines if "error:" in ln] == lines[-1:], err
+    assert "Traceback" not in err and "warning" not in err.lower(), err
+    for needle in needles:
+        assert needle in lines[-1], err
+    assert "anomal" not in captured.out, captured.out  # no verdict printed over nothing
+    return err
+
+
+def test_truncated_gzip_to_train_and_detect(run, sim_log, tmp_path, capsys):
+    full = gzip.compress(sim_log.read_bytes())
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(full[: len(full) // 2])
+    rc = main(["train", str(cut), "--out", str(tmp_path / "r"), *TRAIN])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "truncated or corrupt gzip file" in err[-1], err
+    for how in ([], ["--stream"]):
+        rc = main(["detect", str(run), str(cut), *how])
+        _one_line_error(capsys, rc, "cut.log.gz: truncated or corrupt gzip file")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "needle"),
+    [
+        ("empty.log", b"", "is empty"),
+        ("junk.log", b"%%% not a log line\n@@@@\n", "0 of 2 lines"),
+        ("binary.log", bytes(range(256)) * 40, "binary data"),
+        ("long.log", b"x" * 200_000 + b"\n", "line too long"),
+    ],
+)
+def test_detect_over_nothing_is_an_error(run, tmp_path, capsys, name, data, needle):
+    """No entry checked: exit 2 with one line that says why (not exit 0 and a summary)."""
+    log = tmp_path / name
+    log.write_bytes(data)
+    for how in ([], ["--stream"]):
+        rc = main(["detect", str(run), str(log), "--out", str(tmp_path / "r.csv"), *how])
+        err = _one_line_error(capsys, rc, "nothing was checked", needle)
+        assert not (tmp_path / "r.csv").exists(), err
