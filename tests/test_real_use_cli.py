@@ -74,3 +74,61 @@ def test_detect_over_nothing_is_an_error(run, tmp_path, capsys, name, data, need
         rc = main(["detect", str(run), str(log), "--out", str(tmp_path / "r.csv"), *how])
         err = _one_line_error(capsys, rc, "nothing was checked", needle)
         assert not (tmp_path / "r.csv").exists(), err
+
+
+@pytest.mark.parametrize(
+    ("what", "damage"),
+    [
+        (
+            "g",
+            lambda d: (d / "report.json").write_text('{"source": "x", "g": "abc", "level": 0.99}'),
+        ),
+        ("list", lambda d: (d / "report.json").write_text("[1, 2]")),
+        ("entries", lambda d: (d / "entries.parquet").unlink()),
+        ("parquet", lambda d: (d / "entries.parquet").write_bytes(b"PAR1 not really PAR1")),
+    ],
+)
+def test_a_damaged_kept_report_is_one_clear_line(run, sim_log, tmp_path, capsys, what, damage):
+    """diagnose/flag on a last report edited or cut by hand: say which file and to detect again."""
+    copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(run, copy)
+    assert main(["detect", str(copy), str(sim_log)]) in (0, 1)
+    damage(copy / "last_report")
+    capsys.readouterr()
+    for command in (["diagnose", str(copy), "1"], ["flag", str(copy), "1"]):
+        rc = main(command)
+        _one_line_error(capsys, rc, "last_report", "detect", "again")
+
+
+def test_output_into_a_closed_pipe_is_no_error(run, capsys, monkeypatch):
+    """``deeplog-workbench show RUN | head -3``: the reader leaving is not an error of the tool."""
+
+    class ClosedPipe:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    rc = main(["show", str(run)])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert rc == 0 and "error" not in err, err
+
+
+def test_a_header_written_with_plain_brackets_says_to_escape_them(tmp_path, capsys):
+    """``--format "<Timestamp> <Level> [<Component>] <Content>"`` fits no line (loghub headers are
+    regular expressions): the error says which characters to escape, for parse and for train."""
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"2024-03-05T10:00:0{i}Z INFO [api] step {i} done\n" for i in range(8)))
+    header = "<Timestamp> <Level> [<Component>] <Content>"
+    rc = main(["parse", str(log), "--format", header, "--out", str(tmp_path / "p")])
+    _one_line_error(capsys, rc, "'\\['")
+    rc = main(["train", str(log), "--format", header, "--out", str(tmp_path / "r"), *TRAIN])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "'\\[' '\\]'" in err[-1], err
+    escaped = "<Timestamp> <Level> \\[<Component>\\] <Content>"
+    assert main(["parse", str(log), "--format", escaped, "--out", str(tmp_path / "p")]) == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,8 +38,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as other tools do
+        _silence_stdout()
+        return 0
     except (ValueError, FileNotFoundError, OSError, KeyError, RuntimeError) as exc:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         text = " ".join(str(text).split())  # one line, whatever the message
         print(f"deeplog-workbench {args.command}: error: {text}", file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so the interpreter's final flush does not fail
+    again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real descriptor (a test's captured stream)
+        pass

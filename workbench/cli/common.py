@@ -134,32 +134,49 @@ def forget_last_report(wb: Any, source: str, how: str) -> None:
     (folder / "entries.parquet").unlink(missing_ok=True)
 
 
-def has_kept_report(wb: Any) -> bool:
-    """Whether the last detect kept its report in the run (see :func:`forget_last_report`)."""
+def _kept_meta(folder: Path) -> dict[str, Any] | None:
+    """The last report's ``report.json`` (None when there is none); a file edited or cut by hand
+    is a ValueError that names it."""
     from workbench.store.files import read_json
 
-    path = Path(wb.run_dir) / REPORT_DIR / "report.json"
-    return path.is_file() and read_json(path).get("kept", True) is not False
+    path = folder / "report.json"
+    if not path.is_file():
+        return None
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a kept report; run 'deeplog-workbench detect' again")
+    return meta
+
+
+def has_kept_report(wb: Any) -> bool:
+    """Whether the last detect kept its report in the run (see :func:`forget_last_report`)."""
+    meta = _kept_meta(Path(wb.run_dir) / REPORT_DIR)
+    return meta is not None and meta.get("kept", True) is not False
 
 
 def load_last_report(wb: Any) -> Any:
     """Rebuild the last detect's report (scored again with the current weights)."""
-    from workbench.store.files import read_json
-
     folder = Path(wb.run_dir) / REPORT_DIR
-    if not (folder / "report.json").is_file():
+    meta = _kept_meta(folder)
+    if meta is None:
         raise ValueError(f"{wb.run_dir}: no report yet; run 'deeplog-workbench detect' first")
-    meta = read_json(folder / "report.json")
     if meta.get("kept", True) is False:
         raise ValueError(
             f"the last detect read {meta.get('source')} {meta.get('how', 'streamed')} and kept "
             "no entries to review; run 'deeplog-workbench detect RUN LOG --in-memory' on the part "
             "of the log to review"
         )
-    entries = pd.read_parquet(folder / "entries.parquet")
-    entries["params"] = entries["params"].map(lambda p: tuple(float(v) for v in p))
-    entries.attrs.update(meta.get("attrs", {}))
-    wb.report = wb._score(entries, g=int(meta["g"]))
+    try:
+        entries = pd.read_parquet(folder / "entries.parquet")
+        entries["params"] = entries["params"].map(lambda p: tuple(float(v) for v in p))
+        entries.attrs.update({str(k): v for k, v in dict(meta.get("attrs", {})).items()})
+        wb.report = wb._score(entries, g=int(meta["g"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ValueError(
+            f"{folder}: the kept report cannot be read ({type(exc).__name__}: {text}); run "
+            "'deeplog-workbench detect RUN LOG' again"
+        ) from None
     wb.report_source = meta.get("source")
     return wb.report
 

@@ -69,9 +69,12 @@ def _configs(args: Any) -> tuple[Any, Any]:
 
 def _check_trainable(wb: Any, summary: Any, log: str) -> None:
     """ValueError that says why when nothing was parsed or no session was found."""
+    from workbench.logs.formats import unmatched_hint
+
     if summary.parsed == 0:
         raise ValueError(
             f"no line of {log} fits the format {wb.parser.format.name}: nothing to train on"
+            + unmatched_hint(wb.parser.format)
         )
     if summary.sessions == 0:
         rule = wb.session_rule

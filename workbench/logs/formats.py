@@ -34,6 +34,7 @@ __all__ = [
     "RegexTimeoutError",
     "get_format",
     "header_to_regex",
+    "unmatched_hint",
 ]
 
 _FIELD = re.compile(r"<(\w+)>")
@@ -89,6 +90,24 @@ def header_to_regex(header: str) -> re.Pattern[str]:
         return re.compile("^" + "".join(out) + "$")
     except re.error as exc:
         raise ValueError(f"header {header!r} is not a valid pattern: {exc}") from exc
+
+
+def unmatched_hint(fmt: Any) -> str:
+    """Why a user's header may fit no line: its literal text is a regular expression, so an
+    unescaped bracket, brace, dot or parenthesis is not the character itself ("" when none).
+
+    >>> print(unmatched_hint(LogFormat.from_header("<Date> [<Level>] <Content>")))
+    ; header text is a regular expression: write '\\[' '\\]' to match those characters
+    """
+    header = getattr(fmt, "header", None)
+    if not header:
+        return ""
+    literal = _FIELD.sub(" ", re.sub(r"\\.", "", header))
+    special = [c for c in "[]{}().*+?|^$" if c in literal]
+    if not special:
+        return ""
+    written = " ".join(f"'\\{c}'" for c in special)
+    return f"; header text is a regular expression: write {written} to match those characters"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.logs.formats import unmatched_hint
 from workbench.logs.parser import LogParser
 from workbench.logs.reading import read_lines
 
@@ -64,6 +65,7 @@ def _run_parse(args: Any) -> int:
         raise ValueError(
             f"{log}: none of the {summary.lines} lines was parsed ({why}) with the format "
             f"{parser.format.name!r}; check --format (the Content group must match every line)"
+            + unmatched_hint(parser.format)
         )
     out.mkdir(parents=True, exist_ok=True)
     _write_entries(df, targets[0], csv=args.csv)
