@@ -171,6 +171,7 @@ class LogParser(TemplateKeys):
         if max_line_bytes < 16:
             raise ValueError(f"max_line_bytes must be at least 16, got {max_line_bytes}")
         self.max_line_bytes = max_line_bytes
+        self.named_numbers = True  # 'ms=943' is a parameter (False in a state saved before)
         self.drain_ = self._new_drain()
         self._masker = Masker(self.format.masks)
         self._cache: dict[str, int] = {}  # masked content -> cluster id
@@ -383,7 +384,9 @@ class LogParser(TemplateKeys):
         params: dict[str, tuple[float, ...]] = {}  # content -> its numbers (messages repeat)
         for c, m in zip(rows.content, rows.masked, strict=True):
             if c not in params:
-                params[c] = numeric_params(c, positions[m]) if m in positions else ()
+                params[c] = (
+                    numeric_params(c, positions[m], self.named_numbers) if m in positions else ()
+                )
         df["params"] = pd.Series(list(map(params.__getitem__, rows.content)), dtype=object)
         df["timestamp"], ts_problem = read_timestamps(fmt, rows.fields, first_line, self.year)
         columns = _field_columns(rows.fields, [f for f in fmt.fields if f != "Content"])

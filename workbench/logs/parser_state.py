@@ -7,7 +7,9 @@ cluster counter, and the prefix tree as nested ``[cluster_ids, {token: child}]``
 (``[key, cluster, [[position, word], ...]]``; a cluster below 0 marks a retired key id that is never
 given again), ``words``, ``counts``, ``feedback_clusters``, ``cache`` (masked message -> cluster, so
 matching after a load is the same as before), ``refine`` (see :func:`refine_state`), and, when the
-parser carries them, ``year`` and ``session_rule`` (the text :meth:`SessionRule.parse` reads).
+parser carries them, ``year`` and ``session_rule`` (the text :meth:`SessionRule.parse` reads);
+``named_numbers`` is true when the number of a ``name=value`` token (``ms=943``) is a parameter,
+and absent in a state written before it was (whose parameter vectors keep their length).
 
 Only strings, numbers, lists and dicts are written, nothing that names a class; every value read
 is checked for its type, so a crafted state can fail to load but never makes anything run.
@@ -70,6 +72,8 @@ def parser_to_state(parser: LogParser) -> dict[str, Any]:
         state["year"] = int(parser.year)
     if parser.session_rule is not None:
         state["session_rule"] = str(parser.session_rule)
+    if parser.named_numbers:  # absent: a state as written before (the same bytes back)
+        state["named_numbers"] = True
     return state
 
 
@@ -140,6 +144,8 @@ def parser_from_state(cls: type[LogParser], state: dict[str, Any]) -> LogParser:
             max_line_bytes=need(state["max_line_bytes"], int, "max_line_bytes"),
             max_word_values=need(state["max_word_values"], int, "max_word_values"),
         )
+        # a state written before name=value numbers were parameters keeps its vectors' length
+        parser.named_numbers = need(state.get("named_numbers", False), bool, "named_numbers")
         drain = _read_drain(need(state["drain"], dict, "drain"), parser._new_drain())
         _read_keys(parser, state)
         _read_learned(parser, state)

@@ -216,12 +216,16 @@ class TemplateKeys:
         return key
 
 
-def numeric_params(content: str, positions: tuple[int, ...]) -> tuple[float, ...]:
+def numeric_params(
+    content: str, positions: tuple[int, ...], named: bool = False
+) -> tuple[float, ...]:
     """The numbers among the raw tokens at a template's variable positions (masks hold no space, so raw
-    and masked tokens align).
+    and masked tokens align); with ``named``, also the number of a ``name=value`` token.
 
     >>> numeric_params("took 12 ms, 3.5e2 s, x7, [9].", (1, 3, 5, 6))
     (12.0, 350.0)
+    >>> numeric_params("render done ms=943, ratio=0.54 user=bob", (2, 3, 4), named=True)
+    (943.0, 0.54)
     """
     if not positions:
         return ()
@@ -232,6 +236,8 @@ def numeric_params(content: str, positions: tuple[int, ...]) -> tuple[float, ...
         if p >= n:
             break
         tok = raw_tokens[p].strip(_STRIP).rstrip(".")
+        if named and "=" in tok:
+            tok = tok.rpartition("=")[2].strip(_STRIP)
         # decimal digits only (what \d matches) are a number without the regular expression
         if tok.isdecimal() or _is_number(tok):
             value = float(tok)
