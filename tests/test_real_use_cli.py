@@ -132,3 +132,33 @@ def test_a_header_written_with_plain_brackets_says_to_escape_them(tmp_path, caps
     assert rc == 2 and "'\\[' '\\]'" in err[-1], err
     escaped = "<Timestamp> <Level> \\[<Component>\\] <Content>"
     assert main(["parse", str(log), "--format", escaped, "--out", str(tmp_path / "p")]) == 0
+
+
+def test_gzip_on_standard_input(run, sim_log, capsys, monkeypatch):
+    """``detect RUN - < log.gz``: the help says plain or .gz; standard input is no exception."""
+    import io
+    import sys
+
+    def stdin(data: bytes):
+        return io.TextIOWrapper(io.BytesIO(data))
+
+    monkeypatch.setattr(sys, "stdin", stdin(sim_log.read_bytes()))
+    assert main(["detect", str(run), "-"]) in (0, 1)
+    plain = capsys.readouterr().out
+    assert "entries scored" in plain
+    packed = gzip.compress(sim_log.read_bytes())
+    monkeypatch.setattr(sys, "stdin", stdin(packed))
+    assert main(["detect", str(run), "-"]) in (0, 1)
+    assert capsys.readouterr().out == plain
+    monkeypatch.setattr(sys, "stdin", stdin(packed[: len(packed) // 2]))
+    _one_line_error(capsys, main(["detect", str(run), "-"]), "truncated or corrupt gzip")
+
+
+def test_stream_with_a_time_window_rule_says_what_to_do(tmp_path, capsys):
+    log = tmp_path / "w.log"
+    log.write_text("\n".join(simulate(n_instances=30, anomalies={}, seed=8).lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", str(log), "--session", "window:30", "--out", str(run), *TRAIN]) == 0
+    capsys.readouterr()
+    rc = main(["detect", str(run), str(log), "--stream"])
+    _one_line_error(capsys, rc, "window:30", "--in-memory")

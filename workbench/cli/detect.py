@@ -58,6 +58,11 @@ def write_report(wb: Any, report: Any, out: str, source: str) -> Path:
     table = report.anomalies.copy()
     table.insert(len(table.columns), "rule", report_rules(report))
     table.insert(len(table.columns), "why", [why(r) for _, r in table.iterrows()])
+    for col in ("id", "line", "key", "position", "rank", "g"):  # 27, not 27.0, beside blanks
+        if col in table and pd.api.types.is_float_dtype(table[col]):
+            values = table[col].dropna()
+            if (values == values.round()).all():
+                table[col] = table[col].astype("Int64")
     if suffix == ".csv":
         table.to_csv(path, index=False)
     elif suffix == ".json":
@@ -148,6 +153,12 @@ def _detect_streamed(wb: Any, args: Any) -> Any:
     the open sessions, progress goes to standard error."""
     if args.log == "-":
         raise ValueError("--stream reads a log file; use --follow for standard input")
+    rule = wb.parser.effective_session_rule
+    if rule is not None and rule.kind in ("window", "sliding"):
+        raise ValueError(
+            f"--stream: the run's session rule {rule} needs the whole log's time range; detect "
+            "without --stream (or with --in-memory) to read the log whole"
+        )
     err(f"reading {args.log} in chunks of {args.chunk_lines:,} lines (sessions are scored as they "
         "close; --in-memory reads it whole)")  # fmt: skip
     last = [time.monotonic()]
