@@ -162,3 +162,31 @@ def test_stream_with_a_time_window_rule_says_what_to_do(tmp_path, capsys):
     capsys.readouterr()
     rc = main(["detect", str(run), str(log), "--stream"])
     _one_line_error(capsys, rc, "window:30", "--in-memory")
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        (["--level", "99"], "--level must be in (0, 1)"),
+        (["--level", "0"], "--level must be in (0, 1)"),
+        (["--level", "nan"], "--level must be in (0, 1)"),
+        (["--year", "0"], "--year must be between 1 and 9999"),
+        (["--year", "99999"], "--year must be between 1 and 9999"),
+        (["--chunk-lines", "0", "--stream"], "--chunk-lines must be at least 1"),
+        (["--out", "/nonexistent-folder/r.csv"], "no folder /nonexistent-folder"),
+    ],
+)
+def test_impossible_options_are_refused_before_reading(run, sim_log, capsys, option, needle):
+    rc = main(["detect", str(run), str(sim_log), *option])
+    _one_line_error(capsys, rc, needle)
+
+
+def test_the_api_refuses_a_level_given_as_a_percentage(run):
+    from workbench.workbench import Workbench
+
+    wb = Workbench.load(run, read_only=True)
+    try:
+        with pytest.raises(ValueError, match=r"level must be a confidence level in \(0, 1\)"):
+            wb.detect(["x"], level=99)
+    finally:
+        wb.close()

@@ -353,6 +353,8 @@ class Workbench(Stored, Feedback, Views, Events):
         """
         self._check_fitted()
         if level is not None:
+            if not 0.0 < float(level) < 1.0:  # 99 meant as a percentage is 0.99
+                raise ValueError(f"level must be a confidence level in (0, 1), got {level!r}")
             self.level = float(level)
         if stream is None:
             stream = client is None and too_large_for_memory(source, self.parser.session_rule)

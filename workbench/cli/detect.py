@@ -84,8 +84,7 @@ def write_report(wb: Any, report: Any, out: str, source: str) -> Path:
 
 
 def run_detect(args: Any) -> int:
-    if args.out and Path(args.out).suffix.lower() not in (".csv", ".json", ".html", ".htm"):
-        raise ValueError(f"--out must end in .csv, .json or .html, got {Path(args.out).name!r}")
+    _check_options(args)
     wb = load_run(args.run)
     if args.year is not None:
         wb.parser.year = int(args.year)
@@ -111,6 +110,24 @@ def run_detect(args: Any) -> int:
     if args.strict and (len(report.anomalies) or report.coverage.warnings):
         return 1
     return 0
+
+
+def _check_options(args: Any) -> None:
+    """Options that cannot work, refused before the log is read rather than after."""
+    if args.out:
+        out = Path(args.out)
+        if out.suffix.lower() not in (".csv", ".json", ".html", ".htm"):
+            raise ValueError(f"--out must end in .csv, .json or .html, got {out.name!r}")
+        if not out.parent.is_dir():
+            raise ValueError(f"--out: no folder {out.parent} to write {out.name} in")
+        if out.is_dir():
+            raise ValueError(f"--out: {out} is a folder, not a report file")
+    if args.level is not None and not 0.0 < args.level < 1.0:
+        raise ValueError(f"--level must be in (0, 1), e.g. 0.99 for 99 %, got {args.level:g}")
+    if args.year is not None and not 1 <= args.year <= 9999:
+        raise ValueError(f"--year must be between 1 and 9999, got {args.year}")
+    if args.chunk_lines < 1:
+        raise ValueError(f"--chunk-lines must be at least 1, got {args.chunk_lines}")
 
 
 def _refuse_nothing_checked(report: Any, source: str) -> None:
