@@ -78,3 +78,22 @@ def test_a_state_saved_before_keeps_its_vectors(logs):
     old = parser_from_state(LogParser, json.loads(json.dumps(state)))
     assert old.named_numbers is False
     assert max(len(p) for p in old.transform(lines[:40])["params"]) == 0
+
+
+def test_message_kinds_stay_apart_behind_a_json_tail(logs):
+    """Read with the inferred ISO layout (the JSON tail left in the message), Drain splits the
+    log by pod and merges the four messages of each pod into one cluster; the words that tell them
+    apart fill the same position of every pod's cluster, which is no value passing between
+    messages: each message kind keeps keys of its own."""
+    from workbench.logs.autoformat import choose_format
+
+    lines = (logs / "train.log").read_text().splitlines()
+    parser = LogParser(choose_format(lines[:300]).format)
+    df = parser.parse(lines)
+    kinds = df["raw"].str.extract(r"\] (auth|fetch|cache|render) ")[0]
+    keys = {
+        kind: set(df.loc[kinds == kind, "key"]) for kind in ("auth", "fetch", "cache", "render")
+    }
+    for a in keys:
+        for b in keys:
+            assert a == b or not keys[a] & keys[b], keys

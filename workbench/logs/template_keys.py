@@ -126,7 +126,9 @@ class TemplateKeys:
             else:
                 todo.append(self._observe_cluster(cid, list(members), split, learn))
         if learn:
-            self.word_stats_.settle(list(self.word_stats_.positions))
+            clusters = self.drain_.id_to_cluster
+            templates = {c: clusters[c].log_template_tokens for c in clusters}
+            self.word_stats_.settle(list(self.word_stats_.positions), templates)
         for cid, members, split, template, wild in todo:
             self._key_cluster(cid, members, split, template, wild, learn, keys, positions)
         return keys, positions

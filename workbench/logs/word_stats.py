@@ -16,7 +16,7 @@ holds a value rather than a word becomes :data:`VARIABLE` for good.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from workbench.logs.template_refine import (
     PUNCT,
@@ -40,6 +40,21 @@ def _flows(word: str, owners: dict[str, list[int]]) -> bool:
     (a user or host name); words with capitals follow the convention of enumerated constants
     (states, event names) and keep naming message kinds."""
     return len(owners.get(word, ())) > 1 and word.strip(PUNCT).islower()
+
+
+def _siblings(a: Sequence[str] | None, b: Sequence[str] | None) -> bool:
+    """Two cluster templates alike but for one constant that holds a digit in both (``"api-0"``,
+    ``"api-1"``): Drain split one set of messages on a numbered name (a pod, host or shard).
+
+    >>> _siblings(["auth", "<*>", "pod=api-0"], ["auth", "<*>", "pod=api-1"])
+    True
+    >>> _siblings(["session", "opened", "<*>"], ["session", "closed", "<*>"])
+    False
+    """
+    if a is None or b is None or len(a) != len(b):
+        return False
+    differ = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    return len(differ) == 1 and all(_DIGITS.search(t) and "<*>" not in t for t in differ[0])
 
 
 def _numbered_family(values: set[str]) -> bool:
@@ -147,13 +162,32 @@ class WordStats:
             return self.max_values
         return self.max_values // 2 + 1 if self.max_values else 0
 
-    def settle(self, cids: Iterable[int]) -> None:
-        """Mark variable the positions of ``cids`` whose words also fill another cluster's wildcard."""
+    def settle(
+        self, cids: Iterable[int], templates: Mapping[int, Sequence[str]] | None = None
+    ) -> None:
+        """Mark variable the positions of ``cids`` whose words also fill another cluster's
+        wildcard, except a sibling's at the same position (:func:`_siblings`: the same message
+        kinds that Drain split on a numbered name, given the clusters' ``templates``)."""
         for cid in cids:
             stats = self.positions.get(cid, {})
             for pos, values in stats.items():
-                if values is not VARIABLE and any(_flows(v, self.owners) for v in values):
+                if values is not VARIABLE and any(
+                    self._flows_from(cid, pos, v, templates or {}) for v in values
+                ):
                     stats[pos] = VARIABLE
+
+    def _flows_from(
+        self, cid: int, pos: int, word: str, templates: Mapping[int, Sequence[str]]
+    ) -> bool:
+        if not _flows(word, self.owners):
+            return False
+        for other in self.owners[word]:
+            if other == cid:
+                continue
+            sibling = _siblings(templates.get(cid), templates.get(other))
+            if not (sibling and word in self.positions.get(other, {}).get(pos, ())):
+                return True
+        return False
 
     def split_positions(self, cid: int, wild: Sequence[int]) -> list[int]:
         """The wildcard positions of ``cid`` whose word fixes the key."""
