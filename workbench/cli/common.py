@@ -27,9 +27,19 @@ def err(text: str) -> None:
 
 
 def read_source(log: str) -> Any:
-    """A path for ``read_lines`` (plain or gzip), or the bytes of standard input for ``-``."""
+    """A path for ``read_lines`` (plain or gzip), or the bytes of standard input for ``-``
+    (decompressed when they are gzip, as a ``.gz`` file is)."""
     if log == "-":
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read()
+        if data[:2] != b"\x1f\x8b":
+            return data
+        import gzip
+        import zlib
+
+        try:
+            return gzip.decompress(data)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ValueError(f"standard input: truncated or corrupt gzip data ({exc})") from None
     from workbench.logs.reading import log_path
 
     return log_path(log)

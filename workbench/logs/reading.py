@@ -156,10 +156,9 @@ def _blocks(fh: Any) -> Iterator[bytes]:
 
 
 def _open(source: str | Path | bytes) -> Any:
-    """A binary file object over a path or a bytes buffer (standard input), plain or gzip."""
+    """A binary file object over a path (plain or gzip) or a bytes buffer."""
     if isinstance(source, bytes):
-        buffer = io.BytesIO(source)
-        return gzip.GzipFile(fileobj=buffer) if source[:2] == b"\x1f\x8b" else buffer
+        return io.BytesIO(source)
     path = log_path(source)
     return (gzip.open if is_gzip(path) else open)(path, "rb")
 
