@@ -190,3 +190,19 @@ def test_the_api_refuses_a_level_given_as_a_percentage(run):
             wb.detect(["x"], level=99)
     finally:
         wb.close()
+
+
+def test_a_latin1_log_is_named_as_such(sim_log, tmp_path, capsys):
+    """Bytes that are not UTF-8 are replaced, which changes the templates: the summary says how
+    many lines and what to do, rather than leaving unknown keys unexplained."""
+    lines = sim_log.read_text().splitlines()
+    latin = tmp_path / "latin1.log"
+    latin.write_bytes(
+        "\n".join(ln.replace("Creating", "Créating") for ln in lines).encode("latin-1") + b"\n"
+    )
+    assert main(["parse", str(latin), "--out", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    changed = sum("Creating" in ln for ln in lines)
+    assert changed and f"{changed} parsed lines had bytes that are not UTF-8" in out, out
+    assert main(["parse", str(sim_log), "--out", str(tmp_path / "q")]) == 0
+    assert "not UTF-8" not in capsys.readouterr().out

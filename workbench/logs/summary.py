@@ -61,6 +61,13 @@ def summarize(df: pd.DataFrame, format_name: str, rule: Any, rule_in_force: Any)
     parsed = df["parsed"].to_numpy(dtype=bool) if len(df) else np.zeros(0, bool)
     reasons = Counter(str(e) for e, ok in zip(df["error"], parsed, strict=True) if not ok)
     keys = df.loc[parsed, "key"]
+    problems = [str(df.attrs[k]) for k in ("timestamp_problem", "session_problem") if k in df.attrs]
+    repaired = int(df.loc[parsed, "error"].notna().sum()) if len(df) else 0
+    if repaired:  # the note of a parsed line: invalid UTF-8 replaced
+        problems.append(
+            f"{repaired} parsed lines had bytes that are not UTF-8 (replaced by U+FFFD, so their "
+            "templates differ): a file in another encoding, such as Latin-1? Convert it with iconv"
+        )
     return ParseSummary(
         lines=len(df),
         parsed=int(parsed.sum()),
@@ -72,9 +79,7 @@ def summarize(df: pd.DataFrame, format_name: str, rule: Any, rule_in_force: Any)
         format=format_name,
         session_rule=None if rule_in_force is None else str(rule_in_force),
         timestamps=int(df.loc[parsed, "timestamp"].notna().sum()) if len(df) else 0,
-        problems=tuple(
-            str(df.attrs[k]) for k in ("timestamp_problem", "session_problem") if k in df.attrs
-        ),
+        problems=tuple(problems),
     )
 
 
