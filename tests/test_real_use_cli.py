@@ -206,3 +206,14 @@ def test_a_latin1_log_is_named_as_such(sim_log, tmp_path, capsys):
     assert changed and f"{changed} parsed lines had bytes that are not UTF-8" in out, out
     assert main(["parse", str(sim_log), "--out", str(tmp_path / "q")]) == 0
     assert "not UTF-8" not in capsys.readouterr().out
+
+
+def test_a_streamed_report_says_how_many_sessions_came_back_after_closing() -> None:
+    """A session closed by an end key or inactivity that receives more lines is scored again from
+    there: the summary counts it once more, so it says how many of its sessions are such parts."""
+    from workbench.detect.chunked import StreamReport
+
+    counts = {"lines": 500, "parsed": 500, "sessions": 477, "sessions_reopened": 15}
+    report = StreamReport(entries=None, anomalies=None, g=9, level=0.99, counts=counts)
+    lines = report.coverage.lines_summary()
+    assert "477 sessions (15 of them the rest of a session that came back" in "\n".join(lines)

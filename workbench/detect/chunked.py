@@ -92,6 +92,7 @@ class StreamReport(DetectionReport):
                 lines=int(c.get("lines", 0)),
                 parsed=int(c.get("parsed", 0)),
                 sessions=int(c.get("sessions", 0)),
+                sessions_reopened=int(c.get("sessions_reopened", 0)),
                 key_entries=int(c.get("key_entries", 0)),
                 param_entries=int(c.get("param_checked", 0)),
                 loose_entries=int(c.get("loose_entries", 0)),

@@ -31,6 +31,7 @@ class Coverage:
     parsed: int = 0
     unparsed_reasons: dict[str, int] = field(default_factory=dict)
     sessions: int = 0  # sessions scored by the key model
+    sessions_reopened: int = 0  # of those, parts of a session that came back after it was closed
     key_entries: int = 0  # parsed entries inside a scored session
     param_entries: int = 0  # entries whose parameter vector a model scored
     loose_entries: int = 0  # parsed entries outside every session
@@ -122,10 +123,16 @@ class Coverage:
             else f"; unknown-key rule only: {self.unknown_rule_entries} entries; "
             f"{self.unknown_keys} unknown-key entries"
         )
+        reopened = (
+            f" ({self.sessions_reopened} of them the rest of a session that came back after it "
+            "was closed)"
+            if self.sessions_reopened
+            else ""
+        )
         return [
             f"lines read {self.lines}, parsed {self.parsed}, unparsed {self.unparsed} ({reasons})",
             f"format {self.format}, session rule {rule}{stamps}",
-            f"key model: {self.sessions} sessions, {self.key_entries} entries scored; "
+            f"key model: {self.sessions} sessions{reopened}, {self.key_entries} entries scored; "
             f"parameter models: {self.param_entries} entries scored{loose}",
         ]
 

@@ -15,9 +15,9 @@ can still receive lines and one chunk of lines:
   scored by the key model;
 * verdicts are written as they are decided (``out``: parquet parts and a CSV of anomalies).
 
-A session that receives a line after it was closed for inactivity is scored again as a new session
-from that line on; the report counts such sessions (``sessions_reopened``): its verdicts equal the
-one-process ones exactly when that count is 0.
+A session that receives a line after it was closed (by an end key or inactivity) is scored again as
+a new session from that line on; the report counts such sessions (``sessions_reopened``, and each
+of them again in ``sessions``): its verdicts equal the one-process ones exactly when that count is 0.
 
 :class:`~workbench.detect.follow.OnlineDetector` (``detect --follow``) feeds lines as they arrive
 to the same :class:`SessionStream`, so it closes sessions the same way and gives the same verdicts.
@@ -205,9 +205,10 @@ def detect_streaming(
                       "anomalies": sum(len(a) for a in stream.found)})  # fmt: skip
     stream.finish(stream.pending)
     if stream.counts["sessions_reopened"]:
-        logger.warning("%d sessions received lines after they were closed for inactivity; they "
-                       "were scored again from there (raise idle_seconds or idle_lines to keep "
-                       "them whole)", stream.counts["sessions_reopened"])  # fmt: skip
+        logger.warning("%d sessions received lines after they were closed (by a key that only "
+                       "ended sessions in training, or by inactivity); they were scored again from "
+                       "there, so their verdicts may differ from a detection that reads the log "
+                       "whole (--in-memory)", stream.counts["sessions_reopened"])  # fmt: skip
     report = stream_report(stream.found, stream.keep, g, sc.level, stream.counts, stream.writer.dir,
                            t_start, keep_entries, scorer=sc)  # fmt: skip
     report.coverage.unparsed_reasons = dict(stream.reasons)
