@@ -303,10 +303,24 @@ def learn_unknown_with(parser, raw_lines: Sequence[str]) -> Callable[[int, np.nd
     mined template) and the later entries still unknown are matched again, so they pick up the key.
     """
 
+    lengths: dict[int, int] = {}  # line -> token count of its masked content, as Drain reads it
+
+    def length(j: int) -> int:
+        if j not in lengths:
+            masked = parser.masked_content(raw_lines[j])
+            lengths[j] = -1 if masked is None else len(parser.drain_.get_content_as_tokens(masked))
+        return lengths[j]
+
     def resolve(i: int, keys: np.ndarray) -> int | None:
         key = parser.learn_line(raw_lines[i])
-        later = np.flatnonzero(keys[i + 1 :] == keyids.UNKNOWN) + i + 1
-        if len(later):
+        # A template matches only contents of its own token count (Drain's first level), so only
+        # the later unknown lines of the learned line's length can pick up a key from it.
+        later = [
+            j
+            for j in np.flatnonzero(keys[i + 1 :] == keyids.UNKNOWN) + i + 1
+            if length(j) == length(i)
+        ]
+        if later:
             again = parser.transform([raw_lines[j] for j in later], sessions=False)
             keys[later] = again["key"].to_numpy()
         return key if key > 0 else None
