@@ -1,6 +1,7 @@
 """The confirmed pairs' back-off: in a situation that is new only through what a person confirmed
-(a key learned online, or a confirmed step the training never held), an entry is accepted when its
-last key, then its own, is a step of the normal sessions or of a confirmed pair."""
+(a key learned online, a confirmed step the training never held, the window of a confirmed pair),
+an entry is accepted when its last key, then its own, is a step of the normal sessions or of a
+confirmed pair."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def test_a_key_learned_online_backs_off_to_the_last_key(model):
         ([6, 9], 7),  # after the new key: 9 > 7 is no step seen or confirmed
         ([9, 7], 8),  # a window holding the new key, then a normal step (7 > 8)
         ([5, 7], 8),  # nothing confirmed in it: the network decides, not the back-off
-    ]) == [True, True, False, False, True, False]  # fmt: skip
+        ([5, 6], 7),  # the confirmed pair's window: its old successor stays (6 > 7 is a step)
+        ([5, 6], 5),  # but not any key (6 > 5 is no step)
+    ]) == [True, True, False, False, True, False, True, False]  # fmt: skip
 
 
 def test_a_confirmed_step_never_seen_in_training_backs_off_too(model):

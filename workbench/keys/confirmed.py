@@ -19,8 +19,9 @@ situation: what follows those K keys).
 
 A pair covers its own situation, and each step of a new operation comes in a window never seen
 (it holds the steps before it). So where the situation is new only through what a person
-confirmed (the window or the key holds a key learned online, or the window a confirmed step the
-normal sessions never held), the verdict also backs off to a shorter context, as an n-gram model
+confirmed (the window or the key holds a key learned online, the window a confirmed step the
+normal sessions never held, or it is the window of a confirmed pair, where the person added a
+successor that the top ``g`` may not hold beside the trained ones), the verdict also backs off to a shorter context, as an n-gram model
 does for a context it never saw: the entry is accepted when its last ``backoff`` keys (default 1),
 then its key, are those of a confirmed pair or a step of the normal sessions replayed beside the
 updates (the training data, kept as ``steps``). The first step of anything the
@@ -166,9 +167,9 @@ def _backed_off(
     model: KeyModel, pairs: dict[str, Any], windows: np.ndarray, targets: np.ndarray, k: int
 ) -> np.ndarray:
     """``(n,)`` bool: the entry's situation is new only through what a person confirmed (its
-    window or key holds a key learned online, or its window a step of a confirmed pair never
-    seen in the normal sessions) and its last ``k`` keys, then its key, are a confirmed pair's
-    or a step of the normal sessions (:func:`record_steps`)."""
+    window or key holds a key learned online, its window a step of a confirmed pair never seen in
+    the normal sessions, or it is a confirmed pair's window) and its last ``k`` keys, then its
+    key, are a confirmed pair's or a step of the normal sessions (:func:`record_steps`)."""
     h = model.config.window
     cw = np.asarray(pairs["windows"], dtype=np.int64).reshape(len(pairs["targets"]), -1)
     ct = np.asarray(pairs["targets"], dtype=np.int64)
@@ -183,6 +184,10 @@ def _backed_off(
         size = model.vocab_.size  # a step (a, b) as one number a * size + b
         inside = windows[:, : h - 1] * size + windows[:, 1:h]  # (n, h - 1)
         new |= np.isin(inside, novel[:, 0] * size + novel[:, 1]).any(axis=1)
+    # the window of a confirmed pair: a person added a successor there that the top g may not hold
+    # beside the ones seen in training
+    same = np.flatnonzero(~new & np.isin(windows[:, h - 1], cw[:, h - 1]))
+    new[same] = _rows_in(windows[same, :h], cw[:, :h])
     cand = np.flatnonzero(new)
     out = np.zeros(len(targets), dtype=bool)
     if not len(cand):
