@@ -189,8 +189,8 @@ def _drift_logs(operation: str | None, seed: int):
 
 
 def run_drift(
-    operation: str | None = "reboot", seed: int = 0, max_flags: int = 60,
-    at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40), like_this: bool = False,
+    operation: str | None = "reboot", seed: int = 0, max_flags: int = 100,
+    at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40, 60), like_this: bool = False,
     follow: bool = False, match: str | None = None, backoff: int | None = None,
 ) -> dict:  # fmt: skip
     """The drift scenario: an investigator reviews the reported anomalies earliest first, confirms
