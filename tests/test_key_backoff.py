@@ -55,6 +55,9 @@ def test_the_back_off_can_be_turned_off_and_is_saved_with_the_pairs(model):
     back = KeyModel.from_state(model.to_state())
     assert back.confirmed_ == model.confirmed_
     assert _accepted(back, [([9, 7], 8)]) == [True]
+    confirmed.set_match(model, "row")  # the exact situation only: no back-off either
+    assert _accepted(model, [([9, 7], 8), ([5, 6], 9)]) == [False, True]
+    confirmed.set_match(model, "window")
     confirmed.set_backoff(model, 0)
     assert _accepted(model, [([9, 7], 8), ([5, 6], 9)]) == [False, True]
     with pytest.raises(ValueError, match="backoff must be >= 0"):

@@ -26,7 +26,8 @@ does for a context it never saw: the entry is accepted when its last ``backoff``
 then its key, are those of a confirmed pair or a step of the normal sessions replayed beside the
 updates (the training data, kept as ``steps``). The first step of anything the
 person did not confirm (an unseen step after a new key, a known key out of its place) is still
-judged by the network; a window with nothing confirmed in it is never backed off.
+judged by the network; a window with nothing confirmed in it is never backed off, nor is any with
+``match="row"`` (the exact situation only).
 
 >>> from workbench.keys.model import KeyModel, KeyModelConfig
 >>> m = KeyModel(KeyModelConfig(window=2, hidden_size=4, max_epochs=1))
@@ -148,7 +149,7 @@ def confirmed_mask(model: KeyModel, windows: np.ndarray, targets: np.ndarray) ->
         )
         out[cand] = _rows_in(np.concatenate([windows[cand, cols], targets[cand, None]], 1), known)
     k = pairs.get("backoff", 0)
-    if k:
+    if k and pairs["match"] != "row":  # "row": the exact situation only
         out |= _backed_off(model, pairs, windows, targets, k)
     return out
 
