@@ -25,7 +25,9 @@ confirmed with it (:mod:`workbench.feedback.implied`); ``implied_entries_taught`
 of up to six operations of every kind at once. Every flagged (window, key) pair is kept and
 accepted by scoring (:mod:`workbench.keys.confirmed`): ``confirmed_pairs`` counts them, and
 ``planted_*_accepted_only_as_confirmed_pairs`` the entries of planted anomalous VMs (and the lines
-of the planted anomalies themselves) that fail the top-g rule and are accepted only as such a pair. ``update_ms`` times one ``KeyModel.partial_fit``
+of the planted anomalies themselves) that fail the top-g rule and are accepted only as such a pair
+or through its back-off (``confirmed_backoff``: in a window new only through what a person
+confirmed, the last key, then the entry's, as a confirmed pair's or a training step). ``update_ms`` times one ``KeyModel.partial_fit``
 call (the weight update); ``workbench_flag_ms`` times ``Workbench.flag_false_positive`` without
 re-scoring (journal writes, the model copy, the implied steps, the update, the validation loss
 before and after).
@@ -34,7 +36,9 @@ Run: ``.venv/bin/python bench/bgl_online.py`` (about 25 CPU minutes, one thread:
 scenario takes 4-9); ``--drift-only`` runs only the simulator scenarios, ``--only=NAME,...``
 only the scenarios named (BGL's and the simulator's), ``--seed=N`` the seed (default 0),
 ``--match=window|row`` says what an entry must share with a confirmed pair to be accepted (the
-key window, or the whole input row with the session's key counts; default: the model's).
+key window, or the whole input row with the session's key counts; default: the model's),
+``--backoff=K`` how many last keys a situation new only through what a person confirmed backs off
+to (:mod:`workbench.keys.confirmed`; 0: none, as before the back-off; default: the model's, 1).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from workbench.feedback.stream import (
     split_stream,
     stream_detect,
 )
-from workbench.keys.confirmed import set_match
+from workbench.keys.confirmed import set_backoff, set_match
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.reading import read_lines
 
@@ -69,7 +73,10 @@ def entry_metrics(flagged: np.ndarray, abnormal: np.ndarray) -> dict:
     return {k: c.to_dict()[k] for k in ("tp", "fp", "fn", "tn", "precision", "recall", "f1")}
 
 
-def run_bgl(path: Path, train_fraction: float, seed: int = 0, follow: bool = False) -> dict:
+def run_bgl(
+    path: Path, train_fraction: float, seed: int = 0, follow: bool = False,
+    backoff: int | None = None,
+) -> dict:  # fmt: skip
     """The paper's stream protocol on a BGL log; with ``follow`` each false positive also teaches
     the steps after it in its session (the format's own rule: the node) that recur in other
     sessions, as the review's "and the steps after it" switch does."""
@@ -99,6 +106,8 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0, follow: bool = Fal
     plain = stream_detect(model, stream, context=train_keys)
     plain_seconds = time.perf_counter() - t0
     online_model = KeyModel.from_state(state)
+    if backoff is not None:
+        set_backoff(online_model, backoff)
     t0 = time.perf_counter()
     online = stream_detect(
         online_model,
@@ -129,6 +138,7 @@ def run_bgl(path: Path, train_fraction: float, seed: int = 0, follow: bool = Fal
         "fp_reduction": round(1 - with_["fp"] / without["fp"], 4) if without["fp"] else None,
         "recall_drop": round(without["recall"] - with_["recall"], 4),
         "updates": online.updates,
+        "confirmed_backoff": online_model.confirmed_["backoff"],
         "implied_entries_taught": len(online.implied),
         "implied_abnormal_entries_taught": int(abnormal[online.implied].sum()),
         "update_timed": "one KeyModel.partial_fit call (the weight update itself)",
@@ -179,9 +189,9 @@ def _drift_logs(operation: str | None, seed: int):
 
 
 def run_drift(
-    operation: str | None = "reboot", seed: int = 0, max_flags: int = 60,
-    at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40), like_this: bool = False,
-    follow: bool = False, match: str | None = None,
+    operation: str | None = "reboot", seed: int = 0, max_flags: int = 100,
+    at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40, 60), like_this: bool = False,
+    follow: bool = False, match: str | None = None, backoff: int | None = None,
 ) -> dict:  # fmt: skip
     """The drift scenario: an investigator reviews the reported anomalies earliest first, confirms
     those of the planted anomalous VMs (nothing is learned) and flags every other one as a false
@@ -204,6 +214,8 @@ def run_drift(
     wb.fit(workflows=False)
     if match is not None:
         set_match(wb.key_model, match)
+    if backoff is not None:
+        set_backoff(wb.key_model, backoff)
     new_op = lab["new_operation"].to_numpy()
     planted = lab["planted"].to_numpy()
     instance = lab["instance"].to_numpy()
@@ -289,6 +301,7 @@ def run_drift(
             "implied_entries_taught": implied,
             "confirmed_pairs": len(wb.key_model.confirmed_["targets"]),
             "confirmed_match": wb.key_model.confirmed_["match"],
+            "confirmed_backoff": wb.key_model.confirmed_["backoff"],
             "planted_vm_entries_accepted_only_as_confirmed_pairs": int(hidden.sum()),
             "planted_anomaly_lines_accepted_only_as_confirmed_pairs": int(
                 (hidden & lab["anomaly"].notna().to_numpy()).sum()
@@ -325,6 +338,8 @@ def main() -> int:
     match = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--match=")), None)
     only = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")), None)
     seed = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--seed=")), 0))
+    back = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--backoff=")), None)
+    backoff = None if back is None else int(back)
     out["seed"] = seed
     wanted = None if only is None else set(only.split(","))
     if only_drift:
@@ -337,7 +352,8 @@ def main() -> int:
         ):
             for suffix, follow in (("", False), ("_and_following", True)):
                 if wanted is None or name + suffix in wanted:
-                    out[name + suffix] = run_bgl(path, fraction, seed=seed, follow=follow)
+                    out[name + suffix] = run_bgl(path, fraction, seed=seed, follow=follow,
+                                                 backoff=backoff)  # fmt: skip
     else:
         out["bgl"] = f"skipped: no shared data at {DATA}"
     for name, operation in (("simulator_drift", "reboot"), ("simulator_drift_chains", None)):
@@ -346,7 +362,8 @@ def main() -> int:
                                      ("_like_this_and_following", True, True)):  # fmt: skip
             if wanted is None or name + suffix in wanted:
                 out[name + suffix] = run_drift(operation, seed=seed, like_this=like,
-                                               follow=follow, match=match)  # fmt: skip
+                                               follow=follow, match=match,
+                                               backoff=backoff)  # fmt: skip
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

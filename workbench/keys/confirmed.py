@@ -17,6 +17,18 @@ person reading the report sees the situation; ``"row"`` the whole input row, cou
 (the exact situation only); ``"last:K"`` the last K keys of the window and the key (a coarser
 situation: what follows those K keys).
 
+A pair covers its own situation, and each step of a new operation comes in a window never seen
+(it holds the steps before it). So where the situation is new only through what a person
+confirmed (the window or the key holds a key learned online, the window a confirmed step the
+normal sessions never held, or it is the window of a confirmed pair, where the person added a
+successor that the top ``g`` may not hold beside the trained ones), the verdict also backs off to a shorter context, as an n-gram model
+does for a context it never saw: the entry is accepted when its last ``backoff`` keys (default 1),
+then its key, are those of a confirmed pair or a step of the normal sessions replayed beside the
+updates (the training data, kept as ``steps``). The first step of anything the
+person did not confirm (an unseen step after a new key, a known key out of its place) is still
+judged by the network; a window with nothing confirmed in it is never backed off, nor is any with
+``match="row"`` (the exact situation only).
+
 >>> from workbench.keys.model import KeyModel, KeyModelConfig
 >>> m = KeyModel(KeyModelConfig(window=2, hidden_size=4, max_epochs=1))
 >>> m = m.fit([(5, 6)] * 4, validation_fraction=0.0, device="cpu")
@@ -42,17 +54,44 @@ __all__ = [
     "confirmed_state",
     "empty",
     "from_state",
+    "record_steps",
+    "set_backoff",
     "set_match",
 ]
 
 MATCHES = ("window", "row", "last:K")
 DEFAULT_MATCH = "window"
+DEFAULT_BACKOFF = 1  # keys of the shorter context in a window that holds a key learned online
 
 
-def empty(match: str = DEFAULT_MATCH) -> dict[str, Any]:
+def empty(match: str = DEFAULT_MATCH, backoff: int = DEFAULT_BACKOFF) -> dict[str, Any]:
     """No confirmed pair yet."""
     _columns(match, 1, 1)
-    return {"windows": [], "targets": [], "match": match}
+    return {"windows": [], "targets": [], "match": match, "backoff": backoff, "steps": []}
+
+
+def set_backoff(model: KeyModel, keys: int) -> None:
+    """Back off to the last ``keys`` keys in a window that holds a key learned online (0: never)."""
+    if keys < 0:
+        raise ValueError(f"backoff must be >= 0, got {keys}")
+    _pairs(model)["backoff"] = int(keys)
+
+
+def record_steps(model: KeyModel, windows: np.ndarray, targets: np.ndarray) -> None:
+    """Keep the (last ``backoff`` keys, key) steps of normal examples (the sessions replayed
+    beside an update: the training data) for the back-off."""
+    pairs = _pairs(model)
+    k = pairs.get("backoff", 0)
+    if not k or not len(targets):
+        return
+    h = model.config.window
+    rows = np.concatenate([np.asarray(windows)[:, h - k : h], np.asarray(targets)[:, None]], 1)
+    have = np.asarray(pairs.get("steps") or np.zeros((0, k + 1)), dtype=np.int64)
+    if have.shape[1] != k + 1:
+        have = np.zeros((0, k + 1), dtype=np.int64)
+    both = np.unique(np.concatenate([have, rows.astype(np.int64)]), axis=0)
+    if len(both) != len(have):
+        pairs["steps"] = both.tolist()
 
 
 def set_match(model: KeyModel, match: str) -> None:
@@ -100,21 +139,63 @@ def confirmed_mask(model: KeyModel, windows: np.ndarray, targets: np.ndarray) ->
     pairs = getattr(model, "confirmed_", None)
     if not pairs or not pairs["targets"] or not len(targets):
         return out
+    windows, targets = np.asarray(windows, dtype=np.int64), np.asarray(targets, dtype=np.int64)
     ct = np.asarray(pairs["targets"], dtype=np.int64)
     cand = np.flatnonzero(np.isin(targets, ct))  # most entries have another key: no row compared
+    if len(cand):
+        cols = _columns(pairs["match"], model.config.window, windows.shape[1])
+        known = np.concatenate(
+            [np.asarray(pairs["windows"], dtype=np.int64)[:, cols], ct[:, None]], axis=1
+        )
+        out[cand] = _rows_in(np.concatenate([windows[cand, cols], targets[cand, None]], 1), known)
+    k = pairs.get("backoff", 0)
+    if k and pairs["match"] != "row":  # "row": the exact situation only
+        out |= _backed_off(model, pairs, windows, targets, k)
+    return out
+
+
+def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: each row of ``rows`` is a row of ``table``."""
+    if not len(rows) or not len(table):
+        return np.zeros(len(rows), dtype=bool)
+    # One id per distinct row of both tables: a row is in the table when its id is one of its.
+    _, ids = np.unique(np.concatenate([table, rows]), axis=0, return_inverse=True)
+    ids = ids.reshape(-1)
+    return np.isin(ids[len(table) :], ids[: len(table)])
+
+
+def _backed_off(
+    model: KeyModel, pairs: dict[str, Any], windows: np.ndarray, targets: np.ndarray, k: int
+) -> np.ndarray:
+    """``(n,)`` bool: the entry's situation is new only through what a person confirmed (its
+    window or key holds a key learned online, its window a step of a confirmed pair never seen in
+    the normal sessions, or it is a confirmed pair's window) and its last ``k`` keys, then its
+    key, are a confirmed pair's or a step of the normal sessions (:func:`record_steps`)."""
+    h = model.config.window
+    cw = np.asarray(pairs["windows"], dtype=np.int64).reshape(len(pairs["targets"]), -1)
+    ct = np.asarray(pairs["targets"], dtype=np.int64)
+    steps = np.asarray(pairs.get("steps") or np.zeros((0, k + 1)), dtype=np.int64)
+    if steps.shape[1] != k + 1:
+        steps = np.zeros((0, k + 1), dtype=np.int64)
+    confirmed_steps = np.stack([cw[:, h - 1], ct], axis=1)
+    novel = confirmed_steps[~_rows_in(confirmed_steps, steps[:, -2:])]
+    first = model.vocab_.size - model.config.spare_keys  # the first slot of a key learned online
+    new = (windows[:, :h] >= first).any(axis=1) | (targets >= first)
+    if len(novel):  # a confirmed step the network had not seen, inside the window
+        size = model.vocab_.size  # a step (a, b) as one number a * size + b
+        inside = windows[:, : h - 1] * size + windows[:, 1:h]  # (n, h - 1)
+        new |= np.isin(inside, novel[:, 0] * size + novel[:, 1]).any(axis=1)
+    # the window of a confirmed pair: a person added a successor there that the top g may not hold
+    # beside the ones seen in training
+    same = np.flatnonzero(~new & np.isin(windows[:, h - 1], cw[:, h - 1]))
+    new[same] = _rows_in(windows[same, :h], cw[:, :h])
+    cand = np.flatnonzero(new)
+    out = np.zeros(len(targets), dtype=bool)
     if not len(cand):
         return out
-    cols = _columns(pairs["match"], model.config.window, np.shape(windows)[1])
-    known = np.concatenate(
-        [np.asarray(pairs["windows"], dtype=np.int64)[:, cols], ct[:, None]], axis=1
-    )
-    rows = np.concatenate(
-        [np.asarray(windows, dtype=np.int64)[cand, cols], np.asarray(targets)[cand, None]], axis=1
-    )
-    # One id per distinct row of both tables: an entry is confirmed when its id is a pair's.
-    _, ids = np.unique(np.concatenate([known, rows]), axis=0, return_inverse=True)
-    ids = ids.reshape(-1)
-    out[cand] = np.isin(ids[len(known) :], ids[: len(known)])
+    table = np.concatenate([np.concatenate([cw[:, h - k : h], ct[:, None]], axis=1), steps])
+    rows = np.concatenate([windows[cand, h - k : h], targets[cand, None]], axis=1)
+    out[cand] = _rows_in(rows, table)
     return out
 
 
@@ -125,6 +206,8 @@ def confirmed_state(model: KeyModel) -> dict[str, Any]:
         "windows": [list(w) for w in pairs["windows"]],
         "targets": list(pairs["targets"]),
         "match": pairs["match"],
+        "backoff": pairs.get("backoff", 0),
+        "steps": [list(r) for r in pairs.get("steps", [])],
     }
 
 
@@ -132,7 +215,9 @@ def from_state(state: Mapping[str, Any] | None) -> dict[str, Any]:
     """The confirmed pairs of a saved state (none in a model saved before they were kept)."""
     if not state:
         return empty()
-    out = empty(str(state.get("match", DEFAULT_MATCH)))
+    # a model saved before the back-off was kept never backs off
+    out = empty(str(state.get("match", DEFAULT_MATCH)), int(state.get("backoff", 0)))
+    out["steps"] = [[int(k) for k in r] for r in state.get("steps", [])]
     out["windows"] = [[int(k) for k in w] for w in state["windows"]]
     out["targets"] = [int(t) for t in state["targets"]]
     if len(out["windows"]) != len(out["targets"]):

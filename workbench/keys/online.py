@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from workbench import keyids
-from workbench.keys.confirmed import confirm
+from workbench.keys.confirmed import confirm, record_steps
 from workbench.keys.examples import check_sessions, distinct_examples
 from workbench.keys.networks import cross_entropy, mixture
 from workbench.keys.vocabulary import END_INDEX, UNKNOWN_INDEX
@@ -89,6 +89,9 @@ def partial_fit(
     windows, targets = _taught_examples(model, histories, next_keys)
     model.updates_ += len(next_keys)
     confirm(model, windows, targets)  # accepted by scoring from now on, whatever the weights do
+    if replay:  # the normal steps a window holding a key learned online backs off to
+        rw, rt, _ = replay_table(model, replay)
+        record_steps(model, rw.numpy(), rt.numpy())
     if not len(targets):
         model.last_update_ = {"steps": 0, "accepted": False, "taught": 0}
         return
