@@ -210,19 +210,20 @@ for fraction, r in results.items():
 #
 # * **Without feedback** the LSTM is unusable on BGL: about 7,000 false alarms either way, almost all
 #   from the unknown-key rule (a message never seen in the short training head).
-# * **Trained on 1 %**, feedback takes the false alarms from about 7,000 to about 1,200. Whether the
+# * **Trained on 1 %**, feedback takes the false alarms from about 7,000 to about 700. Whether the
 #   LSTM's ranking also earns its place stands on a knife edge: once a new template is learned from a
 #   false positive, the LSTM may or may not rank the *abnormal* lines of that template outside the
-#   top g. Over model seeds 0-4 (`bench/bgl_spread.py`) the ranking added about 700 true alarms
-#   (recall about 0.99, as the paper reports) on four seeds and about 100 (recall 0.58) on one, and
-#   moving a single weight by one float step after training flips the outcome: the online updates
-#   amplify any rounding. A figure that moves this much is one to measure over several seeds before
-#   trusting it: read the table above, not this sentence. The price is the operator's time: some 1,200 flags, because the top-g rule also flags
+#   top g. On an earlier version, over model seeds 0-4 (`bench/bgl_spread.py`), the ranking added
+#   about 700 true alarms (recall about 0.99, as the paper reports) on four seeds and about 100 (recall
+#   0.58) on one, and moving a single weight by one float step after training flipped the outcome: the
+#   online updates amplify any rounding. A figure that moves this much is one to measure over several
+#   seeds before trusting it: read the table above, not this sentence. The price is the operator's
+#   time: some 700 flags, because the top-g rule also flags
 #   the normal lines of each freshly learned template until the model has seen it often enough. The
 #   whitelist needs only 175 flags but catches half the abnormal lines (every abnormal line whose
 #   template was first seen on a normal line slips by).
 # * **Trained on 10 %**, the top-g rule adds only a few dozen true alarms over the unknown-key rule,
-#   for well over a thousand false ones; the whitelist, with no model at all, has the best F1 and
-#   needs a quarter of the reviews and a tenth of the flags. On this stream the unknown-key rule
+#   for several hundred false ones; the whitelist, with no model at all, has the best F1 and needs
+#   about half the reviews and a fifth of the flags. On this stream the unknown-key rule
 #   does most of the work, and the LSTM only pays when training is very short and the operator
 #   can afford many reviews.
