@@ -213,10 +213,10 @@ for fraction, r in results.items():
 # * **Trained on 1 %**, feedback takes the false alarms from about 7,000 to about 700. Whether the
 #   LSTM's ranking also earns its place stands on a knife edge: once a new template is learned from a
 #   false positive, the LSTM may or may not rank the *abnormal* lines of that template outside the
-#   top g. On an earlier version, over model seeds 0-4 (`bench/bgl_spread.py`), the ranking added
-#   about 700 true alarms (recall about 0.99, as the paper reports) on four seeds and about 100 (recall
-#   0.58) on one, and moving a single weight by one float step after training flipped the outcome: the
-#   online updates amplify any rounding. A figure that moves this much is one to measure over several
+#   top g. Over model seeds 0-4 (`bench/bgl_spread.py`), the ranking added about 700 true alarms
+#   (recall about 0.99, as the paper reports) on four seeds and about 90 (recall 0.57) on one, and on
+#   an earlier version moving a single weight by one float step after training flipped the outcome:
+#   the online updates amplify any rounding. A figure that moves this much is one to measure over several
 #   seeds before trusting it: read the table above, not this sentence. The price is the operator's
 #   time: some 700 flags, because the top-g rule also flags
 #   the normal lines of each freshly learned template until the model has seen it often enough. The
