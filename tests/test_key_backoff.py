@@ -60,7 +60,7 @@ def test_the_back_off_can_be_turned_off_and_is_saved_with_the_pairs(model):
     confirmed.set_match(model, "window")
     confirmed.set_backoff(model, 0)
     assert _accepted(model, [([9, 7], 8), ([5, 6], 9)]) == [False, True]
-    with pytest.raises(ValueError, match="backoff must be >= 0"):
+    with pytest.raises(ValueError, match="backoff must be 0 to the window"):
         confirmed.set_backoff(model, -1)
 
 
@@ -79,3 +79,21 @@ def test_without_replayed_sessions_only_confirmed_steps_count(model):
     assert model.confirmed_["steps"] == []
     assert _accepted(model, [([5, 9], 7), ([9, 7], 8)]) == [True, False]
     assert np.asarray(model.confirmed_["windows"]).shape == (2, 2)
+
+
+def test_a_crafted_back_off_is_refused_on_load() -> None:
+    """A saved state whose back-off is negative, longer than the window, or whose steps do not
+    have its length is one error at load, not a wrong slice at detect."""
+    import pytest
+
+    from workbench.keys.confirmed import from_state
+
+    base = {"windows": [], "targets": [], "match": "window"}
+    assert from_state({**base, "backoff": 1, "steps": [[3, 4]]}, window=5)["backoff"] == 1
+    for bad in (
+        {"backoff": -1},
+        {"backoff": 9},
+        {"backoff": 1, "steps": [[3, 4, 5]]},
+    ):
+        with pytest.raises(ValueError, match="confirmed pairs"):
+            from_state({**base, **bad}, window=5)

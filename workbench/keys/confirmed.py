@@ -72,8 +72,8 @@ def empty(match: str = DEFAULT_MATCH, backoff: int = DEFAULT_BACKOFF) -> dict[st
 
 def set_backoff(model: KeyModel, keys: int) -> None:
     """Back off to the last ``keys`` keys in a window that holds a key learned online (0: never)."""
-    if keys < 0:
-        raise ValueError(f"backoff must be >= 0, got {keys}")
+    if not 0 <= keys <= model.config.window:
+        raise ValueError(f"backoff must be 0 to the window ({model.config.window}), got {keys}")
     _pairs(model)["backoff"] = int(keys)
 
 
@@ -86,9 +86,7 @@ def record_steps(model: KeyModel, windows: np.ndarray, targets: np.ndarray) -> N
         return
     h = model.config.window
     rows = np.concatenate([np.asarray(windows)[:, h - k : h], np.asarray(targets)[:, None]], 1)
-    have = np.asarray(pairs.get("steps") or np.zeros((0, k + 1)), dtype=np.int64)
-    if have.shape[1] != k + 1:
-        have = np.zeros((0, k + 1), dtype=np.int64)
+    have = _steps(pairs, k)
     both = np.unique(np.concatenate([have, rows.astype(np.int64)]), axis=0)
     if len(both) != len(have):
         pairs["steps"] = both.tolist()
@@ -154,6 +152,13 @@ def confirmed_mask(model: KeyModel, windows: np.ndarray, targets: np.ndarray) ->
     return out
 
 
+def _steps(pairs: dict[str, Any], k: int) -> np.ndarray:
+    """``(n, k + 1)`` the normal steps kept for a back-off of ``k`` keys (none kept for another
+    ``k``: :func:`set_backoff` changed it since)."""
+    steps = np.asarray(pairs.get("steps") or np.zeros((0, k + 1)), dtype=np.int64)
+    return steps if steps.shape[1] == k + 1 else np.zeros((0, k + 1), dtype=np.int64)
+
+
 def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``(n,)`` bool: each row of ``rows`` is a row of ``table``."""
     if not len(rows) or not len(table):
@@ -174,9 +179,7 @@ def _backed_off(
     h = model.config.window
     cw = np.asarray(pairs["windows"], dtype=np.int64).reshape(len(pairs["targets"]), -1)
     ct = np.asarray(pairs["targets"], dtype=np.int64)
-    steps = np.asarray(pairs.get("steps") or np.zeros((0, k + 1)), dtype=np.int64)
-    if steps.shape[1] != k + 1:
-        steps = np.zeros((0, k + 1), dtype=np.int64)
+    steps = _steps(pairs, k)
     confirmed_steps = np.stack([cw[:, h - 1], ct], axis=1)
     novel = confirmed_steps[~_rows_in(confirmed_steps, steps[:, -2:])]
     first = model.vocab_.size - model.config.spare_keys  # the first slot of a key learned online
@@ -211,8 +214,9 @@ def confirmed_state(model: KeyModel) -> dict[str, Any]:
     }
 
 
-def from_state(state: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The confirmed pairs of a saved state (none in a model saved before they were kept)."""
+def from_state(state: Mapping[str, Any] | None, window: int | None = None) -> dict[str, Any]:
+    """The confirmed pairs of a saved state (none in a model saved before they were kept); a
+    back-off longer than the model's ``window`` is refused."""
     if not state:
         return empty()
     # a model saved before the back-off was kept never backs off
@@ -222,4 +226,12 @@ def from_state(state: Mapping[str, Any] | None) -> dict[str, Any]:
     out["targets"] = [int(t) for t in state["targets"]]
     if len(out["windows"]) != len(out["targets"]):
         raise ValueError("confirmed pairs: as many windows as targets expected")
+    if window is not None and out["backoff"] > window:
+        raise ValueError(
+            f"confirmed pairs: a back-off of {out['backoff']} keys in windows of {window}"
+        )
+    if out["backoff"] < 0 or any(len(r) != out["backoff"] + 1 for r in out["steps"]):
+        raise ValueError(
+            "confirmed pairs: a back-off of 0 keys or more, and steps of that many keys"
+        )
     return out

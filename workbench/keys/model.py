@@ -345,7 +345,7 @@ class KeyModel:
             "windows": [[int(k) for k in w] for w in feedback["windows"]],
             "targets": [int(t) for t in feedback["targets"]],
         }
-        model.confirmed_ = confirmed.from_state(state.get("confirmed"))
+        model.confirmed_ = confirmed.from_state(state.get("confirmed"), window=model.config.window)
         return model
 
     def __repr__(self) -> str:
