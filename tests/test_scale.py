@@ -218,8 +218,14 @@ def test_byte_ranges_cover_every_line_once(tmp_path):
     path.write_bytes(text)
     whole = [r.removesuffix(b"\n") for r in text.split(b"\n")]
     for size in (1, 2, 3, 7, 50, 1000):
-        got = [ln for r in byte_ranges([path], size) for ln in read_range(*r)]
-        assert got == whole, size
+        for threads in (1, 2, 3):
+            ranges = byte_ranges([path], size, threads)
+            got = [ln for r in ranges for ln in read_range(*r)]
+            assert got == whole, (size, threads)
+            assert all(e - s <= size for _, s, e in ranges), "a piece is never over blocksize"
+    # nine pieces of 50 bytes on two threads would leave one idle at the end: ten of 40 instead
+    (even := tmp_path / "even").write_bytes(b"y" * 449 + b"\n")
+    assert len(byte_ranges([even], 50, 1)) == 9 and len(byte_ranges([even], 50, 2)) == 10
     assert [len(c) for c in read_chunks(str(path), 2)] == [2, 2, 2]
 
 

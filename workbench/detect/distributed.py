@@ -4,15 +4,16 @@ The fitted parser and models travel once, as a :class:`~workbench.detect.chunked
 models' own state dicts), broadcast to every worker. Then, on futures of ``dask.distributed``:
 
 1. **parse**: each worker reads byte ranges of the files (cut at line ends; a gzip file is one
-   range) and matches them read-only; the client learns each range's line count and first
-   timestamp, so lines get their global numbers and times their global origin;
+   range) and matches them read-only; each range's line count and first timestamp pass to the
+   next range as small futures, so lines get their global numbers and times their global origin
+   while later ranges are still being parsed;
 2. **shuffle by session**: every range sends its rows, less their text, to the partition that owns
    their session (a stable hash), where whole sessions get their elapsed times and are scored by
    the key model in batches of distinct windows, exactly as one process does
    (:func:`workbench.detect.scoring.score`);
 3. **back to line order**: the key verdicts and key anomalies return to the ranges (where the
    anomalies get their line's text back); each range takes, from the ones
-   before it, only the last ``history`` parameter vectors of every key (a few rows per key: the
+   before it (a chain of small futures), only the last ``history`` parameter vectors of every key (a few rows per key: the
    parameter models read a key's previous vectors across sessions, in line order), scores its
    vectors and joins both verdicts;
 4. the anomalies come back to the client in line order; per-entry verdicts stay on the workers or
@@ -106,6 +107,11 @@ def _tail(sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame
     return sc.halo([joined[0]])
 
 
+def _next_halo(sc: Scorer, halo: pd.DataFrame | None, tail: pd.DataFrame) -> pd.DataFrame:
+    """The halo of the next range: the last vectors of every key up to the end of this one."""
+    return sc.halo([h for h in (halo, tail) if h is not None])
+
+
 def _param_pass(
     sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame], halo: pd.DataFrame | None, g: int,
     out: str | None, me: int, keep: bool,
@@ -171,25 +177,21 @@ def detect_dask(
         raise ValueError("no log file to detect anomalies in")
     sc = Scorer(models, session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
-    ranges = byte_ranges(paths, blocksize)
+    ranges = byte_ranges(paths, blocksize, _threads(client))
     n_out = _n_out(client, len(ranges), partitions)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         for old in Path(out).glob("entries-*.parquet"):
             old.unlink()
-    stages: dict[str, float] = {}
-
-    def mark(stage: str) -> None:
-        stages[stage] = time.perf_counter() - t_start - sum(stages.values())
-
+    clock = _Clock(t_start)
     outs = str(out) if out is not None else None
-    results, key_results = _run(client, sc, g, ranges, n_out, outs, keep_entries, mark)
+    results, key_results = _run(client, sc, g, ranges, n_out, outs, keep_entries, clock)
     counts, found = _collect(results, key_results)
     counts.update(sessions_reopened=0, partitions=len(ranges), session_partitions=n_out)
     keep = [v for _, _, v in results if v is not None]
     report = stream_report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
                            keep_entries, scorer=sc)  # fmt: skip
-    report.stages = {k: round(v, 3) for k, v in stages.items()}
+    report.stages = clock.stages()
     report.coverage.format = sc.parser.format.name
     rule = sc.parser.effective_session_rule
     report.coverage.session_rule = None if rule is None else str(rule)
@@ -204,45 +206,78 @@ def _run(
     n_out: int,
     out: str | None,
     keep_entries: bool,
-    mark: Any,
+    clock: _Clock,
 ) -> tuple[list[Any], list[Any]]:
     """The futures of one detection: parse and shuffle by session, key model per session
     partition, back to the ranges, parameter models in line order. The per-range results and the
-    per-partition key results, gathered."""
+    per-partition key results, gathered. Only these final gathers wait on the client: every step
+    between stages travels as futures, so workers go on as soon as their inputs are ready."""
     remote = client.scatter(sc, broadcast=True, hash=False)
-    frames, pieces, offsets = shuffle(client, _parse, remote, ranges, n_out, SHUFFLED, mark)
+    frames, pieces, bounds = shuffle(client, _parse, remote, ranges, n_out, SHUFFLED, clock.parsed)
     submit = client.submit
     sess = [submit(_session_pass, remote, g, *pieces[j], pure=False) for j in range(n_out)]
     del pieces
-    joined = back_to_ranges(client, sess, frames, offsets, _join_keys, n_frames=2)
-    del frames
-    halos = _halos(sc, client.gather([submit(_tail, remote, f) for f in joined]))
-    mark("sessions_and_key_model")
+    counted = [submit(_key_result, s, priority=1) for s in sess]
+    clock.keyed(counted)
+    joined = back_to_ranges(client, sess, frames, bounds, _join_keys, n_frames=2)
+    del frames, sess
+    halos: list[Any] = [None]  # per range, the last vectors of every key in the ranges before
+    if sc.param_model is not None:
+        for f in joined[:-1]:
+            tail = submit(_tail, remote, f, priority=1)
+            halos.append(submit(_next_halo, remote, halos[-1], tail, priority=1))
+    else:
+        halos *= len(joined)
     finals = [
         submit(_param_pass, remote, f, halos[p], g, out, p, keep_entries, pure=False)
         for p, f in enumerate(joined)
     ]
-    del joined
+    del joined, halos
     results = client.gather(finals)
-    key_results = client.gather([submit(_key_result, s) for s in sess])
-    mark("parameter_models")
+    key_results = client.gather(counted)
     return results, key_results
 
 
+class _Clock:
+    """When the stages of a detection ended, seen from the client: the last parse, the last key
+    model pass, then the end. Stages overlap on the workers (a worker may number and split ranges
+    while another parses); each stage's seconds run from the end of the one before."""
+
+    def __init__(self, t_start: float) -> None:
+        self.t_start = t_start
+        self.ends: dict[str, float] = {}
+        self.held: list[Any] = []  # the futures watched stay referenced until the end
+
+    def _watch(self, stage: str, futures: list[Any]) -> None:
+        self.held += futures
+        for f in futures:
+            f.add_done_callback(lambda _f, s=stage: self._ended(s))
+
+    def _ended(self, stage: str) -> None:  # in a thread of the client
+        self.ends[stage] = max(self.ends.get(stage, 0.0), time.perf_counter())
+
+    def parsed(self, futures: list[Any]) -> None:
+        self._watch("ship_and_parse", futures)
+
+    def keyed(self, futures: list[Any]) -> None:
+        self._watch("sessions_and_key_model", futures)
+
+    def stages(self) -> dict[str, float]:
+        """Seconds per stage: parsing, the key model, the parameter models (to now)."""
+        out, start = {}, self.t_start
+        for name in ("ship_and_parse", "sessions_and_key_model", "parameter_models"):
+            end = self.ends.get(name, time.perf_counter())
+            out[name] = round(max(end - start, 0.0), 3)
+            start = max(start, end)
+        return out
+
+
+def _threads(client: Any) -> int:
+    return sum(client.nthreads().values()) or 1
+
+
 def _n_out(client: Any, n: int, partitions: int | None) -> int:
-    threads = sum(client.nthreads().values()) or 1
-    return max(1, partitions or min(n, 2 * threads))  # the shuffle costs n * n_out pieces
-
-
-def _halos(sc: Scorer, tails: list[pd.DataFrame]) -> list[pd.DataFrame | None]:
-    """Per range, the last parameter vectors of every key from the ranges before it."""
-    halos: list[pd.DataFrame | None] = []
-    halo: pd.DataFrame | None = None
-    for t in tails:
-        halos.append(halo)
-        if sc.param_model is not None:
-            halo = sc.halo([h for h in (halo, t) if h is not None])
-    return halos
+    return max(1, partitions or min(n, 2 * _threads(client)))  # the shuffle: n * n_out pieces
 
 
 def _collect(results: list[Any], key_results: list[Any]) -> tuple[dict[str, int], list]:
@@ -315,7 +350,7 @@ def parse_dask(
     """
     rule = SessionRule.parse(session) if isinstance(session, str) else session
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
-    ranges = byte_ranges(paths, blocksize)
+    ranges = byte_ranges(paths, blocksize, _threads(client))
     n_out = _n_out(client, len(ranges), partitions)
     box = client.scatter(_ParserBox(parser, rule), broadcast=True, hash=False)
     cols = ["line", "session", "_sec"]

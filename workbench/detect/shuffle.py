@@ -2,8 +2,9 @@
 numbers and times, a shuffle of the rows by session and the way back to line order, and a local
 Dask cluster.
 
-Tasks run on workers through futures of ``dask.distributed``; the client only gathers counts,
-first timestamps and last times (a few numbers per range).
+Tasks run on workers through futures of ``dask.distributed``; what a range needs of the ones
+before it (their line count, the log's first timestamp, the last time) reaches it as small
+futures, never through the client, so no stage waits for the slowest range of the one before.
 """
 
 from __future__ import annotations
@@ -36,9 +37,21 @@ __all__ = [
 SHUFFLED = ["line", "timestamp", "session", "key", "template", "parsed", "error", "_sec"]
 
 
-def byte_ranges(paths: Sequence[str | Path], blocksize: int) -> list[tuple[str, int, int]]:
-    """``(path, start, end)`` pieces of about ``blocksize`` bytes; a gzip file is one piece
-    (``end = -1``). A piece owns the lines that start inside it."""
+def byte_ranges(
+    paths: Sequence[str | Path], blocksize: int, threads: int = 1
+) -> list[tuple[str, int, int]]:
+    """``(path, start, end)`` pieces of at most ``blocksize`` bytes; a gzip file is one piece
+    (``end = -1``). A piece owns the lines that start inside it. The pieces of a plain file are of
+    one size, and their number a multiple of ``threads`` (the cluster's), so that every thread
+    gets as many bytes to parse: nine pieces on two threads would leave one thread idle for a
+    ninth of the time.
+
+    >>> import tempfile, os
+    >>> f = tempfile.NamedTemporaryFile(delete=False); _ = f.write(b"x" * 900); f.close()
+    >>> [(s, e) for _, s, e in byte_ranges([f.name], 100)][-2:], len(byte_ranges([f.name], 100, 2))
+    ([(700, 800), (800, 900)], 10)
+    >>> os.unlink(f.name)
+    """
     if blocksize < 1:
         raise ValueError(f"blocksize must be >= 1, got {blocksize}")
     out = []
@@ -48,7 +61,10 @@ def byte_ranges(paths: Sequence[str | Path], blocksize: int) -> list[tuple[str, 
         if size == 0 or is_gzip(path):
             out.append((str(path), 0, -1))
             continue
-        out.extend((str(path), s, min(s + blocksize, size)) for s in range(0, size, blocksize))
+        n = -(-size // blocksize)
+        n += -n % max(threads, 1) if n > 1 else 0
+        step = -(-size // n)
+        out.extend((str(path), s, min(s + step, size)) for s in range(0, size, step))
     return out
 
 
@@ -89,7 +105,18 @@ def _first_time(df: pd.DataFrame) -> tuple[int, Any]:
     return len(df), t0
 
 
-def _prep(df: pd.DataFrame, offset: int, t0: Any) -> pd.DataFrame:
+def _number(before: tuple[int, Any], first: tuple[int, Any]) -> tuple[int, Any]:
+    """The numbering after a range, from the one before it (the count of lines before the range
+    and the log's first timestamp so far) and the range's own ``(lines, first timestamp)``."""
+    (n, t0), (count, t) = before, first
+    return n + count, t0 if t0 is not None else t
+
+
+def _prep(df: pd.DataFrame, before: tuple[int, Any]) -> pd.DataFrame:
+    """Global line numbers and seconds of a range. ``before``: the numbering of the ranges before
+    it (:func:`_number`). Its first timestamp is the log's when none came before (it is the first
+    range with timestamps), so every range counts its seconds from the log's first timestamp."""
+    offset, t0 = before
     df = df.copy()
     df["line"] = df["line"].to_numpy() + offset
     sec, _ = Scorer.seconds(df, t0)
@@ -98,10 +125,21 @@ def _prep(df: pd.DataFrame, offset: int, t0: Any) -> pd.DataFrame:
     return df
 
 
+def _bounds(before: tuple[int, Any], *numbers: tuple[int, Any]) -> np.ndarray:
+    """Range p owns lines ``bounds[p] .. bounds[p + 1] - 1``."""
+    return np.array([n for n, _ in numbers] + [before[0]], dtype=np.int64) + 1
+
+
 def _last_sec(df: pd.DataFrame) -> float | None:
     sec = df["_sec"].to_numpy()
     ok = np.flatnonzero(np.isfinite(sec))
     return float(sec[ok[-1]]) if len(ok) else None
+
+
+def _carry(before: float | None, last: float | None) -> float | None:
+    """The log's last timestamp (in seconds) before a range, from the one before the range before
+    and that range's own last."""
+    return last if last is not None else before
 
 
 def _split(
@@ -156,48 +194,54 @@ def shuffle(
     ranges: list[tuple[str, int, int]],
     n_out: int,
     cols: Sequence[str],
-    mark: Any = None,
-) -> tuple[list[Any], list[list[Any]], np.ndarray]:
+    watch: Any = None,
+) -> tuple[list[Any], list[list[Any]], Any]:
     """Parse the ranges on the cluster, number their lines and times globally, and split them by
-    session: futures of each range's frame, of its pieces per session partition, and the line
-    offsets of the ranges."""
+    session: futures of each range's frame, of its pieces per session partition, and of the
+    ranges' line bounds (:func:`back_to_ranges`).
+
+    Nothing waits on the client: a range's numbering and its last time travel to the next range
+    as small futures (two chains), so a worker numbers and splits the ranges already parsed while
+    others are still parsing (these small tasks go first, ``priority=1``). ``watch(futures)``, when
+    given, sees the futures whose end is the end of parsing."""
     submit = client.submit
     parsed = [submit(parse, remote, *r, pure=False) for r in ranges]
-    firsts = client.gather([submit(_first_time, f) for f in parsed])
-    if mark is not None:
-        mark("ship_and_parse")
-    offsets = np.concatenate([[0], np.cumsum([c for c, _ in firsts])]).astype(np.int64)
-    t0 = next((t for _, t in firsts if t is not None), None)
-    prepped = [submit(_prep, f, int(offsets[p]), t0) for p, f in enumerate(parsed)]
+    firsts = [submit(_first_time, f, priority=1) for f in parsed]
+    if watch is not None:
+        watch(firsts)
+    before: list[Any] = [(0, None)]  # lines before each range, and the first timestamp so far
+    for f in firsts:
+        before.append(submit(_number, before[-1], f, priority=1))
+    prepped = [submit(_prep, f, before[p], priority=1) for p, f in enumerate(parsed)]
     del parsed
-    prev: list[float | None] = []
-    carry = None
-    for v in client.gather([submit(_last_sec, f) for f in prepped]):
-        prev.append(carry)
-        carry = v if v is not None else carry
-    split = [submit(_split, f, prev[p], n_out, p, cols) for p, f in enumerate(prepped)]
+    carry: list[Any] = [None]  # the last time before each range
+    for f in prepped[:-1]:
+        carry.append(submit(_carry, carry[-1], submit(_last_sec, f, priority=1), priority=1))
+    split = [submit(_split, f, carry[p], n_out, p, cols, priority=1) for p, f in enumerate(prepped)]
     del prepped
-    frames = [submit(operator.getitem, s, 0) for s in split]
-    pieces = [[submit(operator.getitem, s, 1 + j) for s in split] for j in range(n_out)]
-    return frames, pieces, offsets
+    frames = [submit(operator.getitem, s, 0, priority=1) for s in split]
+    pieces = [[submit(operator.getitem, s, 1 + j, priority=1) for s in split] for j in range(n_out)]
+    bounds = submit(_bounds, before[-1], *before[:-1], priority=1)
+    return frames, pieces, bounds
 
 
 def back_to_ranges(
     client: Any,
     results: list[Any],
     frames: list[Any],
-    offsets: np.ndarray,
+    bounds: Any,
     join: Any,
     n_frames: int = 1,
 ) -> list[Any]:
     """Route the per-partition results (their first ``n_frames`` frames, by line) back to the
-    ranges their lines belong to, and join them: ``join(frame, *pieces)``, each piece a tuple of
-    ``n_frames`` frames."""
+    ranges their lines belong to (``bounds``: the future :func:`shuffle` gives), and join them:
+    ``join(frame, *pieces)``, each piece a tuple of ``n_frames`` frames."""
     submit = client.submit
-    bounds = offsets + 1  # range p owns lines bounds[p] .. bounds[p + 1] - 1
-    routed = [submit(_route, s, bounds, n_frames) for s in results]
-    back = [[submit(operator.getitem, r, p) for r in routed] for p in range(len(frames))]
-    return [submit(join, frames[p], *back[p]) for p in range(len(frames))]
+    routed = [submit(_route, s, bounds, n_frames, priority=1) for s in results]
+    back = [
+        [submit(operator.getitem, r, p, priority=1) for r in routed] for p in range(len(frames))
+    ]
+    return [submit(join, frames[p], *back[p], priority=1) for p in range(len(frames))]
 
 
 def warm_worker() -> None:
