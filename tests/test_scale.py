@@ -296,6 +296,11 @@ def test_a_cluster_started_by_hand(fitted, reference, log_file, tmp_path):
     got = pd.read_csv(out / "anomalies.csv")
     assert got["id"].tolist() == reference.anomalies["id"].tolist()
     assert got["kind"].tolist() == reference.anomalies["kind"].tolist()
+    # the same file `detect --out` writes, its rule and why columns included
+    from workbench.cli import main as cli
+
+    assert cli(["detect", str(run), str(log_file), "--out", str(tmp_path / "one.csv")]) == 0
+    assert (out / "anomalies.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
 
 
 def test_detect_command_on_local_workers(fitted, reference, log_file, tmp_path, capsys):

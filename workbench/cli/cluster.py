@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         report = _detect(wb.scorer(end_keys=True), args)
+        if report is not None and args.out is not None:  # the columns `detect --out` writes too
+            from workbench.cli.detect import write_report
+
+            write_report(wb, report, str(args.out / "anomalies.csv"), str(args.logs[0]))
     finally:
         wb.close()
     if report is None:

@@ -59,10 +59,16 @@ def write_report(wb: Any, report: Any, out: str, source: str) -> Path:
     table.insert(len(table.columns), "rule", report_rules(report))
     table.insert(len(table.columns), "why", [why(r) for _, r in table.iterrows()])
     for col in ("id", "line", "key", "position", "rank", "g"):  # 27, not 27.0, beside blanks
-        if col in table and pd.api.types.is_float_dtype(table[col]):
-            values = table[col].dropna()
+        if col not in table:
+            continue
+        column = table[col]
+        if column.dtype == object:  # numbers and blanks mixed (a report gathered from a cluster)
+            numbers = pd.to_numeric(column, errors="coerce")
+            column = numbers if numbers.notna().sum() == column.notna().sum() else column
+        if pd.api.types.is_float_dtype(column):
+            values = column.dropna()
             if (values == values.round()).all():
-                table[col] = table[col].astype("Int64")
+                table[col] = column.astype("Int64")
     if suffix == ".csv":
         table.to_csv(path, index=False)
     elif suffix == ".json":
