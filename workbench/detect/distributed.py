@@ -12,9 +12,9 @@ models' own state dicts), broadcast to every worker. Then, on futures of ``dask.
    the key model in batches of distinct windows, exactly as one process does
    (:func:`workbench.detect.scoring.score`);
 3. **back to line order**: the key verdicts and key anomalies return to the ranges (where the
-   anomalies get their line's text back); each range takes, from the ones
-   before it (a chain of small futures), only the last ``history`` parameter vectors of every key (a few rows per key: the
-   parameter models read a key's previous vectors across sessions, in line order), scores its
+   anomalies get their line's text back); each range takes, from the ones before it (a chain of
+   small futures), only the last ``history`` parameter vectors of every key (a few rows per key:
+   the parameter models read a key's previous vectors across sessions, in line order), scores its
    vectors and joins both verdicts;
 4. the anomalies come back to the client in line order; per-entry verdicts stay on the workers or
    go to ``out`` as parquet parts.
