@@ -13,6 +13,7 @@ import torch
 
 from workbench.logs.parser import LogParser
 from workbench.params.config import ParamModelConfig
+from workbench.params.confirmed import nearest
 from workbench.params.conformal import ConformalThreshold
 from workbench.params.gaussian import GaussianThreshold
 from workbench.params.model import ParamModel
@@ -372,15 +373,14 @@ def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshol
     m.config = m.config.replace(update_steps=1, update_max_steps=1)
     m.partial_fit(2, history, nxt, level=level)
     assert m.last_update_["steps"] == 1 and m.last_update_["mse"] > limit
-    # still above after the steps: the confirmed value raises the key's threshold at every level
-    floor = m.last_update_["threshold_floor"]
-    assert (
-        floor > m.last_update_["mse"] and m.thresholds_[2].threshold(min(m.config.levels)) >= floor
-    )
-    assert fresh.thresholds_[2].floor < floor  # the key's own threshold only, of this model only
+    # still above after the steps: the value is kept as confirmed normal for the key (scoring
+    # expects it beside the prediction), and the key's threshold stays as validation fitted it
+    assert m.last_update_["confirmed"] == 1 and m.thresholds_[2].threshold(level) == limit
+    z = normalise(m.keys_[2], np.asarray(nxt, float)[None])
+    seen = np.isfinite(z)
+    assert np.allclose(nearest(m.keys_[2], np.zeros_like(z), z)[seen], z[seen])
+    assert "confirmed" not in fresh.keys_[2]  # the key's own record only, of this model only
     fresh.config = fresh.config.replace(update_steps=1, update_max_steps=300)
     fresh.partial_fit(2, history, nxt, level=level)
     u = fresh.last_update_
-    assert u["within"] == (u["threshold_floor"] is None)
-    assert 1 <= u["steps"] < 300
-    assert u["within"] or u["threshold_floor"] > u["mse"]
+    assert 1 <= u["steps"] < 300 and u["confirmed"] == 1 and u["confirmed_new"]
