@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from workbench.logs.parser import LogParser
+from workbench.params import update
 from workbench.params.config import ParamModelConfig
 from workbench.params.confirmed import nearest
 from workbench.params.conformal import ConformalThreshold
@@ -363,12 +364,18 @@ def test_a_keys_model_does_not_depend_on_the_other_keys(model, train_df):
     np.testing.assert_allclose(alone.validation_mse_[2], model.validation_mse_[2], rtol=1e-5)
 
 
-def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshold(model, train_df):
+def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshold(
+    model, train_df, monkeypatch
+):
     m = ParamModel.from_state(model.to_state())
     s = build_series(train_df)[2]
     history, nxt = s.values[-6:-1], s.values[-1] * 3  # outside what training saw
     level = max(m.config.levels)
     limit = m.thresholds_[2].threshold(level)
+    far = ParamModel.from_state(m.to_state()).partial_fit(2, history, nxt, level=level)
+    if far.last_update_["mse_before"] > update.FAR * limit:  # that far: kept, and no step taken
+        assert far.last_update_["steps"] == 0 and far.last_update_["confirmed"] == 1
+    monkeypatch.setattr(update, "FAR", np.inf)  # the steps themselves
     fresh = ParamModel.from_state(m.to_state())
     m.config = m.config.replace(update_steps=1, update_max_steps=1)
     m.partial_fit(2, history, nxt, level=level)

@@ -10,7 +10,8 @@ With a confidence ``level``, the steps go on after ``update_steps``, up to ``upd
 until the example's MSE is within that level's threshold, and they keep the replayed training
 windows the threshold accepted before: a step that pushes one of them out is taken back and the
 steps stop (the key's model sees only the key's own values, so a new situation's timing can fight
-an old one's). Whatever the steps reach, the example's vector is kept as a value confirmed normal
+an old one's); an example more than :data:`FAR` times the threshold away takes no step at all.
+Whatever the steps reach, the example's vector is kept as a value confirmed normal
 for the key (:mod:`workbench.params.confirmed`): scoring expects it beside the prediction, so the
 same value on the next session is normal too, whatever history comes before it there. Only the
 key's own LSTM and record change; its threshold stays as validation fitted it.
@@ -35,9 +36,15 @@ from workbench.train import torch_threads
 if TYPE_CHECKING:
     from workbench.params.model import ParamModel
 
-__all__ = ["learn_example"]
+__all__ = ["FAR", "learn_example"]
 
 logger = logging.getLogger(__name__)
+
+#: With a level, an example whose MSE before the steps is above FAR times the key's threshold
+#: takes no step: it is kept as confirmed, and steps towards a value that far drag the key's other
+#: predictions with it (in bench/bgl_online.py's drift scenario a batch of a new operation's
+#: starts, 25 standard deviations off, moved the normal VMs' starts over the threshold).
+FAR = 4.0
 
 
 def learn_example(
@@ -124,6 +131,8 @@ def _steps(
         if kept is None:
             kept = within  # the replayed windows the rule accepts before the update
             first = mse
+            if guard and mse > FAR * limit:  # far from what the key's model predicts: the
+                break  # value is kept as confirmed, and steps towards it would drag the others
         elif bool((kept & ~within).any()):
             # The step pushed a training window out of the threshold: the key's model cannot hold
             # both (it sees only the key's own values, not their situation), so the weights
