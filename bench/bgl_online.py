@@ -38,7 +38,9 @@ only the scenarios named (BGL's and the simulator's), ``--seed=N`` the seed (def
 ``--match=window|row`` says what an entry must share with a confirmed pair to be accepted (the
 key window, or the whole input row with the session's key counts; default: the model's),
 ``--backoff=K`` how many last keys a situation new only through what a person confirmed backs off
-to (:mod:`workbench.keys.confirmed`; 0: none, as before the back-off; default: the model's, 1).
+to (:mod:`workbench.keys.confirmed`; 0: none, as before the back-off; default: the model's, 1),
+``--swap`` lets that back-off take two confirmed steps in a row in either order
+(:func:`workbench.keys.confirmed.set_swap`; off by default).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from workbench.feedback.stream import (
     split_stream,
     stream_detect,
 )
-from workbench.keys.confirmed import set_backoff, set_match
+from workbench.keys.confirmed import set_backoff, set_match, set_swap
 from workbench.keys.model import KeyModel, KeyModelConfig
 from workbench.logs.reading import read_lines
 
@@ -75,7 +77,7 @@ def entry_metrics(flagged: np.ndarray, abnormal: np.ndarray) -> dict:
 
 def run_bgl(
     path: Path, train_fraction: float, seed: int = 0, follow: bool = False,
-    backoff: int | None = None,
+    backoff: int | None = None, swap: bool = False,
 ) -> dict:  # fmt: skip
     """The paper's stream protocol on a BGL log; with ``follow`` each false positive also teaches
     the steps after it in its session (the format's own rule: the node) that recur in other
@@ -108,6 +110,7 @@ def run_bgl(
     online_model = KeyModel.from_state(state)
     if backoff is not None:
         set_backoff(online_model, backoff)
+    set_swap(online_model, swap)
     t0 = time.perf_counter()
     online = stream_detect(
         online_model,
@@ -139,6 +142,7 @@ def run_bgl(
         "recall_drop": round(without["recall"] - with_["recall"], 4),
         "updates": online.updates,
         "confirmed_backoff": online_model.confirmed_["backoff"],
+        "confirmed_swap": swap,
         "implied_entries_taught": len(online.implied),
         "implied_abnormal_entries_taught": int(abnormal[online.implied].sum()),
         "update_timed": "one KeyModel.partial_fit call (the weight update itself)",
@@ -192,6 +196,7 @@ def run_drift(
     operation: str | None = "reboot", seed: int = 0, max_flags: int = 100,
     at: tuple[int, ...] = (0, 1, 2, 5, 10, 20, 40, 60), like_this: bool = False,
     follow: bool = False, match: str | None = None, backoff: int | None = None,
+    swap: bool = False,
 ) -> dict:  # fmt: skip
     """The drift scenario: an investigator reviews the reported anomalies earliest first, confirms
     those of the planted anomalous VMs (nothing is learned) and flags every other one as a false
@@ -216,6 +221,7 @@ def run_drift(
         set_match(wb.key_model, match)
     if backoff is not None:
         set_backoff(wb.key_model, backoff)
+    set_swap(wb.key_model, swap)
     new_op = lab["new_operation"].to_numpy()
     planted = lab["planted"].to_numpy()
     instance = lab["instance"].to_numpy()
@@ -302,6 +308,7 @@ def run_drift(
             "confirmed_pairs": len(wb.key_model.confirmed_["targets"]),
             "confirmed_match": wb.key_model.confirmed_["match"],
             "confirmed_backoff": wb.key_model.confirmed_["backoff"],
+            "confirmed_swap": swap,
             "planted_vm_entries_accepted_only_as_confirmed_pairs": int(hidden.sum()),
             "planted_anomaly_lines_accepted_only_as_confirmed_pairs": int(
                 (hidden & lab["anomaly"].notna().to_numpy()).sum()
@@ -340,6 +347,7 @@ def main() -> int:
     seed = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--seed=")), 0))
     back = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--backoff=")), None)
     backoff = None if back is None else int(back)
+    swap = "--swap" in sys.argv[1:]
     out["seed"] = seed
     wanted = None if only is None else set(only.split(","))
     if only_drift:
@@ -353,7 +361,7 @@ def main() -> int:
             for suffix, follow in (("", False), ("_and_following", True)):
                 if wanted is None or name + suffix in wanted:
                     out[name + suffix] = run_bgl(path, fraction, seed=seed, follow=follow,
-                                                 backoff=backoff)  # fmt: skip
+                                                 backoff=backoff, swap=swap)  # fmt: skip
     else:
         out["bgl"] = f"skipped: no shared data at {DATA}"
     for name, operation in (("simulator_drift", "reboot"), ("simulator_drift_chains", None)):
@@ -363,7 +371,7 @@ def main() -> int:
             if wanted is None or name + suffix in wanted:
                 out[name + suffix] = run_drift(operation, seed=seed, like_this=like,
                                                follow=follow, match=match,
-                                               backoff=backoff)  # fmt: skip
+                                               backoff=backoff, swap=swap)  # fmt: skip
     out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

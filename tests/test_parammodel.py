@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from workbench.logs.parser import LogParser
+from workbench.params import update
 from workbench.params.config import ParamModelConfig
+from workbench.params.confirmed import nearest
 from workbench.params.conformal import ConformalThreshold
 from workbench.params.gaussian import GaussianThreshold
 from workbench.params.model import ParamModel
@@ -362,25 +364,30 @@ def test_a_keys_model_does_not_depend_on_the_other_keys(model, train_df):
     np.testing.assert_allclose(alone.validation_mse_[2], model.validation_mse_[2], rtol=1e-5)
 
 
-def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshold(model, train_df):
+def test_partial_fit_with_a_level_steps_until_the_example_is_within_the_threshold(
+    model, train_df, monkeypatch
+):
     m = ParamModel.from_state(model.to_state())
     s = build_series(train_df)[2]
     history, nxt = s.values[-6:-1], s.values[-1] * 3  # outside what training saw
     level = max(m.config.levels)
     limit = m.thresholds_[2].threshold(level)
+    far = ParamModel.from_state(m.to_state()).partial_fit(2, history, nxt, level=level)
+    if far.last_update_["mse_before"] > update.FAR * limit:  # that far: kept, and no step taken
+        assert far.last_update_["steps"] == 0 and far.last_update_["confirmed"] == 1
+    monkeypatch.setattr(update, "FAR", np.inf)  # the steps themselves
     fresh = ParamModel.from_state(m.to_state())
     m.config = m.config.replace(update_steps=1, update_max_steps=1)
     m.partial_fit(2, history, nxt, level=level)
     assert m.last_update_["steps"] == 1 and m.last_update_["mse"] > limit
-    # still above after the steps: the confirmed value raises the key's threshold at every level
-    floor = m.last_update_["threshold_floor"]
-    assert (
-        floor > m.last_update_["mse"] and m.thresholds_[2].threshold(min(m.config.levels)) >= floor
-    )
-    assert fresh.thresholds_[2].floor < floor  # the key's own threshold only, of this model only
+    # still above after the steps: the value is kept as confirmed normal for the key (scoring
+    # expects it beside the prediction), and the key's threshold stays as validation fitted it
+    assert m.last_update_["confirmed"] == 1 and m.thresholds_[2].threshold(level) == limit
+    z = normalise(m.keys_[2], np.asarray(nxt, float)[None])
+    seen = np.isfinite(z)
+    assert np.allclose(nearest(m.keys_[2], np.zeros_like(z), z)[seen], z[seen])
+    assert "confirmed" not in fresh.keys_[2]  # the key's own record only, of this model only
     fresh.config = fresh.config.replace(update_steps=1, update_max_steps=300)
     fresh.partial_fit(2, history, nxt, level=level)
     u = fresh.last_update_
-    assert u["within"] == (u["threshold_floor"] is None)
-    assert 1 <= u["steps"] < 300
-    assert u["within"] or u["threshold_floor"] > u["mse"]
+    assert 1 <= u["steps"] < 300 and u["confirmed"] == 1 and u["confirmed_new"]

@@ -336,10 +336,11 @@ def test_rescoring_after_flags_equals_a_full_rescore(wb, monkeypatch):
         _assert_same_as_full_rescore(wb)
     assert {"parameter", "key", "unknown key"} <= {k for k, _ in flagged}, flagged
     # the first flag scores every key; then a parameter flag scores its key's entries only, a key
-    # flag none (a message kind learned changes the entries' keys: all are scored again)
+    # flag those of its key when it has a parameter model (the entry's values are kept as normal),
+    # else none (a message kind learned changes the entries' keys: all are scored again)
     for kind, scored in flagged[1:]:
-        expect = {"parameter": 1, "key": 0, "unknown key": 1}[kind]
-        assert len(scored) == expect and (kind != "parameter" or scored[0] is not None), flagged
+        expect = {"parameter": [1], "key": [0, 1], "unknown key": [1]}[kind]
+        assert len(scored) in expect and (kind == "unknown key" or None not in scored), flagged
     wb.undo()
     _assert_same_as_full_rescore(wb)
 
@@ -364,12 +365,16 @@ def test_a_model_version_stores_only_what_the_update_changed(wb):
     start = (_module_state(wb.key_model), _module_state(wb.param_model))
     wb.flag_false_positive(int(a.loc[a["kind"] == "parameter", "id"].iloc[0]))
     after_param = _module_state(wb.param_model)
+    keyed = int(a.loc[a["kind"] == "key", "key"].iloc[0])
+    valued = wb.param_model.keys_.get(keyed, {}).get("status") == "trained"
     wb.flag_false_positive(int(a.loc[a["kind"] == "key", "id"].iloc[0]))
     held = (_module_state(wb.key_model), _module_state(wb.param_model))
     v2 = wb.journal.current_version()
     s1, s2 = (state_from_bytes(wb.journal.weights(v)) for v in (v2 - 1, v2))
     assert {"param_update", "parent_version"} <= s1.keys() and not {"key", "param"} & s1.keys()
-    assert "key" in s2 and not {"param", "param_update"} & s2.keys()
+    # a key flag: the key model, and the parameter model's parts when the key has one (the
+    # entry's values are kept as normal for it)
+    assert "key" in s2 and "param" not in s2 and ("param_update" in s2) == valued
     assert set(s1["param_update"]) == {"module", "keys", "thresholds"}
     folder = wb.run_dir
     wb.close()

@@ -25,11 +25,12 @@ from workbench.detect.report import DetectionReport
 from workbench.detect.scoring import ParamScoreCache, score
 from workbench.feedback.implied import implied, like
 from workbench.feedback.journal import StaleVersionError, log_fingerprint
+from workbench.feedback.values import entry_vector, has_values
 from workbench.keys.examples import distinct_examples
 from workbench.keys.model import KeyModel
 from workbench.keys.online import replay_sample
+from workbench.params.confirmed import remember
 from workbench.params.model import ParamModel
-from workbench.params.vectors import build_series
 
 __all__ = ["Feedback", "UpdateResult", "anomaly_ids", "replay_sample"]
 
@@ -142,23 +143,15 @@ class Feedback:
         """The normal example a false positive teaches, as JSON-able data."""
         kind = row["kind"]
         ex: dict[str, Any] = {"kind": kind, "line": int(row["line"]), "raw": row["raw"]}
-        if kind == "parameter":
+        if kind == "parameter" or has_values(self.param_model, row):  # the entry's values
             k = int(row["key"])
-            series = build_series(
-                entries,
-                elapsed=self.param_config.elapsed,
-                keys={k},
-                max_params=self.param_config.max_params,
-            )[k]
-            r = int(np.flatnonzero(entries["line"].to_numpy() == row["line"])[0])
-            i = int(np.flatnonzero(series.rows == r)[0])
-            h = self.param_config.history
-            ex.update(
-                key=k,
-                history=np.nan_to_num(series.values[max(0, i - h) : i], nan=np.nan).tolist(),
-                vector=series.values[i].tolist(),
-            )
-            return ex
+            values = entry_vector(entries, int(row["line"]), k, self.param_config, self.param_model)
+            if kind == "parameter":
+                assert values is not None  # a parameter anomaly was scored: it has a vector
+                ex.update(key=k, **values)
+                return ex
+            if values is not None:
+                ex["values"] = {"key": k, "vector": values["vector"]}
         sess_rows = np.flatnonzero(entries["session"].to_numpy(dtype=object) == row["session"])
         sess_rows = sess_rows[entries["parsed"].to_numpy(dtype=bool)[sess_rows]]
         keys = entries["key"].to_numpy()[sess_rows].tolist()
@@ -216,7 +209,7 @@ class Feedback:
         loss_after = self.key_validation_loss(key_model)
         version = self._commit(ids, fids, parent, key_model, param_model, learned)
         seconds = time.perf_counter() - t0
-        taught = {int(r["key"]) for r in rows if r["kind"] == "parameter"}
+        taught = self._param_keys(rows)
         new = self._rescore(report, ids, "false positive", (parent_params, taught))
         changed = sorted((set(report.anomalies["id"]) ^ set(new.anomalies["id"])) - set(ids))
         result = UpdateResult(ids[0], "false_positive", version, seconds, loss_before, loss_after)
@@ -239,6 +232,11 @@ class Feedback:
                 pending.extend((e["history"], e["next"]) for e in more)
         return [e["line"] for more in found for e in more]
 
+    def _param_keys(self, rows: list[pd.Series]) -> set[int]:
+        """The keys whose parameter models a flag of ``rows`` changes (:mod:`.feedback.values`)."""
+        keep = [r["kind"] == "parameter" or has_values(self.param_model, r) for r in rows]
+        return {int(r["key"]) for r, k in zip(rows, keep, strict=True) if k}
+
     def _parent_version(self) -> int:
         """The model version the update starts from; refused when another workbench moved on."""
         parent = self.journal.current_version()
@@ -253,7 +251,7 @@ class Feedback:
     def _copies(self, rows: list[pd.Series]) -> tuple[KeyModel, ParamModel | None]:
         """Copies of the models the feedback changes (the others as they are): the update runs on
         them while detection keeps the current ones."""
-        taught = {int(r["key"]) for r in rows if r["kind"] == "parameter"}
+        taught = self._param_keys(rows)
         with self._lock:  # copy only what the feedback changes; swap it in when done
             keys_too = any(r["kind"] != "parameter" for r in rows)
             key_model = copy.deepcopy(self.key_model) if keys_too else self.key_model
@@ -307,6 +305,8 @@ class Feedback:
                 history = np.asarray(ex["history"], dtype=float).reshape(-1, len(ex["vector"]))
                 param_model.partial_fit(int(ex["key"]), history, ex["vector"], level=self.level)
             return
+        if "values" in ex and param_model is not None:  # a key anomaly's values: kept as normal
+            remember(param_model.keys_[int(ex["values"]["key"])], ex["values"]["vector"])
         history = [int(k) for k in ex["history"]]
         nxt = int(ex["next"])
         if ex["kind"] == "unknown key" and nxt == keyids.UNKNOWN:

@@ -29,6 +29,12 @@ person did not confirm (an unseen step after a new key, a known key out of its p
 judged by the network; a window with nothing confirmed in it is never backed off, nor is any with
 ``match="row"`` (the exact situation only).
 
+With :func:`set_swap` (off by default) the back-off of one key also takes two confirmed steps in
+a row in either order: a pair confirmed after ``a, x`` with key ``y`` adds the steps ``a > y`` and
+``y > x``, as if ``x`` and ``y`` ran concurrently (a rebooted VM's "started" and "rebooted"
+messages come in either order, each order a new step of its own). It accepts more of what a person
+did not see: an adjacent swap of two confirmed steps, which can be an execution anomaly.
+
 >>> from workbench.keys.model import KeyModel, KeyModelConfig
 >>> m = KeyModel(KeyModelConfig(window=2, hidden_size=4, max_epochs=1))
 >>> m = m.fit([(5, 6)] * 4, validation_fraction=0.0, device="cpu")
@@ -57,6 +63,7 @@ __all__ = [
     "record_steps",
     "set_backoff",
     "set_match",
+    "set_swap",
 ]
 
 MATCHES = ("window", "row", "last:K")
@@ -67,7 +74,9 @@ DEFAULT_BACKOFF = 1  # keys of the shorter context in a window that holds a key 
 def empty(match: str = DEFAULT_MATCH, backoff: int = DEFAULT_BACKOFF) -> dict[str, Any]:
     """No confirmed pair yet."""
     _columns(match, 1, 1)
-    return {"windows": [], "targets": [], "match": match, "backoff": backoff, "steps": []}
+    return {
+        "windows": [], "targets": [], "match": match, "backoff": backoff, "steps": [], "swap": False,
+    }  # fmt: skip
 
 
 def set_backoff(model: KeyModel, keys: int) -> None:
@@ -75,6 +84,12 @@ def set_backoff(model: KeyModel, keys: int) -> None:
     if not 0 <= keys <= model.config.window:
         raise ValueError(f"backoff must be 0 to the window ({model.config.window}), got {keys}")
     _pairs(model)["backoff"] = int(keys)
+
+
+def set_swap(model: KeyModel, on: bool = True) -> None:
+    """Let the back-off of one key take two confirmed steps in a row in either order (see the
+    module docstring); saved with the pairs."""
+    _pairs(model)["swap"] = bool(on)
 
 
 def record_steps(model: KeyModel, windows: np.ndarray, targets: np.ndarray) -> None:
@@ -197,6 +212,9 @@ def _backed_off(
     if not len(cand):
         return out
     table = np.concatenate([np.concatenate([cw[:, h - k : h], ct[:, None]], axis=1), steps])
+    if pairs.get("swap") and k == 1 and h >= 2:  # a > x > y confirmed: a > y and y > x too
+        swapped = [np.stack([cw[:, h - 2], ct], 1), np.stack([ct, cw[:, h - 1]], 1)]
+        table = np.concatenate([table, *swapped])
     rows = np.concatenate([windows[cand, h - k : h], targets[cand, None]], axis=1)
     out[cand] = _rows_in(rows, table)
     return out
@@ -211,6 +229,7 @@ def confirmed_state(model: KeyModel) -> dict[str, Any]:
         "match": pairs["match"],
         "backoff": pairs.get("backoff", 0),
         "steps": [list(r) for r in pairs.get("steps", [])],
+        "swap": bool(pairs.get("swap", False)),
     }
 
 
@@ -222,6 +241,7 @@ def from_state(state: Mapping[str, Any] | None, window: int | None = None) -> di
     # a model saved before the back-off was kept never backs off
     out = empty(str(state.get("match", DEFAULT_MATCH)), int(state.get("backoff", 0)))
     out["steps"] = [[int(k) for k in r] for r in state.get("steps", [])]
+    out["swap"] = bool(state.get("swap", False))
     out["windows"] = [[int(k) for k in w] for w in state["windows"]]
     out["targets"] = [int(t) for t in state["targets"]]
     if len(out["windows"]) != len(out["targets"]):

@@ -70,7 +70,11 @@ class ParamModelConfig(Config):
     replay_size: int = 256  # training windows kept per key to mix into partial_fit
     update_steps: int = 5  # partial_fit: Adam steps on the example (+ replayed windows) at least
     update_replay: int = 32  # partial_fit: replayed training windows mixed into each step
-    update_max_steps: int = 30  # partial_fit with a level: steps at most until it is within
+    # partial_fit with a level: steps at most until it is within. The value is kept as confirmed
+    # normal whatever the steps reach (params/confirmed.py), and more steps towards a value far
+    # from the prediction drag the key's other predictions with it (a normal VM's start reported
+    # once a reboot's start was flagged, in bench/bgl_online.py's drift scenario)
+    update_max_steps: int = 5
     update_learning_rate: float | None = None  # partial_fit's Adam step size; None: learning_rate
     device: str | None = None  # None: 'cuda' when available, else 'cpu'
     cpu_threads: int | None = 1  # torch CPU threads in fit/score (tiny tensors); None: as is

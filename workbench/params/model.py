@@ -320,8 +320,10 @@ class ParamModel:
         left-padded. ``next_vector`` is the vector that followed, now known to be normal. The
         steps (``update_steps``, ``update_replay``, ``update_max_steps``,
         ``update_learning_rate`` of the config) and what a confidence ``level`` adds are described
-        in :mod:`workbench.params.update`. ``last_update_`` holds the steps taken, the example's
-        MSE after them, whether it was within the threshold and the floor set (None when none).
+        in :mod:`workbench.params.update`. The example's vector is kept as a value confirmed normal
+        for the key (:mod:`workbench.params.confirmed`). ``last_update_`` holds the steps taken,
+        the example's MSE before and after them, whether it was within the threshold, how many
+        values the key keeps as confirmed and whether this one was new.
         """
         self._check()
         self.last_update_ = learn_example(

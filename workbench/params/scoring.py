@@ -4,7 +4,10 @@ Missing values (the first entry of a session has no elapsed time) are fed as 0 w
 flag of 0 and left out of the MSE; an entry with no observed value gets no score. Keys without a
 model (too few entries, never varying, unknown) report their entries with status ``'no model'``
 and undecided verdicts, never as normal. The combined detector (the key model first, this one only
-for entries whose key was normal) passes the key model's verdict as ``only=``.
+for entries whose key was normal) passes the key model's verdict as ``only=``. Where a person
+confirmed values of a key normal, an entry's expected value per dimension is the prediction or the
+nearest confirmed value, whichever is nearer (:mod:`workbench.params.confirmed`): ``mse`` is the
+distance to it and ``predicted`` reports it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 import torch
 
 from workbench.params.batches import KeyData, key_data, to_global
+from workbench.params.confirmed import nearest
 from workbench.params.levels import level_name
 from workbench.params.scaling import TRAINED, denormalise
 from workbench.params.vectors import build_series
@@ -148,8 +152,10 @@ def _explain_untrained(
 
 
 def _score_key(model: ParamModel, d: KeyData, pred: np.ndarray, cols: _Columns) -> None:
-    """Fill one key's rows from its normalised predictions ``pred`` ``[n, d]``."""
+    """Fill one key's rows from its normalised predictions ``pred`` ``[n, d]`` (or, per dimension,
+    the nearest value confirmed normal for the key where that is nearer: :mod:`.confirmed`)."""
     info, th = model.keys_[d.key], model.thresholds_[d.key]
+    pred = nearest(info, pred, d.z)
     obs = np.isfinite(d.z)
     sq = np.where(obs, (pred - np.nan_to_num(d.z)) ** 2, -1.0)
     has = obs.any(1)

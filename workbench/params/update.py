@@ -10,9 +10,11 @@ With a confidence ``level``, the steps go on after ``update_steps``, up to ``upd
 until the example's MSE is within that level's threshold, and they keep the replayed training
 windows the threshold accepted before: a step that pushes one of them out is taken back and the
 steps stop (the key's model sees only the key's own values, so a new situation's timing can fight
-an old one's). An example still above the threshold then raises the key's threshold floor to its
-MSE (times :data:`FLOOR_MARGIN`), at every level: the user confirmed that value normal. Only the
-key's own LSTM and threshold change.
+an old one's); an example more than :data:`FAR` times the threshold away takes no step at all.
+Whatever the steps reach, the example's vector is kept as a value confirmed normal
+for the key (:mod:`workbench.params.confirmed`): scoring expects it beside the prediction, so the
+same value on the next session is normal too, whatever history comes before it there. Only the
+key's own LSTM and record change; its threshold stays as validation fitted it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from workbench.params.batches import stack
+from workbench.params.confirmed import remember
 from workbench.params.network import masked_mse
 from workbench.params.scaling import TRAINED, normalise
 from workbench.params.vectors import windows
@@ -33,11 +36,15 @@ from workbench.train import torch_threads
 if TYPE_CHECKING:
     from workbench.params.model import ParamModel
 
-__all__ = ["FLOOR_MARGIN", "learn_example"]
+__all__ = ["FAR", "learn_example"]
 
 logger = logging.getLogger(__name__)
 
-FLOOR_MARGIN = 1.05  # least margin above a confirmed MSE of a threshold floor it raises
+#: With a level, an example whose MSE before the steps is above FAR times the key's threshold
+#: takes no step: it is kept as confirmed, and steps towards a value that far drag the key's other
+#: predictions with it (in bench/bgl_online.py's drift scenario a batch of a new operation's
+#: starts, 25 standard deviations off, moved the normal VMs' starts over the threshold).
+FAR = 4.0
 
 
 def learn_example(
@@ -55,7 +62,8 @@ def learn_example(
     if info is None or info["status"] != TRAINED:
         raise ValueError(f"key {key} has no parameter model to update")
     assert model.module_ is not None
-    X, Y, O = _example_batch(model, int(key), history_vectors, next_vector, seed)
+    vector = np.asarray(list(next_vector), dtype=float).ravel()
+    X, Y, O = _example_batch(model, int(key), history_vectors, vector, seed)
     th = model.thresholds_[int(key)]
     limit = np.inf if level is None else float(th.threshold(level))
     slot = torch.as_tensor([info["slot"]], device=model.device_)
@@ -64,12 +72,16 @@ def learn_example(
         taken, mse, first = _steps(model, (X, Y, O), slot, limit, guard=level is not None)
     model.module_.eval()
     info["updates"] = info.get("updates", 0) + 1
-    widened = None
-    if mse > limit:  # confirmed normal: the key's threshold takes the value at every level
-        # (its MSE before or after the steps, whichever is larger, with a small margin)
-        widened = th.floor = max(th.floor, max(mse, first) * FLOOR_MARGIN)
+    kept = remember(info, vector)
     logger.info("key %d: partial_fit done in %d steps, example MSE %.4f", key, taken, mse)
-    return {"steps": taken, "mse": mse, "within": bool(mse <= limit), "threshold_floor": widened}
+    return {
+        "steps": taken,
+        "mse": mse,
+        "mse_before": first,
+        "within": bool(mse <= limit),
+        "confirmed": len(info["confirmed"]),
+        "confirmed_new": kept,
+    }
 
 
 def _example_batch(
@@ -119,6 +131,8 @@ def _steps(
         if kept is None:
             kept = within  # the replayed windows the rule accepts before the update
             first = mse
+            if guard and mse > FAR * limit:  # far from what the key's model predicts: the
+                break  # value is kept as confirmed, and steps towards it would drag the others
         elif bool((kept & ~within).any()):
             # The step pushed a training window out of the threshold: the key's model cannot hold
             # both (it sees only the key's own values, not their situation), so the weights
