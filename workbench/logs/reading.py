@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "MAX_LINE_BYTES",
     "RawLine",
+    "TextLines",
     "is_gzip",
     "log_path",
     "raw_lines",
@@ -42,6 +43,12 @@ class RawLine:
     text: str
     error: str | None = None  # set when the line cannot be parsed at all
     note: str | None = None  # set when it was repaired (invalid UTF-8 replaced)
+
+
+class TextLines(list):  # type: ignore[type-arg]
+    """Lines already read by :func:`read_texts` (plain text, or a :class:`RawLine` that says why
+    it cannot be parsed): :func:`read_texts` passes them through as they are, so a log read in
+    chunks is decoded once, a block at a time, exactly as when it is read whole."""
 
 
 def _decode(raw: bytes, max_bytes: int) -> RawLine:
@@ -101,6 +108,9 @@ def read_texts(
         with _open(source) as fh, _corrupt_gzip_is_value_error(source):
             for block in _blocks(fh):
                 yield from _decode_block(block, max_bytes)
+        return
+    if isinstance(source, TextLines):
+        yield from source
         return
     for item in source:
         if isinstance(item, bytes):
