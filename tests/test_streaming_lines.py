@@ -47,7 +47,9 @@ def test_chunks_parse_as_the_whole_log(parser, tmp_path, chunk, gz):
         first += len(lines)
     chunked = pd.concat(parts, ignore_index=True)
     cols = ["line", "raw", "key", "params", "parsed", "error"]
-    assert chunked[cols].astype(object).values.tolist() == whole[cols].astype(object).values.tolist()
+    assert (
+        chunked[cols].astype(object).values.tolist() == whole[cols].astype(object).values.tolist()
+    )
     assert whole["error"].notna().sum() >= 4  # the odd lines are there
 
 
