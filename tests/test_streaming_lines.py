@@ -56,3 +56,24 @@ def test_chunks_parse_as_the_whole_log(parser, tmp_path, chunk, gz):
 def test_lines_given_as_a_list_pass_as_they_are():
     assert [len(c) for c in read_chunks(iter([b"a", b"b", b"c"]), 2)] == [2, 1]
     assert list(read_texts(TextLines(["a\r", "b"]))) == ["a\r", "b"]  # already decoded
+
+
+@pytest.mark.parametrize("rule", [None, "field:Node", "regex:core\\.(\\d+)"])
+def test_detection_parses_without_unused_header_fields(rule):
+    from workbench.detect.chunked import parse_lines
+    from workbench.logs.sessions import SessionRule
+
+    lines = [
+        "- 1117838570 2005.06.03 R02-M1-N0 2005-06-03-15.42.50.675872 R02-M1-N0 RAS KERNEL INFO "
+        f"instruction cache parity error corrected core.{i % 3}"
+        for i in range(5)
+    ]
+    p = LogParser("bgl")
+    p.fit(lines)
+    r = SessionRule.parse(rule) if rule else None
+    full = parse_lines(p, r, lines)
+    lean = parse_lines(p, r, lines, fields=())
+    assert "Component" in full.columns and "Component" not in lean.columns
+    cols = ["line", "key", "params", "session", "label", "timestamp", "parsed"]
+    assert lean[cols].astype(object).values.tolist() == full[cols].astype(object).values.tolist()
+    assert lean["session"].notna().all()

@@ -134,11 +134,19 @@ def end_keys(entries: pd.DataFrame, min_sessions: int = 20) -> set[int]:
 
 
 def parse_lines(
-    parser: LogParser, rule: SessionRule | None, lines: Any, first_line: int = 1
+    parser: LogParser,
+    rule: SessionRule | None,
+    lines: Any,
+    first_line: int = 1,
+    fields: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Match ``lines`` read-only with a fitted parser and assign sessions (``rule``, or the
-    format's own when None); elapsed times are left NaN (they need the lines before)."""
-    df = parser.transform(lines, first_line=first_line, sessions=False)
+    format's own when None); elapsed times are left NaN (they need the lines before). Of the
+    header fields, those in ``fields`` become columns (all when None; the rule's own always)."""
+    if fields is not None:
+        own = rule.field if rule is not None else parser.format.session_field
+        fields = {*fields, own} if rule is None or rule.kind == "field" else set(fields)
+    df = parser.transform(lines, first_line=first_line, sessions=False, fields=fields)
     if len(df):
         if rule is None:
             assign_default_sessions(df, parser.format)
@@ -253,7 +261,7 @@ class Scorer:
     def parse(self, lines: Any, first_line: int = 1, *, trim: bool = False) -> pd.DataFrame:
         """Match lines read-only and assign sessions (elapsed times are left to :meth:`elapsed`).
         ``trim`` drops what detection no longer needs (the message body and header fields)."""
-        df = parse_lines(self.parser, self.rule, lines, first_line)
+        df = parse_lines(self.parser, self.rule, lines, first_line, fields=() if trim else None)
         if trim:
             df = df[[c for c in _KEPT if c in df.columns]]
         return df

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any
 
 import regex
@@ -32,6 +33,7 @@ __all__ = [
     "REGEX_TIMEOUT",
     "LogFormat",
     "RegexTimeoutError",
+    "field_columns",
     "get_format",
     "header_to_regex",
     "unmatched_hint",
@@ -46,6 +48,23 @@ REGEX_TIMEOUT = 1.0
 
 class RegexTimeoutError(ValueError):
     """A user regular expression ran past :data:`REGEX_TIMEOUT` on one line."""
+
+
+def field_columns(
+    fields: list[dict[str, str] | None], names: list[str]
+) -> dict[str, list[str | None]]:
+    """Each named header field (of :meth:`LogFormat.split`'s dicts) as a column of values, None
+    on rows that did not fit.
+
+    >>> field_columns([{"A": "1", "B": "x"}, None], ["A", "B"])
+    {'A': ['1', None], 'B': ['x', None]}
+    """
+    if not names:
+        return {}
+    if None in fields:
+        empty = dict.fromkeys(names)
+        fields = [f or empty for f in fields]
+    return {name: list(map(itemgetter(name), fields)) for name in names}  # type: ignore[arg-type]
 
 
 def header_to_regex(header: str) -> re.Pattern[str]:
