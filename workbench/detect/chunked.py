@@ -30,9 +30,15 @@ from workbench.detect.report import (
 from workbench.detect.scoring import FittedModels, score
 from workbench.keys.model import KeyModel
 from workbench.logs.parser import LogParser
-from workbench.logs.sessions import SessionRule, apply_session_rule, assign_default_sessions
+from workbench.logs.sessions import (
+    SessionRule,
+    apply_session_rule,
+    assign_default_sessions,
+    session_diffs,
+)
 from workbench.params.levels import level_name
 from workbench.params.model import ParamModel
+from workbench.params.scoring import score_columns
 
 __all__ = [
     "CHUNKABLE",
@@ -155,34 +161,6 @@ def parse_lines(
     return df
 
 
-def _session_diffs(names: np.ndarray, t: np.ndarray, last: dict[Any, float] | None) -> np.ndarray:
-    """Each entry's time since the previous entry of its session (``names``, in line order), the
-    first from ``last`` (the session's time before these rows; NaN when absent), and ``last``
-    updated in place. Sessions are grouped by integer codes: no frame of names is built.
-
-    >>> last = {"a": 1.0}
-    >>> names = np.array(["a", "b", "a"], dtype=object)
-    >>> _session_diffs(names, np.array([2.0, 3.0, 5.0]), last).tolist()
-    [1.0, nan, 3.0]
-    >>> last
-    {'a': 5.0, 'b': 3.0}
-    """
-    codes, uniques = pd.factorize(pd.Series(names, dtype=object), sort=False)
-    order = np.argsort(codes, kind="stable")
-    grouped = codes[order]
-    same = grouped[1:] == grouped[:-1]
-    prev = np.full(len(t), np.nan)
-    prev[order[1:][same]] = t[order[:-1][same]]
-    firsts = order[np.concatenate([[True], ~same])]  # each session's first row, by code
-    names_u = list(uniques)
-    if last:
-        prev[firsts] = [last.get(u, np.nan) for u in names_u]
-    if last is not None:
-        lasts = order[np.concatenate([~same, [True]])]
-        last.update(zip(names_u, t[lasts].tolist(), strict=True))
-    return t - prev
-
-
 class Scorer:
     """The fitted parser and models of a workbench, detached from it, with what chunked and
     distributed detection do with them (parse, elapsed times, key pass, parameter pass, verdicts).
@@ -301,7 +279,7 @@ class Scorer:
         sess = df["session"]
         has = ok & sess.notna().to_numpy()
         if has.any():
-            dt_session[has] = _session_diffs(sess[has].to_numpy(dtype=object), sec[has], last)
+            dt_session[has] = session_diffs(sess[has].to_numpy(dtype=object), sec[has], last)
         df["dt_session"] = dt_session
         return last_global
 
@@ -332,19 +310,29 @@ class Scorer:
         out = pd.DataFrame(index=df.index)
         if pm is None:
             return out
-        lv = level_name(self.level)
         base = df[_HALO]
         n_halo = 0 if halo is None else len(halo)
         full = pd.concat([halo, base], ignore_index=True) if n_halo else base
-        ps = pm.score(full).iloc[n_halo:]
-        for c in ("status", "mse", "dimension", "observed", "predicted"):
-            out["_p_" + c] = ps[c].to_numpy()
-        thr = ps.get(f"threshold_{lv}")
-        out["_p_threshold"] = thr.to_numpy() if thr is not None else np.nan
-        flag = ps.get(f"anomalous_{lv}")
-        out["_p_anomalous"] = (
-            flag.fillna(False).to_numpy(dtype=bool) if flag is not None else np.zeros(len(df), bool)
-        )
+        pm._check()
+        cols = score_columns(pm, full, confidence=False)  # pm.score's arrays, no frame
+        status, mse = cols.status[n_halo:], cols.mse[n_halo:]
+        lv = level_name(self.level)
+        thr = next((t[n_halo:] for v, t in cols.thr.items() if level_name(v) == lv), None)
+        flag = np.zeros(len(df), dtype=bool)
+        if thr is not None:
+            with np.errstate(invalid="ignore"):
+                flag = (mse > thr) & (status == "scored")
+        for name, values in (
+            ("status", status),
+            ("mse", mse),
+            ("dimension", cols.dim[n_halo:]),
+            ("observed", cols.observed[n_halo:]),
+            ("predicted", cols.predicted[n_halo:]),
+            ("threshold", np.nan if thr is None else thr),
+            ("anomalous", flag),
+        ):
+            kind = object if name in ("status", "dimension") else None  # text stays as it is
+            out["_p_" + name] = pd.Series(values, index=df.index, dtype=kind)
         return out
 
     # ------------------------------------------------------------------ key pass and verdicts
