@@ -196,8 +196,11 @@ def _regex_sessions(contents: list[str], parsed: np.ndarray, pattern: str) -> li
     if pattern in TRUSTED_SESSION_PATTERNS:  # a built-in pattern: ``re``, faster, no time limit
         search = re.compile(pattern).search
         grp = 1 if search.__self__.groups else 0
-        found = [search(c) if ok else None for c, ok in zip(contents, parsed.tolist(), strict=True)]
-        return [m.group(grp) if m else None for m in found]
+        # each match is read as it is found: a list of match objects would keep them all alive
+        return [
+            m.group(grp) if ok and (m := search(c)) else None
+            for c, ok in zip(contents, parsed.tolist(), strict=True)
+        ]
     rx = regex.compile(pattern)
     grp = 1 if rx.groups else 0
     out = []
