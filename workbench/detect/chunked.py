@@ -10,6 +10,7 @@ verdicts of one process. :class:`StreamReport` is the report they return.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterable
@@ -288,15 +289,25 @@ class Scorer:
         """Rows of ``df`` that belong to a trained key's parameter series."""
         if not self.n_params or not len(df):
             return np.zeros(len(df), dtype=bool)
-        keys = df["key"].to_numpy()
-        want = pd.Series(keys).map(self.n_params).to_numpy(dtype=float)
-        lengths = np.fromiter((len(p) for p in df["params"]), dtype=float, count=len(df))
+        want = pd.Series(df["key"].to_numpy()).map(self.n_params).to_numpy(dtype=float)
+        lengths = np.fromiter(map(len, df["params"].to_numpy(dtype=object)), float, len(df))
         return df["parsed"].to_numpy(dtype=bool) & (lengths == want)
+
+    def _last_series_rows(self, df: pd.DataFrame) -> np.ndarray:
+        """Positions (in order) of the last ``history`` rows of :meth:`series_rows` of every
+        trained key in ``df``: each key's rows are read from its last one back, not all."""
+        keys, params = df["key"].to_numpy(), df["params"].to_numpy(dtype=object)
+        parsed = df["parsed"].to_numpy(dtype=bool)
+        out: list[int] = []
+        for k, m in self.n_params.items():
+            back = np.flatnonzero(parsed & (keys == k))[::-1].tolist()  # read lazily, last first
+            out += itertools.islice((i for i in back if len(params[i]) == m), self.history)
+        return np.sort(np.asarray(out, dtype=np.int64))
 
     def halo(self, parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
         """The last ``history`` series rows of every trained key among ``parts`` (in line order):
         all the parameter models need of the log before the next rows."""
-        frames = [p.loc[self.series_rows(p), _HALO] for p in parts if len(p)]
+        frames = [p.iloc[self._last_series_rows(p)][_HALO] for p in parts if len(p)]
         frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame(columns=_HALO)
