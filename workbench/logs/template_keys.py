@@ -39,6 +39,7 @@ Fixed = tuple[tuple[int, str], ...]  #: (position, word) pairs that fix a key wi
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _STRIP = ",;:()[]{}\"'"
 _is_number = _NUMBER.fullmatch
+_UNSEEN = object()
 
 
 class TemplateKeys:
@@ -237,15 +238,23 @@ def numeric_params(
     for p in positions:
         if p >= n:
             break
-        tok = raw_tokens[p].strip(_STRIP).rstrip(".")
-        if named and "=" in tok:
-            tok = tok.rpartition("=")[2].strip(_STRIP)
-        # decimal digits only (what \d matches) are a number without the regular expression
-        if tok.isdecimal() or _is_number(tok):
-            value = float(tok)
-            if isfinite(value):
-                out.append(value)
+        value = _token_value(raw_tokens[p], named)
+        if value is not None:
+            out.append(value)
     return tuple(out)
+
+
+def _token_value(token: str, named: bool) -> float | None:
+    """The number a raw token holds (see :func:`numeric_params`), None when it holds none."""
+    tok = token.strip(_STRIP).rstrip(".")
+    if named and "=" in tok:
+        tok = tok.rpartition("=")[2].strip(_STRIP)
+    # decimal digits only (what \d matches) are a number without the regular expression
+    if tok.isdecimal() or _is_number(tok):
+        value = float(tok)
+        if isfinite(value):
+            return value
+    return None
 
 
 def row_params(
@@ -264,6 +273,7 @@ def row_params(
     """
     empty: tuple[float, ...] = ()
     seen: dict[str, tuple[float, ...]] = {}  # content -> its numbers (messages repeat)
+    values: dict[str, float | None] = {}  # raw token -> its number (values repeat)
     out = []
     for c, m in zip(contents, masked, strict=True):
         pos = positions.get(m) if m is not None else None
@@ -272,6 +282,17 @@ def row_params(
             continue
         found = seen.get(c)
         if found is None:
-            found = seen[c] = numeric_params(c, pos, named)
+            tokens = c.split()
+            n, got = len(tokens), []
+            for p in pos:
+                if p >= n:
+                    break
+                tok = tokens[p]
+                value = values.get(tok, _UNSEEN)
+                if value is _UNSEEN:
+                    value = values[tok] = _token_value(tok, named)
+                if value is not None:
+                    got.append(value)
+            found = seen[c] = tuple(got)
         out.append(found)
     return out
