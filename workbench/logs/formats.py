@@ -202,13 +202,20 @@ class LogFormat(Config):
         """Build a format from a regular expression with named groups (one must be ``Content``)."""
         return cls(name=name, pattern=pattern, **kwargs)  # type: ignore[arg-type]
 
-    def split(self, line: str) -> dict[str, str] | None:
-        """Return the named fields of ``line``, or None when it does not fit the format."""
+    @property
+    def trusted_regex(self) -> re.Pattern[str] | None:
+        """The compiled pattern of a built-in format (matched by ``re`` without a time limit, as
+        :meth:`split` does), None for a user's pattern."""
         fast = self.__dict__.get("_trusted")
         if fast is None:  # a built-in pattern is matched by ``re``, faster; a user's has a limit
             trusted = self.pattern in _TRUSTED_PATTERNS
             fast = re.compile(self.pattern) if trusted else False
             object.__setattr__(self, "_trusted", fast)
+        return fast or None
+
+    def split(self, line: str) -> dict[str, str] | None:
+        """Return the named fields of ``line``, or None when it does not fit the format."""
+        fast = self.trusted_regex
         if fast:
             m = fast.match(line)
             if m is None or m.group("Content") is None:

@@ -305,6 +305,7 @@ class LogParser(TemplateKeys):
         a good part of its time.
         """
         split = self.format.split
+        match = None if self.format.trusted_regex is None else self.format.trusted_regex.match
         mask = self._masker.mask
         cluster_of = self._cluster_of
         cache = self._cache
@@ -319,9 +320,16 @@ class LogParser(TemplateKeys):
                 continue
             else:
                 text, note = item.text, item.note  # type: ignore[union-attr]
-            fields = split(text) if text.strip() else None  # type: ignore[arg-type]
-            if fields is None:
-                rows.unparsed(text, "empty line" if not text.strip() else "does not fit the format")
+            if not text or text.isspace():  # type: ignore[union-attr]
+                rows.unparsed(text, "empty line")
+                continue
+            if match is None:
+                fields = split(text)  # type: ignore[arg-type]
+            else:  # a built-in pattern, matched here without a call of split
+                found = match(text)  # type: ignore[arg-type]
+                fields = None if found is None else found.groupdict()
+            if fields is None or fields["Content"] is None:
+                rows.unparsed(text, "does not fit the format")
                 continue
             content = fields["Content"].strip()
             masked = mask(content)
