@@ -56,3 +56,18 @@ def test_row_params_are_numeric_params_of_each_row():
                 zip(contents, masked, strict=True)]  # fmt: skip
         assert row_params(contents, masked, positions, named) == want
     assert any(want) and not all(want)
+
+
+def test_masking_skips_the_whole_text_cache_when_messages_do_not_repeat():
+    from workbench.logs.masks import DEFAULT_MASKS, Masker
+
+    rng = np.random.default_rng(2)
+    unique = [f"req {i} took {rng.random():.4f} s from 10.0.{i % 7}.1:80" for i in range(20000)]
+    repeated = [f"step {i % 5} done at 12:0{i % 10}" for i in range(20000)]
+    m, plain = Masker(DEFAULT_MASKS), Masker(DEFAULT_MASKS)
+    off = []
+    for texts in (unique, repeated, unique[:3000] + repeated):
+        want = [" ".join(plain.mask_token(t) for t in x.split()) for x in texts]
+        assert [m.mask(x) for x in texts] == want
+        off.append(m._texts_off)
+    assert off[0] > 0  # unique messages turned the whole-text look-ups off for a while
