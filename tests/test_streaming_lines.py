@@ -77,3 +77,18 @@ def test_detection_parses_without_unused_header_fields(rule):
     cols = ["line", "key", "params", "session", "label", "timestamp", "parsed"]
     assert lean[cols].astype(object).values.tolist() == full[cols].astype(object).values.tolist()
     assert lean["session"].notna().all()
+
+
+def test_a_list_of_byte_lines_parses_as_the_file(parser, tmp_path):
+    path = tmp_path / "odd.log"
+    path.write_bytes(ODD)
+    whole = parser.transform(str(path), sessions=False)
+    cols = ["line", "raw", "key", "params", "parsed", "error"]
+    for lines in (ODD.split(b"\n"), [*ODD.split(b"\n"), b""], [b"INFO took 3 s\n", b"x"]):
+        got = parser.transform(lines, sessions=False)  # decoded as one block, or line by line
+        one = pd.concat([parser.transform([x], sessions=False) for x in lines])
+        assert got[cols[1:]].astype(object).values.tolist() == (
+            one[cols[1:]].astype(object).values.tolist()
+        )
+    got = parser.transform(ODD.split(b"\n"), sessions=False)
+    assert got[cols].astype(object).values.tolist() == whole[cols].astype(object).values.tolist()
