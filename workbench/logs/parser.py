@@ -347,14 +347,12 @@ class LogParser(TemplateKeys):
         # distinct messages per cluster in order of first appearance (dicts keep order, so key
         # ids do not depend on hashing and a log gets the same ids in every process)
         by_cid: dict[int, dict[str, None]] = {}
-        for cid, m in zip(rows.cluster, rows.masked, strict=True):
+        for cid, m in dict.fromkeys(zip(rows.cluster, rows.masked, strict=True)):  # distinct
             if cid >= 0:
                 by_cid.setdefault(cid, {})[m] = None  # type: ignore[index]
         refined, positions = self._refine(by_cid, learn)
-        keys = [
-            refined[m] if cid >= 0 else cid  # type: ignore[index]
-            for cid, m in zip(rows.cluster, rows.masked, strict=True)
-        ]
+        # an unparsed row has no masked message (None) and keeps its key (UNPARSED)
+        keys = list(map({**refined, None: keyids.UNPARSED}.__getitem__, rows.masked))
         if learn:
             self.counts_.update(k for k in keys if k > 0)
         return keys, positions
