@@ -77,6 +77,7 @@ def stream_above_bytes() -> int:
     return max(256 * 1024**2, available // 45)
 
 
+_SPENT = ["params", "dt_session", "dt_global", "label"]  # read by the parameter pass only
 _COUNTS = ("lines", "parsed", "sessions", "key_entries", "param_checked", "sessions_reopened",
            "loose_entries", "unknown_rule_entries", "unknown_keys", "timestamps")  # fmt: skip
 
@@ -327,7 +328,8 @@ class SessionStream:
         ps = sc.param_pass(df, self.halo)
         if sc.param_model is not None:
             self.halo = sc.halo([self.halo, df] if self.halo is not None else [df])
-        df = pd.concat([df, ps], axis=1)
+        # what scoring and verdicts read from here on: not the vectors and elapsed times
+        df = pd.concat([df.drop(columns=_SPENT, errors="ignore"), ps], axis=1)
         if named.any():
             # later lines of a session overwrite earlier ones: each keeps its last line
             lines = df["line"].to_numpy()[named].tolist()
