@@ -10,6 +10,7 @@ verdicts of one process. :class:`StreamReport` is the report they return.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterable
@@ -30,9 +31,15 @@ from workbench.detect.report import (
 from workbench.detect.scoring import FittedModels, score
 from workbench.keys.model import KeyModel
 from workbench.logs.parser import LogParser
-from workbench.logs.sessions import SessionRule, apply_session_rule, assign_default_sessions
+from workbench.logs.sessions import (
+    SessionRule,
+    apply_session_rule,
+    assign_default_sessions,
+    session_diffs,
+)
 from workbench.params.levels import level_name
 from workbench.params.model import ParamModel
+from workbench.params.scoring import score_columns
 
 __all__ = [
     "CHUNKABLE",
@@ -134,45 +141,25 @@ def end_keys(entries: pd.DataFrame, min_sessions: int = 20) -> set[int]:
 
 
 def parse_lines(
-    parser: LogParser, rule: SessionRule | None, lines: Any, first_line: int = 1
+    parser: LogParser,
+    rule: SessionRule | None,
+    lines: Any,
+    first_line: int = 1,
+    fields: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Match ``lines`` read-only with a fitted parser and assign sessions (``rule``, or the
-    format's own when None); elapsed times are left NaN (they need the lines before)."""
-    df = parser.transform(lines, first_line=first_line, sessions=False)
+    format's own when None); elapsed times are left NaN (they need the lines before). Of the
+    header fields, those in ``fields`` become columns (all when None; the rule's own always)."""
+    if fields is not None:
+        own = rule.field if rule is not None else parser.format.session_field
+        fields = {*fields, own} if rule is None or rule.kind == "field" else set(fields)
+    df = parser.transform(lines, first_line=first_line, sessions=False, fields=fields)
     if len(df):
         if rule is None:
             assign_default_sessions(df, parser.format)
         else:
             apply_session_rule(df, rule)
     return df
-
-
-def _session_diffs(names: np.ndarray, t: np.ndarray, last: dict[Any, float] | None) -> np.ndarray:
-    """Each entry's time since the previous entry of its session (``names``, in line order), the
-    first from ``last`` (the session's time before these rows; NaN when absent), and ``last``
-    updated in place. Sessions are grouped by integer codes: no frame of names is built.
-
-    >>> last = {"a": 1.0}
-    >>> names = np.array(["a", "b", "a"], dtype=object)
-    >>> _session_diffs(names, np.array([2.0, 3.0, 5.0]), last).tolist()
-    [1.0, nan, 3.0]
-    >>> last
-    {'a': 5.0, 'b': 3.0}
-    """
-    codes, uniques = pd.factorize(pd.Series(names, dtype=object), sort=False)
-    order = np.argsort(codes, kind="stable")
-    grouped = codes[order]
-    same = grouped[1:] == grouped[:-1]
-    prev = np.full(len(t), np.nan)
-    prev[order[1:][same]] = t[order[:-1][same]]
-    firsts = order[np.concatenate([[True], ~same])]  # each session's first row, by code
-    names_u = list(uniques)
-    if last:
-        prev[firsts] = [last.get(u, np.nan) for u in names_u]
-    if last is not None:
-        lasts = order[np.concatenate([~same, [True]])]
-        last.update(zip(names_u, t[lasts].tolist(), strict=True))
-    return t - prev
 
 
 class Scorer:
@@ -253,7 +240,7 @@ class Scorer:
     def parse(self, lines: Any, first_line: int = 1, *, trim: bool = False) -> pd.DataFrame:
         """Match lines read-only and assign sessions (elapsed times are left to :meth:`elapsed`).
         ``trim`` drops what detection no longer needs (the message body and header fields)."""
-        df = parse_lines(self.parser, self.rule, lines, first_line)
+        df = parse_lines(self.parser, self.rule, lines, first_line, fields=() if trim else None)
         if trim:
             df = df[[c for c in _KEPT if c in df.columns]]
         return df
@@ -293,7 +280,7 @@ class Scorer:
         sess = df["session"]
         has = ok & sess.notna().to_numpy()
         if has.any():
-            dt_session[has] = _session_diffs(sess[has].to_numpy(dtype=object), sec[has], last)
+            dt_session[has] = session_diffs(sess[has].to_numpy(dtype=object), sec[has], last)
         df["dt_session"] = dt_session
         return last_global
 
@@ -302,15 +289,25 @@ class Scorer:
         """Rows of ``df`` that belong to a trained key's parameter series."""
         if not self.n_params or not len(df):
             return np.zeros(len(df), dtype=bool)
-        keys = df["key"].to_numpy()
-        want = pd.Series(keys).map(self.n_params).to_numpy(dtype=float)
-        lengths = np.fromiter((len(p) for p in df["params"]), dtype=float, count=len(df))
+        want = pd.Series(df["key"].to_numpy()).map(self.n_params).to_numpy(dtype=float)
+        lengths = np.fromiter(map(len, df["params"].to_numpy(dtype=object)), float, len(df))
         return df["parsed"].to_numpy(dtype=bool) & (lengths == want)
+
+    def _last_series_rows(self, df: pd.DataFrame) -> np.ndarray:
+        """Positions (in order) of the last ``history`` rows of :meth:`series_rows` of every
+        trained key in ``df``: each key's rows are read from its last one back, not all."""
+        keys, params = df["key"].to_numpy(), df["params"].to_numpy(dtype=object)
+        parsed = df["parsed"].to_numpy(dtype=bool)
+        out: list[int] = []
+        for k, m in self.n_params.items():
+            back = np.flatnonzero(parsed & (keys == k))[::-1].tolist()  # read lazily, last first
+            out += itertools.islice((i for i in back if len(params[i]) == m), self.history)
+        return np.sort(np.asarray(out, dtype=np.int64))
 
     def halo(self, parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
         """The last ``history`` series rows of every trained key among ``parts`` (in line order):
         all the parameter models need of the log before the next rows."""
-        frames = [p.loc[self.series_rows(p), _HALO] for p in parts if len(p)]
+        frames = [p.iloc[self._last_series_rows(p)][_HALO] for p in parts if len(p)]
         frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame(columns=_HALO)
@@ -324,19 +321,29 @@ class Scorer:
         out = pd.DataFrame(index=df.index)
         if pm is None:
             return out
-        lv = level_name(self.level)
         base = df[_HALO]
         n_halo = 0 if halo is None else len(halo)
         full = pd.concat([halo, base], ignore_index=True) if n_halo else base
-        ps = pm.score(full).iloc[n_halo:]
-        for c in ("status", "mse", "dimension", "observed", "predicted"):
-            out["_p_" + c] = ps[c].to_numpy()
-        thr = ps.get(f"threshold_{lv}")
-        out["_p_threshold"] = thr.to_numpy() if thr is not None else np.nan
-        flag = ps.get(f"anomalous_{lv}")
-        out["_p_anomalous"] = (
-            flag.fillna(False).to_numpy(dtype=bool) if flag is not None else np.zeros(len(df), bool)
-        )
+        pm._check()
+        cols = score_columns(pm, full, confidence=False)  # pm.score's arrays, no frame
+        status, mse = cols.status[n_halo:], cols.mse[n_halo:]
+        lv = level_name(self.level)
+        thr = next((t[n_halo:] for v, t in cols.thr.items() if level_name(v) == lv), None)
+        flag = np.zeros(len(df), dtype=bool)
+        if thr is not None:
+            with np.errstate(invalid="ignore"):
+                flag = (mse > thr) & (status == "scored")
+        for name, values in (
+            ("status", status),
+            ("mse", mse),
+            ("dimension", cols.dim[n_halo:]),
+            ("observed", cols.observed[n_halo:]),
+            ("predicted", cols.predicted[n_halo:]),
+            ("threshold", np.nan if thr is None else thr),
+            ("anomalous", flag),
+        ):
+            kind = object if name in ("status", "dimension") else None  # text stays as it is
+            out["_p_" + name] = pd.Series(values, index=df.index, dtype=kind)
         return out
 
     # ------------------------------------------------------------------ key pass and verdicts

@@ -46,7 +46,7 @@ from workbench.detect.chunked import (
     checked_counts,
     stream_report,
 )
-from workbench.logs.reading import raw_lines
+from workbench.logs.reading import MAX_LINE_BYTES, TextLines, read_texts
 from workbench.logs.sessions import SessionRule
 
 __all__ = [
@@ -77,6 +77,7 @@ def stream_above_bytes() -> int:
     return max(256 * 1024**2, available // 45)
 
 
+_SPENT = ["params", "dt_session", "dt_global", "label"]  # read by the parameter pass only
 _COUNTS = ("lines", "parsed", "sessions", "key_entries", "param_checked", "sessions_reopened",
            "loose_entries", "unknown_rule_entries", "unknown_keys", "timestamps")  # fmt: skip
 
@@ -106,21 +107,30 @@ def too_large_for_memory(source: Any, rule: SessionRule | None = None) -> bool:
     return path.stat().st_size * (8 if is_gzip(path) else 1) > stream_above_bytes()
 
 
-def read_chunks(source: Any, chunk_lines: int) -> Iterator[list[Any]]:
+def read_chunks(
+    source: Any, chunk_lines: int, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[list[Any]]:
     """Lists of at most ``chunk_lines`` lines of ``source`` (a path, bytes, or lines), in order.
-    A list of paths is read as one log, file after file.
+    A list of paths is read as one log, file after file. Files and bytes are decoded here, a block
+    at a time (:class:`~workbench.logs.reading.TextLines`, lines longer than ``max_line_bytes``
+    kept as unparsed rows), as a log read whole is; other lines pass as they are.
 
     >>> [len(c) for c in read_chunks(b"a\\nb\\nc\\n", 2)]
     [2, 1]
     """
     if chunk_lines < 1:
         raise ValueError(f"chunk_lines must be >= 1, got {chunk_lines}")
+    wrap: Callable[[list[Any]], list[Any]] = TextLines
     if isinstance(source, list | tuple) and _paths(source):
-        lines: Iterator[Any] = itertools.chain.from_iterable(raw_lines(s) for s in source)
+        lines: Iterator[Any] = itertools.chain.from_iterable(
+            read_texts(s, max_line_bytes) for s in source
+        )
+    elif isinstance(source, bytes | str | Path):
+        lines = read_texts(source, max_line_bytes)
     else:
-        lines = raw_lines(source)
+        lines, wrap = iter(source), list
     while True:
-        chunk = list(itertools.islice(lines, chunk_lines))
+        chunk = wrap(itertools.islice(lines, chunk_lines))
         if not chunk:
             return
         yield chunk
@@ -198,7 +208,7 @@ def detect_streaming(
     sc = Scorer(models, session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
     stream = SessionStream(sc, g, VerdictWriter(out), idle_seconds, idle_lines, keep_entries)
-    for chunk in read_chunks(source, chunk_lines):
+    for chunk in read_chunks(source, chunk_lines, sc.parser.max_line_bytes):
         stream.feed(chunk)
         if progress is not None:
             progress({"lines": stream.counts["lines"], "open_sessions": len(stream.last_line),
@@ -318,7 +328,8 @@ class SessionStream:
         ps = sc.param_pass(df, self.halo)
         if sc.param_model is not None:
             self.halo = sc.halo([self.halo, df] if self.halo is not None else [df])
-        df = pd.concat([df, ps], axis=1)
+        # what scoring and verdicts read from here on: not the vectors and elapsed times
+        df = pd.concat([df.drop(columns=_SPENT, errors="ignore"), ps], axis=1)
         if named.any():
             # later lines of a session overwrite earlier ones: each keeps its last line
             lines = df["line"].to_numpy()[named].tolist()

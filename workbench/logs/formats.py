@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any
 
 import regex
@@ -32,6 +33,7 @@ __all__ = [
     "REGEX_TIMEOUT",
     "LogFormat",
     "RegexTimeoutError",
+    "field_columns",
     "get_format",
     "header_to_regex",
     "unmatched_hint",
@@ -46,6 +48,23 @@ REGEX_TIMEOUT = 1.0
 
 class RegexTimeoutError(ValueError):
     """A user regular expression ran past :data:`REGEX_TIMEOUT` on one line."""
+
+
+def field_columns(
+    fields: list[dict[str, str] | None], names: list[str]
+) -> dict[str, list[str | None]]:
+    """Each named header field (of :meth:`LogFormat.split`'s dicts) as a column of values, None
+    on rows that did not fit.
+
+    >>> field_columns([{"A": "1", "B": "x"}, None], ["A", "B"])
+    {'A': ['1', None], 'B': ['x', None]}
+    """
+    if not names:
+        return {}
+    if None in fields:
+        empty = dict.fromkeys(names)
+        fields = [f or empty for f in fields]
+    return {name: list(map(itemgetter(name), fields)) for name in names}  # type: ignore[arg-type]
 
 
 def header_to_regex(header: str) -> re.Pattern[str]:
@@ -183,13 +202,20 @@ class LogFormat(Config):
         """Build a format from a regular expression with named groups (one must be ``Content``)."""
         return cls(name=name, pattern=pattern, **kwargs)  # type: ignore[arg-type]
 
-    def split(self, line: str) -> dict[str, str] | None:
-        """Return the named fields of ``line``, or None when it does not fit the format."""
+    @property
+    def trusted_regex(self) -> re.Pattern[str] | None:
+        """The compiled pattern of a built-in format (matched by ``re`` without a time limit, as
+        :meth:`split` does), None for a user's pattern."""
         fast = self.__dict__.get("_trusted")
         if fast is None:  # a built-in pattern is matched by ``re``, faster; a user's has a limit
             trusted = self.pattern in _TRUSTED_PATTERNS
             fast = re.compile(self.pattern) if trusted else False
             object.__setattr__(self, "_trusted", fast)
+        return fast or None
+
+    def split(self, line: str) -> dict[str, str] | None:
+        """Return the named fields of ``line``, or None when it does not fit the format."""
+        fast = self.trusted_regex
         if fast:
             m = fast.match(line)
             if m is None or m.group("Content") is None:

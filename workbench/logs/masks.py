@@ -67,6 +67,7 @@ DEFAULT_MASKS: tuple[Mask, ...] = (
 
 
 _MASK_CACHE = 200_000  # tokens remembered by a Masker
+_TEXT_WINDOW = 4096  # whole-text look-ups between two checks that they pay off
 _PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
 _PLAIN_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
@@ -85,6 +86,8 @@ class Masker:
         self.names = [m.name for m in masks]
         self._cache: dict[str, str] = {}  # token -> masked token
         self._texts: dict[str, str] = {}  # whole text -> masked text (logs repeat messages)
+        self._texts_seen = self._texts_hits = 0  # look-ups in it and hits, this window
+        self._texts_off = 0  # texts left to mask without looking it up
         self._sequential = [(re.compile(m.pattern), f"<{m.name}>") for m in masks]
         self._regex: re.Pattern[str] | None = None
         # with the default masks a plain number or UUID (the common new tokens) is always
@@ -120,19 +123,34 @@ class Masker:
         repeat most tokens (and many whole messages), and a dictionary look-up is much cheaper
         than the regular expressions.
         """
+        if self._texts_off:  # whole messages rarely repeated of late: token by token only
+            self._texts_off -= 1
+            return self._tokens(text)
         masked_text = self._texts.get(text)
+        self._texts_seen += 1
         if masked_text is not None:
+            self._texts_hits += 1
             return masked_text
-        tokens = text.split()
-        masked = list(map(self._cache.get, tokens))  # no Python-level loop when all are known
-        if None in masked:
-            token = self._token
-            masked = [m if m is not None else token(t) for m, t in zip(masked, tokens, strict=True)]
-        masked_text = " ".join(masked)  # type: ignore[arg-type]
+        masked_text = self._tokens(text)
         if len(self._texts) >= _MASK_CACHE:
             self._texts.clear()
         self._texts[text] = masked_text
+        # a hit saves about five times what a miss costs: under 1 in 8 repeated, look-ups and
+        # insertions cost more than they save, so they stop for a while
+        if self._texts_seen >= _TEXT_WINDOW:
+            if self._texts_hits * 8 < self._texts_seen:
+                self._texts_off = 16 * _TEXT_WINDOW
+            self._texts_seen = self._texts_hits = 0
         return masked_text
+
+    def _tokens(self, text: str) -> str:
+        """:meth:`mask` token by token (each token's mask remembered)."""
+        tokens = text.split()
+        try:  # no Python-level loop when every token is known
+            return " ".join(map(self._cache.get, tokens))  # type: ignore[arg-type]
+        except TypeError:  # a token not seen yet (None)
+            token = self._token
+            return " ".join([token(t) for t in tokens])
 
     def _token(self, token: str) -> str:
         """:meth:`mask_token`, remembered."""

@@ -44,7 +44,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -53,11 +52,11 @@ from drain3.drain import Drain
 
 from workbench import keyids
 from workbench.logs import parser_state
-from workbench.logs.formats import LogFormat, get_format
+from workbench.logs.formats import LogFormat, field_columns, get_format
 from workbench.logs.masks import Masker
 from workbench.logs.reading import MAX_LINE_BYTES, read_texts
 from workbench.logs.summary import ParseSummary, summarize
-from workbench.logs.template_keys import TemplateKeys, numeric_params
+from workbench.logs.template_keys import TemplateKeys, row_params
 from workbench.logs.timestamps import read_timestamps
 
 __all__ = ["LogParser"]
@@ -89,20 +88,6 @@ class _Rows:
     @property
     def columns(self) -> tuple[list[Any], ...]:
         return self.raw, self.content, self.cluster, self.error, self.fields, self.masked
-
-
-def _field_columns(fields: list[dict[str, str] | None], names: list[str]) -> dict[str, list[Any]]:
-    """Each named header field as a column of values, None on rows that did not fit.
-
-    >>> _field_columns([{"A": "1", "B": "x"}, None], ["A", "B"])
-    {'A': ['1', None], 'B': ['x', None]}
-    """
-    if not names:
-        return {}
-    if None in fields:
-        empty = dict.fromkeys(names)
-        fields = [f or empty for f in fields]
-    return {name: list(map(itemgetter(name), fields)) for name in names}
 
 
 class LogParser(TemplateKeys):
@@ -262,10 +247,13 @@ class LogParser(TemplateKeys):
         return key
 
     # ------------------------------------------------------------------ parsing
-    def transform(self, source: Any, *, first_line: int = 1, sessions: bool = True) -> pd.DataFrame:
+    def transform(
+        self, source: Any, *, first_line: int = 1, sessions: bool = True, fields: Any = None
+    ) -> pd.DataFrame:
         """Parse without learning: templates never seen get :data:`~workbench.keyids.UNKNOWN`.
         Read-only."""
-        return self.parse(source, learn=False, first_line=first_line, sessions=sessions)
+        return self.parse(source, learn=False, first_line=first_line, sessions=sessions,
+                          fields=fields)  # fmt: skip
 
     def parse(
         self,
@@ -274,6 +262,7 @@ class LogParser(TemplateKeys):
         learn: bool = True,
         first_line: int = 1,
         sessions: bool = True,
+        fields: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Parse ``source`` into the row schema of this module.
 
@@ -290,6 +279,8 @@ class LogParser(TemplateKeys):
             elapsed times. Turn off when parsing partitions; run
             :func:`workbench.logs.sessions.assign_sessions` and
             :func:`workbench.logs.sessions.add_elapsed_times` on the whole result.
+        fields
+            The header fields kept as columns after the schema's (default: all of them).
 
         Problems that leave rows without a session or a timestamp are noted in ``df.attrs``:
         ``'session_problem'`` and ``'timestamp_problem'`` (plain sentences).
@@ -298,7 +289,7 @@ class LogParser(TemplateKeys):
         keys, positions = self._key_rows(rows, learn)
         if not rows.raw:
             logger.warning("empty input: no lines to parse")
-        df, ts_problem = self._frame(rows, keys, positions, first_line)
+        df, ts_problem = self._frame(rows, keys, positions, first_line, fields)
         session_problem = self._sessions(df) if sessions and len(df) else None
         out = df[_COLUMNS + [c for c in df.columns if c not in _COLUMNS]]
         if ts_problem:
@@ -314,6 +305,7 @@ class LogParser(TemplateKeys):
         a good part of its time.
         """
         split = self.format.split
+        match = None if self.format.trusted_regex is None else self.format.trusted_regex.match
         mask = self._masker.mask
         cluster_of = self._cluster_of
         cache = self._cache
@@ -328,9 +320,16 @@ class LogParser(TemplateKeys):
                 continue
             else:
                 text, note = item.text, item.note  # type: ignore[union-attr]
-            fields = split(text) if text.strip() else None  # type: ignore[arg-type]
-            if fields is None:
-                rows.unparsed(text, "empty line" if not text.strip() else "does not fit the format")
+            if not text or text.isspace():  # type: ignore[union-attr]
+                rows.unparsed(text, "empty line")
+                continue
+            if match is None:
+                fields = split(text)  # type: ignore[arg-type]
+            else:  # a built-in pattern, matched here without a call of split
+                found = match(text)  # type: ignore[arg-type]
+                fields = None if found is None else found.groupdict()
+            if fields is None or fields["Content"] is None:
+                rows.unparsed(text, "does not fit the format")
                 continue
             content = fields["Content"].strip()
             masked = mask(content)
@@ -348,14 +347,12 @@ class LogParser(TemplateKeys):
         # distinct messages per cluster in order of first appearance (dicts keep order, so key
         # ids do not depend on hashing and a log gets the same ids in every process)
         by_cid: dict[int, dict[str, None]] = {}
-        for cid, m in zip(rows.cluster, rows.masked, strict=True):
+        for cid, m in dict.fromkeys(zip(rows.cluster, rows.masked, strict=True)):  # distinct
             if cid >= 0:
                 by_cid.setdefault(cid, {})[m] = None  # type: ignore[index]
         refined, positions = self._refine(by_cid, learn)
-        keys = [
-            refined[m] if cid >= 0 else cid  # type: ignore[index]
-            for cid, m in zip(rows.cluster, rows.masked, strict=True)
-        ]
+        # an unparsed row has no masked message (None) and keeps its key (UNPARSED)
+        keys = list(map({**refined, None: keyids.UNPARSED}.__getitem__, rows.masked))
         if learn:
             self.counts_.update(k for k in keys if k > 0)
         return keys, positions
@@ -366,9 +363,10 @@ class LogParser(TemplateKeys):
         keys: list[int],
         positions: dict[str, tuple[int, ...]],
         first_line: int,
+        keep: Iterable[str] | None = None,
     ) -> tuple[pd.DataFrame, str | None]:
-        """The rows as a frame (sessions and elapsed times left empty), and the timestamp
-        problem."""
+        """The rows as a frame (sessions and elapsed times left empty; of the header fields those
+        in ``keep``, all when None), and the timestamp problem."""
         fmt = self.format
         n = len(rows.raw)
         df = pd.DataFrame(
@@ -381,18 +379,14 @@ class LogParser(TemplateKeys):
         templates = {k: self.template_of(k) for k in set(keys) if k != keyids.UNPARSED}
         templates[keyids.UNPARSED] = ""
         df["template"] = pd.Series(list(map(templates.__getitem__, keys)), dtype=object)
-        params: dict[str, tuple[float, ...]] = {}  # content -> its numbers (messages repeat)
-        for c, m in zip(rows.content, rows.masked, strict=True):
-            if c not in params:
-                params[c] = (
-                    numeric_params(c, positions[m], self.named_numbers) if m in positions else ()
-                )
-        df["params"] = pd.Series(list(map(params.__getitem__, rows.content)), dtype=object)
+        params = row_params(rows.content, rows.masked, positions, self.named_numbers)
+        df["params"] = pd.Series(params, dtype=object)
         df["timestamp"], ts_problem = read_timestamps(fmt, rows.fields, first_line, self.year)
-        columns = _field_columns(rows.fields, [f for f in fmt.fields if f != "Content"])
+        names = [f for f in fmt.fields if f != "Content" and (keep is None or f in keep)]
+        columns = field_columns(rows.fields, names)
         label = None
         if fmt.label_field:
-            label = columns.get(fmt.label_field) or _field_columns(rows.fields, [fmt.label_field])
+            label = columns.get(fmt.label_field) or field_columns(rows.fields, [fmt.label_field])
             label = label if isinstance(label, list) else label[fmt.label_field]
         df["label"] = pd.Series([None] * n if label is None else label, dtype=object)
         df["parsed"] = df["key"].to_numpy() != keyids.UNPARSED

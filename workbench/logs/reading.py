@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "MAX_LINE_BYTES",
     "RawLine",
+    "TextLines",
     "is_gzip",
     "log_path",
     "raw_lines",
@@ -42,6 +43,12 @@ class RawLine:
     text: str
     error: str | None = None  # set when the line cannot be parsed at all
     note: str | None = None  # set when it was repaired (invalid UTF-8 replaced)
+
+
+class TextLines(list):  # type: ignore[type-arg]
+    """Lines already read by :func:`read_texts` (plain text, or a :class:`RawLine` that says why
+    it cannot be parsed): :func:`read_texts` passes them through as they are, so a log read in
+    chunks is decoded once, a block at a time, exactly as when it is read whole."""
 
 
 def _decode(raw: bytes, max_bytes: int) -> RawLine:
@@ -102,12 +109,35 @@ def read_texts(
             for block in _blocks(fh):
                 yield from _decode_block(block, max_bytes)
         return
+    if isinstance(source, TextLines):
+        yield from source
+        return
+    block = _one_block(source)
+    if block is not None:  # a list of byte lines (a piece of a file) is decoded at once
+        yield from _decode_block(block, max_bytes)
+        return
     for item in source:
         if isinstance(item, bytes):
             yield _decode_clean(item.rstrip(b"\n"), max_bytes)
             continue
         text = item.rstrip("\n").removesuffix("\r")
         yield text if len(text) <= max_bytes and "\x00" not in text else _text_line(item, max_bytes)
+
+
+def _one_block(source: Any) -> bytes | None:
+    """A list of byte lines as one block of lines (each ending in a newline), or None when it
+    holds anything else or a line holds a newline of its own (then it goes line by line).
+
+    >>> _one_block([b"a", b"", b"c\\r"]), _one_block([b"a\\n"]), _one_block(["a"])
+    (b'a\\n\\nc\\r\\n', None, None)
+    """
+    if not isinstance(source, list) or not source or source[0].__class__ is not bytes:
+        return None
+    try:
+        block = b"\n".join(source)
+    except TypeError:
+        return None
+    return block + b"\n" if block.count(b"\n") == len(source) - 1 else None
 
 
 def _decode_clean(raw: bytes, max_bytes: int) -> str | RawLine:

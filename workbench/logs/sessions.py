@@ -48,6 +48,7 @@ __all__ = [
     "assign_default_sessions",
     "assign_sessions",
     "format_rule",
+    "session_diffs",
     "session_groups",
 ]
 
@@ -195,8 +196,11 @@ def _regex_sessions(contents: list[str], parsed: np.ndarray, pattern: str) -> li
     if pattern in TRUSTED_SESSION_PATTERNS:  # a built-in pattern: ``re``, faster, no time limit
         search = re.compile(pattern).search
         grp = 1 if search.__self__.groups else 0
-        found = [search(c) if ok else None for c, ok in zip(contents, parsed.tolist(), strict=True)]
-        return [m.group(grp) if m else None for m in found]
+        # each match is read as it is found: a list of match objects would keep them all alive
+        return [
+            m.group(grp) if ok and (m := search(c)) else None
+            for c, ok in zip(contents, parsed.tolist(), strict=True)
+        ]
     rx = regex.compile(pattern)
     grp = 1 if rx.groups else 0
     out = []
@@ -346,3 +350,31 @@ def add_elapsed_times(df: pd.DataFrame) -> None:
         sub = pd.DataFrame({"s": sess[has].to_numpy(), "t": sec[has]})
         dt_session[has] = sub.groupby("s", sort=False)["t"].diff().to_numpy()
     df["dt_session"] = dt_session
+
+
+def session_diffs(names: np.ndarray, t: np.ndarray, last: dict[Any, float] | None) -> np.ndarray:
+    """Each entry's time since the previous entry of its session (``names``, in line order), the
+    first from ``last`` (the session's time before these rows; NaN when absent), and ``last``
+    updated in place. Sessions are grouped by integer codes: no frame of names is built.
+
+    >>> last = {"a": 1.0}
+    >>> names = np.array(["a", "b", "a"], dtype=object)
+    >>> session_diffs(names, np.array([2.0, 3.0, 5.0]), last).tolist()
+    [1.0, nan, 3.0]
+    >>> last
+    {'a': 5.0, 'b': 3.0}
+    """
+    codes, uniques = pd.factorize(pd.Series(names, dtype=object), sort=False)
+    order = np.argsort(codes, kind="stable")
+    grouped = codes[order]
+    same = grouped[1:] == grouped[:-1]
+    prev = np.full(len(t), np.nan)
+    prev[order[1:][same]] = t[order[:-1][same]]
+    firsts = order[np.concatenate([[True], ~same])]  # each session's first row, by code
+    names_u = list(uniques)
+    if last:
+        prev[firsts] = [last.get(u, np.nan) for u in names_u]
+    if last is not None:
+        lasts = order[np.concatenate([~same, [True]])]
+        last.update(zip(names_u, t[lasts].tolist(), strict=True))
+    return t - prev

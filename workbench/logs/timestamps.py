@@ -38,7 +38,10 @@ def read_timestamps(
     if len(fmt.timestamp_fields) == 1:
         values = [(get(f) or "") if f else None for f in rows_fields]
     else:
-        values = [" ".join([v or "" for v in get(f)]) if f else None for f in rows_fields]
+        try:  # every field present (the rule): one join per row
+            values = [" ".join(get(f)) if f else None for f in rows_fields]
+        except TypeError:  # a field that took no part (None) reads as ""
+            values = [" ".join([v or "" for v in get(f)]) if f else None for f in rows_fields]
     text = pd.Series(values, dtype=object)
     spec = fmt.timestamp_format
     if spec == "%s":  # seconds since 1970

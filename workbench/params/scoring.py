@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from workbench.params.model import ParamModel
     from workbench.params.network import ParamLSTM
 
-__all__ = ["mse_of", "predict", "score_entries"]
+__all__ = ["mse_of", "predict", "score_columns", "score_entries"]
 
 
 def predict(model: ParamModel, key: int, x: np.ndarray, batch: int = 8192) -> np.ndarray:
@@ -102,6 +102,21 @@ def score_entries(
     model: ParamModel, entries: pd.DataFrame, only: Any = None, keys: Any = None
 ) -> pd.DataFrame:
     """:meth:`ParamModel.score <workbench.params.model.ParamModel.score>` (see there)."""
+    cols = score_columns(model, entries, only, keys)
+    return _frame(entries, entries["key"].to_numpy(), cols, model.config.levels)
+
+
+def score_columns(
+    model: ParamModel,
+    entries: pd.DataFrame,
+    only: Any = None,
+    keys: Any = None,
+    confidence: bool = True,
+) -> _Columns:
+    """The columns of :func:`score_entries` as plain arrays (``status``, ``detail``, ``mse``,
+    ``conf``, ``thr`` per level, ``dim``, ``observed``, ``predicted``), before they make a frame:
+    what detection over many chunks reads, without building the frame's text columns (and
+    without ``conf``, left NaN, when ``confidence`` is False)."""
     cfg = model.config
     cols = _Columns(len(entries), cfg.levels)
     key_arr = entries["key"].to_numpy()
@@ -128,11 +143,12 @@ def score_entries(
         cols.status[s.mismatched] = "parameter count differs"
         cols.detail[s.mismatched] = f"expected {model.keys_[k]['n_params']} numeric parameters"
         if len(s.rows):
-            _score_key(model, _data(model, k, s.rows, s.values, len(s.rows)), preds[k], cols)
+            d = _data(model, k, s.rows, s.values, len(s.rows))
+            _score_key(model, d, preds[k], cols, confidence)
     if only is not None:
         skip = ~_rows_of(entries, only) & (cols.status == "scored")
         cols.status[skip] = "not checked"
-    return _frame(entries, key_arr, cols, cfg.levels)
+    return cols
 
 
 def _data(model: ParamModel, k: int, rows: np.ndarray, raw: np.ndarray, cut: int) -> KeyData:
@@ -151,7 +167,9 @@ def _explain_untrained(
             cols.detail[rows] = f"{info['status']} ({info['detail']})"
 
 
-def _score_key(model: ParamModel, d: KeyData, pred: np.ndarray, cols: _Columns) -> None:
+def _score_key(
+    model: ParamModel, d: KeyData, pred: np.ndarray, cols: _Columns, confidence: bool = True
+) -> None:
     """Fill one key's rows from its normalised predictions ``pred`` ``[n, d]`` (or, per dimension,
     the nearest value confirmed normal for the key where that is nearer: :mod:`.confirmed`)."""
     info, th = model.keys_[d.key], model.thresholds_[d.key]
@@ -165,7 +183,8 @@ def _score_key(model: ParamModel, d: KeyData, pred: np.ndarray, cols: _Columns) 
     cols.status[r] = np.where(has, "scored", "no value")
     cols.detail[r[~has]] = "no observed value to compare (first entry of its session)"
     cols.mse[r] = m
-    cols.conf[r] = np.where(has, th.confidence(m), np.nan)
+    if confidence:
+        cols.conf[r] = np.where(has, th.confidence(m), np.nan)
     for lv in model.config.levels:
         cols.thr[lv][r] = th.threshold(lv)
     names = np.asarray(info["names"], dtype=object)

@@ -128,31 +128,51 @@ def build_series(
     key_arr = entries["key"].to_numpy()
     ok = entries["parsed"].to_numpy(dtype=bool) & (key_arr > 0)
     params = entries["params"].to_numpy(dtype=object)
-    by_key: dict[int, list[int]] = {}
-    for i in np.flatnonzero(ok):
-        k = int(key_arr[i])
-        if keys is None or k in keys:
-            by_key.setdefault(k, []).append(int(i))
     out: dict[int, KeySeries] = {}
-    for k, rows in by_key.items():
-        lengths = [len(params[i]) for i in rows]
+    for k, rows in _rows_by_key(key_arr, ok, keys).items():
+        lengths = np.fromiter(map(len, params[rows]), dtype=np.int64, count=len(rows))
         if n_params is not None and k in n_params:
             m = n_params[k]
         else:
-            counts = Counter(lengths)
+            counts = Counter(lengths.tolist())
             m = min(c for c, n in counts.items() if n == max(counts.values()))
-        keep = np.asarray([r for r, n in zip(rows, lengths, strict=True) if n == m], dtype=np.int64)
-        bad = np.asarray([r for r, n in zip(rows, lengths, strict=True) if n != m], dtype=np.int64)
+        keep, bad = rows[lengths == m], rows[lengths != m]
         d = min(m, max_params)
         vals = np.full((len(keep), 1 + d), np.nan)
         vals[:, 0] = dt[keep]
         if d:
-            vals[:, 1:] = np.asarray([params[i][:d] for i in keep], dtype=float).reshape(-1, d)
+            got = params[keep].tolist() if d == m else [params[i][:d] for i in keep]
+            vals[:, 1:] = np.asarray(got, dtype=float).reshape(-1, d)
         names = ("elapsed", *(f"param{j + 1}" for j in range(d)))
         out[k] = KeySeries(k, keep, vals, names, bad)
         if len(bad):
             logger.debug("key %d: %d entries with a parameter count other than %d", k, len(bad), m)
     return out
+
+
+def _rows_by_key(
+    key_arr: np.ndarray, ok: np.ndarray, keys: set[int] | None
+) -> dict[int, np.ndarray]:
+    """The rows (in order) of every key among the ``ok`` rows (only ``keys`` when given), the
+    keys in order of their first row.
+
+    >>> got = _rows_by_key(np.array([3, 1, 3, 2, 1]), np.array([1, 1, 1, 1, 0], bool), {1, 3})
+    >>> {k: v.tolist() for k, v in got.items()}
+    {3: [0, 2], 1: [1]}
+    """
+    rows = np.flatnonzero(ok)
+    if keys is not None:
+        rows = rows[np.isin(key_arr[rows], np.fromiter(keys, dtype=np.int64, count=len(keys)))]
+    if not len(rows):
+        return {}
+    k = key_arr[rows].astype(np.int64)
+    order = np.argsort(k, kind="stable")
+    sk = k[order]
+    cuts = np.flatnonzero(sk[1:] != sk[:-1]) + 1
+    groups = np.split(rows[order], cuts)
+    firsts = [int(g[0]) for g in groups]
+    heads = sk[np.concatenate([[0], cuts])].tolist()
+    return {int(heads[i]): groups[i] for i in sorted(range(len(groups)), key=firsts.__getitem__)}
 
 
 def split_point(n: int, validation_fraction: float) -> int:
