@@ -137,3 +137,29 @@ def test_a_flagged_key_anomaly_keeps_its_values_as_normal():
         assert "confirmed" not in wb.param_model.keys_[key]
     finally:
         wb.close()
+
+
+def test_streamed_and_cluster_detection_see_the_confirmed_values(scenario, tmp_path):
+    """After a flag, a detection that does not hold the log in memory (streamed, or on a Dask
+    cluster) ships the confirmed values with the models: the same anomalies as in memory."""
+    from workbench.detect.distributed import detect_dask
+    from workbench.detect.shuffle import local_client
+    from workbench.detect.streaming import detect_streaming
+
+    wb, lines, fast, slow = scenario
+    report = wb.detect(lines)
+    a = report.anomalies
+    first = a[(a["kind"] == "parameter") & a["session"].isin(_starts(report, fast))]
+    wb.flag_false_positive(int(first.sort_values("line")["id"].iloc[0]))
+    try:
+        log = tmp_path / "test.log"
+        log.write_text("\n".join(lines) + "\n")
+        want = wb.detect(str(log)).anomalies[["line", "kind"]].reset_index(drop=True)
+        assert _starts(wb.detect(str(log)), fast) == set()
+        streamed = detect_streaming(wb.scorer(end_keys=True), str(log), chunk_lines=500)
+        with local_client(1) as client:
+            clustered = detect_dask(wb.scorer(end_keys=True), [log], client, blocksize=20_000)
+        for got in (streamed, clustered):
+            assert got.anomalies[["line", "kind"]].reset_index(drop=True).equals(want)
+    finally:
+        wb.undo()
