@@ -146,7 +146,7 @@ def test_streamed_and_cluster_detection_see_the_confirmed_values(scenario, tmp_p
     from workbench.detect.shuffle import local_client
     from workbench.detect.streaming import detect_streaming
 
-    wb, lines, fast, slow = scenario
+    wb, lines, fast, _ = scenario
     report = wb.detect(lines)
     a = report.anomalies
     first = a[(a["kind"] == "parameter") & a["session"].isin(_starts(report, fast))]
