@@ -25,6 +25,7 @@ Feedback still happens on the client's workbench; the next detection ships the n
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,9 +108,14 @@ def _tail(sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame
     return sc.halo([joined[0]])
 
 
-def _next_halo(sc: Scorer, halo: pd.DataFrame | None, tail: pd.DataFrame) -> pd.DataFrame:
-    """The halo of the next range: the last vectors of every key up to the end of this one."""
-    return sc.halo([h for h in (halo, tail) if h is not None])
+def _halos(sc: Scorer, *tails: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """Per range after the first, its halo: the last vectors of every key in the ranges before it
+    (from their ``tails``), in one task: a chain of one task a range would wait at every link for
+    a worker busy with a parameter pass."""
+    halos: list[pd.DataFrame] = []
+    for t in tails:
+        halos.append(sc.halo([*halos[-1:], t]))
+    return tuple(halos)
 
 
 def _param_pass(
@@ -221,13 +227,11 @@ def _run(
     clock.keyed(counted)
     joined = back_to_ranges(client, sess, frames, bounds, _join_keys, n_frames=2)
     del frames, sess
-    halos: list[Any] = [None]  # per range, the last vectors of every key in the ranges before
-    if sc.param_model is not None:
-        for f in joined[:-1]:
-            tail = submit(_tail, remote, f, priority=1)
-            halos.append(submit(_next_halo, remote, halos[-1], tail, priority=1))
-    else:
-        halos *= len(joined)
+    halos: list[Any] = [None] * len(joined)  # per range, from the ranges before it
+    if sc.param_model is not None and len(joined) > 1:
+        tails = [submit(_tail, remote, f, priority=1) for f in joined[:-1]]
+        every = submit(_halos, remote, *tails, priority=1)
+        halos[1:] = [submit(operator.getitem, every, p, priority=1) for p in range(len(tails))]
     finals = [
         submit(_param_pass, remote, f, halos[p], g, out, p, keep_entries, pure=False)
         for p, f in enumerate(joined)
