@@ -39,9 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         p.error(f"--workers must be >= 1, got {args.workers}")
+    if args.blocksize < 1:
+        p.error(f"--blocksize must be >= 1 (MB), got {args.blocksize}")
     for log in args.logs:
         if not log.is_file():
-            print(f"error: log file not found: {log}", file=sys.stderr)
+            what = "is a folder, not a log file" if log.is_dir() else "log file not found"
+            print(f"error: {what}: {log}", file=sys.stderr)
             return 2
     from workbench.workbench import Workbench
 
@@ -51,11 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the run {args.run}: {exc}", file=sys.stderr)
         return 2
     try:
-        report = _detect(wb.scorer(end_keys=True), args)
+        report = _detect(wb, args)
         if report is not None and args.out is not None:  # the columns `detect --out` writes too
             from workbench.cli.detect import write_report
 
             write_report(wb, report, str(args.out / "anomalies.csv"), str(args.logs[0]))
+    except (ValueError, OSError, RuntimeError) as exc:  # bad input or a failed cluster: one line
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     finally:
         wb.close()
     if report is None:
@@ -66,18 +72,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _detect(models: Any, args: argparse.Namespace) -> Any:
+def _detect(wb: Any, args: argparse.Namespace) -> Any:
     """The report, or None after saying why on standard error (no scheduler there)."""
     from workbench.detect.distributed import detect_dask
-    from workbench.detect.shuffle import local_client
+    from workbench.detect.shuffle import check_rule, local_client, quiet_dask
 
+    check_rule(wb.parser.effective_session_rule)  # before a cluster starts
+    quiet_dask()
+    models = wb.scorer(end_keys=True)
     blocksize = args.blocksize * 2**20
     if args.scheduler:
         from dask.distributed import Client
 
         try:
             client = Client(args.scheduler, timeout=10)
-        except OSError as exc:
+        except (OSError, TimeoutError) as exc:
             print(f"error: no scheduler at {args.scheduler}: {exc}", file=sys.stderr)
             return None
         with client:

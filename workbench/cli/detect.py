@@ -202,15 +202,20 @@ def _detect_streamed(wb: Any, args: Any) -> Any:
 def _detect_on_cluster(wb: Any, args: Any) -> Any:
     """``detect --workers N`` or ``--scheduler ADDRESS``: the same verdicts, on a Dask cluster
     (the report keeps the verdict columns only, so it is not kept in RUN for ``flag``)."""
-    from workbench.detect.shuffle import local_client
+    from workbench.detect.shuffle import check_rule, local_client, quiet_dask
 
     if args.follow or args.log == "-":
         raise ValueError("a cluster reads log files: --workers/--scheduler need a file, not stdin")
+    if Path(args.log).is_dir():
+        raise ValueError(f"{args.log} is a folder, not a log file")
     if not Path(args.log).is_file():
         raise ValueError(f"log file not found: {args.log}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    check_rule(wb.parser.effective_session_rule)
+    if not getattr(args, "verbose", False):
+        quiet_dask()
     if args.workers is not None:
-        if args.workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {args.workers}")
         with local_client(args.workers) as client:
             report = wb.detect(args.log, level=args.level, client=client)
     else:
