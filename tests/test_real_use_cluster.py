@@ -153,3 +153,20 @@ def test_detect_on_local_workers_prints_no_cluster_log(run, untidy_log, capfd):
     out, err = capfd.readouterr()
     assert "lines read" in out and "unparsed 2 (" in out
     assert "distributed." not in err, err[:500]
+
+
+def test_the_cluster_command_says_what_it_checked(run, untidy_log, tmp_path, capfd):
+    """`python -m workbench.cli.cluster`: beside its summary line, what was checked and the
+    warnings, as `detect` prints them; an empty file among the logs is no warning of a worker;
+    a log with nothing to check is one error line and exit 2, not a verdict over nothing."""
+    from workbench.cli import cluster as cluster_cli
+
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    assert cluster_cli.main([str(run), str(empty), str(untidy_log), "--workers", "1"]) == 0
+    out, err = capfd.readouterr()
+    assert "unparsed 2 (2 does not fit the format)" in out and "key model:" in out
+    assert "timestamps could not be read" in err and "empty input" not in err
+    assert cluster_cli.main([str(run), str(empty), "--workers", "1"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [f"error: nothing was checked: {empty} is empty"]

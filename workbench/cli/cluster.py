@@ -51,13 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         wb = Workbench.load(args.run)
     except Exception as exc:  # a missing or damaged run: one line, no traceback
-        print(f"error: cannot load the run {args.run}: {exc}", file=sys.stderr)
+        print(f"error: cannot load the run {args.run}: {' '.join(str(exc).split())}",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
         report = _detect(wb, args)
-        if report is not None and args.out is not None:  # the columns `detect --out` writes too
-            from workbench.cli.detect import write_report
+        from workbench.cli.detect import _refuse_nothing_checked, write_report
 
+        if report is not None:  # an empty log, or none of its lines in the run's format
+            _refuse_nothing_checked(report, " ".join(str(log) for log in args.logs))
+        if report is not None and args.out is not None:  # the columns `detect --out` writes too
             write_report(wb, report, str(args.out / "anomalies.csv"), str(args.logs[0]))
     except (ValueError, OSError, RuntimeError) as exc:  # bad input or a failed cluster: one line
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -67,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if report is None:
         return 2
     print(report.summary())
+    for line in report.coverage.lines_summary():  # what was checked, as `detect` says it
+        print(f"  {line}")
+    for warning in report.coverage.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.out is not None:
         print(f"verdicts in {args.out}/entries-*.parquet, anomalies in {args.out}/anomalies.csv")
     return 0

@@ -344,12 +344,15 @@ def check_rule(rule: Any, how: str = "--workers/--scheduler") -> None:
 def warm_worker() -> None:
     """Run on each worker of a cluster once: import what detection runs (torch, pandas, the
     models) so the first detection does not pay for it, and keep torch to one thread (a worker
-    process per core; more threads would compete with the other workers)."""
+    process per core; more threads would compete with the other workers). The package's warnings
+    about one byte range (an empty file among several) stay quiet on the worker: the client's
+    report says what the whole log held."""
     import torch
 
     import workbench.detect.distributed  # noqa: F401
 
     torch.set_num_threads(1)
+    logging.getLogger("workbench").setLevel(logging.ERROR)
 
 
 @contextmanager
