@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from workbench.detect.distributed import detect_dask
+from workbench.detect.distributed import detect_dask, parse_dask
 from workbench.detect.shuffle import cluster_failure, local_client, merge_problems
 from workbench.logs.sessions import SessionRule
 from workbench.simulate.engine import simulate
@@ -65,6 +65,18 @@ def test_the_cluster_says_what_one_process_says(fitted, client, untidy_log):
     assert report.coverage.problems == cov.problems
     assert report.coverage.warnings == cov.warnings
     assert report.anomalies["id"].tolist() == one.anomalies["id"].tolist()
+
+
+def test_parsing_on_the_cluster_gives_the_one_process_frame(fitted, client, untidy_log):
+    """`parse_dask`: the frame `parser.transform` gives, row for row, and the problems it notes
+    (an unreadable timestamp) in its attrs."""
+    one = fitted.parser.transform(untidy_log)
+    got = parse_dask(fitted.parser, untidy_log, client, blocksize=40_000)
+    assert list(got.columns) == list(one.columns) and len(got) == len(one)
+    for c in one.columns:
+        a, b = (f[c].astype(object).where(f[c].notna(), None).tolist() for f in (one, got))
+        assert a == b, c
+    assert one.attrs and got.attrs == one.attrs
 
 
 def test_problems_of_ranges_are_summed_with_log_line_numbers():

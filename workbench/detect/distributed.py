@@ -374,8 +374,9 @@ def parse_dask(
     frame comes back to the client: for logs larger than its memory, detect instead
     (:func:`detect_dask` returns only the anomalies).
 
-    Wiring: ``deeplog-workbench parse LOG --workers N | --scheduler ADDRESS`` calls this with the
-    parser of ``--run`` (or one fitted on the first ``--sample`` lines) and writes the frame.
+    The command line does not call this yet: ``deeplog-workbench parse`` mines its templates on
+    the whole log in one process (so it has no ``--workers``); call this from Python with a
+    fitted parser (``Workbench.load(run).parser``).
     """
     rule = SessionRule.parse(session) if isinstance(session, str) else session
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -384,10 +385,18 @@ def parse_dask(
     try:
         box = client.scatter(_ParserBox(parser, rule), broadcast=True, hash=False)
         cols = ["line", "session", "_sec"]
-        frames, pieces, offsets = shuffle(client, _parse_only, box, ranges, n_out, cols)
+        noted: list[Any] = []
+        frames, pieces, offsets = shuffle(
+            client, _parse_only, box, ranges, n_out, cols, notes=noted
+        )
         times = [client.submit(_session_times, *pieces[j]) for j in range(n_out)]
         joined = client.gather(back_to_ranges(client, times, frames, offsets, _join_times))
+        notes = client.gather(noted)
     except Exception as exc:
         raise cluster_failure(exc, "parsing") from None
     out = pd.concat(joined, ignore_index=True) if joined else parser.transform([])
+    for key in ("timestamp_problem", "session_problem"):  # as parser.transform notes them
+        found = merge_problems([(n, {key: p[key]} if key in p else {}) for n, p in notes])
+        if found:
+            out.attrs[key] = found[0]
     return out
