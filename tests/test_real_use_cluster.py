@@ -79,6 +79,24 @@ def test_parsing_on_the_cluster_gives_the_one_process_frame(fitted, client, unti
     assert one.attrs and got.attrs == one.attrs
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a window's probabilities depend on the other windows scored in its batch (the "
+    "kernel torch picks follows the batch size): a cluster's or a stream's batches differ from "
+    "one process's, so anomalies.csv may differ in the 7th digit of a probability (the verdicts "
+    "do not; BGL 2k x10 on 4 ranges: 65 of 6,306 rows)",
+)
+def test_a_windows_probabilities_do_not_depend_on_its_batch(fitted):
+    import numpy as np
+
+    km = fitted.key_model
+    width = km.config.window + (km.vocab_.size if km.config.session_counts else 0)
+    windows = np.random.default_rng(0).integers(0, km.vocab_.size, size=(3000, width))
+    whole = km.predict_proba(windows)
+    for n in (1, 17, 500):
+        assert (km.predict_proba(windows[:n]) == whole[:n]).all(), n
+
+
 def test_problems_of_ranges_are_summed_with_log_line_numbers():
     t = "{} of {} timestamps could not be read as %Y (the first, on line {}: '20x')"
     notes = [(0, {}), (100, {"timestamp_problem": t.format(1, 50, 7)})]
