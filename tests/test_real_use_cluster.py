@@ -174,6 +174,15 @@ def test_a_rule_of_the_whole_log_is_refused_before_a_cluster_starts(
     assert "is a folder" in capsys.readouterr().err
 
 
+def test_follow_on_a_cluster_is_refused_not_ignored(run, untidy_log, capsys):
+    """`--follow --workers 2` followed the file in one process, silently without the cluster."""
+    from workbench.cli import main
+
+    assert main(["detect", str(run), str(untidy_log), "--follow", "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--follow" in err[0] and "--workers" in err[0]
+
+
 def test_detect_on_local_workers_prints_no_cluster_log(run, untidy_log, capfd):
     """`detect --workers 1`: the anomalies and what was checked, not Dask's INFO lines about
     its scheduler, nannies and connections."""

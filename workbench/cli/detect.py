@@ -132,6 +132,11 @@ def _check_options(args: Any) -> None:
         raise ValueError(f"--level must be in (0, 1), e.g. 0.99 for 99 %, got {args.level:g}")
     if args.year is not None and not 1 <= args.year <= 9999:
         raise ValueError(f"--year must be between 1 and 9999, got {args.year}")
+    if args.follow and (args.workers is not None or args.scheduler is not None):
+        raise ValueError(
+            "--follow reads lines as they arrive, in this process; --workers/--scheduler detect "
+            "in a log file on a cluster: give one or the other"
+        )
     if args.chunk_lines < 1:
         raise ValueError(f"--chunk-lines must be at least 1, got {args.chunk_lines}")
 
