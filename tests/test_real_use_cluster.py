@@ -97,6 +97,18 @@ def test_a_windows_probabilities_do_not_depend_on_its_batch(fitted):
         assert (km.predict_proba(windows[:n]) == whole[:n]).all(), n
 
 
+def test_a_relative_path_is_read_by_workers_started_elsewhere(fitted, client, untidy_log,
+                                                             monkeypatch):  # fmt: skip
+    """The workers were started in another folder (as `dask worker` by hand usually is): a log
+    named relative to the client's folder is still theirs to read."""
+    monkeypatch.chdir(untidy_log.parent)
+    report = detect_dask(fitted, [untidy_log.name], client)
+    assert report.coverage.lines == len(untidy_log.read_bytes().split(b"\r\n"))
+    gone = FileNotFoundError(2, "No such file or directory", "/data/nova.log")
+    text = str(cluster_failure(gone, "detection"))
+    assert "cannot read /data/nova.log" in text and "same path" in text
+
+
 def test_problems_of_ranges_are_summed_with_log_line_numbers():
     t = "{} of {} timestamps could not be read as %Y (the first, on line {}: '20x')"
     notes = [(0, {}), (100, {"timestamp_problem": t.format(1, 50, 7)})]

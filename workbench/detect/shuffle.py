@@ -62,7 +62,7 @@ def byte_ranges(
         raise ValueError(f"blocksize must be >= 1, got {blocksize}")
     out = []
     for p in paths:
-        path = log_path(p)
+        path = log_path(p).absolute()  # workers of a cluster started elsewhere have another cwd
         size = path.stat().st_size
         if size == 0 or is_gzip(path):
             out.append((str(path), 0, -1))
@@ -184,6 +184,11 @@ def cluster_failure(exc: BaseException, what: str) -> BaseException:
 
     lost = (KilledWorker, FutureCancelledError, CommClosedError, TimeoutError)
     no_worker = "no valid workers" in str(exc).lower()  # a ValueError or a TimeoutError
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):  # raised in a task
+        return RuntimeError(
+            f"a worker of the Dask cluster cannot read {exc.filename} ({exc.strerror}): the "
+            "workers must see the log files at the same path as this machine"
+        )
     if not isinstance(exc, lost) and not (no_worker and isinstance(exc, ValueError)):
         return exc
     if no_worker:
