@@ -221,3 +221,17 @@ def test_the_cluster_command_says_what_it_checked(run, untidy_log, tmp_path, cap
     assert cluster_cli.main([str(run), str(empty), "--workers", "1"]) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert err == [f"error: nothing was checked: {empty} is empty"]
+
+
+def test_a_scheduler_address_that_is_not_one_is_one_line(run, untidy_log, capsys):
+    from workbench.cli import cluster as cluster_cli
+    from workbench.cli import main
+
+    for address, said in [("tcp://127.0.0.1:notaport", "not a Dask scheduler address"),
+                          ("http://127.0.0.1:8786", "not a Dask scheduler address")]:  # fmt: skip
+        assert main(["detect", str(run), str(untidy_log), "--scheduler", address]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+        assert cluster_cli.main([str(run), str(untidy_log), "--scheduler", address]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err

@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _detect(wb: Any, args: argparse.Namespace) -> Any:
-    """The report, or None after saying why on standard error (no scheduler there)."""
+    """The report of the detection on the cluster of ``args`` (a ValueError or RuntimeError says
+    why there is none: a rule of the whole log, no scheduler there, a cluster that failed)."""
     from workbench.detect.distributed import detect_dask
     from workbench.detect.shuffle import check_rule, local_client, quiet_dask
 
@@ -89,14 +90,9 @@ def _detect(wb: Any, args: argparse.Namespace) -> Any:
     models = wb.scorer(end_keys=True)
     blocksize = args.blocksize * 2**20
     if args.scheduler:
-        from dask.distributed import Client
+        from workbench.detect.shuffle import connect
 
-        try:
-            client = Client(args.scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
-            print(f"error: no scheduler at {args.scheduler}: {exc}", file=sys.stderr)
-            return None
-        with client:
+        with connect(args.scheduler) as client:  # a ValueError: one line, exit 2
             return detect_dask(models, args.logs, client, blocksize=blocksize, out=args.out)
     with local_client(args.workers) as client:
         return detect_dask(models, args.logs, client, blocksize=blocksize, out=args.out)

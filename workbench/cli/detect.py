@@ -224,15 +224,9 @@ def _detect_on_cluster(wb: Any, args: Any) -> Any:
         with local_client(args.workers) as client:
             report = wb.detect(args.log, level=args.level, client=client)
     else:
-        from dask.distributed import Client
+        from workbench.detect.shuffle import connect
 
-        try:
-            client = Client(args.scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
-            raise ValueError(
-                f"cannot reach the Dask scheduler at {args.scheduler}: {exc}"
-            ) from None
-        with client:
+        with connect(args.scheduler) as client:
             report = wb.detect(args.log, level=args.level, client=client)
     return report
 

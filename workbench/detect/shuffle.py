@@ -30,6 +30,7 @@ __all__ = [
     "byte_ranges",
     "check_rule",
     "cluster_failure",
+    "connect",
     "fill_raw",
     "local_client",
     "merge_problems",
@@ -344,6 +345,22 @@ def check_rule(rule: Any, how: str = "--workers/--scheduler") -> None:
             f"{how}: the run's session rule {rule} needs the whole log's time range, which a "
             "cluster's byte ranges do not see; detect without them to read the log in one process"
         )
+
+
+def connect(address: str, timeout: float = 10) -> Any:
+    """A ``dask.distributed.Client`` of the running cluster at ``address``; a ValueError that
+    says why on one line when the address is not one (``tcp://HOST:PORT``) or no scheduler
+    answers there within ``timeout`` seconds."""
+    from dask.distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"--scheduler {address!r} is not a Dask scheduler address (tcp://HOST:PORT): {exc}"
+        ) from None
 
 
 def warm_worker() -> None:
