@@ -67,6 +67,19 @@ def test_the_cluster_says_what_one_process_says(fitted, client, untidy_log):
     assert report.anomalies["id"].tolist() == one.anomalies["id"].tolist()
 
 
+def test_streaming_warns_of_unreadable_timestamps_too(fitted, tmp_path):
+    """`detect --stream` on a log whose every timestamp is unreadable: the warning one process
+    gives (the parameter models' elapsed times need them), not silence."""
+    from workbench.detect.streaming import detect_streaming
+
+    path = simulate(n_instances=10, seed=4).write(tmp_path / "raw.log")
+    path.write_bytes(path.read_bytes().replace(b" 2017-05-16 ", b" 2017-13-16 "))
+    one = fitted.detect(str(path), stream=False).coverage.warnings
+    assert one and "no readable timestamp" in one[0]
+    got = detect_streaming(fitted, path).coverage.warnings
+    assert any("no readable timestamp" in w for w in got), got
+
+
 def test_parsing_on_the_cluster_gives_the_one_process_frame(fitted, client, untidy_log):
     """`parse_dask`: the frame `parser.transform` gives, row for row, and the problems it notes
     (an unreadable timestamp) in its attrs."""

@@ -44,6 +44,7 @@ from workbench.detect.chunked import (
     Scorer,
     StreamReport,
     checked_counts,
+    fitted_models,
     stream_report,
 )
 from workbench.logs.reading import raw_lines
@@ -195,6 +196,7 @@ def detect_streaming(
         Called after every chunk with a dict: ``lines``, ``open_sessions``, ``anomalies``.
     """
     t_start = time.perf_counter()
+    models = fitted_models(models)
     sc = Scorer(models, session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
     stream = SessionStream(sc, g, VerdictWriter(out), idle_seconds, idle_lines, keep_entries)
@@ -212,6 +214,10 @@ def detect_streaming(
     report = stream_report(stream.found, stream.keep, g, sc.level, stream.counts, stream.writer.dir,
                            t_start, keep_entries, scorer=sc)  # fmt: skip
     report.coverage.unparsed_reasons = dict(stream.reasons)
+    # whether missing timestamps matter, so that their absence is a warning as in one process
+    rule = sc.rule if sc.rule is not None else sc.parser.effective_session_rule
+    report.coverage.rule_needs_timestamps = bool(rule is not None and rule.needs_timestamps)
+    report.coverage.params_need_timestamps = bool(models.params_elapsed and sc.n_params)
     return report
 
 
