@@ -132,6 +132,11 @@ def _check_options(args: Any) -> None:
         raise ValueError(f"--level must be in (0, 1), e.g. 0.99 for 99 %, got {args.level:g}")
     if args.year is not None and not 1 <= args.year <= 9999:
         raise ValueError(f"--year must be between 1 and 9999, got {args.year}")
+    if args.follow and (args.workers is not None or args.scheduler is not None):
+        raise ValueError(
+            "--follow reads lines as they arrive, in this process; --workers/--scheduler detect "
+            "in a log file on a cluster: give one or the other"
+        )
     if args.chunk_lines < 1:
         raise ValueError(f"--chunk-lines must be at least 1, got {args.chunk_lines}")
 
@@ -202,27 +207,26 @@ def _detect_streamed(wb: Any, args: Any) -> Any:
 def _detect_on_cluster(wb: Any, args: Any) -> Any:
     """``detect --workers N`` or ``--scheduler ADDRESS``: the same verdicts, on a Dask cluster
     (the report keeps the verdict columns only, so it is not kept in RUN for ``flag``)."""
-    from workbench.detect.shuffle import local_client
+    from workbench.detect.shuffle import check_rule, local_client, quiet_dask
 
     if args.follow or args.log == "-":
         raise ValueError("a cluster reads log files: --workers/--scheduler need a file, not stdin")
+    if Path(args.log).is_dir():
+        raise ValueError(f"{args.log} is a folder, not a log file")
     if not Path(args.log).is_file():
         raise ValueError(f"log file not found: {args.log}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    check_rule(wb.parser.effective_session_rule)
+    if not getattr(args, "verbose", False):
+        quiet_dask()
     if args.workers is not None:
-        if args.workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {args.workers}")
         with local_client(args.workers) as client:
             report = wb.detect(args.log, level=args.level, client=client)
     else:
-        from dask.distributed import Client
+        from workbench.detect.shuffle import connect
 
-        try:
-            client = Client(args.scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
-            raise ValueError(
-                f"cannot reach the Dask scheduler at {args.scheduler}: {exc}"
-            ) from None
-        with client:
+        with connect(args.scheduler) as client:
             report = wb.detect(args.log, level=args.level, client=client)
     return report
 

@@ -38,6 +38,7 @@ from workbench.detect.chunked import (
     Scorer,
     StreamReport,
     checked_counts,
+    fitted_models,
     parse_lines,
     stream_report,
 )
@@ -45,7 +46,9 @@ from workbench.detect.shuffle import (
     SHUFFLED,
     back_to_ranges,
     byte_ranges,
+    cluster_failure,
     fill_raw,
+    merge_problems,
     read_range,
     shuffle,
 )
@@ -121,17 +124,16 @@ def _halos(sc: Scorer, *tails: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
 def _param_pass(
     sc: Scorer, joined: tuple[pd.DataFrame, pd.DataFrame], halo: pd.DataFrame | None, g: int,
     out: str | None, me: int, keep: bool,
-) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame | None]:  # fmt: skip
+) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame | None, dict[str, int]]:  # fmt: skip
     import torch
 
     torch.set_num_threads(1)
     df, key_anomalies = joined
     if not len(df):
-        return (
-            pd.DataFrame(),
-            dict.fromkeys(("lines", "parsed", "key_entries", "param_checked"), 0),
-            None,
-        )
+        counts = dict.fromkeys(("lines", "parsed", "key_entries", "param_checked"), 0)
+        return pd.DataFrame(), counts, None, {}
+    unparsed = ~df["parsed"].to_numpy(dtype=bool)
+    reasons = df["error"][unparsed].astype(str).value_counts()
     ps = sc.param_pass(df, halo if halo is not None and len(halo) else None)
     rows = pd.concat([df, ps], axis=1)
     verdicts, anomalies = sc.verdicts(rows, g)
@@ -145,7 +147,12 @@ def _param_pass(
         tmp = Path(out) / f".entries-{me:06d}.parquet"
         e.to_parquet(tmp, index=False)
         tmp.replace(Path(out) / f"entries-{me:06d}.parquet")
-    return anomalies, counts, verdicts if keep else None
+    return (
+        anomalies,
+        counts,
+        verdicts if keep else None,
+        {str(r): int(n) for r, n in reasons.items()},
+    )
 
 
 # ---------------------------------------------------------------------- client side
@@ -181,6 +188,7 @@ def detect_dask(
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     if not paths:
         raise ValueError("no log file to detect anomalies in")
+    models = fitted_models(models)
     sc = Scorer(models, session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
     ranges = byte_ranges(paths, blocksize, _threads(client))
@@ -191,17 +199,35 @@ def detect_dask(
             old.unlink()
     clock = _Clock(t_start)
     outs = str(out) if out is not None else None
-    results, key_results = _run(client, sc, g, ranges, n_out, outs, keep_entries, clock)
+    try:
+        results, key_results, notes = _run(client, sc, g, ranges, n_out, outs, keep_entries, clock)
+    except Exception as exc:
+        raise cluster_failure(exc, "detection") from None
     counts, found = _collect(results, key_results)
     counts.update(sessions_reopened=0, partitions=len(ranges), session_partitions=n_out)
-    keep = [v for _, _, v in results if v is not None]
+    keep = [r[2] for r in results if r[2] is not None]
     report = stream_report(found, keep, g, sc.level, counts, Path(out) if out else None, t_start,
                            keep_entries, scorer=sc)  # fmt: skip
     report.stages = clock.stages()
-    report.coverage.format = sc.parser.format.name
-    rule = sc.parser.effective_session_rule
-    report.coverage.session_rule = None if rule is None else str(rule)
+    _what_was_noted(report.coverage, sc, results, notes)
+    report.coverage.params_need_timestamps = bool(models.params_elapsed and sc.n_params)
     return report
+
+
+def _what_was_noted(cov: Any, sc: Scorer, results: list[Any], notes: list[Any]) -> None:
+    """The parts of a one-process coverage that counts alone do not give: unparsed lines by
+    reason, the problems noted while parsing (unreadable timestamps), and whether the rule or
+    the parameter models need timestamps (so that their absence is a warning, not silence)."""
+    rule = sc.rule if sc.rule is not None else sc.parser.effective_session_rule
+    cov.format = sc.parser.format.name
+    cov.session_rule = None if rule is None else str(rule)
+    reasons: dict[str, int] = {}
+    for r in results:
+        for reason, n in r[3].items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    cov.unparsed_reasons = reasons
+    cov.problems = merge_problems(notes)
+    cov.rule_needs_timestamps = bool(rule is not None and rule.needs_timestamps)
 
 
 def _run(
@@ -213,13 +239,16 @@ def _run(
     out: str | None,
     keep_entries: bool,
     clock: _Clock,
-) -> tuple[list[Any], list[Any]]:
+) -> tuple[list[Any], list[Any], list[Any]]:
     """The futures of one detection: parse and shuffle by session, key model per session
     partition, back to the ranges, parameter models in line order. The per-range results and the
     per-partition key results, gathered. Only these final gathers wait on the client: every step
     between stages travels as futures, so workers go on as soon as their inputs are ready."""
     remote = client.scatter(sc, broadcast=True, hash=False)
-    frames, pieces, bounds = shuffle(client, _parse, remote, ranges, n_out, SHUFFLED, clock.parsed)
+    noted: list[Any] = []
+    frames, pieces, bounds = shuffle(
+        client, _parse, remote, ranges, n_out, SHUFFLED, clock.parsed, notes=noted
+    )
     submit = client.submit
     sess = [submit(_session_pass, remote, g, *pieces[j], pure=False) for j in range(n_out)]
     del pieces
@@ -239,7 +268,7 @@ def _run(
     del joined, halos
     results = client.gather(finals)
     key_results = client.gather(counted)
-    return results, key_results
+    return results, key_results, client.gather(noted)
 
 
 class _Clock:
@@ -287,7 +316,7 @@ def _n_out(client: Any, n: int, partitions: int | None) -> int:
 def _collect(results: list[Any], key_results: list[Any]) -> tuple[dict[str, int], list]:
     counts = dict.fromkeys(("lines", "parsed", "sessions", "key_entries", "param_checked"), 0)
     found = []
-    for anomalies, c, _ in results:
+    for anomalies, c, *_ in results:
         for k, v in c.items():
             counts[k] = counts.get(k, 0) + v
         if len(anomalies):
@@ -349,17 +378,29 @@ def parse_dask(
     frame comes back to the client: for logs larger than its memory, detect instead
     (:func:`detect_dask` returns only the anomalies).
 
-    Wiring: ``deeplog-workbench parse LOG --workers N | --scheduler ADDRESS`` calls this with the
-    parser of ``--run`` (or one fitted on the first ``--sample`` lines) and writes the frame.
+    The command line does not call this yet: ``deeplog-workbench parse`` mines its templates on
+    the whole log in one process (so it has no ``--workers``); call this from Python with a
+    fitted parser (``Workbench.load(run).parser``).
     """
     rule = SessionRule.parse(session) if isinstance(session, str) else session
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     ranges = byte_ranges(paths, blocksize, _threads(client))
     n_out = _n_out(client, len(ranges), partitions)
-    box = client.scatter(_ParserBox(parser, rule), broadcast=True, hash=False)
-    cols = ["line", "session", "_sec"]
-    frames, pieces, offsets = shuffle(client, _parse_only, box, ranges, n_out, cols)
-    times = [client.submit(_session_times, *pieces[j]) for j in range(n_out)]
-    joined = client.gather(back_to_ranges(client, times, frames, offsets, _join_times))
+    try:
+        box = client.scatter(_ParserBox(parser, rule), broadcast=True, hash=False)
+        cols = ["line", "session", "_sec"]
+        noted: list[Any] = []
+        frames, pieces, offsets = shuffle(
+            client, _parse_only, box, ranges, n_out, cols, notes=noted
+        )
+        times = [client.submit(_session_times, *pieces[j]) for j in range(n_out)]
+        joined = client.gather(back_to_ranges(client, times, frames, offsets, _join_times))
+        notes = client.gather(noted)
+    except Exception as exc:
+        raise cluster_failure(exc, "parsing") from None
     out = pd.concat(joined, ignore_index=True) if joined else parser.transform([])
+    for key in ("timestamp_problem", "session_problem"):  # as parser.transform notes them
+        found = merge_problems([(n, {key: p[key]} if key in p else {}) for n, p in notes])
+        if found:
+            out.attrs[key] = found[0]
     return out

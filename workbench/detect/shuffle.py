@@ -10,7 +10,9 @@ futures, never through the client, so no stage waits for the slowest range of th
 from __future__ import annotations
 
 import gzip
+import logging
 import operator
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,8 +28,13 @@ __all__ = [
     "SHUFFLED",
     "back_to_ranges",
     "byte_ranges",
+    "check_rule",
+    "cluster_failure",
+    "connect",
     "fill_raw",
     "local_client",
+    "merge_problems",
+    "quiet_dask",
     "read_range",
     "shuffle",
 ]
@@ -56,7 +63,7 @@ def byte_ranges(
         raise ValueError(f"blocksize must be >= 1, got {blocksize}")
     out = []
     for p in paths:
-        path = log_path(p)
+        path = log_path(p).absolute()  # workers of a cluster started elsewhere have another cwd
         size = path.stat().st_size
         if size == 0 or is_gzip(path):
             out.append((str(path), 0, -1))
@@ -123,6 +130,79 @@ def _prep(df: pd.DataFrame, before: tuple[int, Any]) -> pd.DataFrame:
     Scorer.elapsed(df, sec, None, None)  # dt_global; its first value waits for the range before
     df["_sec"] = sec
     return df
+
+
+def _noted(df: pd.DataFrame, before: tuple[int, Any]) -> tuple[int, dict[str, str]]:
+    """The lines before a range and the problems its parser noted (``df.attrs``: unreadable
+    timestamps, a failed session rule), each a sentence whose line numbers count from the
+    range's first line."""
+    keys = ("timestamp_problem", "session_problem")
+    return before[0], {k: str(df.attrs[k]) for k in keys if k in df.attrs}
+
+
+_UNREAD = re.compile(r"^(\d+) of (\d+) timestamps (.*) \(the first, on line (\d+): (.*)\)$", re.S)
+
+
+def merge_problems(notes: Sequence[tuple[int, dict[str, str]]]) -> list[str]:
+    """The problems of the whole log from those of its ranges (:func:`_noted`), as one process
+    words them: the unreadable timestamps of every range summed, the first named by its line in
+    the log; a session rule's failure once.
+
+    >>> t = "{} of {} timestamps could not be read as %H (the first, on line {}: 'x')"
+    >>> merge_problems([(0, {}), (10, {"timestamp_problem": t.format(2, 5, 3)}),
+    ...                 (20, {"timestamp_problem": t.format(1, 4, 1)})]) == [t.format(3, 9, 13)]
+    True
+    """
+    bad = total = 0
+    first: tuple[str, int, str] | None = None
+    out: list[str] = []
+    for offset, found in notes:
+        text = found.get("timestamp_problem")
+        m = _UNREAD.match(text) if text else None
+        if m is not None:
+            bad, total = bad + int(m.group(1)), total + int(m.group(2))
+            if first is None:
+                first = (m.group(3), offset + int(m.group(4)), m.group(5))
+        elif text and text not in out:
+            out.append(text)
+        rule = found.get("session_problem")
+        if rule and rule not in out:
+            out.append(rule)
+    if first is not None:
+        words, line, shown = first
+        out.insert(0, f"{bad} of {total} timestamps {words} (the first, on line {line}: {shown})")
+    return out
+
+
+def cluster_failure(exc: BaseException, what: str) -> BaseException:
+    """The error to raise for ``exc``, raised while waiting on a Dask cluster: a cluster that
+    lost its workers or its scheduler (a killed worker, a task that killed too many, a closed
+    connection, no worker at all) is a RuntimeError that says so on one line; any other error
+    (bad input raised in a task) is itself."""
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+    from distributed.comm import CommClosedError
+
+    lost = (KilledWorker, FutureCancelledError, CommClosedError, TimeoutError)
+    no_worker = "no valid workers" in str(exc).lower()  # a ValueError or a TimeoutError
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):  # raised in a task
+        return RuntimeError(
+            f"a worker of the Dask cluster cannot read {exc.filename} ({exc.strerror}): the "
+            "workers must see the log files at the same path as this machine"
+        )
+    if not isinstance(exc, lost) and not (no_worker and isinstance(exc, ValueError)):
+        return exc
+    if no_worker:
+        cause = "it has no worker"
+    elif isinstance(exc, KilledWorker):  # its own message is a paragraph
+        cause = f"KilledWorker: every worker that ran {exc.task} died (out of memory? killed?)"
+    else:
+        cause = f"{type(exc).__name__}: {exc}"
+    text = " ".join(cause.split())
+    return RuntimeError(
+        f"the Dask cluster failed during {what} ({text}); check that its scheduler and workers "
+        "are running (a killed or out-of-memory worker), then run it again"
+    )
 
 
 def _bounds(before: tuple[int, Any], *numbers: tuple[int, Any]) -> np.ndarray:
@@ -195,6 +275,7 @@ def shuffle(
     n_out: int,
     cols: Sequence[str],
     watch: Any = None,
+    notes: list[Any] | None = None,
 ) -> tuple[list[Any], list[list[Any]], Any]:
     """Parse the ranges on the cluster, number their lines and times globally, and split them by
     session: futures of each range's frame, of its pieces per session partition, and of the
@@ -203,7 +284,8 @@ def shuffle(
     Nothing waits on the client: a range's numbering and its last time travel to the next range
     as small futures (two chains), so a worker numbers and splits the ranges already parsed while
     others are still parsing (these small tasks go first, ``priority=1``). ``watch(futures)``, when
-    given, sees the futures whose end is the end of parsing."""
+    given, sees the futures whose end is the end of parsing. ``notes``, when given, receives
+    per range a future of the problems its parser noted (:func:`merge_problems` reads them)."""
     submit = client.submit
     parsed = [submit(parse, remote, *r, pure=False) for r in ranges]
     firsts = [submit(_first_time, f, priority=1) for f in parsed]
@@ -212,6 +294,8 @@ def shuffle(
     before: list[Any] = [(0, None)]  # lines before each range, and the first timestamp so far
     for f in firsts:
         before.append(submit(_number, before[-1], f, priority=1))
+    if notes is not None:
+        notes += [submit(_noted, f, before[p], priority=1) for p, f in enumerate(parsed)]
     prepped = [submit(_prep, f, before[p], priority=1) for p, f in enumerate(parsed)]
     del parsed
     carry: list[Any] = [None]  # the last time before each range
@@ -244,15 +328,53 @@ def back_to_ranges(
     return [submit(join, frames[p], *back[p], priority=1) for p in range(len(frames))]
 
 
+def quiet_dask(level: int = logging.CRITICAL) -> None:
+    """Keep Dask's own log (a cluster starting and closing, a worker slow to stop, the traceback
+    of a failed task) below ``level`` in this process: a command says what it did and why it
+    failed in its own lines (:func:`cluster_failure`)."""
+    import distributed  # noqa: F401  (its import sets its loggers' levels: set them after)
+
+    logging.getLogger("distributed").setLevel(level)
+
+
+def check_rule(rule: Any, how: str = "--workers/--scheduler") -> None:
+    """Refuse, before any cluster starts, a session rule that needs the whole log's time range
+    (``window:``, ``sliding:``): byte ranges are matched apart (a ValueError naming ``how``)."""
+    if rule is not None and rule.kind not in ("regex", "field"):
+        raise ValueError(
+            f"{how}: the run's session rule {rule} needs the whole log's time range, which a "
+            "cluster's byte ranges do not see; detect without them to read the log in one process"
+        )
+
+
+def connect(address: str, timeout: float = 10) -> Any:
+    """A ``dask.distributed.Client`` of the running cluster at ``address``; a ValueError that
+    says why on one line when the address is not one (``tcp://HOST:PORT``) or no scheduler
+    answers there within ``timeout`` seconds."""
+    from dask.distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"--scheduler {address!r} is not a Dask scheduler address (tcp://HOST:PORT): {exc}"
+        ) from None
+
+
 def warm_worker() -> None:
     """Run on each worker of a cluster once: import what detection runs (torch, pandas, the
     models) so the first detection does not pay for it, and keep torch to one thread (a worker
-    process per core; more threads would compete with the other workers)."""
+    process per core; more threads would compete with the other workers). The package's warnings
+    about one byte range (an empty file among several) stay quiet on the worker: the client's
+    report says what the whole log held."""
     import torch
 
     import workbench.detect.distributed  # noqa: F401
 
     torch.set_num_threads(1)
+    logging.getLogger("workbench").setLevel(logging.ERROR)
 
 
 @contextmanager
@@ -276,6 +398,9 @@ def local_client(
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # its HTTP routes on a free loopback port: never 8787 taken by another cluster (a
+            # warning) nor every interface
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             memory_limit=memory_limit,
             **kwargs,
         )

@@ -44,6 +44,7 @@ from workbench.detect.chunked import (
     Scorer,
     StreamReport,
     checked_counts,
+    fitted_models,
     stream_report,
 )
 from workbench.logs.reading import MAX_LINE_BYTES, TextLines, read_texts
@@ -205,7 +206,7 @@ def detect_streaming(
         Called after every chunk with a dict: ``lines``, ``open_sessions``, ``anomalies``.
     """
     t_start = time.perf_counter()
-    sc = Scorer(models, session=session, level=level)
+    sc = Scorer(models := fitted_models(models), session=session, level=level)
     g = int(sc.key_model.g_ if g is None else g)
     stream = SessionStream(sc, g, VerdictWriter(out), idle_seconds, idle_lines, keep_entries)
     for chunk in read_chunks(source, chunk_lines, sc.parser.max_line_bytes):
@@ -221,8 +222,18 @@ def detect_streaming(
                        "whole (--in-memory)", stream.counts["sessions_reopened"])  # fmt: skip
     report = stream_report(stream.found, stream.keep, g, sc.level, stream.counts, stream.writer.dir,
                            t_start, keep_entries, scorer=sc)  # fmt: skip
-    report.coverage.unparsed_reasons = dict(stream.reasons)
+    _what_was_noted(report.coverage, stream, models.params_elapsed)
     return report
+
+
+def _what_was_noted(cov: Any, stream: SessionStream, params_elapsed: bool) -> None:
+    """The unparsed lines by reason, and whether the rule or the parameter models need
+    timestamps (so that their absence is a warning of the report, as in one process)."""
+    sc = stream.sc
+    cov.unparsed_reasons = dict(stream.reasons)
+    rule = sc.rule if sc.rule is not None else sc.parser.effective_session_rule
+    cov.rule_needs_timestamps = bool(rule is not None and rule.needs_timestamps)
+    cov.params_need_timestamps = bool(params_elapsed and sc.n_params)
 
 
 class SessionStream:
