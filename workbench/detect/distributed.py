@@ -48,6 +48,7 @@ from workbench.detect.shuffle import (
     byte_ranges,
     cluster_failure,
     fill_raw,
+    gather_pieces,
     merge_problems,
     read_range,
     shuffle,
@@ -69,8 +70,7 @@ def _session_pass(sc: Scorer, g: int, *pieces: pd.DataFrame) -> tuple[pd.DataFra
     import torch
 
     torch.set_num_threads(1)
-    rows = pd.concat([p for p in pieces if len(p)] or [pieces[0]], ignore_index=True)
-    rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
+    rows = gather_pieces(pieces)
     if not len(rows):
         empty = pd.DataFrame(columns=["line", "dt_session", *KEY_COLUMNS, "_end", "_named"])
         return empty, pd.DataFrame(columns=["line"]), 0  # type: ignore[return-value]
@@ -343,8 +343,7 @@ def _parse_only(box: _ParserBox, path: str, start: int, end: int) -> pd.DataFram
 
 
 def _session_times(*pieces: pd.DataFrame) -> tuple[pd.DataFrame]:
-    rows = pd.concat([p for p in pieces if len(p)] or [pieces[0]], ignore_index=True)
-    rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
+    rows = gather_pieces(pieces)
     Scorer.elapsed(rows, rows["_sec"].to_numpy(dtype=float), None, None)
     return (rows[["line", "dt_session"]].assign(_named=rows["session"].notna().to_numpy()),)
 

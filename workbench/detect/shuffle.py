@@ -32,6 +32,7 @@ __all__ = [
     "cluster_failure",
     "connect",
     "fill_raw",
+    "gather_pieces",
     "local_client",
     "merge_problems",
     "quiet_dask",
@@ -231,14 +232,26 @@ def _split(
         df = df.copy()
         first = ok[0]
         df.iloc[first, df.columns.get_loc("dt_global")] = np.diff([prev, sec[first]])[0]
-    s = df["session"].to_numpy(dtype=object)
-    named = pd.notna(s)
+    # each session once: its partition from the hash of its id, and the id travels as a code
+    codes, ids = pd.factorize(df["session"].to_numpy(dtype=object))
     dest = np.full(len(df), me % n_out, dtype=np.int64)
+    named = codes >= 0
     if named.any():
-        h = pd.util.hash_array(s[named].astype(str).astype(object))
-        dest[named] = (h % np.uint64(n_out)).astype(np.int64)
-    part = df[list(cols)]
+        h = pd.util.hash_array(ids.astype(str).astype(object)) % np.uint64(n_out)
+        dest[named] = h.astype(np.int64)[codes[named]]
+    part = df[list(cols)].assign(session=pd.Categorical.from_codes(codes, categories=ids))
     return (df, *(part[dest == j] for j in range(n_out)))
+
+
+def gather_pieces(pieces: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of a session partition (its pieces from every range) in line order, the session
+    ids text again (each range sent them coded against its own ids)."""
+    rows = pd.concat([p for p in pieces if len(p)] or [pieces[0]], ignore_index=True)
+    rows = rows.sort_values("line", kind="stable").reset_index(drop=True)
+    ids = np.asarray(rows["session"], dtype=object)
+    ids[pd.isna(ids)] = None
+    rows["session"] = ids
+    return rows
 
 
 def _route(res: tuple[Any, ...], bounds: np.ndarray, n_frames: int) -> tuple[Any, ...]:
