@@ -241,8 +241,9 @@ def _run(
     clock: _Clock,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """The futures of one detection: parse and shuffle by session, key model per session
-    partition, back to the ranges, parameter models in line order. The per-range results and the
-    per-partition key results, gathered. Only these final gathers wait on the client: every step
+    partition, back to the ranges, parameter models in line order. The per-range results, the
+    per-partition key results and the per-range parser notes, gathered. Only these final gathers
+    wait on the client: every step
     between stages travels as futures, so workers go on as soon as their inputs are ready."""
     remote = client.scatter(sc, broadcast=True, hash=False)
     noted: list[Any] = []
