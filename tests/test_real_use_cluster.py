@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from workbench.detect.distributed import detect_dask, parse_dask
@@ -248,3 +249,25 @@ def test_a_scheduler_address_that_is_not_one_is_one_line(run, untidy_log, capsys
         assert cluster_cli.main([str(run), str(untidy_log), "--scheduler", address]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
+
+
+def test_parse_with_a_run_on_local_workers_gives_the_one_process_entries(run, untidy_log, tmp_path):
+    """`parse LOG --run RUN --workers 1` writes the entries `parse LOG --run RUN` writes in one
+    process (the run's templates, format and session rule, read-only), byte for byte; the
+    cluster flags without a run, and --session with one, are one error line each."""
+    from workbench.cli import main
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["parse", str(untidy_log), "--run", str(run), "--out", str(one)]) == 0
+    assert (
+        main(["parse", str(untidy_log), "--run", str(run), "--workers", "1", "--out", str(two)])
+        == 0
+    )
+    for name in ("entries.parquet", "templates.csv"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    entries = pd.read_parquet(one / "entries.parquet")
+    assert entries["session"].notna().sum() > 0  # the run's session rule was applied
+    assert main(["parse", str(untidy_log), "--workers", "1", "--out", str(tmp_path / "x")]) == 2
+    bad = ["parse", str(untidy_log), "--run", str(run), "--session", "field:Pid", "--out"]
+    bad.append(str(tmp_path / "y"))
+    assert main(bad) == 2

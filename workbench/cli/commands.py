@@ -16,6 +16,7 @@ def _lazy(module: str, name: str) -> Callable[[Any], None]:
 
 COMMANDS = [
     _lazy("workbench.logs.parse_command", "add_parse_command"),
+    _lazy("workbench.cli.parse_cluster", "add_parse_cluster_options"),
     _lazy("workbench.simulate.command", "add_simulate_command"),
     _lazy("workbench.eval.command", "add_evaluate_command"),
     _lazy("workbench.cli.pipeline", "add_pipeline_commands"),

@@ -378,9 +378,9 @@ def parse_dask(
     frame comes back to the client: for logs larger than its memory, detect instead
     (:func:`detect_dask` returns only the anomalies).
 
-    The command line does not call this yet: ``deeplog-workbench parse`` mines its templates on
-    the whole log in one process (so it has no ``--workers``); call this from Python with a
-    fitted parser (``Workbench.load(run).parser``).
+    Wiring: ``deeplog-workbench parse LOG --run RUN --workers N | --scheduler ADDRESS`` calls this
+    with the run's parser and its session rule (plain ``parse`` mines its templates on the whole
+    log in one process instead).
     """
     rule = SessionRule.parse(session) if isinstance(session, str) else session
     paths = [paths] if isinstance(paths, str | Path) else list(paths)

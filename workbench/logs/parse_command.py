@@ -58,7 +58,10 @@ def _run_parse(args: Any) -> int:
     targets = [out / ("entries.csv" if args.csv else "entries.parquet"), out / "templates.csv"]
     for t in targets:
         check_output_file(t)
-    parser, df = _parse(log, args)
+    # a higher layer may parse with a trained run's parser (``--run``, on a cluster or not)
+    hook = getattr(args, "parse_with_run", None)
+    got = hook(log, args) if hook is not None else None
+    parser, df = got if got is not None else _parse(log, args)
     summary = parser.summary(df)
     if summary.lines and not summary.parsed:
         why = ", ".join(f"{n} {r}" for r, n in summary.unparsed_reasons.items())
