@@ -390,11 +390,9 @@ def parse_dask(
         box = client.scatter(_ParserBox(parser, rule), broadcast=True, hash=False)
         cols = ["line", "session", "_sec"]
         noted: list[Any] = []
-        frames, pieces, offsets = shuffle(
-            client, _parse_only, box, ranges, n_out, cols, notes=noted
-        )
+        frames, pieces, bounds = shuffle(client, _parse_only, box, ranges, n_out, cols, notes=noted)
         times = [client.submit(_session_times, *pieces[j]) for j in range(n_out)]
-        joined = client.gather(back_to_ranges(client, times, frames, offsets, _join_times))
+        joined = client.gather(back_to_ranges(client, times, frames, bounds, _join_times))
         notes = client.gather(noted)
     except Exception as exc:
         raise cluster_failure(exc, "parsing") from None
